@@ -21,7 +21,7 @@ export function parseDigest(value: string): ParsedDigest {
   if (!m) throw new CairnError('DIGEST_INVALID', `invalid digest format: ${JSON.stringify(value)}`)
   const algorithm = m[1] as string
   const hex = m[2] as string
-  if (!(algorithm in DigestAlgorithms)) {
+  if (!Object.hasOwn(DigestAlgorithms, algorithm)) {
     throw new CairnError('UNSUPPORTED', `unsupported digest algorithm: ${algorithm}`)
   }
   const alg = algorithm as DigestAlgorithm

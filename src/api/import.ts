@@ -1,0 +1,97 @@
+/** `docker import`: a root filesystem tarball becomes a one-layer image. */
+import { basename } from 'node:path'
+import type { Readable } from 'node:stream'
+import { CairnError } from '../errors/index.js'
+import type { Digest } from '../oci/digest.js'
+import type { Compression } from '../oci/mediatype.js'
+import { hostPlatform, type ContainerConfig, type ImageConfig, type Platform } from '../oci/types.js'
+import { familiarString, parseRepositoryTag } from '../oci/reference.js'
+import { applyChanges } from '../image/changes.js'
+import { stageLayerTar } from '../image/layerblob.js'
+import { buildManifest, layerDescriptor, manifestMediaType, serializeConfig, serializeManifest, type ManifestFormat } from '../image/manifest.js'
+import type { ImageStore } from '../image/store.js'
+import { normalizeLayerStream } from '../image/normalize.js'
+import { emit, type OperationOptions } from './events.js'
+
+export interface ImportOptions extends OperationOptions {
+  /** `REPOSITORY[:TAG]` to tag the new image with. */
+  reference?: string
+  /** The history comment (default `Imported from <source>`). */
+  message?: string
+  /** Dockerfile instructions to apply to the image config (`-c`). */
+  changes?: string[]
+  /** Where the tarball came from, for the default comment: `-` for standard input. */
+  sourceName?: string
+  /** How the layer blob is stored: gzip (default), zstd or none. */
+  compression?: Compression
+  /** Manifest media types: Docker schema2 (default) or OCI. */
+  format?: ManifestFormat
+  /** Seconds since the epoch: the image's creation time, and file mtimes are clamped to it (SOURCE_DATE_EPOCH). */
+  timestamp?: number
+  platform?: Platform
+}
+
+export interface ImportResult {
+  id: Digest
+  /** The familiar tag given, if any. */
+  tag?: string
+  diffId: Digest
+  size: number
+}
+
+export async function importImage(store: ImageStore, source: Readable, opts: ImportOptions = {}): Promise<ImportResult> {
+  const ref = opts.reference !== undefined ? parseRepositoryTag(opts.reference) : undefined
+  // validate the changes before reading any input
+  const containerConfig: ContainerConfig = applyChanges({}, opts.changes ?? [])
+  const format = opts.format ?? 'docker'
+  const compression = opts.compression ?? 'gzip'
+  const created = opts.timestamp !== undefined ? new Date(opts.timestamp * 1000) : new Date()
+  if (Number.isNaN(created.getTime())) throw new CairnError('INVALID_ARGUMENT', `invalid timestamp: ${String(opts.timestamp)}`)
+
+  emit(opts, { id: '', status: 'Importing' })
+  const norm = normalizeLayerStream(source, opts.timestamp !== undefined ? { clampMtime: opts.timestamp, ...(opts.signal ? { signal: opts.signal } : {}) } : (opts.signal ? { signal: opts.signal } : {}))
+  const layerOpts: { compression: Compression; signal?: AbortSignal; onBytes?: (n: number) => void } = { compression }
+  if (opts.signal) layerOpts.signal = opts.signal
+  if (opts.onProgress) layerOpts.onBytes = (n) => emit(opts, { id: '', status: 'Importing', current: n })
+  let layer
+  try {
+    layer = await stageLayerTar(store.content, norm.stream, layerOpts)
+  } catch (err) {
+    norm.stream.destroy()
+    throw norm.error() ?? err
+  }
+  const size = norm.contentSize()
+
+  const comment = opts.message !== undefined && opts.message !== '' ? opts.message : `Imported from ${sourceLabel(opts.sourceName)}`
+  const platform = opts.platform ?? hostPlatform()
+  const config: ImageConfig = {
+    architecture: platform.architecture,
+    ...(platform.variant !== undefined ? { variant: platform.variant } : {}),
+    os: platform.os,
+    comment,
+    config: containerConfig,
+    created: created.toISOString(),
+    history: [{ created: created.toISOString(), comment }],
+    rootfs: { type: 'layers', diff_ids: [layer.diffId] },
+  }
+  const configStaged = await store.content.stageBytes(serializeConfig(config))
+  const layerDesc = layerDescriptor(format, compression, layer.staged)
+  const manifest = buildManifest(format, configStaged, [layerDesc])
+  const manifestStaged = await store.content.stageBytes(serializeManifest(manifest))
+  const res = store.addImage({
+    manifest: manifestStaged,
+    manifestMediaType: manifestMediaType(format),
+    config: configStaged,
+    configJson: config,
+    layers: [{ descriptor: layerDesc, diffId: layer.diffId, size, diffSize: layer.diffSize, staged: layer.staged }],
+    ...(ref ? { tags: [ref] } : {}),
+  })
+  const result: ImportResult = { id: res.id, diffId: layer.diffId, size }
+  if (ref) result.tag = familiarString(ref)
+  return result
+}
+
+function sourceLabel(name: string | undefined): string {
+  if (name === undefined || name === '-') return '-'
+  return /^[a-z]+:\/\//.test(name) ? name : basename(name)
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+/**
+ * The `cairn` command: parses arguments, calls the library, prints. Nothing else lives here.
+ */
+import { Command, CommanderError, Option } from 'commander'
+import { isCairnError } from '../errors/index.js'
+import { registerImageCommands } from './images.js'
+import { registerTransferCommands } from './transfer.js'
+
+/** Exit codes: Docker uses 1 for a failed operation and 125 for a usage error. */
+export const ExitCodes = { failure: 1, usage: 125 } as const
+
+export function buildProgram(): Command {
+  const program = new Command('cairn')
+  program
+    .description('Cairn: container images as stacks of content-addressed layers')
+    .version(process.env['npm_package_version'] ?? '0.1.0', '-v, --version')
+    .addOption(new Option('--root <dir>', 'the store (default: /var/lib/cairn as root, else $XDG_DATA_HOME/cairn)').env('CAIRN_ROOT'))
+    .showHelpAfterError(false)
+    .enablePositionalOptions()
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(str) })
+  registerImageCommands(program)
+  registerTransferCommands(program)
+  return program
+}
+
+/** Applies Docker's conventions to every (sub)command: usage errors exit 125. */
+function exitOverrideAll(cmd: Command): void {
+  cmd.exitOverride()
+  for (const c of cmd.commands) exitOverrideAll(c)
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram()
+  exitOverrideAll(program)
+  try {
+    await program.parseAsync(argv, { from: 'user' })
+    return process.exitCode === undefined ? 0 : Number(process.exitCode)
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0
+      return ExitCodes.usage
+    }
+    printError(err)
+    return ExitCodes.failure
+  }
+}
+
+export function printError(err: unknown): void {
+  if (isCairnError(err)) process.stderr.write(`Error: ${err.message}\n`)
+  else if (err instanceof Error) process.stderr.write(`Error: ${err.message}\n`)
+  else process.stderr.write(`Error: ${String(err)}\n`)
+  if (process.env['CAIRN_DEBUG'] && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`)
+}
+
+const isMain = process.argv[1] !== undefined && import.meta.url === new URL(`file://${(await import('node:fs')).realpathSync(process.argv[1])}`).href
+if (isMain) {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0)
+  })
+  let settled = false
+  // an operation whose promise can never settle would otherwise end the process with status 0
+  process.on('beforeExit', () => {
+    if (!settled) {
+      process.stderr.write('Error: internal error: the operation stalled before it finished\n')
+      process.exit(70)
+    }
+  })
+  main(process.argv.slice(2)).then(
+    (code) => {
+      settled = true
+      process.exitCode = code
+    },
+    (err: unknown) => {
+      settled = true
+      printError(err)
+      process.exitCode = ExitCodes.failure
+    },
+  )
+}

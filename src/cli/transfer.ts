@@ -1,0 +1,135 @@
+/** `import`, `save`, `load`: printing only. */
+import { createReadStream, createWriteStream } from 'node:fs'
+import { rename, rm } from 'node:fs/promises'
+import type { Readable } from 'node:stream'
+import type { Command } from 'commander'
+import { CairnError, isErrno } from '../errors/index.js'
+import { importImage } from '../api/import.js'
+import { loadImages } from '../api/load.js'
+import { saveImages, type ArchiveFormat } from '../api/save.js'
+import type { Compression } from '../oci/mediatype.js'
+import type { ManifestFormat } from '../image/manifest.js'
+import { randomName } from '../util/fs.js'
+import { collect, interruptSignal, withStore } from './context.js'
+import { ProgressRenderer } from './progress.js'
+
+export function registerTransferCommands(program: Command): void {
+  const image = program.commands.find((c) => c.name() === 'image')
+  for (const parent of image ? [program, image] : [program]) {
+    parent
+      .command('import')
+      .description('Import the contents from a tarball to create a filesystem image')
+      .argument('<file>', 'a tarball (any compression), or - for standard input')
+      .argument('[repository]', 'REPOSITORY[:TAG]')
+      .option('-m, --message <message>', 'set the commit message for the imported image')
+      .option('-c, --change <instruction>', 'apply a Dockerfile instruction to the created image (repeatable)', collect)
+      .option('--compression <type>', 'store the layer gzip (default), zstd or none', 'gzip')
+      .option('--oci', 'write an OCI manifest instead of Docker schema2')
+      .option('--timestamp <seconds>', 'creation time, and the latest mtime kept (default: $SOURCE_DATE_EPOCH, else now)')
+      .option('--platform <os/arch>', 'set the platform recorded in the image')
+      .action(async (file: string, repository: string | undefined, opts: { message?: string; change?: string[]; compression: string; oci?: boolean; timestamp?: string; platform?: string }, cmd: Command) => {
+        const compression = parseCompression(opts.compression)
+        const timestamp = parseTimestamp(opts.timestamp ?? process.env['SOURCE_DATE_EPOCH'])
+        const source = await openInput(file)
+        await withStore(cmd, async (store) => {
+          const res = await importImage(store, source, {
+            ...(repository !== undefined ? { reference: repository } : {}),
+            ...(opts.message !== undefined ? { message: opts.message } : {}),
+            changes: opts.change ?? [],
+            sourceName: file,
+            compression,
+            format: (opts.oci ? 'oci' : 'docker') as ManifestFormat,
+            ...(timestamp !== undefined ? { timestamp } : {}),
+            ...(opts.platform !== undefined ? { platform: parsePlatform(opts.platform) } : {}),
+            signal: interruptSignal(),
+          })
+          process.stdout.write(`${res.id}\n`)
+        })
+      })
+
+    parent
+      .command('save')
+      .description('Save one or more images to a tar archive (streamed to STDOUT by default)')
+      .argument('<image...>')
+      .option('-o, --output <file>', 'write to a file, instead of STDOUT')
+      .option('--format <format>', 'docker (default) or oci', 'docker')
+      .action(async (images: string[], opts: { output?: string; format: string }, cmd: Command) => {
+        if (opts.format !== 'docker' && opts.format !== 'oci') throw new CairnError('INVALID_ARGUMENT', `unknown archive format ${JSON.stringify(opts.format)} (docker or oci)`)
+        if (opts.output === undefined && process.stdout.isTTY) {
+          throw new CairnError('INVALID_ARGUMENT', 'cowardly refusing to save to a terminal. Use the -o flag or redirect')
+        }
+        await withStore(cmd, async (store) => {
+          const signal = interruptSignal()
+          const format = opts.format as ArchiveFormat
+          const progress = process.stderr.isTTY ? new ProgressRenderer(process.stderr).onProgress : undefined
+          if (opts.output === undefined || opts.output === '-') {
+            await saveImages(store, images, process.stdout, { format, signal, ...(progress ? { onProgress: progress } : {}) })
+            return
+          }
+          // written beside the target and renamed: a failed save never leaves a truncated archive
+          const tmp = `${opts.output}.${randomName('tmp-')}`
+          try {
+            await saveImages(store, images, createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 }), { format, signal, ...(progress ? { onProgress: progress } : {}) })
+            await rename(tmp, opts.output)
+          } catch (err) {
+            await rm(tmp, { force: true })
+            throw err
+          }
+        })
+      })
+
+    parent
+      .command('load')
+      .description('Load images from a tar archive (docker save or OCI layout) or STDIN')
+      .option('-i, --input <file>', 'read from a tar archive file, instead of STDIN')
+      .option('-q, --quiet', 'suppress the load output')
+      .action(async (opts: { input?: string; quiet?: boolean }, cmd: Command) => {
+        if (opts.input === undefined && process.stdin.isTTY) {
+          throw new CairnError('INVALID_ARGUMENT', 'requested load from stdin, but stdin is empty')
+        }
+        const source = await openInput(opts.input ?? '-')
+        await withStore(cmd, async (store) => {
+          const progress = !opts.quiet && process.stdout.isTTY ? new ProgressRenderer(process.stdout).onProgress : undefined
+          const res = await loadImages(store, source, { signal: interruptSignal(), ...(progress ? { onProgress: progress } : {}) })
+          for (const img of res.images) {
+            for (const r of img.retagged) {
+              process.stdout.write(`The image ${r.tag} already exists, renaming the old one with ID ${r.previous} to empty string\n`)
+            }
+            if (img.tags.length === 0) process.stdout.write(`Loaded image ID: ${img.id}\n`)
+            for (const t of img.tags) process.stdout.write(`Loaded image: ${t}\n`)
+          }
+        })
+      })
+  }
+}
+
+async function openInput(file: string): Promise<Readable> {
+  if (file === '-') return process.stdin
+  const stream = createReadStream(file, { highWaterMark: 1 << 20 })
+  await new Promise<void>((resolve, reject) => {
+    stream.once('open', () => resolve())
+    stream.once('error', (err) => {
+      if (isErrno(err, 'ENOENT')) reject(new CairnError('INVALID_ARGUMENT', `open ${file}: no such file or directory`))
+      else reject(err)
+    })
+  })
+  return stream
+}
+
+function parseCompression(s: string): Compression {
+  if (s === 'gzip' || s === 'zstd' || s === 'none') return s
+  throw new CairnError('INVALID_ARGUMENT', `unknown compression ${JSON.stringify(s)} (gzip, zstd or none)`)
+}
+
+function parseTimestamp(s: string | undefined): number | undefined {
+  if (s === undefined || s === '') return undefined
+  if (!/^\d+$/.test(s)) throw new CairnError('INVALID_ARGUMENT', `invalid timestamp ${JSON.stringify(s)}: want seconds since the epoch`)
+  return Number(s)
+}
+
+function parsePlatform(s: string): { os: string; architecture: string; variant?: string } {
+  const [os, architecture, variant] = s.split('/')
+  if (!os || !architecture) throw new CairnError('INVALID_ARGUMENT', `invalid platform ${JSON.stringify(s)}: want os/arch[/variant]`)
+  return variant ? { os, architecture, variant } : { os, architecture }
+}
+

@@ -1,0 +1,393 @@
+/**
+ * The content-addressable blob store: `blobs/<alg>/<hex>`.
+ *
+ * A blob becomes visible only when it is complete and verified: bytes are streamed into
+ * `ingest/<random>` while hashed, the file is fsynced, size and digest are checked, and only
+ * then is it renamed to its final name (and the folder fsynced). Two writers of the same blob
+ * both succeed and leave one copy (rename replaces identical content atomically).
+ *
+ * Deletion is two-phase so that it can be made part of a metadata transaction: `trash()`
+ * renames the blob into `trash/` (cheap, atomic); `emptyTrash()` unlinks it once the
+ * transaction has committed; `recoverTrash()` moves back anything a crashed process
+ * trashed but still referenced.
+ */
+import { existsSync, readdirSync, renameSync, unlinkSync, openSync, fsyncSync, closeSync, type ReadStream } from 'node:fs'
+import { mkdir, open, readdir, rename, stat, unlink, readFile, rm } from 'node:fs/promises'
+import { Readable, Transform, Writable, type TransformCallback } from 'node:stream'
+import type { FileHandle } from 'node:fs/promises'
+import { pipeline } from 'node:stream/promises'
+import { CairnError, isErrno, throwIfAborted } from '../errors/index.js'
+import { HashingStream, parseDigest, type Digest, type DigestAlgorithm } from '../oci/digest.js'
+import { fsyncDir, randomName, unlinkIfExists } from '../util/fs.js'
+
+export interface BlobInfo {
+  digest: Digest
+  size: number
+}
+
+export interface WriteOptions {
+  /** When given, the content must hash to this digest (else DIGEST_INVALID, nothing stored). */
+  expected?: Digest
+  /** When given, the content must have exactly this many bytes (else SIZE_INVALID). */
+  size?: number
+  algorithm?: DigestAlgorithm
+  signal?: AbortSignal
+  /** Called as bytes arrive, with the running total. */
+  onBytes?: (written: number) => void
+}
+
+const WRITE_HWM = 1 << 20
+
+export class ContentStore {
+  readonly root: string
+  private readonly ingestDir: string
+  private readonly trashDir: string
+
+  constructor(root: string) {
+    this.root = root
+    this.ingestDir = `${root}/ingest`
+    this.trashDir = `${root}/trash`
+  }
+
+  async init(): Promise<void> {
+    for (const alg of ['sha256', 'sha512']) await mkdir(`${this.root}/blobs/${alg}`, { recursive: true })
+    await mkdir(this.ingestDir, { recursive: true })
+    await mkdir(this.trashDir, { recursive: true })
+  }
+
+  path(digest: Digest): string {
+    const { algorithm, hex } = parseDigest(digest)
+    return `${this.root}/blobs/${algorithm}/${hex}`
+  }
+
+  async info(digest: Digest): Promise<BlobInfo | undefined> {
+    try {
+      const st = await stat(this.path(digest))
+      return { digest, size: st.size }
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return undefined
+      throw err
+    }
+  }
+
+  async has(digest: Digest): Promise<boolean> {
+    return (await this.info(digest)) !== undefined
+  }
+
+  /** A fresh stream of the blob's bytes; BLOB_UNKNOWN when absent. */
+  async read(digest: Digest, range?: { start: number; end?: number }): Promise<ReadStream> {
+    const p = this.path(digest)
+    const fh = await open(p, 'r').catch((err: unknown) => {
+      if (isErrno(err, 'ENOENT')) throw new CairnError('BLOB_UNKNOWN', `blob unknown: ${digest}`)
+      throw err
+    })
+    const opts: { highWaterMark: number; start?: number; end?: number } = { highWaterMark: WRITE_HWM }
+    if (range) {
+      opts.start = range.start
+      if (range.end !== undefined) opts.end = range.end
+    }
+    return fh.createReadStream(opts)
+  }
+
+  /** Reads a small blob (a manifest or config) whole, refusing anything larger than `maxSize`. */
+  async readBytes(digest: Digest, maxSize = 4 << 20): Promise<Buffer> {
+    const info = await this.info(digest)
+    if (!info) throw new CairnError('BLOB_UNKNOWN', `blob unknown: ${digest}`)
+    if (info.size > maxSize) throw new CairnError('SIZE_INVALID', `blob ${digest} is ${info.size} bytes, more than ${maxSize}`)
+    return readFile(this.path(digest))
+  }
+
+  async readJson<T>(digest: Digest, maxSize = 4 << 20): Promise<T> {
+    const buf = await this.readBytes(digest, maxSize)
+    try {
+      return JSON.parse(buf.toString('utf8')) as T
+    } catch (err) {
+      throw new CairnError('STORE_CORRUPT', `blob ${digest} is not valid JSON`, { cause: err })
+    }
+  }
+
+  /** Stores bytes already in memory (manifests, configs). */
+  async writeBytes(data: Uint8Array | string, opts: Omit<WriteOptions, 'onBytes'> = {}): Promise<BlobInfo> {
+    const buf = typeof data === 'string' ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+    return this.write(Readable.from([buf]), opts)
+  }
+
+  /** Streams `source` into the store; see the class comment for the guarantees. */
+  async write(source: NodeJS.ReadableStream | AsyncIterable<Uint8Array>, opts: WriteOptions = {}): Promise<BlobInfo> {
+    const staged = await this.stageStream(source, opts)
+    this.publishSync(staged)
+    return { digest: staged.digest, size: staged.size }
+  }
+
+  /**
+   * Opens an ingest: a writable that hashes as it writes. Call `commit()` after the stream has
+   * finished to verify and publish, or `abort()` to throw the bytes away.
+   */
+  async ingest(algorithm: DigestAlgorithm = 'sha256'): Promise<Ingest> {
+    await mkdir(this.ingestDir, { recursive: true })
+    const tmp = `${this.ingestDir}/${randomName()}`
+    const fh = await open(tmp, 'wx', 0o644)
+    const hasher = new HashingStream(algorithm)
+    const file = new FileSink(fh)
+    // hasher → file; callers write into `stream`
+    const done = pipeline(hasher, file)
+    done.catch(() => undefined)
+    let closed = false
+    const close = async (): Promise<void> => {
+      if (closed) return
+      closed = true
+      await fh.close()
+    }
+    const stage = async (o: { expected?: Digest; size?: number } = {}): Promise<StagedBlob> => {
+      try {
+        await done // FileSink has fsynced the file by now
+        await close()
+        const digest = hasher.digest
+        const size = hasher.size
+        if (o.size !== undefined && o.size !== size) {
+          throw new CairnError('SIZE_INVALID', `size mismatch: expected ${o.size} bytes, got ${size}`)
+        }
+        if (o.expected !== undefined && o.expected !== digest) {
+          throw new CairnError('DIGEST_INVALID', `digest mismatch: expected ${o.expected}, got ${digest}`)
+        }
+        return { digest, size, tmpPath: tmp }
+      } catch (err) {
+        await close().catch(() => undefined)
+        await unlinkIfExists(tmp)
+        throw err
+      }
+    }
+    return {
+      stream: hasher,
+      stage,
+      commit: async (o = {}) => {
+        const staged = await stage(o)
+        const final = this.path(staged.digest)
+        try {
+          await rename(tmp, final)
+        } catch (err) {
+          await unlinkIfExists(tmp)
+          throw err
+        }
+        await fsyncDir(final.slice(0, final.lastIndexOf('/')))
+        return { digest: staged.digest, size: staged.size }
+      },
+      abort: async () => {
+        hasher.destroy()
+        await done.catch(() => undefined)
+        await close().catch(() => undefined)
+        await unlinkIfExists(tmp)
+      },
+    }
+  }
+
+  /** Like `write`, but leaves the verified blob staged (see `Ingest.stage`). */
+  async stageStream(source: NodeJS.ReadableStream | AsyncIterable<Uint8Array>, opts: WriteOptions = {}): Promise<StagedBlob> {
+    const ingest = await this.ingest(opts.algorithm ?? (opts.expected ? parseDigest(opts.expected).algorithm : 'sha256'))
+    try {
+      const steps: unknown[] = [source]
+      if (opts.onBytes) steps.push(progressTap(opts.onBytes))
+      steps.push(ingest.stream)
+      await (pipeline as (streams: unknown[], o: object) => Promise<void>)(steps, opts.signal ? { signal: opts.signal } : {})
+      const o: { expected?: Digest; size?: number } = {}
+      if (opts.expected !== undefined) o.expected = opts.expected
+      if (opts.size !== undefined) o.size = opts.size
+      return await ingest.stage(o)
+    } catch (err) {
+      await ingest.abort()
+      if (opts.signal?.aborted) throw new CairnError('ABORTED', 'operation aborted', { cause: err })
+      throw err
+    }
+  }
+
+  async stageBytes(data: Uint8Array | string, opts: Omit<WriteOptions, 'onBytes'> = {}): Promise<StagedBlob> {
+    const buf = typeof data === 'string' ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+    return this.stageStream(Readable.from([buf]), opts)
+  }
+
+  /**
+   * Makes a staged blob visible; synchronous so that it can run inside a metadata transaction.
+   * If the blob already exists the staged copy is dropped. Returns true if it was newly published.
+   */
+  publishSync(staged: StagedBlob): boolean {
+    const final = this.path(staged.digest)
+    if (existsSync(final)) {
+      try { unlinkSync(staged.tmpPath) } catch { /* already gone */ }
+      return false
+    }
+    renameSync(staged.tmpPath, final)
+    const dir = final.slice(0, final.lastIndexOf('/'))
+    const fd = openSync(dir, 'r')
+    try { fsyncSync(fd) } finally { closeSync(fd) }
+    return true
+  }
+
+  /** Drops a staged blob that will not be published. */
+  async discard(staged: StagedBlob): Promise<void> {
+    await unlinkIfExists(staged.tmpPath)
+  }
+
+  /**
+   * Ensures a blob is present, bringing it back from the trash if a concurrent delete moved it
+   * there. Synchronous: for use inside a metadata transaction.
+   */
+  ensureSync(digest: Digest): boolean {
+    if (existsSync(this.path(digest))) return true
+    const { algorithm, hex } = parseDigest(digest)
+    const prefix = `${algorithm}-${hex}-`
+    for (const name of safeReaddirSync(this.trashDir)) {
+      if (!name.startsWith(prefix)) continue
+      try {
+        renameSync(`${this.trashDir}/${name}`, this.path(digest))
+        return true
+      } catch { /* raced with another restore */ }
+    }
+    return existsSync(this.path(digest))
+  }
+
+  /** Phase one of a delete, synchronous (inside a transaction). Returns the trash path. */
+  trashSync(digest: Digest): string | undefined {
+    const { algorithm, hex } = parseDigest(digest)
+    const dest = `${this.trashDir}/${algorithm}-${hex}-${randomName()}`
+    try {
+      renameSync(this.path(digest), dest)
+      return dest
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return undefined
+      throw err
+    }
+  }
+
+  hasTrashSync(): boolean {
+    return safeReaddirSync(this.trashDir).length > 0
+  }
+
+  /** Synchronous `recoverTrash`, for use inside the metadata write transaction. */
+  recoverTrashSync(isReferenced: (d: Digest) => boolean): void {
+    for (const name of safeReaddirSync(this.trashDir)) {
+      const p = `${this.trashDir}/${name}`
+      const m = /^(sha256|sha512)-([a-f0-9]+)-/.exec(name)
+      const digest = m ? (`${m[1]}:${m[2]}` as Digest) : undefined
+      try {
+        if (digest && isReferenced(digest) && !existsSync(this.path(digest))) renameSync(p, this.path(digest))
+        else unlinkSync(p)
+      } catch { /* another process got there first */ }
+    }
+  }
+
+  /** Phase two: removes trashed files for good. */
+  async emptyTrash(paths?: readonly string[]): Promise<void> {
+    const list = paths ?? (await readdir(this.trashDir).catch(() => [] as string[])).map((n) => `${this.trashDir}/${n}`)
+    for (const p of list) await unlinkIfExists(p)
+  }
+
+  /** Removes ingest files left by processes that died (older than `maxAgeMs`). */
+  async cleanIngest(maxAgeMs = 24 * 3600 * 1000): Promise<void> {
+    const names = await readdir(this.ingestDir).catch(() => [] as string[])
+    const now = Date.now()
+    for (const name of names) {
+      const p = `${this.ingestDir}/${name}`
+      const pid = Number(name.split('-')[0])
+      const st = await stat(p).catch(() => undefined)
+      if (!st) continue
+      if (!processAlive(pid) || now - st.mtimeMs > maxAgeMs) await rm(p, { force: true })
+    }
+  }
+
+  /** Every blob digest present. */
+  async *list(signal?: AbortSignal): AsyncGenerator<BlobInfo> {
+    for (const alg of ['sha256', 'sha512'] as const) {
+      const dir = `${this.root}/blobs/${alg}`
+      const names = await readdir(dir).catch(() => [] as string[])
+      for (const hex of names) {
+        throwIfAborted(signal)
+        const st = await stat(`${dir}/${hex}`).catch(() => undefined)
+        if (st) yield { digest: `${alg}:${hex}`, size: st.size }
+      }
+    }
+  }
+}
+
+export interface Ingest {
+  /** Write the content here. */
+  stream: Transform
+  /** Verifies and publishes the blob. */
+  commit(opts?: { expected?: Digest; size?: number }): Promise<BlobInfo>
+  /**
+   * Verifies and fsyncs the blob but keeps it out of sight: publish it with
+   * `ContentStore.publishSync` inside the metadata transaction that references it.
+   */
+  stage(opts?: { expected?: Digest; size?: number }): Promise<StagedBlob>
+  abort(): Promise<void>
+}
+
+/** A verified blob not yet visible in the store. */
+export interface StagedBlob extends BlobInfo {
+  tmpPath: string
+}
+
+/** Writes to an open file and fsyncs it before reporting 'finish'; the caller closes the handle. */
+class FileSink extends Writable {
+  constructor(private readonly fh: FileHandle) {
+    super({ highWaterMark: WRITE_HWM })
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.writeAll([chunk]).then(() => cb(), cb)
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    this.writeAll(chunks.map((c) => c.chunk)).then(() => cb(), cb)
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.fh.sync().then(() => cb(), cb)
+  }
+
+  private async writeAll(buffers: Buffer[]): Promise<void> {
+    let pending = buffers
+    while (pending.length > 0) {
+      const { bytesWritten } = await this.fh.writev(pending)
+      let skip = bytesWritten
+      const rest: Buffer[] = []
+      for (const b of pending) {
+        if (skip >= b.length) {
+          skip -= b.length
+          continue
+        }
+        rest.push(skip > 0 ? b.subarray(skip) : b)
+        skip = 0
+      }
+      pending = rest
+    }
+  }
+}
+
+function safeReaddirSync(dir: string): string[] {
+  try {
+    return readdirSync(dir)
+  } catch {
+    return []
+  }
+}
+
+function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return isErrno(err, 'EPERM')
+  }
+}
+
+function progressTap(onBytes: (n: number) => void): Transform {
+  let total = 0
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb: TransformCallback) {
+      total += chunk.length
+      onBytes(total)
+      cb(null, chunk)
+    },
+  })
+}

@@ -1,0 +1,43 @@
+/**
+ * Turning an uncompressed layer tar stream into a stored layer blob in one streaming pass:
+ * the diffID (sha256 of the tar) is computed as the bytes flow into the compressor, and the
+ * digest (sha256 of the compressed bytes) as they flow into the content store.
+ */
+import type { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import type { ContentStore, StagedBlob } from '../content/store.js'
+import { HashingStream, type Digest } from '../oci/digest.js'
+import type { Compression } from '../oci/mediatype.js'
+import { compressStream } from '../layer/compression.js'
+
+export interface StagedLayer {
+  staged: StagedBlob
+  diffId: Digest
+  /** Bytes of the uncompressed tar. */
+  diffSize: number
+  compression: Compression
+}
+
+export async function stageLayerTar(
+  content: ContentStore,
+  tar: Readable,
+  opts: { compression: Compression; signal?: AbortSignal; onBytes?: (uncompressed: number) => void },
+): Promise<StagedLayer> {
+  const ingest = await content.ingest()
+  const diff = new HashingStream()
+  if (opts.onBytes) {
+    const cb = opts.onBytes
+    diff.on('data', () => cb(diff.size))
+  }
+  try {
+    const steps: unknown[] = [tar, diff]
+    if (opts.compression !== 'none') steps.push(compressStream(opts.compression))
+    steps.push(ingest.stream)
+    await (pipeline as (streams: unknown[], o: object) => Promise<void>)(steps, opts.signal ? { signal: opts.signal } : {})
+    const staged = await ingest.stage()
+    return { staged, diffId: diff.digest, diffSize: diff.size, compression: opts.compression }
+  } catch (err) {
+    await ingest.abort()
+    throw err
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * Examines a layer blob in one pass: its digest (of the bytes as stored), its compression,
+ * its diffID (of the uncompressed tar) and sizes, while checking that the tar is well formed
+ * and that no entry climbs out of the root. Nothing is written.
+ */
+import { PassThrough, type Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { CairnError } from '../errors/index.js'
+import { HashingStream, type Digest } from '../oci/digest.js'
+import type { Compression } from '../oci/mediatype.js'
+import { decompressor, sniffCompression } from '../layer/compression.js'
+import { readTar } from '../layer/tar.js'
+import { entryComponents } from '../layer/path.js'
+
+export interface LayerFacts {
+  digest: Digest
+  /** Bytes as stored. */
+  compressedSize: number
+  compression: Compression
+  diffId: Digest
+  /** Bytes of the uncompressed tar. */
+  diffSize: number
+  /** Sum of regular file sizes: the layer's size as Docker reports it. */
+  size: number
+}
+
+export async function examineLayer(source: Readable, opts: { signal?: AbortSignal; onBytes?: (n: number) => void; label?: string } = {}): Promise<LayerFacts> {
+  const label = opts.label ?? 'layer'
+  const stored = new HashingStream()
+  const tee = new PassThrough({ highWaterMark: 1 << 20 })
+  const storedDone = (pipeline as (s: unknown[], o: object) => Promise<void>)(
+    opts.onBytes ? [source, stored, tap(opts.onBytes), tee] : [source, stored, tee],
+    opts.signal ? { signal: opts.signal } : {},
+  )
+  let compression: Compression = 'none'
+  const diff = new HashingStream()
+  let size = 0
+  const parse = async (): Promise<void> => {
+    const sniffed = await sniffCompression(tee, opts.signal ? { signal: opts.signal } : {})
+    compression = sniffed.compression
+    const plainDone = (pipeline as (s: unknown[], o: object) => Promise<void>)(
+      compression === 'none' ? [sniffed.stream, diff] : [sniffed.stream, decompressor(compression), diff],
+      opts.signal ? { signal: opts.signal } : {},
+    )
+    plainDone.catch(() => undefined)
+    for await (const entry of readTar(diff, opts.signal ? { signal: opts.signal } : {})) {
+      const h = entry.header
+      entryComponents(h.path)
+      if (h.type === 'hardlink') entryComponents(h.linkname)
+      if (h.type === 'file') size += h.size
+      entry.body.resume()
+    }
+    // readTar reads on past the end-of-archive marker, so the diffID covers every byte
+    await plainDone
+  }
+  try {
+    await Promise.all([storedDone, parse()])
+  } catch (err) {
+    source.destroy()
+    tee.destroy()
+    if (typeof err === 'object' && err !== null && (err as { name?: string }).name === 'CairnError') {
+      const e = err as CairnError
+      throw new CairnError(e.code, `${label}: ${e.message}`, { cause: err })
+    }
+    const code = (err as { code?: unknown } | null)?.code
+    if (typeof code === 'string' && code.startsWith('Z_')) {
+      throw new CairnError('INVALID_LAYER', `${label}: damaged compressed data (${(err as Error).message})`, { cause: err })
+    }
+    throw err
+  }
+  return { digest: stored.digest, compressedSize: stored.size, compression, diffId: diff.digest, diffSize: diff.size, size }
+}
+
+function tap(onBytes: (n: number) => void): PassThrough {
+  let n = 0
+  const t = new PassThrough({ highWaterMark: 1 << 20 })
+  t.on('data', (c: Buffer) => {
+    n += c.length
+    onBytes(n)
+  })
+  return t
+}
+
+export function assertDiffId(facts: LayerFacts, expected: Digest | undefined, label: string): void {
+  if (expected === undefined) throw new CairnError('MANIFEST_INVALID', `${label}: the image config lists fewer layers than the manifest`)
+  if (facts.diffId !== expected) {
+    throw new CairnError('DIGEST_INVALID', `${label}: its content does not match the image config (diffID ${facts.diffId}, expected ${expected})`)
+  }
+}

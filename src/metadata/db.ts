@@ -1,0 +1,123 @@
+/**
+ * The metadata database: tags, images, layers, and which blobs each image holds.
+ *
+ * SQLite in WAL mode gives what a multi-process CLI needs: every change is one transaction,
+ * so a process killed at any moment leaves the previous state or the next, never a mix; the
+ * database's own locks (released by the kernel when a process dies) serialise concurrent
+ * writers; readers never block writers.
+ */
+import Database from 'better-sqlite3'
+import { CairnError } from '../errors/index.js'
+
+export type DB = Database.Database
+
+/** Schema migrations; index i upgrades `user_version` i to i+1. Append only. */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE images (
+    id TEXT PRIMARY KEY,              -- config digest (the IMAGE ID)
+    manifest_digest TEXT NOT NULL,
+    manifest_media_type TEXT NOT NULL,
+    config_digest TEXT NOT NULL,
+    created INTEGER NOT NULL,         -- ms since epoch, from the config
+    added INTEGER NOT NULL,           -- ms since epoch, when stored here
+    size INTEGER NOT NULL,            -- unpacked size of all layers, as Docker counts it
+    parent TEXT                       -- image this one was committed from, if known
+  );
+  CREATE INDEX images_parent ON images(parent);
+
+  CREATE TABLE tags (
+    name TEXT PRIMARY KEY,            -- normalised: docker.io/library/ubuntu:latest
+    image_id TEXT NOT NULL REFERENCES images(id),
+    updated INTEGER NOT NULL
+  );
+  CREATE INDEX tags_image ON tags(image_id);
+
+  CREATE TABLE repo_digests (
+    name TEXT PRIMARY KEY,            -- docker.io/huzd/test@sha256:…
+    image_id TEXT NOT NULL REFERENCES images(id)
+  );
+  CREATE INDEX repo_digests_image ON repo_digests(image_id);
+
+  -- every blob an image needs: manifest, config, layers
+  CREATE TABLE image_blobs (
+    image_id TEXT NOT NULL REFERENCES images(id),
+    digest TEXT NOT NULL,
+    PRIMARY KEY (image_id, digest)
+  );
+  CREATE INDEX image_blobs_digest ON image_blobs(digest);
+
+  -- layers by diffID: which blob holds each, and its unpacked size
+  CREATE TABLE layer_blobs (
+    diff_id TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    compressed_size INTEGER NOT NULL,
+    size INTEGER NOT NULL,            -- unpacked content (sum of regular file sizes)
+    diff_size INTEGER NOT NULL,       -- bytes of the uncompressed tar
+    PRIMARY KEY (diff_id, digest)
+  );
+  CREATE INDEX layer_blobs_digest ON layer_blobs(digest);
+
+  -- layer stacks by chain ID
+  CREATE TABLE chains (
+    chain_id TEXT PRIMARY KEY,
+    parent TEXT,
+    diff_id TEXT NOT NULL,
+    size INTEGER NOT NULL
+  );
+
+  CREATE TABLE image_chains (
+    image_id TEXT NOT NULL REFERENCES images(id),
+    idx INTEGER NOT NULL,
+    chain_id TEXT NOT NULL,
+    PRIMARY KEY (image_id, idx)
+  );
+  CREATE INDEX image_chains_chain ON image_chains(chain_id);
+
+  -- containers reference images; the container engine fills this table
+  CREATE TABLE containers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    image_id TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'created'
+  );
+  CREATE INDEX containers_image ON containers(image_id);
+
+  CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  `,
+]
+
+export function openDatabase(path: string): DB {
+  let db: DB
+  try {
+    db = new Database(path, { timeout: 60_000 })
+  } catch (err) {
+    throw new CairnError('STORE_CORRUPT', `cannot open the metadata database ${path}: ${(err as Error).message}`, { cause: err })
+  }
+  db.pragma('journal_mode = WAL')
+  db.pragma('synchronous = FULL')
+  db.pragma('foreign_keys = ON')
+  migrate(db)
+  return db
+}
+
+function migrate(db: DB): void {
+  const current = db.pragma('user_version', { simple: true }) as number
+  if (current > MIGRATIONS.length) {
+    throw new CairnError('NOT_SUPPORTED', `this store was written by a newer Cairn (schema ${current}, this one knows ${MIGRATIONS.length})`)
+  }
+  if (current === MIGRATIONS.length) return
+  db.transaction(() => {
+    // re-read inside the write lock: another process may have migrated meanwhile
+    const v = db.pragma('user_version', { simple: true }) as number
+    for (let i = v; i < MIGRATIONS.length; i++) {
+      db.exec(MIGRATIONS[i] as string)
+      db.pragma(`user_version = ${i + 1}`)
+    }
+  }).immediate()
+}

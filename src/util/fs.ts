@@ -1,0 +1,51 @@
+import { open, rename, mkdir, unlink } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { isErrno } from '../errors/index.js'
+
+/** fsyncs a directory so that a rename or unlink inside it is durable. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r')
+  try {
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+}
+
+export function randomName(prefix = ''): string {
+  return `${prefix}${process.pid}-${randomBytes(8).toString('hex')}`
+}
+
+/**
+ * Writes a small file atomically: temp file in the same folder, fsync, rename, fsync folder.
+ * Readers see the old content or the new, never a mix.
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  const dir = path.slice(0, path.lastIndexOf('/')) || '/'
+  await mkdir(dir, { recursive: true })
+  const tmp = `${dir}/.tmp-${randomName()}`
+  const fh = await open(tmp, 'wx', mode)
+  try {
+    await fh.writeFile(data)
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+  try {
+    await rename(tmp, path)
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined)
+    throw err
+  }
+  await fsyncDir(dir)
+}
+
+export async function unlinkIfExists(path: string): Promise<boolean> {
+  try {
+    await unlink(path)
+    return true
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return false
+    throw err
+  }
+}
