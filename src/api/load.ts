@@ -11,7 +11,7 @@ import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { CairnError, isErrno } from '../errors/index.js'
 import { digestHex, digestOf, isDigest, parseDigest, type Digest } from '../oci/digest.js'
-import { MediaTypes, isIndexMediaType, layerMediaType, type Compression } from '../oci/mediatype.js'
+import { MediaTypes, isIndexMediaType, layerCompression, layerMediaType, type Compression } from '../oci/mediatype.js'
 import { hostPlatform, type Descriptor, type DockerArchiveManifestEntry, type ImageConfig, type ImageIndex, type ImageManifest } from '../oci/types.js'
 import { familiarString, parseReference, type Reference } from '../oci/reference.js'
 import { readTar } from '../layer/tar.js'
@@ -182,6 +182,13 @@ async function loadDocker(store: ImageStore, archive: ArchiveDir, opts: Operatio
       const { facts, staged } = await layerFromFile(store, archive.resolve(layerPath), cache, layerPath.split('/')[0]?.slice(0, 12) ?? layerPath, opts)
       assertDiffId(facts, diffIds[i], `layer ${layerPath}`)
       emit(opts, { id: layerPath.split('/')[0]?.slice(0, 12) ?? layerPath, status: 'Loading layer', current: facts.compressedSize, total: facts.compressedSize })
+      // a layer already stored (under any compression) is reused: one copy per diffID
+      const existing = store.layerBlob(facts.diffId)
+      if (existing) {
+        const descriptor: Descriptor = { mediaType: dockerLayerType(existing.mediaType), size: existing.compressedSize, digest: existing.digest }
+        layers.push({ descriptor, diffId: facts.diffId, size: existing.size, diffSize: existing.diffSize })
+        continue
+      }
       const descriptor: Descriptor = { mediaType: layerMediaType(facts.compression, 'docker'), size: facts.compressedSize, digest: facts.digest }
       const input: LayerInput = { descriptor, diffId: facts.diffId, size: facts.size, diffSize: facts.diffSize }
       if (staged) input.staged = staged
@@ -256,6 +263,11 @@ async function loadOci(store: ImageStore, archive: ArchiveDir, opts: OperationOp
     result.images.push(loaded(res, tags))
   }
   return result
+}
+
+/** The Docker schema2 media type for a stored layer's media type. */
+function dockerLayerType(mediaType: string): string {
+  return layerMediaType(layerCompression(mediaType), 'docker')
 }
 
 /** Image names in an OCI index: containerd's full name, else a ref.name that is a whole reference. */

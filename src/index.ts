@@ -1,0 +1,121 @@
+/**
+ * Cairn as a library: every CLI verb is a typed function that returns data and reports
+ * progress through `onProgress`; nothing here prints.
+ *
+ *   const cairn = await Cairn.open({ root: '/var/lib/cairn' })
+ *   const { id } = await cairn.import('rootfs.tar.gz', { reference: 'base:1.0' })
+ *   console.log(cairn.images())
+ *   cairn.close()
+ */
+import { createReadStream, createWriteStream } from 'node:fs'
+import { rename, rm } from 'node:fs/promises'
+import type { Readable, Writable } from 'node:stream'
+import { ImageStore } from './image/store.js'
+import { defaultRoot } from './api/root.js'
+import {
+  diskUsage, imageHistory, inspectImage, listImages, pruneImages, removeImages, tagImage,
+  type DiskUsage, type HistoryRow, type ImageInspect, type ImageSummary, type ListImagesOptions, type PruneResult,
+  type RemoveOptions, type RemoveResult,
+} from './api/images.js'
+import { importImage, type ImportOptions, type ImportResult } from './api/import.js'
+import { saveImages, type SaveOptions } from './api/save.js'
+import { loadImages, type LoadResult } from './api/load.js'
+import type { OperationOptions } from './api/events.js'
+import type { Digest } from './oci/digest.js'
+import { randomName } from './util/fs.js'
+
+export interface CairnOptions {
+  /** The store folder (default: /var/lib/cairn as root, else $XDG_DATA_HOME/cairn). */
+  root?: string
+}
+
+export class Cairn {
+  private constructor(readonly store: ImageStore) {}
+
+  static async open(opts: CairnOptions = {}): Promise<Cairn> {
+    return new Cairn(await ImageStore.open(opts.root ?? process.env['CAIRN_ROOT'] ?? defaultRoot()))
+  }
+
+  get root(): string {
+    return this.store.root
+  }
+
+  close(): void {
+    this.store.close()
+  }
+
+  /** `cairn images` */
+  images(opts: ListImagesOptions = {}): ImageSummary[] {
+    return listImages(this.store, opts)
+  }
+
+  /** `cairn import`: a root filesystem tarball (path, or a stream) becomes a one-layer image. */
+  async import(source: string | Readable, opts: ImportOptions = {}): Promise<ImportResult> {
+    const stream = typeof source === 'string' ? createReadStream(source, { highWaterMark: 1 << 20 }) : source
+    const o: ImportOptions = typeof source === 'string' && opts.sourceName === undefined ? { ...opts, sourceName: source } : opts
+    return importImage(this.store, stream, o)
+  }
+
+  /** `cairn tag` */
+  tag(source: string, target: string): { id: Digest; target: string } {
+    return tagImage(this.store, source, target)
+  }
+
+  /** `cairn rmi` */
+  async rmi(images: string | readonly string[], opts: RemoveOptions = {}): Promise<RemoveResult> {
+    return removeImages(this.store, typeof images === 'string' ? [images] : images, opts)
+  }
+
+  /** `cairn inspect` */
+  async inspect(image: string): Promise<ImageInspect> {
+    return inspectImage(this.store, image)
+  }
+
+  /** `cairn history` */
+  async history(image: string): Promise<HistoryRow[]> {
+    return imageHistory(this.store, image)
+  }
+
+  /** `cairn save`: to a stream, or atomically to a file path. */
+  async save(images: string | readonly string[], out: string | Writable, opts: SaveOptions = {}): Promise<void> {
+    const names = typeof images === 'string' ? [images] : images
+    if (typeof out !== 'string') return saveImages(this.store, names, out, opts)
+    const tmp = `${out}.${randomName('tmp-')}`
+    try {
+      await saveImages(this.store, names, createWriteStream(tmp, { flags: 'wx' }), opts)
+      await rename(tmp, out)
+    } catch (err) {
+      await rm(tmp, { force: true })
+      throw err
+    }
+  }
+
+  /** `cairn load`: from a file path or a stream. */
+  async load(input: string | Readable, opts: OperationOptions = {}): Promise<LoadResult> {
+    return loadImages(this.store, typeof input === 'string' ? createReadStream(input, { highWaterMark: 1 << 20 }) : input, opts)
+  }
+
+  /** `cairn system df` */
+  async df(): Promise<DiskUsage> {
+    return diskUsage(this.store)
+  }
+
+  /** `cairn image prune` */
+  async prune(opts: { all?: boolean } = {}): Promise<PruneResult> {
+    return pruneImages(this.store, opts)
+  }
+}
+
+export { ImageStore, type ImageRecord, type DeleteRecord } from './image/store.js'
+export { ContentStore, type BlobInfo, type StagedBlob } from './content/store.js'
+export { CairnError, ErrorCodes, hasCode, isCairnError, type ErrorCode } from './errors/index.js'
+export { parseDigest, digestOf, chainId, chainIds, type Digest } from './oci/digest.js'
+export { MediaTypes, type Compression } from './oci/mediatype.js'
+export type { Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform, HistoryEntry, ContainerConfig } from './oci/types.js'
+export { parseReference, familiarString, formatReference, type Reference } from './oci/reference.js'
+export { readTar, writeTar } from './layer/tar.js'
+export { applyLayer } from './layer/apply.js'
+export { tarDirectory } from './layer/diff.js'
+export { defaultRoot } from './api/root.js'
+export type { ProgressEvent, ProgressListener, OperationOptions } from './api/events.js'
+export type { DiskUsage, HistoryRow, ImageInspect, ImageSummary, ListImagesOptions, PruneResult, RemoveOptions, RemoveResult, ImportOptions, ImportResult, SaveOptions, LoadResult }
