@@ -9,7 +9,7 @@ import { CairnError } from '../errors/index.js'
 import { HashingStream, type Digest } from '../oci/digest.js'
 import type { Compression } from '../oci/mediatype.js'
 import { decompressor, sniffCompression } from '../layer/compression.js'
-import { readTar } from '../layer/tar.js'
+import { readTar, type TarHeader } from '../layer/tar.js'
 import { entryComponents } from '../layer/path.js'
 
 export interface LayerFacts {
@@ -47,7 +47,7 @@ export async function examineLayer(source: Readable, opts: { signal?: AbortSigna
       const h = entry.header
       entryComponents(h.path)
       if (h.type === 'hardlink') entryComponents(h.linkname)
-      if (h.type === 'file') size += h.size
+      size += dockerSize(h)
       entry.body.resume()
     }
     // readTar reads on past the end-of-archive marker, so the diffID covers every byte
@@ -79,6 +79,17 @@ function tap(onBytes: (n: number) => void): PassThrough {
     onBytes(n)
   })
   return t
+}
+
+/**
+ * What an entry adds to a layer's size as Docker reports it: Docker sums the lstat sizes of
+ * everything but directories once unpacked, so a regular file counts its bytes, a symlink
+ * the length of its target, and a hard link nothing (its inode is counted once).
+ */
+export function dockerSize(h: TarHeader): number {
+  if (h.type === 'file') return h.size
+  if (h.type === 'symlink') return Buffer.byteLength(h.linkname)
+  return 0
 }
 
 export function assertDiffId(facts: LayerFacts, expected: Digest | undefined, label: string): void {

@@ -9,6 +9,7 @@ import { CairnError } from '../errors/index.js'
 import { readTar, writeTar, type TarEntryInput } from '../layer/tar.js'
 import { decompressStream } from '../layer/compression.js'
 import { entryComponents } from '../layer/path.js'
+import { dockerSize } from './layercheck.js'
 
 export interface NormalizedLayer {
   /** The clean, uncompressed layer tar. */
@@ -45,7 +46,7 @@ export function normalizeLayerStream(source: Readable, opts: { clampMtime?: numb
           header.mtime = opts.clampMtime
           header.mtimeNsec = 0
         }
-        if (h.type === 'file') size += h.size
+        size += dockerSize(h)
         seen.add(path)
         yield { header, body: entry.body }
       }
