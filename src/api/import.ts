@@ -22,7 +22,11 @@ export interface ImportOptions extends OperationOptions {
   changes?: string[]
   /** Where the tarball came from, for the default comment: `-` for standard input. */
   sourceName?: string
-  /** How the layer blob is stored: gzip (default), zstd or none. */
+  /**
+   * How the layer blob is stored. Default none: like Docker's own store, Cairn keeps local layers
+   * uncompressed (importing is then as fast as the disk) and compresses when a layer leaves for a
+   * registry; gzip or zstd here store it compressed at once.
+   */
   compression?: Compression
   /** Manifest media types: Docker schema2 (default) or OCI. */
   format?: ManifestFormat
@@ -44,7 +48,7 @@ export async function importImage(store: ImageStore, source: Readable, opts: Imp
   // validate the changes before reading any input
   const containerConfig: ContainerConfig = applyChanges({}, opts.changes ?? [])
   const format = opts.format ?? 'docker'
-  const compression = opts.compression ?? 'gzip'
+  const compression = opts.compression ?? 'none'
   const created = opts.timestamp !== undefined ? new Date(opts.timestamp * 1000) : new Date()
   if (Number.isNaN(created.getTime())) throw new CairnError('INVALID_ARGUMENT', `invalid timestamp: ${String(opts.timestamp)}`)
 

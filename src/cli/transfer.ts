@@ -23,7 +23,7 @@ export function registerTransferCommands(program: Command): void {
       .argument('[repository]', 'REPOSITORY[:TAG]')
       .option('-m, --message <message>', 'set the commit message for the imported image')
       .option('-c, --change <instruction>', 'apply a Dockerfile instruction to the created image (repeatable)', collect)
-      .option('--compression <type>', 'store the layer gzip (default), zstd or none', 'gzip')
+      .option('--compression <type>', 'store the layer uncompressed (none, the default), gzip or zstd', 'none')
       .option('--oci', 'write an OCI manifest instead of Docker schema2')
       .option('--timestamp <seconds>', 'creation time, and the latest mtime kept (default: $SOURCE_DATE_EPOCH, else now)')
       .option('--platform <os/arch>', 'set the platform recorded in the image')
