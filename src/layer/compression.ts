@@ -1,0 +1,192 @@
+/**
+ * Layer compression: detection by magic bytes, streaming (de)compression for
+ * gzip and zstd. zstd uses node:zlib when this Node has it (22.15+), else the
+ * `zstd-napi` package.
+ */
+import { createRequire } from 'node:module'
+import { PassThrough, Readable, type Transform } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import * as zlib from 'node:zlib'
+import { CairnError, isCairnError, throwIfAborted } from '../errors/index.js'
+import type { Compression } from '../oci/mediatype.js'
+
+export type { Compression } from '../oci/mediatype.js'
+
+const GZIP_MAGIC = [0x1f, 0x8b] as const
+const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd] as const
+/** Bytes needed to recognise every supported format. */
+export const SNIFF_BYTES = 4
+
+function startsWith(head: Uint8Array, magic: readonly number[]): boolean {
+  return head.length >= magic.length && magic.every((b, i) => head[i] === b)
+}
+
+/** The compression of a stream whose first bytes are `head` (gzip, zstd, else none). */
+export function detectCompression(head: Uint8Array): Compression {
+  if (startsWith(head, GZIP_MAGIC)) return 'gzip'
+  if (startsWith(head, ZSTD_MAGIC)) return 'zstd'
+  return 'none'
+}
+
+// ---------------------------------------------------------------------------
+// zstd back ends
+
+interface NodeZstd {
+  createZstdCompress(opts?: { params?: Record<number, number | boolean> }): Transform
+  createZstdDecompress(): Transform
+  constants: { ZSTD_c_compressionLevel: number; ZSTD_c_checksumFlag: number }
+}
+
+function nodeZstd(): NodeZstd | undefined {
+  const z = zlib as unknown as Partial<NodeZstd> & { constants: Partial<NodeZstd['constants']> }
+  if (typeof z.createZstdCompress === 'function' && typeof z.createZstdDecompress === 'function' &&
+    z.constants.ZSTD_c_compressionLevel !== undefined && z.constants.ZSTD_c_checksumFlag !== undefined) {
+    return z as NodeZstd
+  }
+  return undefined
+}
+
+type ZstdNapi = typeof import('zstd-napi')
+let zstdNapi: ZstdNapi | undefined
+
+function loadZstdNapi(): ZstdNapi {
+  if (zstdNapi) return zstdNapi
+  try {
+    zstdNapi = createRequire(import.meta.url)('zstd-napi') as ZstdNapi
+    return zstdNapi
+  } catch (err) {
+    throw new CairnError('NOT_SUPPORTED', 'zstd needs Node.js 22.15+ or the zstd-napi package', { cause: err })
+  }
+}
+
+/** Which zstd implementation this process uses. */
+export function zstdBackend(): 'node:zlib' | 'zstd-napi' {
+  return nodeZstd() ? 'node:zlib' : 'zstd-napi'
+}
+
+// ---------------------------------------------------------------------------
+
+export interface CompressOptions {
+  /** gzip 1..9 (default 6 — zlib's default, as Docker/Go); zstd 1..22 (default 3). */
+  level?: number
+}
+
+/**
+ * A Transform that compresses with `compression` ('none' passes through).
+ * Output is deterministic: gzip carries no name and a zero mtime; zstd frames
+ * carry a content checksum.
+ */
+export function compressStream(compression: Compression, opts: CompressOptions = {}): Transform {
+  switch (compression) {
+    case 'none':
+      return new PassThrough()
+    case 'gzip':
+      return zlib.createGzip(opts.level === undefined ? {} : { level: opts.level })
+    case 'zstd': {
+      const level = opts.level ?? 3
+      const native = nodeZstd()
+      if (native) {
+        return native.createZstdCompress({
+          params: { [native.constants.ZSTD_c_compressionLevel]: level, [native.constants.ZSTD_c_checksumFlag]: 1 },
+        })
+      }
+      return new (loadZstdNapi().CompressStream)({ compressionLevel: level, checksumFlag: true })
+    }
+    default:
+      throw new CairnError('INVALID_ARGUMENT', `unknown compression ${JSON.stringify(compression as string)}`)
+  }
+}
+
+/** A Transform that decompresses `compression` ('none' passes through). */
+export function decompressor(compression: Compression): Transform {
+  switch (compression) {
+    case 'none':
+      return new PassThrough()
+    case 'gzip':
+      return zlib.createGunzip()
+    case 'zstd': {
+      const native = nodeZstd()
+      return native ? native.createZstdDecompress() : new (loadZstdNapi().DecompressStream)()
+    }
+    default:
+      throw new CairnError('INVALID_ARGUMENT', `unknown compression ${JSON.stringify(compression as string)}`)
+  }
+}
+
+function asBuffer(chunk: Uint8Array): Buffer {
+  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+}
+
+export interface SniffOptions {
+  signal?: AbortSignal
+}
+
+/**
+ * Reads just enough of `source` to recognise its compression and returns it
+ * with a stream of the same (still compressed) bytes, nothing lost.
+ */
+export async function sniffCompression(
+  source: AsyncIterable<Uint8Array> | Readable,
+  opts: SniffOptions = {},
+): Promise<{ compression: Compression; stream: Readable }> {
+  const it = source[Symbol.asyncIterator]()
+  const head: Buffer[] = []
+  let length = 0
+  let ended = false
+  while (length < SNIFF_BYTES) {
+    throwIfAborted(opts.signal)
+    const next = await it.next()
+    if (next.done) {
+      ended = true
+      break
+    }
+    const chunk = asBuffer(next.value)
+    head.push(chunk)
+    length += chunk.length
+  }
+  const first = Buffer.concat(head)
+  async function* replay(): AsyncGenerator<Buffer, void, undefined> {
+    try {
+      if (first.length > 0) yield first
+      if (ended) return
+      for (;;) {
+        const next = await it.next()
+        if (next.done) return
+        yield asBuffer(next.value)
+      }
+    } finally {
+      if (!ended) await it.return?.()
+    }
+  }
+  return { compression: detectCompression(first), stream: Readable.from(replay(), { objectMode: false }) }
+}
+
+function wrapError(compression: Compression, err: unknown, signal: AbortSignal | undefined): unknown {
+  if (signal?.aborted) return new CairnError('ABORTED', 'operation aborted', { cause: signal.reason })
+  if (isCairnError(err) || compression === 'none') return err
+  const message = err instanceof Error ? err.message : String(err)
+  return new CairnError('INVALID_LAYER', `corrupt ${compression} stream: ${message}`, { cause: err })
+}
+
+/**
+ * Sniffs the compression of `source` and returns the uncompressed bytes.
+ * Corrupt or truncated compressed data fails the stream with `INVALID_LAYER`.
+ */
+export function decompressStream(source: AsyncIterable<Uint8Array> | Readable, opts: SniffOptions = {}): Readable {
+  const { signal } = opts
+  async function* inflate(): AsyncGenerator<Buffer, void, undefined> {
+    let compression: Compression = 'none'
+    try {
+      const sniffed = await sniffCompression(source, opts)
+      compression = sniffed.compression
+      const stage = decompressor(compression)
+      const feeding = pipeline(sniffed.stream, stage, signal ? { signal } : {})
+      feeding.catch(() => {}) // its failure also fails `stage`, seen below
+      for await (const chunk of stage) yield chunk as Buffer
+      await feeding
+    } catch (err) {
+      throw wrapError(compression, err, signal)
+    }
+  }
+  return Readable.from(inflate(), { objectMode: false })
+}

@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict'
+import { mkdir, symlink, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { readXattrTree, setXattrs } from '../../src/layer/sys.js'
+import { tempDir } from './helpers.js'
+
+describe('xattr tools', () => {
+  it('sets and reads binary values on awkward file names, in one batch', async (t) => {
+    const dir = await tempDir(t)
+    const names = ['plain', 'with space', 'new\nline', 'back\\slash', 'eq=uals', 'tab\there', 'ünï', '# file: fake', '-dash']
+    await mkdir(join(dir, 'sub dir'))
+    const targets = [...names.map((n) => join(dir, n)), join(dir, 'sub dir')]
+    for (const p of targets.slice(0, -1)) await writeFile(p, '')
+    const values = new Map<string, Buffer>([
+      ['user.binary', Buffer.from([0, 1, 2, 0x0a, 0x3d, 0xff])],
+      ['user.empty', Buffer.alloc(0)],
+      ['user.with=equals', Buffer.from('x')],
+      ['user.big', Buffer.alloc(2_000, 0xab)], // ext4 keeps all of a file's xattrs in one 4 KiB block
+    ])
+    assert.deepEqual(await setXattrs(targets.map((path) => ({ path, xattrs: values }))), [])
+    const tree = await readXattrTree(dir)
+    for (const p of targets) assert.deepEqual(tree.get(p), values, p)
+    assert.equal(tree.has(dir), false, 'files without xattrs are absent')
+  })
+
+  it('reports refusals precisely and sets the rest', async (t) => {
+    const dir = await tempDir(t)
+    await writeFile(join(dir, 'file'), '')
+    await symlink('file', join(dir, 'link'))
+    await writeFile(join(dir, 'other'), '')
+    const failures = await setXattrs([
+      { path: join(dir, 'link'), xattrs: new Map([['user.no', Buffer.from('1')]]) }, // user.* is refused on symlinks
+      { path: join(dir, 'file'), xattrs: new Map([['user.a', Buffer.from('a')], ['user.b', Buffer.from('b')]]) },
+      { path: join(dir, 'other'), xattrs: new Map([['user.c', Buffer.from('c')], ['user.d', Buffer.from('d')]]) },
+    ])
+    assert.deepEqual(failures.map((f) => [f.path, f.name, f.errno]), [[join(dir, 'link'), 'user.no', 'EPERM']])
+    const tree = await readXattrTree(dir)
+    assert.deepEqual([...(tree.get(join(dir, 'file'))?.keys() ?? [])].sort(), ['user.a', 'user.b'])
+    assert.deepEqual([...(tree.get(join(dir, 'other'))?.keys() ?? [])].sort(), ['user.c', 'user.d'])
+    assert.equal(tree.has(join(dir, 'link')), false, 'the symlink target was not touched either')
+  })
+})
