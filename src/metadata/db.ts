@@ -90,6 +90,22 @@ const MIGRATIONS: readonly string[] = [
     value TEXT NOT NULL
   );
   `,
+  `
+  -- snapshots of the union filesystem drivers (src/snapshot)
+  CREATE TABLE snapshots (
+    driver TEXT NOT NULL,             -- overlay | native
+    key TEXT NOT NULL,                -- active/view key, or committed name (a chain ID for layers)
+    id INTEGER NOT NULL,              -- its folder: snapshots/<driver>/<id>
+    parent TEXT,                      -- committed snapshot below it
+    kind TEXT NOT NULL,               -- active | view | committed
+    created INTEGER NOT NULL,
+    labels TEXT NOT NULL DEFAULT '{}',
+    link TEXT,                        -- overlay: short name under snapshots/overlay/l/
+    PRIMARY KEY (driver, key),
+    UNIQUE (driver, id)
+  );
+  CREATE INDEX snapshots_parent ON snapshots(driver, parent);
+  `,
 ]
 
 export function openDatabase(path: string): DB {
