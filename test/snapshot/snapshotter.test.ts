@@ -1,0 +1,198 @@
+/**
+ * One snapshotter test suite, run for every driver (overlay and native): real mounts, real
+ * layers, whiteouts, deep stacks, and the rule that a write above never changes what is below.
+ */
+import { describe, test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync, lstatSync, readFileSync, readdirSync, writeFileSync, unlinkSync, mkdirSync } from 'node:fs'
+
+import { Cairn } from '../../src/index.js'
+import { mountAll, unmount, isMounted, overlaySupported } from '../../src/mount/index.js'
+import { openSnapshotter, unpackImage, pruneSnapshots, type FsSnapshotter, type StorageDriver } from '../../src/snapshot/index.js'
+import { writeTar, type TarEntryInput } from '../../src/layer/tar.js'
+import { buffer } from 'node:stream/consumers'
+import { buildManifest, serializeConfig, serializeManifest } from '../../src/image/manifest.js'
+import { chainIds, type Digest } from '../../src/oci/digest.js'
+import type { ImageConfig } from '../../src/oci/types.js'
+import { parseReference } from '../../src/oci/reference.js'
+import { requireRoot } from '../helpers/root.js'
+import { tempDir } from '../helpers/cairn.js'
+
+type Entry = { path: string; type?: 'file' | 'directory'; content?: string }
+
+async function layerTar(entries: Entry[]): Promise<Buffer> {
+  const input: TarEntryInput[] = entries.map((e) => {
+    if (e.type === 'directory') return { header: { path: e.path, type: 'directory', mode: 0o755, mtime: 1 } }
+    const body = Buffer.from(e.content ?? '')
+    return { header: { path: e.path, type: 'file', mode: 0o644, size: body.length, mtime: 1 }, body }
+  })
+  return buffer(writeTar(input))
+}
+
+/** Records an image made of the given layer tars (uncompressed) directly in the store. */
+async function makeImage(cairn: Cairn, tag: string, layers: Buffer[]): Promise<string> {
+  const store = cairn.store
+  const staged = await Promise.all(layers.map((l) => store.content.stageBytes(l)))
+  const diffIds = staged.map((s) => s.digest)
+  const cfg: ImageConfig = { architecture: 'amd64', os: 'linux', created: new Date(0).toISOString(), rootfs: { type: 'layers', diff_ids: diffIds }, history: diffIds.map(() => ({ created_by: 'test' })) }
+  const cfgStaged = await store.content.stageBytes(serializeConfig(cfg))
+  const descs = staged.map((s) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: s.digest, size: s.size }))
+  const man = await store.content.stageBytes(serializeManifest(buildManifest('oci', cfgStaged, descs)))
+  return store.addImage({
+    manifest: man, manifestMediaType: 'application/vnd.oci.image.manifest.v1+json', config: cfgStaged, configJson: cfg,
+    layers: staged.map((s, i) => ({ descriptor: descs[i]!, diffId: s.digest, size: s.size, diffSize: s.size, staged: s })),
+    tags: [parseReference(tag)],
+  }).id
+}
+
+for (const driver of ['overlay', 'native'] as StorageDriver[]) {
+  describe(`snapshotter: ${driver}`, () => {
+    let dir = ''
+    let cleanup: () => Promise<void> = async () => undefined
+    let cairn: Cairn
+    let snap: FsSnapshotter
+    const mounted: string[] = []
+    const mnt = async (mounts: Awaited<ReturnType<FsSnapshotter['prepare']>>, name: string): Promise<string> => {
+      const target = `${dir}/mnt/${name}`
+      await mountAll(mounts, target)
+      mounted.push(target)
+      return target
+    }
+
+    before(async () => {
+      ;({ dir, cleanup } = await tempDir(`cairn-snap-${driver}-`))
+      cairn = await Cairn.open({ root: `${dir}/store` })
+      if (process.getuid?.() === 0) snap = await openSnapshotter(cairn.store, driver, { overlaySupported })
+    })
+    after(async () => {
+      for (const m of mounted.reverse()) await unmount(m).catch(() => undefined)
+      cairn.close()
+      await cleanup()
+    })
+
+    test('prepare, write, commit, stack: a write above never changes the layer below', async (t) => {
+      if (!requireRoot(t, 'mounting snapshots')) return
+      const base = await mnt(await snap.prepare('base-key'), 'base')
+      writeFileSync(`${base}/shared`, 'from base')
+      mkdirSync(`${base}/dir`)
+      writeFileSync(`${base}/dir/inner`, 'inner')
+      await unmount(base)
+      await snap.commit('base', 'base-key')
+      assert.equal((await snap.stat('base')).kind, 'committed')
+      await assert.rejects(snap.stat('base-key'))
+
+      const c1 = await mnt(await snap.prepare('c1', 'base'), 'c1')
+      const c2 = await mnt(await snap.prepare('c2', 'base'), 'c2')
+      assert.equal(readFileSync(`${c1}/shared`, 'utf8'), 'from base')
+      writeFileSync(`${c1}/shared`, 'changed in c1')
+      writeFileSync(`${c1}/new`, 'new in c1')
+      unlinkSync(`${c1}/dir/inner`)
+      assert.equal(readFileSync(`${c2}/shared`, 'utf8'), 'from base', 'a second container does not see the first one\'s writes')
+      assert.ok(existsSync(`${c2}/dir/inner`))
+      assert.ok(!existsSync(`${c2}/new`))
+      const view = await mnt(await snap.view('v', 'base'), 'view')
+      assert.equal(readFileSync(`${view}/shared`, 'utf8'), 'from base', 'the committed layer is unchanged')
+      assert.throws(() => writeFileSync(`${view}/x`, 'x'), /EROFS|read-only/i)
+
+      const changes = await snap.changesDir('c1')
+      if (driver === 'overlay') {
+        assert.ok(changes)
+        assert.deepEqual(readdirSync(changes).sort(), ['dir', 'new', 'shared'], 'the upper dir holds only the change')
+        const wh = lstatSync(`${changes}/dir/inner`)
+        assert.ok(wh.isCharacterDevice() && wh.rdev === 0, 'a deletion is an overlay whiteout')
+      } else {
+        assert.equal(changes, undefined)
+      }
+      await assert.rejects(snap.remove('base'), /parent/)
+      for (const m of [c1, c2, view]) await unmount(m)
+      await snap.remove('c1')
+      await snap.remove('c2')
+      await snap.remove('v')
+      await snap.remove('base')
+      assert.deepEqual(await snap.list(), [])
+    })
+
+    test('images unpack once per chain ID, with whiteouts and opaque directories applied', async (t) => {
+      if (!requireRoot(t, 'mounting snapshots')) return
+      const l1 = await layerTar([{ path: 'etc/', type: 'directory' }, { path: 'etc/keep', content: 'keep' }, { path: 'etc/gone', content: 'gone' },
+        { path: 'opq/', type: 'directory' }, { path: 'opq/old', content: 'old' }])
+      const l2 = await layerTar([{ path: 'etc/.wh.gone' }, { path: 'opq/', type: 'directory' }, { path: 'opq/.wh..wh..opq' }, { path: 'opq/fresh', content: 'fresh' }])
+      const l3 = await layerTar([{ path: 'top', content: 'top' }])
+      const a = await makeImage(cairn, 'a:1', [l1, l2])
+      const b = await makeImage(cairn, 'b:1', [l1, l2, l3])
+      const topA = await unpackImage(cairn.store, snap, cairn.store.get(a as Digest)!)
+      const before = (await snap.list()).length
+      const topB = await unpackImage(cairn.store, snap, cairn.store.get(b as Digest)!)
+      assert.equal((await snap.list()).length, before + 1, 'the shared layers are not unpacked again')
+      assert.equal(topA, chainIds(cairn.store.get(a as Digest)!.id ? (await cairn.store.config(cairn.store.get(a as Digest)!)).rootfs.diff_ids : []).at(-1))
+      const root = await mnt(await snap.prepare('ctr', topB), 'ctr')
+      assert.equal(readFileSync(`${root}/etc/keep`, 'utf8'), 'keep')
+      assert.ok(!existsSync(`${root}/etc/gone`), 'the whiteout hides the lower file')
+      assert.deepEqual(readdirSync(`${root}/opq`), ['fresh'], 'the opaque directory hides the lower content')
+      assert.equal(readFileSync(`${root}/top`, 'utf8'), 'top')
+      assert.ok(!existsSync(`${root}/etc/.wh.gone`))
+      await unmount(root)
+      await snap.remove('ctr')
+      // with the images gone, their snapshots can be pruned
+      await cairn.rmi(['a:1', 'b:1'])
+      const removed = await pruneSnapshots(cairn.store, snap)
+      assert.equal(removed.length, 3)
+      assert.deepEqual(await snap.list(), [])
+    })
+
+    test('a 125-layer image mounts and shows every layer', async (t) => {
+      if (!requireRoot(t, 'mounting snapshots')) return
+      const layers: Buffer[] = []
+      for (let i = 0; i < 125; i++) layers.push(await layerTar([{ path: `f${i}`, content: String(i) }]))
+      const id = await makeImage(cairn, 'deep:1', layers)
+      const top = await unpackImage(cairn.store, snap, cairn.store.get(id as Digest)!)
+      const mounts = await snap.prepare('deep', top)
+      if (driver === 'overlay') assert.ok(mounts[0]!.options.join(',').length < 4096, 'mount options fit in a page')
+      const root = await mnt(mounts, 'deep')
+      assert.equal(readdirSync(root).length, 125)
+      assert.equal(readFileSync(`${root}/f0`, 'utf8'), '0')
+      assert.equal(readFileSync(`${root}/f124`, 'utf8'), '124')
+      await unmount(root)
+      assert.equal(await isMounted(root), false)
+      await snap.remove('deep')
+    })
+
+    test('a layer whose content does not match its diffID is refused and leaves no snapshot', async (t) => {
+      if (!requireRoot(t, 'mounting snapshots')) return
+      const good = await layerTar([{ path: 'x', content: 'x' }])
+      const id = await makeImage(cairn, 'tampered:1', [good])
+      const img = cairn.store.get(id as Digest)!
+      const m = await cairn.store.manifest(img)
+      // corrupt the stored blob behind the store's back
+      writeFileSync(cairn.store.content.path(m.layers[0]!.digest), await layerTar([{ path: 'x', content: 'evil' }]))
+      const before = (await snap.list()).length
+      await assert.rejects(unpackImage(cairn.store, snap, img), /diffID/)
+      assert.equal((await snap.list()).length, before)
+    })
+  })
+}
+
+test('the overlay driver describes mounts without needing root', async () => {
+  const { dir, cleanup } = await tempDir()
+  const cairn = await Cairn.open({ root: `${dir}/store` })
+  try {
+    const { FsSnapshotter } = await import('../../src/snapshot/snapshotter.js')
+    const snap = new FsSnapshotter(cairn.store.db, cairn.store.root, 'overlay')
+    await snap.prepare('l1-key')
+    await snap.commit('l1', 'l1-key')
+    await snap.prepare('l2-key', 'l1')
+    await snap.commit('l2', 'l2-key')
+    const [m] = await snap.prepare('ctr', 'l2')
+    assert.equal(m?.type, 'overlay')
+    assert.match(m?.options.find((o) => o.startsWith('lowerdir='))!, /^lowerdir=l\/[A-Z0-9]+:l\/[A-Z0-9]+$/)
+    assert.ok(m?.options.includes(`upperdir=${m.options.find((o) => o.startsWith('upperdir='))!.slice(9)}`))
+    assert.equal(m?.cwd, snap.home)
+    const [v] = await snap.view('v', 'l1')
+    assert.deepEqual(v?.type, 'bind', 'a one-layer view is a read-only bind')
+    assert.ok(v?.options.includes('ro'))
+
+  } finally {
+    cairn.close()
+    await cleanup()
+  }
+})
