@@ -33,17 +33,30 @@ export interface TarDirectoryOptions {
   whiteouts?: 'overlay-upper' | 'none'
   /** Read extended attributes (default true; needs `getfattr` from the `attr` package). */
   xattrs?: boolean
+  /**
+   * Only these paths (relative, no leading or trailing slash), and the directories above them,
+   * go into the tar: a layer of just the changes of a full tree (the native driver's commit).
+   */
+  only?: ReadonlySet<string>
+  /** Paths (relative) to write as OCI whiteouts (`.wh.<name>`), for deletions. */
+  deletions?: readonly string[]
 }
 
 interface WalkContext {
   root: string
   opts: TarDirectoryOptions
+  /** With `only`: every path listed there or in `deletions`, and every directory above one. */
+  wanted?: Set<string>
+  /** Deleted names by their parent directory ('' for the root). */
+  deleted: Map<string, string[]>
   xattrs: Map<string, Map<string, Buffer>>
   /** `dev:ino` of multiply-linked files → the entry name that carried the content. */
   links: Map<string, string>
 }
 
 interface Child {
+  /** A deletion to write as a whiteout: no file behind it. */
+  deletion?: boolean
   name: string
   /** The name in the tar (a whiteout device becomes `.wh.<name>`). */
   outName: string
@@ -128,23 +141,28 @@ const SMALL_FILE = 64 * 1024
  * metadata calls here: microsecond syscalls that were several times slower
  * through the thread pool (measured); file contents above SMALL_FILE stream.
  */
-function listChildren(ctx: WalkContext, hostDir: string): Child[] {
+function listChildren(ctx: WalkContext, hostDir: string, relDir: string): Child[] {
   const children = readdirSync(hostDir).map((name): Child => {
     const hostPath = join(hostDir, name)
     const st = lstatSync(hostPath)
     const whiteout = ctx.opts.whiteouts === 'overlay-upper' && isOverlayWhiteout(st)
     return { name, outName: whiteout ? WHITEOUT_PREFIX + name : name, hostPath, st, whiteout }
   })
+  const parent = relDir.replace(/\/$/, '')
+  for (const name of ctx.deleted.get(parent) ?? []) {
+    children.push({ name, outName: WHITEOUT_PREFIX + name, hostPath: join(hostDir, name), st: lstatSync(hostDir), whiteout: true, deletion: true })
+  }
   if (ctx.opts.sorted ?? true) children.sort((a, b) => byteOrder(a.outName, b.outName))
   return children
 }
 
 async function* walk(ctx: WalkContext, hostDir: string, relDir: string): AsyncGenerator<TarEntryInput, void, undefined> {
   const { opts } = ctx
-  for (const child of listChildren(ctx, hostDir)) {
+  for (const child of listChildren(ctx, hostDir, relDir)) {
     throwIfAborted(opts.signal)
     const { st } = child
     const rel = relDir + child.outName
+    if (ctx.wanted && !child.deletion && !ctx.wanted.has(relDir + child.name)) continue
     const base = {
       mode: st.mode & 0o7777,
       uid: st.uid,
@@ -152,7 +170,7 @@ async function* walk(ctx: WalkContext, hostDir: string, relDir: string): AsyncGe
       mtime: mtimeOf(st, opts.timestamp),
     }
     if (child.whiteout) {
-      yield { header: { ...base, path: rel, type: 'file', mode: 0o600, size: 0 } }
+      yield { header: { ...base, path: rel, type: 'file', mode: 0o600, size: 0, ...(child.deletion ? { uid: 0, gid: 0 } : {}) } }
       continue
     }
     const type = typeOf(st)
@@ -227,7 +245,23 @@ async function* entries(dir: string, opts: TarDirectoryOptions): AsyncGenerator<
   const st = await lstat(root)
   if (!st.isDirectory()) throw new CairnError('INVALID_ARGUMENT', `${dir} is not a directory`)
   const xattrs = opts.xattrs === false ? new Map<string, Map<string, Buffer>>() : await readXattrTree(root)
-  yield* walk({ root, opts, xattrs, links: new Map() }, root, '')
+  const deleted = new Map<string, string[]>()
+  for (const d of opts.deletions ?? []) {
+    const slash = d.lastIndexOf('/')
+    const parent = slash < 0 ? '' : d.slice(0, slash)
+    deleted.set(parent, [...(deleted.get(parent) ?? []), d.slice(slash + 1)])
+  }
+  let wanted: Set<string> | undefined
+  if (opts.only) {
+    wanted = new Set()
+    for (const p of [...opts.only, ...(opts.deletions ?? [])]) {
+      const parts = p.split('/')
+      for (let i = 1; i <= parts.length; i++) wanted.add(parts.slice(0, i).join('/'))
+    }
+  }
+  const ctx: WalkContext = { root, opts, xattrs, links: new Map(), deleted }
+  if (wanted) ctx.wanted = wanted
+  yield* walk(ctx, root, '')
 }
 
 /**

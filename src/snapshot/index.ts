@@ -114,3 +114,4 @@ export async function pruneSnapshots(store: ImageStore, snapshotter: Snapshotter
   }
   return removed
 }
+export { snapshotChanges, snapshotLayer } from './diff.js'

@@ -229,6 +229,19 @@ export class FsSnapshotter implements Snapshotter {
     return `${this.dir(r)}/fs`
   }
 
+  async lowerDirs(key: string): Promise<string[]> {
+    const r = this.mustRow(key)
+    if (!r.parent) return []
+    const chain = this.chain(r.parent)
+    const dirs = chain.map((c) => `${this.dir(c)}/fs`)
+    return this.driver === 'overlay' ? dirs : dirs.slice(0, 1)
+  }
+
+  async fullDir(key: string): Promise<string | undefined> {
+    const r = this.mustRow(key)
+    return this.driver === 'native' && r.kind !== 'view' ? `${this.dir(r)}/fs` : undefined
+  }
+
   async applyDir(key: string): Promise<{ dir: string; whiteouts: 'oci' | 'overlay' }> {
     const r = this.mustRow(key)
     if (r.kind !== 'active') throw new CairnError('INVALID_ARGUMENT', `snapshot ${key} is not active`)

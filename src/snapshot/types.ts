@@ -65,6 +65,13 @@ export interface Snapshotter {
    */
   changesDir(key: string): Promise<string | undefined>
   /**
+   * The folders below a snapshot, top first: for overlay its parents' own layers; for native
+   * the parent's full copy (one folder). What `diff` compares a container against.
+   */
+  lowerDirs(key: string): Promise<string[]>
+  /** The folder holding an active snapshot's whole tree when the driver keeps one (native), else undefined. */
+  fullDir(key: string): Promise<string | undefined>
+  /**
    * The folder into which a layer is unpacked for a snapshot being prepared to become a
    * committed layer (overlay: the upperdir, unpacked with overlay whiteouts, no mount needed;
    * native: the full copy, unpacked with OCI whiteouts applied).

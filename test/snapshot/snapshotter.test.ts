@@ -4,11 +4,11 @@
  */
 import { describe, test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, lstatSync, readFileSync, readdirSync, writeFileSync, unlinkSync, mkdirSync } from 'node:fs'
+import { existsSync, lstatSync, readFileSync, readdirSync, writeFileSync, unlinkSync, mkdirSync, rmSync } from 'node:fs'
 
 import { Cairn } from '../../src/index.js'
 import { mountAll, unmount, isMounted, overlaySupported } from '../../src/mount/index.js'
-import { openSnapshotter, unpackImage, pruneSnapshots, type FsSnapshotter, type StorageDriver } from '../../src/snapshot/index.js'
+import { openSnapshotter, unpackImage, pruneSnapshots, snapshotChanges, snapshotLayer, type FsSnapshotter, type StorageDriver } from '../../src/snapshot/index.js'
 import { writeTar, type TarEntryInput } from '../../src/layer/tar.js'
 import { buffer } from 'node:stream/consumers'
 import { buildManifest, serializeConfig, serializeManifest } from '../../src/image/manifest.js'
@@ -17,6 +17,20 @@ import type { ImageConfig } from '../../src/oci/types.js'
 import { parseReference } from '../../src/oci/reference.js'
 import { requireRoot } from '../helpers/root.js'
 import { tempDir } from '../helpers/cairn.js'
+
+/** path → file content, or 'dir', for every entry below `root`. */
+function treeOf(root: string, rel = ''): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const name of readdirSync(`${root}/${rel}`).sort()) {
+    const r = rel ? `${rel}/${name}` : name
+    const st = lstatSync(`${root}/${r}`)
+    if (st.isDirectory()) {
+      out[r] = 'dir'
+      Object.assign(out, treeOf(root, r))
+    } else out[r] = readFileSync(`${root}/${r}`, 'utf8')
+  }
+  return out
+}
 
 type Entry = { path: string; type?: 'file' | 'directory'; content?: string }
 
@@ -138,6 +152,41 @@ for (const driver of ['overlay', 'native'] as StorageDriver[]) {
       const removed = await pruneSnapshots(cairn.store, snap)
       assert.equal(removed.length, 3)
       assert.deepEqual(await snap.list(), [])
+    })
+
+    test('diff lists the changes as Docker does, and the layer of those changes rebuilds the tree', async (t) => {
+      if (!requireRoot(t, 'mounting snapshots')) return
+      const l1 = await layerTar([{ path: 'etc/', type: 'directory' }, { path: 'etc/keep', content: 'keep' }, { path: 'etc/gone', content: 'gone' },
+        { path: 'dir/', type: 'directory' }, { path: 'dir/a', content: 'a' }, { path: 'opq/', type: 'directory' }, { path: 'opq/old', content: 'old' }])
+      const id = await makeImage(cairn, 'diffbase:1', [l1])
+      const top = await unpackImage(cairn.store, snap, cairn.store.get(id as Digest)!)
+      const root = await mnt(await snap.prepare('changer', top), 'changer')
+      writeFileSync(`${root}/new`, 'added')
+      writeFileSync(`${root}/etc/keep`, 'modified content')
+      unlinkSync(`${root}/etc/gone`)
+      rmSync(`${root}/dir`, { recursive: true })
+      writeFileSync(`${root}/dir`, 'a file where a directory was')
+      rmSync(`${root}/opq`, { recursive: true })
+      mkdirSync(`${root}/opq`)
+      writeFileSync(`${root}/opq/fresh`, 'fresh')
+      mkdirSync(`${root}/newdir`)
+      writeFileSync(`${root}/newdir/x`, 'x')
+      const changes = (await snapshotChanges(snap, 'changer')).map((c) => `${c.kind} /${c.path}`)
+      for (const line of ['A /new', 'C /etc', 'C /etc/keep', 'D /etc/gone', 'C /dir', 'A /newdir', 'A /newdir/x', 'A /opq/fresh']) {
+        assert.ok(changes.includes(line), `${line} in ${JSON.stringify(changes)}`)
+      }
+      assert.ok(!changes.some((c) => c.endsWith('/dir/a')), 'nothing below a replaced directory is listed')
+      // the layer of the changes, on top of the image, gives the container's tree
+      const layer = await buffer(await snapshotLayer(snap, 'changer'))
+      const next = await makeImage(cairn, 'diffnext:1', [l1, layer])
+      const nextTop = await unpackImage(cairn.store, snap, cairn.store.get(next as Digest)!)
+      const view = await mnt(await snap.view('check', nextTop), 'check')
+      assert.deepEqual(treeOf(view), treeOf(root))
+      assert.deepEqual(readdirSync(`${view}/opq`), ['fresh'])
+      await unmount(view)
+      await unmount(root)
+      await snap.remove('check')
+      await snap.remove('changer')
     })
 
     test('a 125-layer image mounts and shows every layer', async (t) => {

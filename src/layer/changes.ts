@@ -1,0 +1,136 @@
+/**
+ * What changed in a container's filesystem, as `docker diff` reports it (`A`, `C`, `D`):
+ * - from an overlayfs upper directory alone (cost follows the size of the change; the lower
+ *   layers are only asked whether a changed path existed before), or
+ * - by comparing two full trees (the native driver; cost follows the size of the image).
+ * The change rules are Docker's: a path is changed when its type, mode, owner, device numbers,
+ * or (for non-directories) mtime or size differ; a directory with changes inside counts as
+ * changed too.
+ */
+import { lstatSync, readdirSync, type Stats } from 'node:fs'
+import { throwIfAborted } from '../errors/index.js'
+import { readXattrTree } from './sys.js'
+import { OVERLAY_OPAQUE_XATTR } from './whiteout.js'
+
+export const ChangeKinds = { added: 'A', modified: 'C', deleted: 'D' } as const
+export type ChangeKind = (typeof ChangeKinds)[keyof typeof ChangeKinds]
+
+export interface Change {
+  kind: ChangeKind
+  /** Relative to the root, without a leading slash. */
+  path: string
+}
+
+function lstatOrUndefined(p: string): Stats | undefined {
+  try {
+    return lstatSync(p)
+  } catch {
+    return undefined
+  }
+}
+
+function isWhiteout(st: Stats): boolean {
+  return st.isCharacterDevice() && st.rdev === 0
+}
+
+function byteOrder(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b))
+}
+
+/** Docker's `statDifferent`. */
+function statDifferent(a: Stats, b: Stats): boolean {
+  if (a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid || a.rdev !== b.rdev) return true
+  if (a.isDirectory()) return false
+  return Math.floor(a.mtimeMs * 1000) !== Math.floor(b.mtimeMs * 1000) || a.size !== b.size
+}
+
+/**
+ * Whether `rel` existed below: the first lower layer (top first) that has the path decides;
+ * an overlay whiteout there means it was deleted. As Docker's overlay differ does, opaque
+ * markers of the lower layers are not consulted (that would cost a read of every layer).
+ */
+function existsInLowers(lowers: readonly string[], rel: string): boolean {
+  for (const layer of lowers) {
+    const st = lstatOrUndefined(`${layer}/${rel}`)
+    if (st) return !isWhiteout(st)
+  }
+  return false
+}
+
+/**
+ * Changes recorded in an overlayfs upper directory, with `lowers` (the lower directories, top
+ * first) consulted only to tell an addition from a modification. Sorted by path.
+ */
+export async function overlayChanges(upper: string, lowers: readonly string[], opts: { signal?: AbortSignal } = {}): Promise<Change[]> {
+  const opaqueUpper = await opaqueDirs(upper)
+  const out: Change[] = []
+  const walk = (dir: string, rel: string, hidden: boolean): void => {
+    throwIfAborted(opts.signal)
+    for (const name of readdirSync(dir).sort(byteOrder)) {
+      const p = `${dir}/${name}`
+      const r = rel ? `${rel}/${name}` : name
+      const st = lstatSync(p)
+      if (isWhiteout(st)) {
+        out.push({ kind: 'D', path: r })
+        continue
+      }
+      const existed = !hidden && existsInLowers(lowers, r)
+      out.push({ kind: existed ? 'C' : 'A', path: r })
+      // below an opaque directory nothing of the lower layers shows
+      if (st.isDirectory()) walk(p, r, hidden || opaqueUpper.has(r))
+    }
+  }
+  walk(upper, '', false)
+  return out.sort((a, b) => byteOrder(a.path, b.path))
+}
+
+/** Directories of an upper dir marked opaque (one getfattr over the upper dir only). */
+async function opaqueDirs(root: string): Promise<Set<string>> {
+  const xattrs = await readXattrTree(root).catch(() => new Map<string, Map<string, Buffer>>())
+  const out = new Set<string>()
+  for (const [path, attrs] of xattrs) {
+    const v = attrs.get(OVERLAY_OPAQUE_XATTR)
+    if (v && v.toString() === 'y' && path.startsWith(`${root}/`)) out.add(path.slice(root.length + 1).replace(/\/+$/, ''))
+  }
+  return out
+}
+
+/** Changes from the tree `lower` to the tree `upper` (both full trees). Sorted by path. */
+export function compareTrees(lower: string, upper: string, opts: { signal?: AbortSignal } = {}): Change[] {
+  const out: Change[] = []
+  const addAll = (dir: string, rel: string): void => {
+    for (const name of readdirSync(dir)) {
+      const r = `${rel}/${name}`
+      out.push({ kind: 'A', path: r })
+      if (lstatSync(`${dir}/${name}`).isDirectory()) addAll(`${dir}/${name}`, r)
+    }
+  }
+  const walk = (lo: string, up: string, rel: string, reported: boolean): void => {
+    throwIfAborted(opts.signal)
+    const before = out.length
+    const oldNames = new Set(readdirSync(lo))
+    for (const name of readdirSync(up)) {
+      const r = rel ? `${rel}/${name}` : name
+      const ns = lstatSync(`${up}/${name}`)
+      if (!oldNames.has(name)) {
+        out.push({ kind: 'A', path: r })
+        if (ns.isDirectory()) addAll(`${up}/${name}`, r)
+        continue
+      }
+      oldNames.delete(name)
+      const os = lstatSync(`${lo}/${name}`)
+      const typeChanged = (os.mode & 0o170000) !== (ns.mode & 0o170000)
+      const changed = statDifferent(os, ns)
+      if (changed) out.push({ kind: 'C', path: r })
+      if (ns.isDirectory()) {
+        if (typeChanged) addAll(`${up}/${name}`, r)
+        else walk(`${lo}/${name}`, `${up}/${name}`, r, changed)
+      }
+    }
+    for (const name of oldNames) out.push({ kind: 'D', path: rel ? `${rel}/${name}` : name })
+    // a directory with changes inside is itself reported as changed
+    if (rel && !reported && out.length > before) out.push({ kind: 'C', path: rel })
+  }
+  walk(lower, upper, '', false)
+  return out.sort((a, b) => byteOrder(a.path, b.path))
+}
