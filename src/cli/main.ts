@@ -6,6 +6,7 @@ import { Command, CommanderError, Option } from 'commander'
 import { isCairnError } from '../errors/index.js'
 import { registerImageCommands } from './images.js'
 import { registerTransferCommands } from './transfer.js'
+import { registerRegistryCommands } from './registry.js'
 
 /** Exit codes: Docker uses 1 for a failed operation and 125 for a usage error. */
 export const ExitCodes = { failure: 1, usage: 125 } as const
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (str, write) => write(str) })
   registerImageCommands(program)
   registerTransferCommands(program)
+  registerRegistryCommands(program)
   return program
 }
 

@@ -1,0 +1,170 @@
+/**
+ * Helpers for the registry tests: `cairn registry serve` as a real process on a random port, a small
+ * HTTP client over fetch, and pushes of small images.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { CLI } from '../helpers/cairn.js'
+
+export interface ServeProcess {
+  readonly url: string
+  readonly pid: number
+  readonly child: ChildProcess
+  /** Everything the process wrote on stderr so far. */
+  stderr(): string
+  stdout(): string
+  /** SIGTERM, and wait for the exit (SIGKILL after 10 s). */
+  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  /** SIGKILL, and wait for the exit. */
+  kill(): Promise<void>
+}
+
+const live = new Set<ChildProcess>()
+process.on('exit', () => {
+  for (const c of live) c.kill('SIGKILL')
+})
+
+/** Starts `cairn registry serve --listen 127.0.0.1:0 --root ROOT ARGS…` and waits for its "listening on" line. */
+export async function serveProcess(root: string, args: readonly string[] = [], env: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [CLI, 'registry', 'serve', '--listen', '127.0.0.1:0', '--root', root, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  })
+  live.add(child)
+  let err = ''
+  let out = ''
+  child.stderr?.on('data', (b: Buffer) => {
+    err += b.toString()
+  })
+  child.stdout?.on('data', (b: Buffer) => {
+    out += b.toString()
+  })
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => {
+      live.delete(child)
+      resolve({ code, signal })
+    })
+  })
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`registry did not start in 15 s:\n${err}`)), 15_000)
+    const onData = (): void => {
+      const m = /listening on (\S+)/.exec(err)
+      if (m) {
+        clearTimeout(timer)
+        child.stderr?.off('data', onData)
+        resolve(m[1] as string)
+      }
+    }
+    child.stderr?.on('data', onData)
+    void exited.then((r) => {
+      clearTimeout(timer)
+      reject(new Error(`registry exited (${String(r.code ?? r.signal)}) while starting:\n${err}`))
+    })
+  })
+  return {
+    url,
+    pid: child.pid ?? 0,
+    child,
+    stderr: () => err,
+    stdout: () => out,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+      const t = setTimeout(() => child.kill('SIGKILL'), 10_000)
+      const r = await exited
+      clearTimeout(t)
+      return r
+    },
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+      await exited
+    },
+  }
+}
+
+export interface Resp {
+  status: number
+  headers: Headers
+  body: Buffer
+  text(): string
+  json<T = unknown>(): T
+}
+
+export interface ReqOpts {
+  headers?: Record<string, string>
+  body?: Buffer | string
+  signal?: AbortSignal
+}
+
+/** One request; `path` may be absolute or relative to `base`. */
+export async function request(base: string, method: string, path: string, opts: ReqOpts = {}): Promise<Resp> {
+  const url = /^https?:/.test(path) ? path : `${base}${path}`
+  const init: RequestInit = { method, redirect: 'manual' }
+  if (opts.headers) init.headers = opts.headers
+  if (opts.body !== undefined) init.body = typeof opts.body === 'string' ? opts.body : new Uint8Array(opts.body)
+  if (opts.signal) init.signal = opts.signal
+  const res = await fetch(url, init)
+  const body = Buffer.from(await res.arrayBuffer())
+  return {
+    status: res.status,
+    headers: res.headers,
+    body,
+    text: () => body.toString('utf8'),
+    json: <T>() => JSON.parse(body.toString('utf8')) as T,
+  }
+}
+
+export function sha256(data: Buffer | string): `sha256:${string}` {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`
+}
+
+export function sha512(data: Buffer | string): `sha512:${string}` {
+  return `sha512:${createHash('sha512').update(data).digest('hex')}`
+}
+
+/** Pushes a blob monolithically (POST then PUT ?digest=); returns its digest. */
+export async function pushBlob(base: string, repo: string, data: Buffer | string, headers: Record<string, string> = {}): Promise<string> {
+  const digest = sha256(data)
+  const start = await request(base, 'POST', `/v2/${repo}/blobs/uploads/`, { headers })
+  if (start.status !== 202) throw new Error(`POST upload: ${start.status} ${start.text()}`)
+  const loc = start.headers.get('location') ?? ''
+  const sep = loc.includes('?') ? '&' : '?'
+  const put = await request(base, 'PUT', `${loc}${sep}digest=${digest}`, { body: data, headers: { 'Content-Type': 'application/octet-stream', ...headers } })
+  if (put.status !== 201) throw new Error(`PUT upload: ${put.status} ${put.text()}`)
+  return digest
+}
+
+export interface TinyImage {
+  config: Buffer
+  layer: Buffer
+  manifest: Buffer
+  digest: string
+}
+
+/** A small OCI image (random layer bytes, so each call makes a different one). */
+export function tinyImage(layerSize = 1024): TinyImage {
+  const layer = randomBytes(layerSize)
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256(layer)] } }))
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(layer), size: layer.length }],
+  }))
+  return { config, layer, manifest, digest: sha256(manifest) }
+}
+
+/** Pushes a tiny image's blobs and manifest under `tag`. */
+export async function pushImage(base: string, repo: string, tag: string, img: TinyImage = tinyImage(), headers: Record<string, string> = {}): Promise<TinyImage> {
+  await pushBlob(base, repo, img.config, headers)
+  await pushBlob(base, repo, img.layer, headers)
+  const r = await request(base, 'PUT', `/v2/${repo}/manifests/${tag}`, {
+    body: img.manifest,
+    headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json', ...headers },
+  })
+  if (r.status !== 201) throw new Error(`PUT manifest: ${r.status} ${r.text()}`)
+  return img
+}
+
+export function basic(user: string, password: string): Record<string, string> {
+  return { Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` }
+}
