@@ -23,6 +23,10 @@ import { loadImages, type LoadResult } from './api/load.js'
 import type { OperationOptions } from './api/events.js'
 import type { Digest } from './oci/digest.js'
 import { randomName } from './util/fs.js'
+import { pushImage, type PushOptions, type PushResult } from './api/push.js'
+import { pullImage, type PullOptions, type PullResult } from './api/pull.js'
+import { login, logout, type LoginOptions, type LoginResult } from './api/login.js'
+import type { Credentials } from './remote/credentials.js'
 
 export interface CairnOptions {
   /** The store folder (default: /var/lib/cairn as root, else $XDG_DATA_HOME/cairn). */
@@ -104,6 +108,26 @@ export class Cairn {
   async prune(opts: { all?: boolean } = {}): Promise<PruneResult> {
     return pruneImages(this.store, opts)
   }
+
+  /** `cairn push`: an image (or with `allTags` a repository) to its registry. */
+  async push(name: string, opts: PushOptions = {}): Promise<PushResult> {
+    return pushImage(this.store, name, opts)
+  }
+
+  /** `cairn pull`: one result per tag pulled (several with `allTags`). */
+  async pull(name: string, opts: PullOptions = {}): Promise<PullResult[]> {
+    return pullImage(this.store, name, opts)
+  }
+
+  /** `cairn login`: checks the credentials against the registry, then stores them as Docker does. */
+  async login(server: string | undefined, credentials: Credentials, opts: LoginOptions = {}): Promise<LoginResult> {
+    return login(server, credentials, opts)
+  }
+
+  /** `cairn logout` */
+  async logout(server?: string, opts: LoginOptions = {}): Promise<{ registry: string; serverKey: string; removed: boolean }> {
+    return logout(server, opts)
+  }
 }
 
 export { ImageStore, type ImageRecord, type DeleteRecord } from './image/store.js'
@@ -119,3 +143,9 @@ export { tarDirectory } from './layer/diff.js'
 export { defaultRoot } from './api/root.js'
 export type { ProgressEvent, ProgressListener, OperationOptions } from './api/events.js'
 export type { DiskUsage, HistoryRow, ImageInspect, ImageSummary, ListImagesOptions, PruneResult, RemoveOptions, RemoveResult, ImportOptions, ImportResult, SaveOptions, LoadResult }
+export type { PushOptions, PushResult, PushedTag, PushedLayer, RemoteOptions } from './api/push.js'
+export type { PullOptions, PullResult, PulledLayer } from './api/pull.js'
+export type { LoginOptions, LoginResult } from './api/login.js'
+export { Registry, Repository, type RegistryOptions, type Manifest } from './remote/client.js'
+export { DockerCredentials, type Credentials } from './remote/credentials.js'
+export { loadRemoteConfig, defaultRemoteConfig, type RemoteConfig } from './remote/config.js'

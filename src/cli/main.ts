@@ -7,6 +7,7 @@ import { isCairnError } from '../errors/index.js'
 import { registerImageCommands } from './images.js'
 import { registerTransferCommands } from './transfer.js'
 import { registerRegistryCommands } from './registry.js'
+import { registerRemoteCommands } from './remote.js'
 
 /** Exit codes: Docker uses 1 for a failed operation and 125 for a usage error. */
 export const ExitCodes = { failure: 1, usage: 125 } as const
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerImageCommands(program)
   registerTransferCommands(program)
   registerRegistryCommands(program)
+  registerRemoteCommands(program)
   return program
 }
 

@@ -21,6 +21,10 @@ export const ErrorCodes = {
   DENIED: 'DENIED',
   UNSUPPORTED: 'UNSUPPORTED',
   TOOMANYREQUESTS: 'TOOMANYREQUESTS',
+  // distribution's errcode registry: an error the registry did not classify, and a service (or
+  // connection) that is unavailable for now
+  UNKNOWN: 'UNKNOWN',
+  UNAVAILABLE: 'UNAVAILABLE',
   // Cairn
   INVALID_REFERENCE: 'INVALID_REFERENCE',
   IMAGE_UNKNOWN: 'IMAGE_UNKNOWN',

@@ -489,6 +489,49 @@ export class ImageStore {
     return removed
   }
 
+  // ---------------------------------------------------------------- registry client (issue 6)
+
+  /** Every stored blob holding the layer `diffId` (a layer may be stored under several compressions). */
+  layerBlobs(diffId: Digest): StoredLayer[] {
+    const rows = this.db.prepare('SELECT digest, media_type, compressed_size, size, diff_size FROM layer_blobs WHERE diff_id = ? ORDER BY digest').all(diffId) as
+      { digest: Digest; media_type: string; compressed_size: number; size: number; diff_size: number }[]
+    return rows.map((r) => ({ diffId, digest: r.digest, mediaType: r.media_type, compressedSize: r.compressed_size, size: r.size, diffSize: r.diff_size }))
+  }
+
+  /** Whether the layer stack `chainId` is in the store. */
+  hasChain(chainId: Digest): boolean {
+    return this.db.prepare('SELECT 1 FROM chains WHERE chain_id = ?').get(chainId) !== undefined
+  }
+
+  /**
+   * Adds another blob for a layer an image already has (e.g. its compressed form, made for a
+   * push): publishes the staged blob and records it for `imageId` in one transaction, so that it
+   * is freed with the image. IMAGE_UNKNOWN if the image went away meanwhile.
+   */
+  addLayerBlob(imageId: Digest, layer: { staged: StagedBlob; diffId: Digest; mediaType: string; size: number; diffSize: number }): void {
+    this.db.transaction(() => {
+      if (!this.db.prepare('SELECT 1 FROM images WHERE id = ?').get(imageId)) {
+        throw new CairnError('IMAGE_UNKNOWN', `No such image: ${imageId}`)
+      }
+      this.content.publishSync(layer.staged)
+      this.db.prepare('INSERT OR IGNORE INTO layer_blobs (diff_id, digest, media_type, compressed_size, size, diff_size) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(layer.diffId, layer.staged.digest, layer.mediaType, layer.staged.size, layer.size, layer.diffSize)
+      this.db.prepare('INSERT OR IGNORE INTO image_blobs (image_id, digest) VALUES (?, ?)').run(imageId, layer.staged.digest)
+    }).immediate()
+  }
+
+  /** Records `repo@digest` as a name of an image (what a push or a pull by tag leaves behind). */
+  setRepoDigest(ref: Reference, imageId: Digest): void {
+    if (ref.digest === undefined) throw new CairnError('INVALID_REFERENCE', 'a repository digest needs a digest')
+    this.db.transaction(() => {
+      if (!this.db.prepare('SELECT 1 FROM images WHERE id = ?').get(imageId)) {
+        throw new CairnError('IMAGE_UNKNOWN', `No such image: ${imageId}`)
+      }
+      this.db.prepare('INSERT INTO repo_digests (name, image_id) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id')
+        .run(`${ref.domain}/${ref.path}@${ref.digest ?? ''}`, imageId)
+    }).immediate()
+  }
+
   // ---------------------------------------------------------------- helpers
 
   private groupRefs(sql: string): Map<string, string[]> {

@@ -106,6 +106,34 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX snapshots_parent ON snapshots(driver, parent);
   `,
+  `
+  -- the registry client (src/remote): blobs known to be in a registry's repository (pushed there
+  -- or pulled from there), for existence checks and cross-repository mounts; a layer's diffID
+  -- lets a push reuse a blob the registry has for it
+  CREATE TABLE remote_blobs (
+    registry TEXT NOT NULL,           -- reference domain: docker.io, localhost:5000
+    repository TEXT NOT NULL,         -- library/ubuntu
+    digest TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    diff_id TEXT,                     -- for layers
+    updated INTEGER NOT NULL,
+    PRIMARY KEY (registry, repository, digest)
+  );
+  CREATE INDEX remote_blobs_digest ON remote_blobs(registry, digest);
+  CREATE INDEX remote_blobs_diff ON remote_blobs(registry, diff_id);
+
+  -- blob uploads in progress, so that an interrupted push resumes at the registry's offset
+  CREATE TABLE remote_uploads (
+    registry TEXT NOT NULL,
+    repository TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    location TEXT NOT NULL,           -- the upload URL the registry gave last
+    offset INTEGER NOT NULL,          -- bytes the registry had acknowledged with it
+    updated INTEGER NOT NULL,
+    PRIMARY KEY (registry, repository, digest)
+  );
+  `,
 ]
 
 export function openDatabase(path: string): DB {

@@ -1,0 +1,303 @@
+/**
+ * `docker push`: an image's layers, config and manifest to a registry, with Docker's statuses
+ * (`Preparing`, `Waiting`, `Pushing`, `Pushed`, `Layer already exists`, `Mounted from …`) and its
+ * closing line (`TAG: digest: sha256:… size: N`).
+ *
+ * Layers kept uncompressed in the store are compressed for the trip (gzip by default, or zstd),
+ * deterministically, and the compressed blob is kept as another blob of the same layer, so a
+ * second push sends the same bytes and the manifest digest does not change. Layers stored
+ * compressed are pushed as they are. The pushed manifest has the image's own format (Docker
+ * schema2 or OCI) and its digest is recorded as a repository digest of the image.
+ */
+import { pipeline } from 'node:stream/promises'
+import { Readable, Transform, type TransformCallback } from 'node:stream'
+import { CairnError } from '../errors/index.js'
+import { digestHex, digestOf, type Digest } from '../oci/digest.js'
+import { MediaTypes, layerCompression, layerMediaType, type Compression } from '../oci/mediatype.js'
+import type { Descriptor, ImageConfig, ImageManifest } from '../oci/types.js'
+import { formatReference, parseReference, repositoryName, type Reference } from '../oci/reference.js'
+import { compressStream } from '../layer/compression.js'
+import { serializeManifest } from '../image/manifest.js'
+import type { ImageRecord, ImageStore, StoredLayer } from '../image/store.js'
+import { loadRemoteConfig, type RemoteConfig } from '../remote/config.js'
+import { Registry, type Repository, type UploadSession } from '../remote/client.js'
+import type { Credentials } from '../remote/credentials.js'
+import { limiter } from '../remote/limit.js'
+import { RemoteKnowledge } from '../remote/sources.js'
+import { uploadBlob } from '../remote/upload.js'
+import { parallelGzip } from '../remote/pgzip.js'
+import { emit, type OperationOptions } from './events.js'
+
+/** What push, pull and login share: how to reach registries and as whom. */
+export interface RemoteOptions extends OperationOptions {
+  /** Cairn's registry settings (default: read from $CAIRN_CONFIG or /etc/cairn/config.json). */
+  config?: RemoteConfig
+  /** Credentials (default: Docker's config.json and credential helpers). */
+  credentials?: Credentials
+  /** Environment for proxies, DOCKER_CONFIG and helpers (default: process.env). */
+  env?: NodeJS.ProcessEnv
+}
+
+export interface PushOptions extends RemoteOptions {
+  /** Push every tag of the repository (`--all-tags`). */
+  allTags?: boolean
+  /** How uncompressed layers are compressed for the registry (default gzip). */
+  compression?: Exclude<Compression, 'none'>
+  /** Parallel layer uploads (default 5, or the config's max-concurrent-uploads). */
+  concurrency?: number
+  /** Bytes per upload chunk; 0 uploads each blob in one request (default: the config's upload-chunk-size). */
+  chunkSize?: number
+}
+
+export interface PushedLayer {
+  /** Short diffID, as Docker prints it. */
+  id: string
+  diffId: Digest
+  digest: Digest
+  status: 'Pushed' | 'Layer already exists' | `Mounted from ${string}`
+  /** Bytes sent for it by this push, and where a resumed upload started. */
+  bytesSent: number
+  resumedFrom: number
+}
+
+export interface PushedTag {
+  tag: string
+  digest: Digest
+  /** Manifest bytes. */
+  size: number
+  layers: PushedLayer[]
+}
+
+export interface PushResult {
+  /** `host/path` as Docker shows it in `The push refers to repository […]`. */
+  repository: string
+  tags: PushedTag[]
+}
+
+export async function pushImage(store: ImageStore, name: string, opts: PushOptions = {}): Promise<PushResult> {
+  const ref = parseReference(name)
+  if (ref.digest !== undefined) throw new CairnError('INVALID_REFERENCE', `cannot push a digest reference: ${name}`)
+  if (opts.allTags && ref.tag !== undefined) throw new CairnError('INVALID_ARGUMENT', 'tag can\'t be used with --all-tags/-a')
+  const repoName = repositoryName(ref)
+  let tags: { tag: string; image: ImageRecord }[]
+  if (opts.allTags) {
+    tags = []
+    for (const img of store.list()) {
+      for (const t of img.tags) {
+        if (t.startsWith(`${repoName}:`)) tags.push({ tag: t.slice(repoName.length + 1), image: img })
+      }
+    }
+    tags.sort((a, b) => a.tag.localeCompare(b.tag))
+    if (tags.length === 0) throw new CairnError('IMAGE_UNKNOWN', `An image does not exist locally with the tag: ${familiarRepo(ref)}`)
+  } else {
+    if (ref.tag === undefined) emit(opts, { id: '', status: 'Using default tag: latest' })
+    const tag = ref.tag ?? 'latest'
+    const id = store.lookupRef({ ...ref, tag })
+    const image = id ? store.get(id) : undefined
+    if (!image) throw new CairnError('IMAGE_UNKNOWN', `An image does not exist locally with the tag: ${familiarRepo(ref)}${ref.tag !== undefined ? `:${ref.tag}` : ''}`)
+    tags = [{ tag, image }]
+  }
+  const config = opts.config ?? loadRemoteConfig()
+  const registry = new Registry(ref.domain, { config, ...(opts.credentials ? { credentials: opts.credentials } : {}), ...(opts.env ? { env: opts.env } : {}) })
+  const pusher = new Pusher(store, registry.repository(ref.path), opts, config)
+  try {
+    emit(opts, { id: '', status: `The push refers to repository [${repoName}]` })
+    const result: PushResult = { repository: repoName, tags: [] }
+    for (const { tag, image } of tags) {
+      const pushed = await pusher.pushTag(image, tag)
+      store.setRepoDigest({ domain: ref.domain, path: ref.path, digest: pushed.digest }, image.id)
+      emit(opts, { id: '', status: `${tag}: digest: ${pushed.digest} size: ${pushed.size}` })
+      result.tags.push(pushed)
+    }
+    return result
+  } finally {
+    registry.close()
+  }
+}
+
+function familiarRepo(ref: Reference): string {
+  return formatReference({ domain: ref.domain, path: ref.path }).replace(/^docker\.io\/(library\/)?/, '')
+}
+
+function short(d: Digest): string {
+  return digestHex(d).slice(0, 12)
+}
+
+interface BlobToPush {
+  descriptor: Descriptor
+  /** Present when the blob is in the local store (else the registry is known to have it). */
+  local: boolean
+  /** Another repository of the registry known to hold it (when not local). */
+  knownIn?: string
+}
+
+class Pusher {
+  private readonly knowledge: RemoteKnowledge
+  private readonly registryName: string
+  private readonly limit: ReturnType<typeof limiter>
+  private readonly chunkSize: number
+  /** Layers pushed earlier in this run (another tag of the same repository). */
+  private readonly done = new Map<Digest, PushedLayer>()
+
+  constructor(private readonly store: ImageStore, private readonly repo: Repository, private readonly opts: PushOptions, config: RemoteConfig) {
+    this.knowledge = new RemoteKnowledge(store.db)
+    this.registryName = repo.registry.domain
+    this.limit = limiter(opts.concurrency ?? config.maxConcurrentUploads)
+    this.chunkSize = opts.chunkSize ?? config.uploadChunkSize
+  }
+
+  async pushTag(image: ImageRecord, tag: string): Promise<PushedTag> {
+    const signal = this.opts.signal
+    const manifest = await this.store.manifest(image)
+    const configBytes = await this.store.content.readBytes(image.configDigest)
+    const cfg = JSON.parse(configBytes.toString('utf8')) as ImageConfig
+    const diffIds = cfg.rootfs.diff_ids
+    if (diffIds.length !== manifest.layers.length) throw new CairnError('STORE_CORRUPT', `image ${short(image.id)}: its config and manifest disagree on the layers`)
+    const format = isOci(image, manifest) ? 'oci' : 'docker'
+    // Docker lists layers top first
+    const order = manifest.layers.map((_, i) => i).reverse()
+    const seen = new Set<Digest>()
+    for (const i of order) {
+      const d = diffIds[i] as Digest
+      if (seen.has(d)) continue
+      seen.add(d)
+      emit(this.opts, { id: short(d), status: 'Preparing' })
+    }
+    const pushing = new Map<Digest, Promise<{ layer: PushedLayer; descriptor: Descriptor }>>()
+    for (const i of order) {
+      const diffId = diffIds[i] as Digest
+      const desc = manifest.layers[i] as Descriptor
+      if (pushing.has(diffId)) continue
+      const task = this.limit(() => this.pushLayer(image, desc, diffId, format), () => emit(this.opts, { id: short(diffId), status: 'Waiting' }))
+      task.catch(() => undefined)
+      pushing.set(diffId, task)
+    }
+    const results = new Map<Digest, { layer: PushedLayer; descriptor: Descriptor }>()
+    for (const [d, p] of pushing) results.set(d, await p)
+    // the config, then the manifest that names them all
+    await this.pushSmallBlob({ mediaType: manifest.config.mediaType, digest: image.configDigest, size: configBytes.length }, configBytes)
+    const descriptors = manifest.layers.map((l, i) => results.get(diffIds[i] as Digest)?.descriptor ?? l)
+    const unchanged = descriptors.every((d, i) => d.digest === manifest.layers[i]?.digest && d.mediaType === manifest.layers[i]?.mediaType)
+    let bytes: Buffer
+    if (unchanged) {
+      bytes = await this.store.content.readBytes(image.manifestDigest)
+    } else {
+      const out: ImageManifest = { ...manifest, layers: descriptors }
+      bytes = Buffer.from(serializeManifest(out))
+    }
+    const mediaType = manifest.mediaType ?? image.manifestMediaType
+    const digest = digestOf(bytes)
+    const reported = await this.repo.putManifest(tag, bytes, mediaType, signal)
+    if (reported !== digest) throw new CairnError('DIGEST_INVALID', `the registry stored the manifest as ${reported}, its bytes hash to ${digest}`)
+    return { tag, digest, size: bytes.length, layers: [...results.values()].map((r) => r.layer) }
+  }
+
+  private async pushLayer(image: ImageRecord, desc: Descriptor, diffId: Digest, format: 'oci' | 'docker', localOnly = false): Promise<{ layer: PushedLayer; descriptor: Descriptor }> {
+    const id = short(diffId)
+    const signal = this.opts.signal
+    const blob = await this.blobFor(image, desc, diffId, format, localOnly)
+    const d = blob.descriptor
+    const earlier = this.done.get(d.digest)
+    const record = (): void => this.knowledge.record(this.registryName, { repository: this.repo.name, digest: d.digest, mediaType: d.mediaType, size: d.size, diffId })
+    const finish = (status: PushedLayer['status'], bytesSent = 0, resumedFrom = 0): { layer: PushedLayer; descriptor: Descriptor } => {
+      record()
+      emit(this.opts, { id, status })
+      const layer: PushedLayer = { id, diffId, digest: d.digest, status, bytesSent, resumedFrom }
+      this.done.set(d.digest, layer)
+      return { layer, descriptor: d }
+    }
+    if (earlier) return finish('Layer already exists')
+    // 1. is it there already?
+    if ((await this.repo.blobSize(d.digest, { push: true, ...(signal ? { signal } : {}) })) !== undefined) return finish('Layer already exists')
+    this.knowledge.forget(this.registryName, this.repo.name, d.digest)
+    // 2. a cross-repository mount from a repository known to hold it
+    let session: UploadSession | undefined
+    const sources = this.knowledge.repositoriesWith(this.registryName, d.digest, this.repo.name)
+    if (blob.knownIn && !sources.includes(blob.knownIn)) sources.unshift(blob.knownIn)
+    for (const from of sources) {
+      const r = await this.repo.startUpload({ mount: { digest: d.digest, from }, ...(signal ? { signal } : {}) })
+      if (r.mounted) return finish(`Mounted from ${from}`)
+      if (!session) session = { location: r.location, offset: r.offset }
+      else await this.repo.cancelUpload({ location: r.location, offset: r.offset }, signal).catch(() => undefined)
+    }
+    if (!blob.local) {
+      // the registry no longer has the blob this layer was known by: make one here and send it
+      if (session) await this.repo.cancelUpload(session, signal).catch(() => undefined)
+      this.knowledge.forget(this.registryName, blob.knownIn ?? this.repo.name, d.digest)
+      return this.pushLayer(image, desc, diffId, format, true)
+    }
+    // 3. upload
+    emit(this.opts, { id, status: 'Pushing', current: 0, total: d.size })
+    const up = await uploadBlob(this.repo, this.knowledge, { digest: d.digest, size: d.size, path: this.store.content.path(d.digest) }, {
+      chunkSize: this.chunkSize,
+      ...(signal ? { signal } : {}),
+      ...(session ? { session } : {}),
+      onProgress: (current, total) => emit(this.opts, { id, status: 'Pushing', current, total }),
+    })
+    return finish('Pushed', up.bytesSent, up.resumedFrom)
+  }
+
+  /** The blob that carries the layer to the registry: as stored if compressed, else a compressed copy. */
+  private async blobFor(image: ImageRecord, desc: Descriptor, diffId: Digest, format: 'oci' | 'docker', localOnly: boolean): Promise<BlobToPush> {
+    if (layerCompression(desc.mediaType) !== 'none' || desc.mediaType.includes('nondistributable') || desc.mediaType.includes('foreign')) {
+      return { descriptor: desc, local: true }
+    }
+    const want = this.opts.compression ?? 'gzip'
+    const mediaType = layerMediaType(want, format)
+    const stored = this.store.layerBlobs(diffId).find((b) => layerCompression(b.mediaType) === want && this.store.content.ensureSync(b.digest))
+    if (stored) return { descriptor: { mediaType, digest: stored.digest, size: stored.compressedSize }, local: true }
+    // the registry may hold this layer already in that compression (pulled from or pushed to it)
+    for (const rb of localOnly ? [] : this.knowledge.blobsForDiffId(this.registryName, diffId)) {
+      if (layerCompression(rb.mediaType) !== want) continue
+      return { descriptor: { mediaType, digest: rb.digest, size: rb.size }, local: false, knownIn: rb.repository }
+    }
+    const plain = this.store.layerByDigest(desc.digest)
+    if (!plain) throw new CairnError('STORE_CORRUPT', `layer ${desc.digest} of image ${short(image.id)} has no record in the store`)
+    const compressed = await this.compress(image, plain, want, mediaType)
+    return { descriptor: { mediaType, digest: compressed.digest, size: compressed.size }, local: true }
+  }
+
+  private async compress(image: ImageRecord, plain: StoredLayer, want: Exclude<Compression, 'none'>, mediaType: string): Promise<{ digest: Digest; size: number }> {
+    const id = short(plain.diffId)
+    const signal = this.opts.signal
+    const ingest = await this.store.content.ingest()
+    let n = 0
+    const total = plain.diffSize
+    const tap = new Transform({
+      transform: (chunk: Buffer, _e, cb: TransformCallback) => {
+        n += chunk.length
+        emit(this.opts, { id, status: 'Preparing', current: n, total })
+        cb(null, chunk)
+      },
+    })
+    try {
+      // gzip in blocks on every core (see remote/pgzip.ts); zstd as the layer codec makes it
+      const compressor = want === 'gzip' ? parallelGzip() : compressStream(want)
+      await pipeline(await this.store.content.read(plain.digest), tap, compressor, ingest.stream, signal ? { signal } : {})
+      const staged = await ingest.stage()
+      this.store.addLayerBlob(image.id, { staged, diffId: plain.diffId, mediaType, size: plain.size, diffSize: plain.diffSize })
+      return { digest: staged.digest, size: staged.size }
+    } catch (err) {
+      await ingest.abort()
+      if (signal?.aborted) throw new CairnError('ABORTED', 'operation aborted', { cause: err })
+      throw err
+    }
+  }
+
+  /** A config (or other small blob): HEAD, else one POST and one PUT (both again on a temporary failure). */
+  private async pushSmallBlob(d: Descriptor, bytes: Buffer): Promise<void> {
+    const signal = this.opts.signal
+    const sig = signal ? { signal } : {}
+    if ((await this.repo.blobSize(d.digest, { push: true, ...sig })) === undefined) {
+      await this.repo.registry.withRetry(`upload ${d.digest}`, signal, async () => {
+        const r = await this.repo.startUpload({ ...sig, retry: false })
+        if (!r.mounted) await this.repo.finishUpload(r, d.digest, { body: { length: bytes.length, open: () => Readable.from([bytes]) }, ...sig })
+      })
+    }
+    this.knowledge.record(this.registryName, { repository: this.repo.name, digest: d.digest, mediaType: d.mediaType, size: d.size })
+  }
+}
+
+function isOci(image: ImageRecord, manifest: ImageManifest): boolean {
+  return (manifest.mediaType ?? image.manifestMediaType) === MediaTypes.OciManifest
+}
