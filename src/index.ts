@@ -23,6 +23,12 @@ import { loadImages, type LoadResult } from './api/load.js'
 import type { OperationOptions } from './api/events.js'
 import type { Digest } from './oci/digest.js'
 import { randomName } from './util/fs.js'
+import {
+  containerDiff, containerLogs, copyFromContainer, copyToContainer, createContainer, execInContainer, exportContainer, inspectContainer,
+  killContainers, listContainers, pauseContainer, removeContainers, renameContainer, resumeContainer, runContainer, startContainer, stopContainers,
+  type BatchResult, type Change, type ContainerInspect, type ContainerSummary, type CopyOptions, type CreateOptions, type CreateResult,
+  type ExecOptions, type LogEntry, type RunOptions, type RunResult, type StartContainerOptions,
+} from './api/containers.js'
 import { pushImage, type PushOptions, type PushResult } from './api/push.js'
 import { pullImage, type PullOptions, type PullResult } from './api/pull.js'
 import { login, logout, type LoginOptions, type LoginResult } from './api/login.js'
@@ -128,6 +134,101 @@ export class Cairn {
   async logout(server?: string, opts: LoginOptions = {}): Promise<{ registry: string; serverKey: string; removed: boolean }> {
     return logout(server, opts)
   }
+
+  // ---------------------------------------------------------------- containers
+
+  /** `cairn create`: the container's snapshots, configuration and files; returns its ID and name. */
+  async createContainer(opts: CreateOptions): Promise<CreateResult> {
+    return createContainer(this.store, opts)
+  }
+
+  /** `cairn run`: create and start; attached (default) resolves with the exit code, `detach` once it runs. */
+  async run(opts: RunOptions): Promise<RunResult> {
+    return runContainer(this.store, opts)
+  }
+
+  /** `cairn start [-a] [-i]` */
+  async start(container: string, opts: StartContainerOptions = {}): Promise<{ id: string; exitCode?: number }> {
+    return startContainer(this.store, container, opts)
+  }
+
+  /** `cairn stop [-t]` */
+  async stop(containers: string | readonly string[], opts: { timeout?: number } = {}): Promise<BatchResult> {
+    return stopContainers(this.store, typeof containers === 'string' ? [containers] : containers, opts)
+  }
+
+  /** `cairn kill [-s]` */
+  async kill(containers: string | readonly string[], opts: { signal?: string } = {}): Promise<BatchResult> {
+    return killContainers(this.store, typeof containers === 'string' ? [containers] : containers, opts)
+  }
+
+  /** `cairn exec`: resolves with the command's exit code. */
+  async exec(container: string, command: string[], opts: ExecOptions = {}): Promise<number> {
+    return execInContainer(this.store, container, command, opts)
+  }
+
+  /** `cairn logs [-f]`: the json-file log's entries, stdout and stderr told apart. */
+  logs(container: string, opts: { follow?: boolean; tail?: number; since?: number; signal?: AbortSignal } = {}): AsyncGenerator<LogEntry> {
+    return containerLogs(this.store, container, opts)
+  }
+
+  /** `cairn ps [-a]` */
+  async ps(opts: { all?: boolean } = {}): Promise<ContainerSummary[]> {
+    return listContainers(this.store, opts)
+  }
+
+  /** `cairn rm [-f]` */
+  async rm(containers: string | readonly string[], opts: { force?: boolean } = {}): Promise<BatchResult> {
+    return removeContainers(this.store, typeof containers === 'string' ? [containers] : containers, opts)
+  }
+
+  /** `cairn inspect CONTAINER` */
+  async inspectContainer(container: string): Promise<ContainerInspect> {
+    return inspectContainer(this.store, container)
+  }
+
+  /** `cairn rename` */
+  async rename(container: string, newName: string): Promise<void> {
+    return renameContainer(this.store, container, newName)
+  }
+
+  /** `cairn cp CONTAINER:SRC DEST` (a host path, or a Writable for a tar stream). */
+  async copyFromContainer(container: string, srcPath: string, dest: string | Writable, opts: CopyOptions = {}): Promise<void> {
+    return copyFromContainer(this.store, container, srcPath, dest, opts)
+  }
+
+  /** `cairn cp SRC CONTAINER:DEST` (a host path, or a Readable tar stream). */
+  async copyToContainer(src: string | Readable, container: string, destPath: string, opts: CopyOptions = {}): Promise<void> {
+    return copyToContainer(this.store, src, container, destPath, opts)
+  }
+
+  /** `cairn diff` */
+  async diff(container: string): Promise<Change[]> {
+    return containerDiff(this.store, container)
+  }
+
+  /** `cairn export`: to a stream, or atomically to a file path. */
+  async export(container: string, out: string | Writable): Promise<void> {
+    if (typeof out !== 'string') return exportContainer(this.store, container, out)
+    const tmp = `${out}.${randomName('tmp-')}`
+    try {
+      await exportContainer(this.store, container, createWriteStream(tmp, { flags: 'wx' }))
+      await rename(tmp, out)
+    } catch (err) {
+      await rm(tmp, { force: true })
+      throw err
+    }
+  }
+
+  /** `cairn pause` (cgroup freezer, through the runtime) */
+  async pause(container: string): Promise<void> {
+    return pauseContainer(this.store, container)
+  }
+
+  /** `cairn unpause` */
+  async unpause(container: string): Promise<void> {
+    return resumeContainer(this.store, container)
+  }
 }
 
 export { ImageStore, type ImageRecord, type DeleteRecord } from './image/store.js'
@@ -149,3 +250,9 @@ export type { LoginOptions, LoginResult } from './api/login.js'
 export { Registry, Repository, type RegistryOptions, type Manifest } from './remote/client.js'
 export { DockerCredentials, type Credentials } from './remote/credentials.js'
 export { loadRemoteConfig, defaultRemoteConfig, type RemoteConfig } from './remote/config.js'
+export { pauseContainer, resumeContainer, containerSnapshot, containerCommitSource, withContainerPaused, containerEngine, type ContainerCommitSource } from './api/containers.js'
+export type { BatchResult, Change, ContainerInspect, ContainerSummary, CopyOptions, CreateOptions, CreateResult, ExecOptions, LogEntry, RunOptions, RunResult, StartContainerOptions }
+export type { ContainerSpec, ContainerRow, ContainerState } from './container/types.js'
+export { ContainerEngine } from './container/engine.js'
+export { generateSpec, type RuntimeSpec, type SpecInput } from './runtime/spec.js'
+export { detectRuntime, OciRuntime } from './runtime/runtime.js'

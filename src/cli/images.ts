@@ -76,7 +76,9 @@ export function registerImageCommands(program: Command): void {
           let failed = false
           for (const n of names) {
             try {
-              out.push(await inspectImage(store, n))
+              // `cairn inspect` finds a container or an image, as Docker's does (containers first)
+              const ctr = parent === program ? await (await import('../api/containers.js')).tryInspectContainer(store, n) : undefined
+              out.push(ctr ?? (await inspectImage(store, n)))
             } catch (err) {
               if (!(err instanceof CairnError)) throw err
               process.stderr.write(`Error: ${err.message}\n`)

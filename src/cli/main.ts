@@ -6,6 +6,7 @@ import { Command, CommanderError, Option } from 'commander'
 import { isCairnError } from '../errors/index.js'
 import { registerImageCommands } from './images.js'
 import { registerTransferCommands } from './transfer.js'
+import { registerContainerCommands } from './containers.js'
 import { registerRegistryCommands } from './registry.js'
 import { registerRemoteCommands } from './remote.js'
 
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (str, write) => write(str) })
   registerImageCommands(program)
   registerTransferCommands(program)
+  registerContainerCommands(program)
   registerRegistryCommands(program)
   registerRemoteCommands(program)
   return program

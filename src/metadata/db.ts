@@ -134,6 +134,26 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (registry, repository, digest)
   );
   `,
+  `
+  -- the container engine (src/container): what a container runs and where its lifecycle stands;
+  -- its configuration, bundle and logs live in containers/<id>/
+  ALTER TABLE containers ADD COLUMN image_ref TEXT NOT NULL DEFAULT '';   -- the image as the user named it
+  ALTER TABLE containers ADD COLUMN command TEXT NOT NULL DEFAULT '[]';   -- JSON [path, ...args]
+  ALTER TABLE containers ADD COLUMN driver TEXT NOT NULL DEFAULT '';      -- storage driver of its snapshot
+  ALTER TABLE containers ADD COLUMN runtime TEXT NOT NULL DEFAULT '';     -- crun | runc (name)
+  ALTER TABLE containers ADD COLUMN runtime_path TEXT NOT NULL DEFAULT '';
+  ALTER TABLE containers ADD COLUMN owner_pid INTEGER;                    -- process creating, starting or removing it
+  ALTER TABLE containers ADD COLUMN owner_start TEXT;                     -- its start time (/proc/PID/stat), against PID reuse
+  ALTER TABLE containers ADD COLUMN shim_pid INTEGER;                     -- the monitor of a running container
+  ALTER TABLE containers ADD COLUMN shim_start TEXT;
+  ALTER TABLE containers ADD COLUMN pid INTEGER NOT NULL DEFAULT 0;       -- the container's first process
+  ALTER TABLE containers ADD COLUMN started_at INTEGER;                   -- ms since epoch
+  ALTER TABLE containers ADD COLUMN finished_at INTEGER;
+  ALTER TABLE containers ADD COLUMN exit_code INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE containers ADD COLUMN error TEXT NOT NULL DEFAULT '';
+  ALTER TABLE containers ADD COLUMN auto_remove INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX containers_state ON containers(state);
+  `,
 ]
 
 export function openDatabase(path: string): DB {

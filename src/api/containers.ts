@@ -1,0 +1,552 @@
+/**
+ * The container verbs (`create`, `run`, `start`, `stop`, `kill`, `exec`, `logs`, `ps`, `rm`,
+ * `inspect`, `rename`, `cp`, `diff`, `export`, `pause`, `unpause`): they return data; the CLI prints.
+ */
+import type { Readable, Writable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { CairnError, hasCode } from '../errors/index.js'
+import type { Digest } from '../oci/digest.js'
+import type { ContainerConfig } from '../oci/types.js'
+import type { ImageRecord, ImageStore } from '../image/store.js'
+import { snapshotChanges } from '../snapshot/index.js'
+import type { Snapshotter } from '../snapshot/types.js'
+import { tarDirectory } from '../layer/diff.js'
+import type { Change } from '../layer/changes.js'
+import { humanDuration } from '../util/format.js'
+import {
+  commandString, ContainerEngine, snapshotKeys,
+  type CreateOptions, type ExecOptions, type StartedContainer,
+} from '../container/engine.js'
+import { ContainerStates, type ContainerRow, type ContainerSpec } from '../container/types.js'
+import { readLogs, type LogEntry, type ReadLogsOptions } from '../container/logs.js'
+import { copyIn, copyOut, type CopyOptions } from '../container/copy.js'
+
+export type { CreateOptions, ExecOptions, ContainerSpec, LogEntry, CopyOptions, Change }
+
+const engines = new WeakMap<ImageStore, ContainerEngine>()
+
+/** The engine of a store (one per store object). */
+export function containerEngine(store: ImageStore): ContainerEngine {
+  let e = engines.get(store)
+  if (!e) {
+    e = new ContainerEngine(store)
+    engines.set(store, e)
+  }
+  return e
+}
+
+// ---------------------------------------------------------------- create, run, start
+
+export interface CreateResult {
+  id: string
+  name: string
+}
+
+/** `docker create`. */
+export async function createContainer(store: ImageStore, opts: CreateOptions): Promise<CreateResult> {
+  const spec = await containerEngine(store).create(opts)
+  return { id: spec.id, name: spec.name }
+}
+
+export interface RunOptions extends CreateOptions {
+  /** `-d`: return once the process runs. */
+  detach?: boolean
+  /** Where the output goes when attached (default: this process's stdout and stderr). */
+  stdout?: Writable
+  stderr?: Writable
+  /** With `interactive`: what the container reads (`inherit`: this process's stdin). */
+  stdin?: 'inherit' | Readable
+  /** This process's stdin and stdout are a terminal (for `-t`). */
+  terminal?: boolean
+  /** Called once the container's process runs (e.g. to forward signals to it). */
+  onStarted?: (id: string) => void
+}
+
+export interface RunResult {
+  id: string
+  name: string
+  /** The exit code of the container's process (undefined with `detach`). */
+  exitCode?: number
+}
+
+/**
+ * `docker run`: create, then start. An error before the process runs (command not found:
+ * exit code 127 in the error's `detail`) removes the container again: nothing is left.
+ */
+export async function runContainer(store: ImageStore, opts: RunOptions): Promise<RunResult> {
+  const engine = containerEngine(store)
+  const spec = await engine.create(opts)
+  let started: StartedContainer
+  try {
+    const s: Parameters<ContainerEngine['start']>[1] = { attach: !opts.detach }
+    if (opts.stdout) s.stdout = opts.stdout
+    if (opts.stderr) s.stderr = opts.stderr
+    if (opts.stdin !== undefined) s.stdin = opts.stdin
+    if (opts.terminal !== undefined) s.terminal = opts.terminal
+    started = await engine.start(spec.id, s)
+  } catch (err) {
+    await engine.remove(spec.id, { force: true }).catch(() => undefined)
+    throw err
+  }
+  opts.onStarted?.(spec.id)
+  if (opts.detach) {
+    started.detach()
+    return { id: spec.id, name: spec.name }
+  }
+  return { id: spec.id, name: spec.name, exitCode: await started.wait() }
+}
+
+export interface StartContainerOptions {
+  /** `-a`: stream the output and resolve with the exit code. */
+  attach?: boolean
+  /** `-i`: the container reads this process's stdin (or the stream given). */
+  interactive?: boolean
+  stdin?: 'inherit' | Readable
+  stdout?: Writable
+  stderr?: Writable
+  terminal?: boolean
+  onStarted?: (id: string) => void
+}
+
+/** `docker start` of one container: with `attach`, resolves once it exits, with its exit code. */
+export async function startContainer(store: ImageStore, nameOrId: string, opts: StartContainerOptions = {}): Promise<{ id: string; exitCode?: number }> {
+  const engine = containerEngine(store)
+  const s: Parameters<ContainerEngine['start']>[1] = { attach: opts.attach ?? false }
+  if (opts.stdout) s.stdout = opts.stdout
+  if (opts.stderr) s.stderr = opts.stderr
+  if (opts.interactive) s.stdin = opts.stdin ?? 'inherit'
+  if (opts.terminal !== undefined) s.terminal = opts.terminal
+  const started = await engine.start(nameOrId, s)
+  opts.onStarted?.(started.id)
+  if (!opts.attach) {
+    started.detach()
+    return { id: started.id }
+  }
+  return { id: started.id, exitCode: await started.wait() }
+}
+
+// ---------------------------------------------------------------- many at once
+
+export interface BatchResult {
+  /** The arguments that succeeded, as given (Docker prints them). */
+  done: string[]
+  errors: { container: string; error: Error }[]
+}
+
+async function each(names: readonly string[], fn: (n: string) => Promise<unknown>): Promise<BatchResult> {
+  const r: BatchResult = { done: [], errors: [] }
+  for (const n of names) {
+    try {
+      await fn(n)
+      r.done.push(n)
+    } catch (err) {
+      r.errors.push({ container: n, error: err as Error })
+    }
+  }
+  return r
+}
+
+/** `docker stop [-t N]`. */
+export function stopContainers(store: ImageStore, names: readonly string[], opts: { timeout?: number } = {}): Promise<BatchResult> {
+  return each(names, (n) => containerEngine(store).stop(n, opts.timeout ?? 10))
+}
+
+/** `docker kill [-s SIGNAL]`. */
+export function killContainers(store: ImageStore, names: readonly string[], opts: { signal?: string } = {}): Promise<BatchResult> {
+  return each(names, (n) => containerEngine(store).kill(n, opts.signal ?? 'KILL'))
+}
+
+/** `docker rm [-f]` (`-v`: Cairn makes no anonymous volumes, so there are none to remove). */
+export function removeContainers(store: ImageStore, names: readonly string[], opts: { force?: boolean } = {}): Promise<BatchResult> {
+  return each(names, (n) => containerEngine(store).remove(n, opts))
+}
+
+/** `docker pause`. */
+export function pauseContainers(store: ImageStore, names: readonly string[]): Promise<BatchResult> {
+  return each(names, (n) => containerEngine(store).pause(n))
+}
+
+/** `docker unpause`. */
+export function unpauseContainers(store: ImageStore, names: readonly string[]): Promise<BatchResult> {
+  return each(names, (n) => containerEngine(store).resume(n))
+}
+
+/** Freezes a running container (cgroup freezer through the runtime), e.g. for a consistent commit. */
+export async function pauseContainer(store: ImageStore, nameOrId: string): Promise<void> {
+  await containerEngine(store).pause(nameOrId)
+}
+
+/** Thaws a paused container. */
+export async function resumeContainer(store: ImageStore, nameOrId: string): Promise<void> {
+  await containerEngine(store).resume(nameOrId)
+}
+
+export async function renameContainer(store: ImageStore, nameOrId: string, newName: string): Promise<void> {
+  await containerEngine(store).rename(nameOrId, newName)
+}
+
+// ---------------------------------------------------------------- ps, inspect
+
+export type ContainerStatusWord = 'created' | 'running' | 'paused' | 'exited' | 'removing'
+
+export interface ContainerSummary {
+  id: string
+  name: string
+  /** The image as `ps` shows it: the name used, or the short image ID when that name now means another image. */
+  image: string
+  imageId: Digest
+  /** Docker's COMMAND (not quoted, not truncated). */
+  command: string
+  created: Date
+  state: ContainerStatusWord
+  /** Docker's STATUS: `Up 3 seconds`, `Up 3 seconds (Paused)`, `Exited (0) 5 seconds ago`, `Created`. */
+  status: string
+  exitCode: number
+  startedAt?: Date
+  finishedAt?: Date
+  labels: Record<string, string>
+  mounts: string[]
+  networkMode: string
+}
+
+function stateWord(s: ContainerRow['state']): ContainerStatusWord {
+  switch (s) {
+    case ContainerStates.running: return 'running'
+    case ContainerStates.paused: return 'paused'
+    case ContainerStates.exited: return 'exited'
+    case ContainerStates.removing: return 'removing'
+    default: return 'created'
+  }
+}
+
+/** Docker's status text of a container at `now`. */
+export function statusText(row: Pick<ContainerRow, 'state' | 'started_at' | 'finished_at' | 'exit_code'>, now = Date.now()): string {
+  switch (row.state) {
+    case ContainerStates.running:
+      return `Up ${humanDuration(now - (row.started_at ?? now))}`
+    case ContainerStates.paused:
+      return `Up ${humanDuration(now - (row.started_at ?? now))} (Paused)`
+    case ContainerStates.removing:
+      return 'Removal In Progress'
+    case ContainerStates.exited:
+      if (row.finished_at === null) return 'Created'
+      return `Exited (${row.exit_code}) ${humanDuration(now - row.finished_at)} ago`
+    default:
+      return 'Created'
+  }
+}
+
+function displayImage(store: ImageStore, row: ContainerRow): string {
+  try {
+    if (store.tryResolve(row.image_ref)?.id === row.image_id) return row.image_ref
+  } catch {
+    // not a valid reference any more
+  }
+  return row.image_id.slice(7, 19)
+}
+
+/** `docker ps [-a]`: running (and paused) containers, or all; newest first. */
+export async function listContainers(store: ImageStore, opts: { all?: boolean } = {}): Promise<ContainerSummary[]> {
+  const engine = containerEngine(store)
+  await engine.reconcile()
+  const now = Date.now()
+  const out: ContainerSummary[] = []
+  for (const row of engine.rows.list()) {
+    if (row.state === ContainerStates.creating) continue
+    const live = row.state === ContainerStates.running || row.state === ContainerStates.paused
+    if (!opts.all && !live) continue
+    const argv = JSON.parse(row.command) as string[]
+    let spec: ContainerSpec | undefined
+    try {
+      spec = await engine.readSpec(row.id)
+    } catch {
+      spec = undefined
+    }
+    const s: ContainerSummary = {
+      id: row.id,
+      name: row.name,
+      image: displayImage(store, row),
+      imageId: row.image_id,
+      command: commandString(argv[0] ?? '', argv.slice(1)),
+      created: new Date(row.created),
+      state: stateWord(row.state),
+      status: statusText(row, now),
+      exitCode: row.exit_code,
+      labels: spec?.config.Labels ?? {},
+      mounts: (spec?.hostConfig.mounts ?? []).map((m) => m.source),
+      networkMode: spec?.hostConfig.networkMode ?? 'default',
+    }
+    if (row.started_at !== null) s.startedAt = new Date(row.started_at)
+    if (row.finished_at !== null) s.finishedAt = new Date(row.finished_at)
+    out.push(s)
+  }
+  return out
+}
+
+const ZERO_TIME = '0001-01-01T00:00:00Z'
+
+/** `docker inspect CONTAINER`, in Docker's JSON shape. */
+export interface ContainerInspect {
+  Id: string
+  Created: string
+  Path: string
+  Args: string[]
+  State: {
+    Status: ContainerStatusWord
+    Running: boolean
+    Paused: boolean
+    Restarting: boolean
+    OOMKilled: boolean
+    Dead: boolean
+    Pid: number
+    ExitCode: number
+    Error: string
+    StartedAt: string
+    FinishedAt: string
+  }
+  Image: Digest
+  ResolvConfPath: string
+  HostnamePath: string
+  HostsPath: string
+  LogPath: string
+  Name: string
+  RestartCount: number
+  Driver: string
+  Platform: string
+  MountLabel: string
+  ProcessLabel: string
+  AppArmorProfile: string
+  ExecIDs: null
+  HostConfig: {
+    Binds: string[] | null
+    NetworkMode: string
+    AutoRemove: boolean
+    Runtime: string
+    LogConfig: { Type: string; Config: Record<string, string> }
+  }
+  GraphDriver: { Name: string; Data: Record<string, string> | null }
+  Mounts: { Type: 'bind'; Source: string; Destination: string; Mode: string; RW: boolean; Propagation: string }[]
+  Config: ContainerSpec['config']
+  NetworkSettings: { SandboxKey: string; Networks: Record<string, unknown> }
+}
+
+export async function inspectContainer(store: ImageStore, nameOrId: string): Promise<ContainerInspect> {
+  const engine = containerEngine(store)
+  await engine.reconcile()
+  const row = engine.resolve(nameOrId)
+  const spec = await engine.readSpec(row.id)
+  const p = engine.paths(row.id)
+  let data: Record<string, string> | null = null
+  try {
+    const snap = await engine.snapshotterOf(spec.driver)
+    const upper = await snap.changesDir(spec.snapshotKey)
+    if (upper !== undefined) {
+      data = { LowerDir: (await snap.lowerDirs(spec.snapshotKey)).join(':'), MergedDir: p.rootfs, UpperDir: upper, WorkDir: upper.replace(/\/fs$/, '/work') }
+    } else {
+      const full = await snap.fullDir(spec.snapshotKey)
+      if (full !== undefined) data = { Dir: full }
+    }
+  } catch {
+    data = null
+  }
+  const running = row.state === ContainerStates.running || row.state === ContainerStates.paused
+  return {
+    Id: row.id,
+    Created: spec.created,
+    Path: spec.path,
+    Args: spec.args,
+    State: {
+      Status: stateWord(row.state),
+      Running: running,
+      Paused: row.state === ContainerStates.paused,
+      Restarting: false,
+      OOMKilled: false,
+      Dead: false,
+      Pid: running ? row.pid : 0,
+      ExitCode: row.exit_code,
+      Error: row.error,
+      StartedAt: row.started_at !== null ? new Date(row.started_at).toISOString() : ZERO_TIME,
+      FinishedAt: row.finished_at !== null ? new Date(row.finished_at).toISOString() : ZERO_TIME,
+    },
+    Image: row.image_id,
+    ResolvConfPath: p.resolvConf,
+    HostnamePath: p.hostname,
+    HostsPath: p.hosts,
+    LogPath: p.log,
+    Name: `/${row.name}`,
+    RestartCount: 0,
+    Driver: spec.driver,
+    Platform: 'linux',
+    MountLabel: '',
+    ProcessLabel: '',
+    AppArmorProfile: '',
+    ExecIDs: null,
+    HostConfig: {
+      Binds: spec.hostConfig.binds.length > 0 ? spec.hostConfig.binds : null,
+      NetworkMode: spec.hostConfig.networkMode,
+      AutoRemove: spec.hostConfig.autoRemove,
+      Runtime: row.runtime,
+      LogConfig: { Type: 'json-file', Config: {} },
+    },
+    GraphDriver: { Name: spec.driver, Data: data },
+    Mounts: spec.hostConfig.mounts.map((m) => ({ Type: 'bind' as const, Source: m.source, Destination: m.destination, Mode: m.readonly ? 'ro' : '', RW: !m.readonly, Propagation: 'rprivate' })),
+    Config: spec.config,
+    NetworkSettings: { SandboxKey: '', Networks: spec.hostConfig.networkMode === 'host' ? { host: {} } : { none: {} } },
+  }
+}
+
+/** The container named so, or undefined (for `inspect`, which also takes images). */
+export async function tryInspectContainer(store: ImageStore, nameOrId: string): Promise<ContainerInspect | undefined> {
+  try {
+    return await inspectContainer(store, nameOrId)
+  } catch (err) {
+    if (hasCode(err, 'NAME_UNKNOWN')) return undefined
+    throw err
+  }
+}
+
+// ---------------------------------------------------------------- logs, exec
+
+/** `docker logs [-f] [--tail N] [--since T]`: the entries, stdout and stderr told apart. */
+export async function* containerLogs(store: ImageStore, nameOrId: string, opts: Omit<ReadLogsOptions, 'isRunning'> = {}): AsyncGenerator<LogEntry> {
+  const engine = containerEngine(store)
+  await engine.reconcile()
+  const row = engine.resolve(nameOrId)
+  let lastCheck = 0
+  let running = true
+  const isRunning = (): boolean => {
+    // a cheap look at the row, with a reconcile now and then (a monitor that died)
+    const now = Date.now()
+    const r = engine.rows.get(row.id)
+    running = !!r && (r.state === ContainerStates.running || r.state === ContainerStates.paused || r.state === ContainerStates.starting)
+    if (running && now - lastCheck > 2000) {
+      lastCheck = now
+      void engine.reconcile([row.id])
+    }
+    return running
+  }
+  yield* readLogs(engine.paths(row.id).log, { ...opts, isRunning })
+}
+
+/** `docker exec`: resolves with the exit code of the command. */
+export async function execInContainer(store: ImageStore, nameOrId: string, command: string[], opts: ExecOptions = {}): Promise<number> {
+  return containerEngine(store).exec(nameOrId, command, opts)
+}
+
+// ---------------------------------------------------------------- file system
+
+/** `docker diff`: the writable layer's changes (overlay: read from it alone; native: compared with the image). */
+export async function containerDiff(store: ImageStore, nameOrId: string, opts: { signal?: AbortSignal } = {}): Promise<Change[]> {
+  const { snapshotter, key } = await containerSnapshot(store, nameOrId)
+  return snapshotChanges(snapshotter, key, opts)
+}
+
+/** The snapshot holding a container's changes (what `commit` makes a layer of). */
+export async function containerSnapshot(store: ImageStore, nameOrId: string): Promise<{ row: ContainerRow; spec: ContainerSpec; snapshotter: Snapshotter; key: string }> {
+  const engine = containerEngine(store)
+  await engine.reconcile()
+  const row = engine.resolve(nameOrId)
+  const spec = await engine.readSpec(row.id)
+  const snapshotter = await engine.snapshotterOf(spec.driver)
+  return { row, spec, snapshotter, key: snapshotKeys(row.id).key }
+}
+
+/** What `commit` needs of a container: its image, its snapshot, its config and command. */
+export interface ContainerCommitSource {
+  row: ContainerRow
+  spec: ContainerSpec
+  image: ImageRecord
+  snapshotter: Snapshotter
+  /** The container's active snapshot (its changes alone: the init layer is below it). */
+  key: string
+  /** Docker's container Config (image defaults merged with the run options). */
+  container: ContainerConfig
+  containerId: string
+  /** Docker's `created_by` for a commit: the container's Cmd, joined. */
+  createdBy: string
+  /** Runs `fn` with the container's merged tree mounted (for `--squash`). */
+  withMergedDir<T>(fn: (dir: string) => Promise<T>): Promise<T>
+}
+
+export async function containerCommitSource(store: ImageStore, nameOrId: string): Promise<ContainerCommitSource> {
+  const { row, spec, snapshotter, key } = await containerSnapshot(store, nameOrId)
+  const image = store.get(spec.image)
+  if (!image) throw new CairnError('IMAGE_UNKNOWN', `No such image: ${spec.image} (the image of container ${row.name} was removed)`)
+  return {
+    row, spec, image, snapshotter, key,
+    container: spec.config,
+    containerId: row.id,
+    createdBy: (spec.config.Cmd ?? []).join(' '),
+    withMergedDir: (fn) => containerEngine(store).withRootfs(row.id, (dir) => fn(dir)),
+  }
+}
+
+/**
+ * Runs `fn` with the container frozen (cgroup freezer through the runtime) when it is running,
+ * and thaws it afterwards; a container paused by its user, or stopped, is left as it is.
+ */
+export async function withContainerPaused<T>(store: ImageStore, nameOrId: string, fn: () => Promise<T>): Promise<T> {
+  const engine = containerEngine(store)
+  await engine.reconcile()
+  const row = engine.resolve(nameOrId)
+  if (row.state !== ContainerStates.running) return fn()
+  await engine.pause(row.id)
+  try {
+    return await fn()
+  } finally {
+    await engine.resume(row.id).catch(() => undefined)
+  }
+}
+
+/** `docker export`: the container's whole merged file system as a tar. */
+export async function exportContainer(store: ImageStore, nameOrId: string, out: Writable, opts: { signal?: AbortSignal } = {}): Promise<void> {
+  await containerEngine(store).withRootfs(nameOrId, async (rootfs) => {
+    await pipeline(tarDirectory(rootfs, opts.signal ? { signal: opts.signal } : {}), out, opts.signal ? { signal: opts.signal } : {})
+  })
+}
+
+/** Pauses a running container for `fn` (so that its files hold still), unless it is paused already. */
+async function frozen<T>(engine: ContainerEngine, row: ContainerRow, fn: () => Promise<T>): Promise<T> {
+  if (row.state !== ContainerStates.running) return fn()
+  const rt = engine.runtimeOf(row)
+  let paused = false
+  try {
+    await rt.pause(row.id)
+    paused = true
+  } catch {
+    // it may have just stopped: copy anyway
+  }
+  try {
+    return await fn()
+  } finally {
+    if (paused) await rt.resume(row.id).catch(() => undefined)
+  }
+}
+
+/** `docker cp CONTAINER:SRC DEST` (`dest` a host path, or a Writable for a tar stream). */
+export async function copyFromContainer(store: ImageStore, nameOrId: string, srcPath: string, dest: string | Writable, opts: CopyOptions = {}): Promise<void> {
+  const engine = containerEngine(store)
+  await engine.withRootfs(nameOrId, async (rootfs, row) => {
+    const spec = await engine.readSpec(row.id)
+    await frozen(engine, row, () => copyOut(rootfs, spec.hostConfig.mounts, nameOrId, srcPath, dest, opts))
+  })
+}
+
+/** `docker cp SRC CONTAINER:DEST` (`src` a host path, or a Readable tar stream). */
+export async function copyToContainer(store: ImageStore, src: string | Readable, nameOrId: string, destPath: string, opts: CopyOptions = {}): Promise<void> {
+  const engine = containerEngine(store)
+  await engine.withRootfs(nameOrId, async (rootfs, row) => {
+    const spec = await engine.readSpec(row.id)
+    await frozen(engine, row, () => copyIn(rootfs, spec.hostConfig.mounts, nameOrId, src, destPath, opts))
+  })
+}
+
+/** Parses `CONTAINER:PATH` (a local path has no colon before its first slash). */
+export function splitContainerPath(arg: string): { container?: string; path: string } {
+  if (arg.startsWith('/') || arg.startsWith('.') || arg === '-') return { path: arg }
+  const i = arg.indexOf(':')
+  if (i <= 0) return { path: arg }
+  return { container: arg.slice(0, i), path: arg.slice(i + 1) }
+}
+
+

@@ -1,0 +1,456 @@
+/**
+ * `create`, `run`, `start`, `stop`, `kill`, `exec`, `logs`, `ps`, `rm`, `rename`, `cp`, `diff`,
+ * `export`, `pause`, `unpause` (and `container …`): argument parsing and printing only.
+ */
+import { createWriteStream } from 'node:fs'
+import { rename, rm } from 'node:fs/promises'
+import type { Command } from 'commander'
+import { CairnError, isCairnError } from '../errors/index.js'
+import type { ImageStore } from '../image/store.js'
+import type { BatchResult, ContainerSummary, RunOptions } from '../api/containers.js'
+import type { CreateOptions, ExecOptions } from '../container/engine.js'
+import { ago, ellipsis, renderTable, shortId } from '../util/format.js'
+import { randomName } from '../util/fs.js'
+import { collect, withStore } from './context.js'
+import { formatRows } from './template.js'
+
+/** The container verbs, loaded when a container command runs (other commands start faster). */
+const api = (): Promise<typeof import('../api/containers.js')> => import('../api/containers.js')
+
+/** Docker's exit codes: 125 the engine failed, 126 the command cannot run, 127 it was not found. */
+const EXIT_ENGINE = 125
+
+interface CreateFlags {
+  interactive?: boolean
+  tty?: boolean
+  name?: string
+  env?: string[]
+  workdir?: string
+  user?: string
+  entrypoint?: string
+  hostname?: string
+  network?: string
+  volume?: string[]
+  runtime?: string
+  storageDriver?: string
+  rm?: boolean
+  detach?: boolean
+}
+
+const RUNTIME_HELP = 'OCI runtime: crun or runc (or a path); default crun when it works on this machine, else runc'
+
+function addCreateOptions(c: Command, run: boolean): Command {
+  c.helpOption('--help', 'display help for command')
+    .option('-i, --interactive', 'keep STDIN open even if not attached')
+    .option('-t, --tty', 'allocate a pseudo-TTY')
+    .option('--name <name>', 'assign a name to the container')
+    .option('-e, --env <K=V>', 'set environment variables (repeatable)', collect)
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .option('-u, --user <user>', 'username or UID (format: <name|uid>[:<group|gid>])')
+    .option('--entrypoint <cmd>', "overwrite the default ENTRYPOINT of the image ('' clears it)")
+    .option('-h, --hostname <name>', 'container host name')
+    .option('--network <mode>', 'none (the default: a network namespace with loopback only; Cairn has no bridge) or host')
+    .option('-v, --volume <host:ctr[:ro]>', 'bind mount a host directory (repeatable)', collect)
+    .option('--runtime <name>', RUNTIME_HELP)
+    .option('--storage-driver <driver>', 'overlay or native (default: the store\'s)')
+    .option('--rm', 'automatically remove the container when it exits')
+    .argument('<image>')
+    .argument('[command...]', 'command and arguments')
+    .passThroughOptions()
+  if (run) c.option('-d, --detach', 'run container in background and print container ID')
+  return c
+}
+
+function createOptions(image: string, command: string[], f: CreateFlags, cmd: Command): CreateOptions {
+  const globals = cmd.optsWithGlobals<{ storageDriver?: string }>()
+  const driver = f.storageDriver ?? globals.storageDriver
+  if (driver !== undefined && driver !== 'overlay' && driver !== 'native') throw new CairnError('INVALID_ARGUMENT', `unknown storage driver ${JSON.stringify(driver)} (overlay or native)`)
+  const o: CreateOptions = { image, command, network: f.network ?? 'default' }
+  if (f.name !== undefined) o.name = f.name
+  if (f.env) o.env = f.env
+  if (f.workdir !== undefined) o.workdir = f.workdir
+  if (f.user !== undefined) o.user = f.user
+  if (f.entrypoint !== undefined) o.entrypoint = f.entrypoint
+  if (f.hostname !== undefined) o.hostname = f.hostname
+  if (f.volume) o.volumes = f.volume
+  if (f.runtime !== undefined) o.runtime = f.runtime
+  if (driver !== undefined) o.storageDriver = driver
+  if (f.tty) o.tty = true
+  if (f.interactive) o.interactive = true
+  if (f.rm) o.autoRemove = true
+  return o
+}
+
+/** Prints an error as Docker does and returns the exit code it carries (or `fallback`). */
+function report(err: unknown, fallback: number): number {
+  if (!isCairnError(err) && !(err instanceof Error)) throw err
+  process.stderr.write(`Error: ${err.message}\n`)
+  if (process.env['CAIRN_DEBUG'] && err.stack) process.stderr.write(`${err.stack}\n`)
+  const d = isCairnError(err) ? (err.detail as { exitCode?: unknown } | undefined) : undefined
+  return d && typeof d.exitCode === 'number' ? d.exitCode : fallback
+}
+
+function printBatch(r: BatchResult): void {
+  for (const n of r.done) process.stdout.write(`${n}\n`)
+  for (const e of r.errors) process.stderr.write(`Error: ${e.error.message}\n`)
+  if (r.errors.length > 0) process.exitCode = 1
+}
+
+/** While attached: Ctrl-C and friends go to the container (Docker's --sig-proxy). */
+function proxySignals(store: ImageStore, id: string): () => void {
+  const handlers = new Map<NodeJS.Signals, () => void>()
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const) {
+    const h = (): void => {
+      void api().then((a) => a.containerEngine(store).kill(id, sig)).catch(() => undefined)
+    }
+    handlers.set(sig, h)
+    process.on(sig, h)
+  }
+  return () => {
+    for (const [s, h] of handlers) process.off(s, h)
+  }
+}
+
+function isTerminal(): boolean {
+  return process.stdin.isTTY === true && process.stdout.isTTY === true
+}
+
+/** Go's strconv.Quote, as `docker ps` quotes the COMMAND column. */
+export function goQuote(s: string): string {
+  let out = '"'
+  for (const ch of s) {
+    const c = ch.codePointAt(0) as number
+    if (ch === '"' || ch === '\\') out += `\\${ch}`
+    else if (ch === '\n') out += '\\n'
+    else if (ch === '\t') out += '\\t'
+    else if (ch === '\r') out += '\\r'
+    else if (c < 0x20 || c === 0x7f) out += `\\x${c.toString(16).padStart(2, '0')}`
+    else out += ch
+  }
+  return `${out}"`
+}
+
+/** Go's time.Time.String() in UTC, as `docker ps --format` shows CreatedAt. */
+function goTime(d: Date): string {
+  const iso = d.toISOString()
+  return `${iso.slice(0, 10)} ${iso.slice(11, 19)} +0000 UTC`
+}
+
+export function psRows(list: ContainerSummary[], trunc: boolean): Record<string, string>[] {
+  return list.map((c) => ({
+    Command: goQuote(trunc ? ellipsis(c.command, 20) : c.command),
+    CreatedAt: goTime(c.created),
+    ID: trunc ? shortId(c.id) : c.id,
+    Image: c.image,
+    Labels: Object.entries(c.labels).map(([k, v]) => `${k}=${v}`).join(','),
+    LocalVolumes: '0',
+    Mounts: c.mounts.join(','),
+    Names: c.name,
+    Networks: c.networkMode === 'host' ? 'host' : 'none',
+    Ports: '',
+    RunningFor: ago(c.created),
+    Size: '0B',
+    State: c.state,
+    Status: c.status,
+  }))
+}
+
+export function registerContainerCommands(program: Command): void {
+  const container = program.command('container').description('Manage containers')
+  for (const parent of [program, container]) register(parent, parent === container)
+}
+
+function register(parent: Command, managed: boolean): void {
+  addCreateOptions(parent.command('create').description('Create a new container'), false)
+    .action(async (image: string, command: string[], f: CreateFlags, cmd: Command) => {
+      await withStore(cmd, async (store) => {
+        try {
+          const r = await (await api()).createContainer(store, createOptions(image, command, f, cmd))
+          process.stdout.write(`${r.id}\n`)
+        } catch (err) {
+          process.exitCode = report(err, EXIT_ENGINE)
+        }
+      })
+    })
+
+  addCreateOptions(parent.command('run').description('Run a command in a new container'), true)
+    .action(async (image: string, command: string[], f: CreateFlags, cmd: Command) => {
+      await withStore(cmd, async (store) => {
+        try {
+          if (f.tty && f.interactive && !f.detach && process.stdin.isTTY !== true) {
+            throw new CairnError('INVALID_ARGUMENT', 'the input device is not a TTY', { detail: { exitCode: 1 } })
+          }
+          let unproxy: (() => void) | undefined
+          const o: RunOptions = { ...createOptions(image, command, f, cmd), detach: f.detach ?? false, terminal: isTerminal() }
+          if (f.interactive && !f.detach) o.stdin = 'inherit'
+          if (!f.detach && !f.tty) o.onStarted = (id) => (unproxy = proxySignals(store, id))
+          const r = await (await api()).runContainer(store, o)
+          unproxy?.()
+          if (f.detach) process.stdout.write(`${r.id}\n`)
+          else process.exitCode = r.exitCode ?? 0
+        } catch (err) {
+          process.exitCode = report(err, EXIT_ENGINE)
+        }
+      })
+    })
+
+  parent
+    .command('start')
+    .description('Start one or more stopped containers')
+    .argument('<container...>')
+    .option('-a, --attach', "attach STDOUT/STDERR and forward signals")
+    .option('-i, --interactive', "attach container's STDIN")
+    .action(async (names: string[], f: { attach?: boolean; interactive?: boolean }, cmd: Command) => {
+      await withStore(cmd, async (store) => {
+        const attach = (f.attach ?? false) || (f.interactive ?? false)
+        if (attach && names.length > 1) throw new CairnError('INVALID_ARGUMENT', 'you cannot start and attach multiple containers at once')
+        for (const n of names) {
+          try {
+            let unproxy: (() => void) | undefined
+            const r = await (await api()).startContainer(store, n, {
+              attach, interactive: f.interactive ?? false, terminal: isTerminal(),
+              onStarted: (id) => {
+                if (attach) unproxy = proxySignals(store, id)
+              },
+            })
+            unproxy?.()
+            if (attach) process.exitCode = r.exitCode ?? 0
+            else process.stdout.write(`${n}\n`)
+          } catch (err) {
+            process.exitCode = report(err, 1)
+          }
+        }
+      })
+    })
+
+  parent
+    .command('stop')
+    .description('Stop one or more running containers')
+    .argument('<container...>')
+    .option('-t, --time <seconds>', 'seconds to wait for stop before killing it', '10')
+    .action(async (names: string[], f: { time: string }, cmd: Command) => {
+      const timeout = Number(f.time)
+      if (!Number.isInteger(timeout)) throw new CairnError('INVALID_ARGUMENT', `invalid value for --time: ${f.time}`)
+      await withStore(cmd, async (store) => printBatch(await (await api()).stopContainers(store, names, { timeout })))
+    })
+
+  parent
+    .command('kill')
+    .description('Kill one or more running containers')
+    .argument('<container...>')
+    .option('-s, --signal <signal>', 'signal to send to the container', 'KILL')
+    .action(async (names: string[], f: { signal: string }, cmd: Command) => {
+      await withStore(cmd, async (store) => printBatch(await (await api()).killContainers(store, names, { signal: f.signal })))
+    })
+
+  for (const [name, fn, desc] of [
+    ['pause', 'pauseContainers', 'Pause all processes within one or more containers'],
+    ['unpause', 'unpauseContainers', 'Unpause all processes within one or more containers'],
+  ] as const) {
+    parent
+      .command(name)
+      .description(desc)
+      .argument('<container...>')
+      .action(async (names: string[], _f: object, cmd: Command) => {
+        await withStore(cmd, async (store) => printBatch(await (await api())[fn](store, names)))
+      })
+  }
+
+  parent
+    .command('exec')
+    .description('Run a command in a running container')
+    .helpOption('--help', 'display help for command')
+    .option('-i, --interactive', 'keep STDIN open even if not attached')
+    .option('-t, --tty', 'allocate a pseudo-TTY')
+    .option('-d, --detach', 'run the command in the background')
+    .option('-e, --env <K=V>', 'set environment variables (repeatable)', collect)
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .option('-u, --user <user>', 'username or UID (format: <name|uid>[:<group|gid>])')
+    .argument('<container>')
+    .argument('<command...>')
+    .passThroughOptions()
+    .action(async (name: string, command: string[], f: { interactive?: boolean; tty?: boolean; detach?: boolean; env?: string[]; workdir?: string; user?: string }, cmd: Command) => {
+      await withStore(cmd, async (store) => {
+        try {
+          if (f.tty && f.interactive && process.stdin.isTTY !== true) {
+            throw new CairnError('INVALID_ARGUMENT', 'the input device is not a TTY', { detail: { exitCode: 1 } })
+          }
+          const o: ExecOptions = { interactive: f.interactive ?? false, tty: f.tty ?? false, detach: f.detach ?? false, terminal: isTerminal() }
+          if (f.env) o.env = f.env.map((e) => (e.includes('=') || process.env[e] === undefined ? e : `${e}=${process.env[e] ?? ''}`))
+          if (f.workdir !== undefined) o.workdir = f.workdir
+          if (f.user !== undefined) o.user = f.user
+          process.exitCode = await (await api()).execInContainer(store, name, command, o)
+        } catch (err) {
+          process.exitCode = report(err, 1)
+        }
+      })
+    })
+
+  parent
+    .command('logs')
+    .description('Fetch the logs of a container')
+    .argument('<container>')
+    .option('-f, --follow', 'follow log output')
+    .option('-t, --timestamps', 'show timestamps')
+    .option('-n, --tail <n>', 'number of lines to show from the end of the logs (default all)', 'all')
+    .option('--since <time>', 'show logs since a timestamp (RFC 3339) or a relative time (e.g. 42s, 5m, 1h)')
+    .action(async (name: string, f: { follow?: boolean; timestamps?: boolean; tail: string; since?: string }, cmd: Command) => {
+      await withStore(cmd, async (store) => {
+        const o: { follow?: boolean; tail?: number; since?: number; signal?: AbortSignal } = { follow: f.follow ?? false }
+        if (f.tail !== 'all') {
+          const n = Number(f.tail)
+          if (!Number.isInteger(n) || n < 0) throw new CairnError('INVALID_ARGUMENT', `invalid value for --tail: ${f.tail}`)
+          o.tail = n
+        }
+        if (f.since !== undefined) o.since = parseSince(f.since)
+        const ac = new AbortController()
+        const stopFollowing = (): void => ac.abort()
+        process.once('SIGINT', stopFollowing)
+        o.signal = ac.signal
+        try {
+          for await (const e of (await api()).containerLogs(store, name, o)) {
+            const line = f.timestamps ? `${e.time} ${e.log}` : e.log
+            ;(e.stream === 'stderr' ? process.stderr : process.stdout).write(line)
+          }
+        } finally {
+          process.off('SIGINT', stopFollowing)
+        }
+      })
+    })
+
+  const ps = managed ? parent.command('ls').alias('ps').alias('list') : parent.command('ps')
+  ps.description('List containers')
+    .option('-a, --all', 'show all containers (default shows just running)')
+    .option('-q, --quiet', 'only display container IDs')
+    .option('--no-trunc', "don't truncate output")
+    .option('--format <format>', "'json', or a Go-style template such as '{{.ID}} {{.Names}}'")
+    .action(async (f: { all?: boolean; quiet?: boolean; trunc?: boolean; format?: string }, cmd: Command) => {
+      await withStore(cmd, async (store) => {
+        const list = await (await api()).listContainers(store, { all: f.all ?? false })
+        const trunc = f.trunc !== false
+        if (f.quiet) {
+          process.stdout.write(list.map((c) => `${trunc ? shortId(c.id) : c.id}\n`).join(''))
+          return
+        }
+        const rows = psRows(list, trunc)
+        if (f.format !== undefined) {
+          process.stdout.write(formatRows(f.format, rows, { ID: 'CONTAINER ID', Image: 'IMAGE', Command: 'COMMAND', RunningFor: 'CREATED', CreatedAt: 'CREATED AT', Status: 'STATUS', Ports: 'PORTS', Names: 'NAMES', State: 'STATE' }))
+          return
+        }
+        process.stdout.write(renderTable(['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'],
+          rows.map((r) => [r.ID as string, r.Image as string, r.Command as string, r.RunningFor as string, r.Status as string, r.Ports as string, r.Names as string])))
+      })
+    })
+
+  const rmCmd = managed ? parent.command('rm').alias('remove') : parent.command('rm')
+  rmCmd.description('Remove one or more containers')
+    .argument('<container...>')
+    .option('-f, --force', 'force the removal of a running container (uses SIGKILL)')
+    .option('-v, --volumes', 'remove anonymous volumes associated with the container (Cairn creates none)')
+    .action(async (names: string[], f: { force?: boolean }, cmd: Command) => {
+      await withStore(cmd, async (store) => printBatch(await (await api()).removeContainers(store, names, { force: f.force ?? false })))
+    })
+
+  if (managed) {
+    parent
+      .command('inspect')
+      .description('Display detailed information on one or more containers')
+      .argument('<container...>')
+      .action(async (names: string[], _f: object, cmd: Command) => {
+        await withStore(cmd, async (store) => {
+          const out: unknown[] = []
+          for (const n of names) {
+            try {
+              out.push(await (await api()).inspectContainer(store, n))
+            } catch (err) {
+              process.exitCode = report(err, 1)
+            }
+          }
+          process.stdout.write(`${JSON.stringify(out, null, 4)}\n`)
+        })
+      })
+  }
+
+  parent
+    .command('rename')
+    .description('Rename a container')
+    .argument('<container>')
+    .argument('<new-name>')
+    .action(async (name: string, newName: string, _f: object, cmd: Command) => {
+      await withStore(cmd, async (store) => (await api()).renameContainer(store, name, newName))
+    })
+
+  parent
+    .command('cp')
+    .description('Copy files/folders between a container and the local filesystem (- for a tar stream)')
+    .argument('<src>', 'CONTAINER:SRC_PATH or SRC_PATH (- reads a tar from STDIN)')
+    .argument('<dest>', 'DEST_PATH or CONTAINER:DEST_PATH (- writes a tar to STDOUT)')
+    .option('-a, --archive', 'archive mode (copy all uid/gid information)')
+    .option('-L, --follow-link', 'always follow symbol link in SRC_PATH')
+    .action(async (src: string, dest: string, f: { archive?: boolean; followLink?: boolean }, cmd: Command) => {
+      const s = (await api()).splitContainerPath(src)
+      const d = (await api()).splitContainerPath(dest)
+      if ((s.container === undefined) === (d.container === undefined)) {
+        throw new CairnError('INVALID_ARGUMENT', s.container === undefined ? 'must specify at least one container source' : 'copying between containers is not supported')
+      }
+      const o = { archive: f.archive ?? false, followLink: f.followLink ?? false }
+      await withStore(cmd, async (store) => {
+        if (s.container !== undefined) {
+          if (d.path === '-' && process.stdout.isTTY) throw new CairnError('INVALID_ARGUMENT', 'cowardly refusing to write a tar stream to a terminal')
+          await (await api()).copyFromContainer(store, s.container, s.path, d.path === '-' ? process.stdout : d.path, o)
+        } else {
+          await (await api()).copyToContainer(store, s.path === '-' ? process.stdin : s.path, d.container as string, d.path, o)
+        }
+      })
+    })
+
+  parent
+    .command('diff')
+    .description("Inspect changes to files or directories on a container's filesystem")
+    .argument('<container>')
+    .action(async (name: string, _f: object, cmd: Command) => {
+      await withStore(cmd, async (store) => {
+        const changes = await (await api()).containerDiff(store, name)
+        process.stdout.write(changes.map((c) => `${c.kind} /${c.path}\n`).join(''))
+      })
+    })
+
+  parent
+    .command('export')
+    .description("Export a container's filesystem as a tar archive")
+    .argument('<container>')
+    .option('-o, --output <file>', 'write to a file, instead of STDOUT')
+    .action(async (name: string, f: { output?: string }, cmd: Command) => {
+      if (f.output === undefined && process.stdout.isTTY) {
+        throw new CairnError('INVALID_ARGUMENT', 'cowardly refusing to save to a terminal. Use the -o flag or redirect')
+      }
+      await withStore(cmd, async (store) => {
+        if (f.output === undefined) {
+          await (await api()).exportContainer(store, name, process.stdout)
+          return
+        }
+        const tmp = `${f.output}.${randomName('tmp-')}`
+        try {
+          await (await api()).exportContainer(store, name, createWriteStream(tmp, { flags: 'wx' }))
+          await rename(tmp, f.output)
+        } catch (err) {
+          await rm(tmp, { force: true })
+          throw err
+        }
+      })
+    })
+}
+
+/** `--since`: RFC 3339, Unix seconds, or a duration before now (`42s`, `5m`, `1h`). */
+function parseSince(s: string): number {
+  const rel = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(s)
+  if (rel) {
+    const mult = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[rel[2] as 'ms' | 's' | 'm' | 'h']
+    return Date.now() - Number(rel[1]) * mult
+  }
+  if (/^\d+(\.\d+)?$/.test(s)) return Number(s) * 1000
+  const t = Date.parse(s)
+  if (Number.isNaN(t)) throw new CairnError('INVALID_ARGUMENT', `invalid value for --since: ${s}`)
+  return t
+}
+

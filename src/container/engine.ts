@@ -1,0 +1,955 @@
+/**
+ * The container engine: create, start (through a monitor process per container), stop, kill,
+ * pause, exec, remove, and the bookkeeping that keeps the database telling the truth when a
+ * process dies half-way (a later command finishes or undoes what it left).
+ *
+ * Storage: a container is two snapshots on the image's unpacked layers, as Docker's are: an init
+ * layer holding the mount points of /etc/hosts, /etc/hostname, /etc/resolv.conf, /proc, … (so
+ * the runtime never creates them in the writable layer, and `diff` and `commit` never see them),
+ * and the container's writable snapshot above it. Its folder `containers/<id>/` holds the
+ * configuration, the runtime bundle, the mount point of its root filesystem, and its log.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { hostname as osHostname } from 'node:os'
+import { mkdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises'
+import { closeSync, existsSync, openSync } from 'node:fs'
+import type { Readable, Writable } from 'node:stream'
+import { fileURLToPath } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { CairnError, hasCode, isCairnError, type ErrorCode } from '../errors/index.js'
+import type { Digest } from '../oci/digest.js'
+import type { ContainerConfig } from '../oci/types.js'
+import { writeFileAtomic } from '../util/fs.js'
+import { emit, type OperationOptions } from '../util/progress.js'
+import type { ImageStore } from '../image/store.js'
+import { FsSnapshotter } from '../snapshot/snapshotter.js'
+import type { Snapshotter, StorageDriver } from '../snapshot/types.js'
+import { isMounted, mountAll, overlaySupported, unmount } from '../mount/index.js'
+import { containerNofile, detectRuntime, recordedRuntime, type OciRuntime } from '../runtime/runtime.js'
+import { envValue, generateSpec, processEnv, processSpec, replaceOrAppendEnv, type BindMount } from '../runtime/spec.js'
+import { hostnameFile, hostsFile, resolvConfFile } from '../runtime/etc.js'
+import { resolveUser } from '../runtime/user.js'
+import { randomContainerName } from './names.js'
+import { ensureDir, lookPath, populateInitLayer, readFileIn } from './rootfs.js'
+import { ContainerRows, isAlive, selfIdentity, validateName, type ProcessIdentity } from './rows.js'
+import { containerPaths, ContainerStates, type ContainerPaths, type ContainerRow, type ContainerSpec, type ExitRecord, type NetworkMode } from './types.js'
+
+export interface CreateOptions extends OperationOptions {
+  /** The image, by name or ID (prefix). */
+  image: string
+  /** Arguments after the image: the command (or the entrypoint's arguments). */
+  command?: string[]
+  name?: string
+  /** `-e K=V` (or `-e K`: unsets K). */
+  env?: string[]
+  /** `-w`: absolute path. */
+  workdir?: string
+  /** `-u USER[:GROUP]`. */
+  user?: string
+  /** `--entrypoint`; the empty string clears the image's. */
+  entrypoint?: string
+  hostname?: string
+  /** `default` (= `none`: a network namespace with loopback only; Cairn has no bridge), `none`, `host`. */
+  network?: string
+  /** `-v HOSTDIR:CTRDIR[:ro|rw]`. */
+  volumes?: string[]
+  /** `-t`: a terminal. */
+  tty?: boolean
+  /** `-i`: keep standard input open. */
+  interactive?: boolean
+  /** `--rm`: removed when its process exits. */
+  autoRemove?: boolean
+  /** `crun`, `runc` or a path; default: crun when it works here, else runc. */
+  runtime?: string
+  storageDriver?: StorageDriver
+}
+
+/** The monitor's messages to whoever started it (one JSON object per line on fd 3). */
+export type ShimEvent =
+  | { event: 'started'; pid: number }
+  | { event: 'failed'; code: ErrorCode; message: string; exitCode: number }
+  | { event: 'exited'; exitCode: number }
+
+/** What a monitor is asked to do (its one argument, as JSON). */
+export interface ShimArgs {
+  root: string
+  id: string
+  /** The container's standard input: none, the monitor's own (given by the starter), or a pipe held open. */
+  stdin: 'null' | 'inherit' | 'hold'
+  /** Copy the output to the monitor's stdout/stderr (pipes to the starter) as well as the log. */
+  attach: boolean
+  /** No terminal; the starter's terminal (monitor inherits it); or a pseudo-terminal made with script(1). */
+  tty: 'none' | 'inherit' | 'script'
+}
+
+export interface StartOptions {
+  /** Stream the container's output to `stdout`/`stderr` until it exits. */
+  attach?: boolean
+  stdout?: Writable
+  stderr?: Writable
+  /** `-i`: the container reads this (`inherit`: this process's own standard input). */
+  stdin?: 'inherit' | Readable
+  /** This process's stdin and stdout are a terminal (for `-t`: the runtime then drives it directly). */
+  terminal?: boolean
+}
+
+export interface StartedContainer {
+  id: string
+  /** The container's first process on the host. 0 if it was already running. */
+  pid: number
+  alreadyRunning: boolean
+  /** Resolves with the exit code once the container's process has ended (and, with --rm, the container is gone). */
+  wait(): Promise<number>
+  /** Lets this process exit while the container runs on. */
+  detach(): void
+}
+
+export interface ExecOptions {
+  interactive?: boolean
+  tty?: boolean
+  env?: string[]
+  workdir?: string
+  user?: string
+  detach?: boolean
+  /** This process's stdin and stdout are a terminal. */
+  terminal?: boolean
+  stdin?: 'inherit' | Readable
+  stdout?: Writable
+  stderr?: Writable
+}
+
+const SNAPSHOT_PREFIX = 'ctr-'
+const SHIM = fileURLToPath(new URL('./shim.js', import.meta.url))
+/** Exit code recorded when a container's monitor vanished without recording one (as Docker's 255). */
+export const LOST_EXIT_CODE = 255
+
+/** The container's writable snapshot. */
+export function snapshotKeys(id: string): { key: string } {
+  return { key: `${SNAPSHOT_PREFIX}${id}` }
+}
+
+/**
+ * The committed init layer of an image (Docker's mount points for /etc/hosts, /proc, … on its
+ * layers), shared by all its containers; `chain` is the image's top chain ID.
+ */
+export function initLayerName(chain: Digest | undefined): string {
+  return `${SNAPSHOT_PREFIX}init-${chain === undefined ? 'empty' : chain.slice(chain.indexOf(':') + 1)}`
+}
+
+/** Writes a file under a temporary name and renames it: readers see all of it or none (no fsync: it is rewritten when lost). */
+async function writeFileRenamed(path: string, data: string, mode = 0o600): Promise<void> {
+  const tmp = `${path}.${process.pid}-${randomBytes(4).toString('hex')}`
+  await writeFile(tmp, data, { mode })
+  try {
+    await rename(tmp, path)
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined)
+    throw err
+  }
+}
+
+/** Parses `-v HOST:CTR[:ro|rw]`; the host folder must exist. */
+export function parseVolume(spec: string): BindMount {
+  const parts = spec.split(':')
+  if (parts.length < 2 || parts.length > 3) throw new CairnError('INVALID_ARGUMENT', `invalid volume specification: '${spec}'`, { detail: { exitCode: 125 } })
+  const [source = '', destination = '', mode = 'rw'] = parts
+  if (!source.startsWith('/')) {
+    throw new CairnError('INVALID_ARGUMENT', `invalid volume specification: '${spec}': named volumes are not supported, give an absolute host path`, { detail: { exitCode: 125 } })
+  }
+  if (!destination.startsWith('/') || destination.replace(/\/+$/, '') === '') {
+    throw new CairnError('INVALID_ARGUMENT', `invalid volume specification: '${spec}': the container path must be absolute and not /`, { detail: { exitCode: 125 } })
+  }
+  const modes = mode.split(',')
+  if (modes.some((m) => !['ro', 'rw', 'z', 'Z', 'rprivate', 'private'].includes(m))) {
+    throw new CairnError('INVALID_ARGUMENT', `invalid volume specification: '${spec}': unknown mode ${mode}`, { detail: { exitCode: 125 } })
+  }
+  if (!existsSync(source)) {
+    throw new CairnError('INVALID_ARGUMENT', `invalid mount config for type "bind": bind source path does not exist: ${source}`, { detail: { exitCode: 125 } })
+  }
+  return { source, destination: destination.replace(/\/+$/, ''), readonly: modes.includes('ro') }
+}
+
+function parseNetwork(n: string | undefined): NetworkMode {
+  if (n === undefined || n === '' || n === 'default') return 'default'
+  if (n === 'none' || n === 'host') return n
+  if (n === 'bridge') throw new CairnError('NOT_SUPPORTED', 'Cairn has no bridge network: use --network none (the default: loopback only) or --network host', { detail: { exitCode: 125 } })
+  throw new CairnError('INVALID_ARGUMENT', `network ${n} not found (Cairn knows none and host)`, { detail: { exitCode: 125 } })
+}
+
+/** Docker's `ps` COMMAND: the path, then each argument, quoted with '' when it holds a space. */
+export function commandString(path: string, args: readonly string[]): string {
+  if (args.length === 0) return path
+  return `${path} ${args.map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}`
+}
+
+function shQuote(s: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`
+}
+
+export class ContainerEngine {
+  readonly rows: ContainerRows
+  private readonly snapshotters = new Map<string, Snapshotter>()
+
+  constructor(readonly store: ImageStore) {
+    this.rows = new ContainerRows(store.db)
+  }
+
+  get root(): string {
+    return this.store.root
+  }
+
+  paths(id: string): ContainerPaths {
+    return containerPaths(this.root, id)
+  }
+
+  /** The snapshotter of `driver`, or the store's (recorded on first use: overlay where the kernel allows, else native). */
+  async snapshotter(driver?: StorageDriver): Promise<Snapshotter> {
+    const key = driver ?? ''
+    let s = this.snapshotters.get(key)
+    if (!s) {
+      if (driver !== undefined && driver === this.store.setting('storage-driver')) {
+        // the store's recorded driver (or a container's own): no need to check the machine again
+        const fs = new FsSnapshotter(this.store.db, this.root, driver)
+        await fs.init()
+        s = fs
+      } else {
+        const { openSnapshotter } = await import('../snapshot/index.js')
+        s = await openSnapshotter(this.store, driver, { overlaySupported })
+      }
+      this.snapshotters.set(key, s)
+      this.snapshotters.set(s.driver, s)
+    }
+    return s
+  }
+
+  /** The snapshotter of a container's recorded driver (no machine checks: it was made with it). */
+  async snapshotterOf(driver: string): Promise<Snapshotter> {
+    const known = this.snapshotters.get(driver)
+    if (known) return known
+    const fs = new FsSnapshotter(this.store.db, this.root, driver as StorageDriver)
+    await fs.init()
+    this.snapshotters.set(driver, fs)
+    return fs
+  }
+
+  async readSpec(id: string): Promise<ContainerSpec> {
+    try {
+      return JSON.parse(await readFile(this.paths(id).spec, 'utf8')) as ContainerSpec
+    } catch (err) {
+      throw new CairnError('STORE_CORRUPT', `container ${id}: cannot read its configuration: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  runtimeOf(row: Pick<ContainerRow, 'runtime' | 'runtime_path'>): OciRuntime {
+    return recordedRuntime(this.root, row.runtime, row.runtime_path)
+  }
+
+  /** A container by ID, ID prefix or name (NAME_UNKNOWN: `No such container: x`). */
+  resolve(nameOrId: string): ContainerRow {
+    return this.rows.resolve(nameOrId)
+  }
+
+  // ---------------------------------------------------------------- create
+
+  /**
+   * `docker create`: the container's snapshots (unpacking the image first if needed), its
+   * configuration and its files. On any error nothing is left: no row, no snapshot, no mount.
+   */
+  async create(opts: CreateOptions): Promise<ContainerSpec> {
+    await this.reconcile()
+    const name = opts.name !== undefined && opts.name !== '' ? validateName(opts.name) : undefined
+    const image = this.store.resolve(opts.image)
+    const network = parseNetwork(opts.network)
+    const mounts = (opts.volumes ?? []).map(parseVolume)
+    if (opts.workdir !== undefined && opts.workdir !== '' && !opts.workdir.startsWith('/')) {
+      throw new CairnError('INVALID_ARGUMENT', `the working directory '${opts.workdir}' is invalid, it needs to be an absolute path`, { detail: { exitCode: 125 } })
+    }
+    const imageConfig = (await this.store.config(image)).config ?? {}
+    const config = mergeConfig(imageConfig, opts)
+    const argv = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])]
+    if (argv.length === 0) throw new CairnError('INVALID_ARGUMENT', 'No command specified', { detail: { exitCode: 125 } })
+    const runtime = await detectRuntime({ storeRoot: this.root, ...(opts.runtime !== undefined ? { prefer: opts.runtime } : {}) })
+    const snap = await this.snapshotter(opts.storageDriver)
+
+    const id = randomBytes(32).toString('hex')
+    config.Hostname = opts.hostname !== undefined && opts.hostname !== '' ? opts.hostname : network === 'host' ? osHostname() : id.slice(0, 12)
+    const keys = snapshotKeys(id)
+    const created = new Date()
+    const owner = selfIdentity()
+    const rowBase = {
+      id, image_id: image.id, created: created.getTime(), image_ref: opts.image, command: JSON.stringify(argv), driver: snap.driver,
+      runtime: runtime.name, runtime_path: runtime.path, auto_remove: opts.autoRemove ? 1 : 0,
+    }
+    let finalName = name
+    if (finalName !== undefined) this.rows.insertCreating({ ...rowBase, name: finalName }, owner)
+    else {
+      for (let i = 0; ; i++) {
+        finalName = randomContainerName(i < 3 ? 0 : i)
+        try {
+          this.rows.insertCreating({ ...rowBase, name: finalName }, owner)
+          break
+        } catch (err) {
+          if (!hasCode(err, 'CONFLICT') || i > 50) throw err
+        }
+      }
+    }
+    const spec: ContainerSpec = {
+      id, name: finalName as string, created: created.toISOString(), image: image.id, imageRef: opts.image,
+      path: argv[0] as string, args: argv.slice(1), config,
+      hostConfig: { binds: [...(opts.volumes ?? [])], mounts, networkMode: network, autoRemove: opts.autoRemove ?? false, runtime: opts.runtime ?? '' },
+      driver: snap.driver, snapshotKey: keys.key, initKey: '',
+      runtime: { name: runtime.name, path: runtime.path },
+    }
+    const p = this.paths(id)
+    try {
+      await mkdir(p.dir, { recursive: true, mode: 0o710 })
+      await mkdir(p.bundle, { recursive: true })
+      const { unpackImage } = await import('../snapshot/index.js')
+      const top = await unpackImage(this.store, snap, image, opts)
+      if (top !== undefined) spec.imageChain = top
+      // the shared init layer may be pruned between our look and our prepare: then make it again
+      for (let attempt = 0; ; attempt++) {
+        spec.initKey = await this.initLayer(snap, id, top)
+        try {
+          await snap.prepare(keys.key, spec.initKey, { labels: { 'cairn.container': id } })
+          break
+        } catch (err) {
+          if (attempt > 2 || (await snap.tryStat(spec.initKey))?.kind === 'committed') throw err
+        }
+      }
+      await this.writeEtcFiles(spec)
+      await writeFileAtomic(p.spec, `${JSON.stringify(spec, null, 2)}\n`, 0o600)
+      if (!this.rows.transition(id, [ContainerStates.creating], ContainerStates.created, null)) {
+        throw new CairnError('CONFLICT', `container ${id} was removed while it was being created`)
+      }
+      emit(opts, { id: '', status: 'Created' })
+      return spec
+    } catch (err) {
+      await this.destroy(id, snap.driver).catch(() => undefined)
+      throw err
+    }
+  }
+
+  /**
+   * The image's init layer, made on first use (mounted on the container's rootfs folder to fill
+   * it), then shared: a later container costs no copy (native) and no mount for it.
+   */
+  private async initLayer(snap: Snapshotter, id: string, parent: Digest | undefined): Promise<string> {
+    const name = initLayerName(parent)
+    if ((await snap.tryStat(name))?.kind === 'committed') return name
+    const tmp = `${name}-tmp-${id}`
+    const target = this.paths(id).rootfs
+    try {
+      const mounts = await snap.prepare(tmp, parent, { labels: { 'cairn.container': id } })
+      await mountAll(mounts, target)
+      try {
+        populateInitLayer(target)
+      } finally {
+        await unmount(target)
+      }
+      await snap.commit(name, tmp, { labels: { 'cairn.init': parent ?? '' } })
+      return name
+    } catch (err) {
+      if (await snap.tryStat(tmp)) await snap.remove(tmp).catch(() => undefined)
+      // another container of the image made it meanwhile: theirs is the same
+      if (hasCode(err, 'CONFLICT') && (await snap.tryStat(name))?.kind === 'committed') return name
+      throw err
+    }
+  }
+
+  private async writeEtcFiles(spec: ContainerSpec): Promise<void> {
+    const p = this.paths(spec.id)
+    const net = spec.hostConfig.networkMode === 'host' ? 'host' : 'private'
+    const hostHosts = await readFile('/etc/hosts', 'utf8').catch(() => undefined)
+    const hostResolv = await readFile('/etc/resolv.conf', 'utf8').catch(() => undefined)
+    await writeFile(p.hostname, hostnameFile(spec.config.Hostname), { mode: 0o644 })
+    await writeFile(p.hosts, hostsFile({ hostname: spec.config.Hostname, network: net, ...(hostHosts !== undefined ? { hostHosts } : {}) }), { mode: 0o644 })
+    await writeFile(p.resolvConf, resolvConfFile(hostResolv, net), { mode: 0o644 })
+  }
+
+  /** Removes everything of a container: mount, runtime state, snapshots, folder, row. */
+  private async destroy(id: string, driver: string, opts: { runtimeDelete?: boolean } = {}): Promise<void> {
+    const p = this.paths(id)
+    await unmount(p.rootfs).catch(() => unmount(p.rootfs, { lazy: true }))
+    const row = this.rows.get(id)
+    // a container that exited under its monitor is already gone from the runtime (`run` deletes it)
+    if (row?.runtime_path && (opts.runtimeDelete ?? true)) {
+      try {
+        await this.runtimeOf(row).delete(id, { force: true })
+      } catch {
+        // the runtime is gone or never knew it
+      }
+    }
+    if (driver !== '') {
+      const snap = await this.snapshotterOf(driver)
+      const keys = [snapshotKeys(id).key]
+      // an init layer this container was making when its creator died
+      if (row) keys.push(`${initLayerName(this.store.imageChains(row.image_id).at(-1))}-tmp-${id}`)
+      for (const k of keys) {
+        if (await snap.tryStat(k)) await snap.remove(k)
+      }
+    }
+    await rm(p.dir, { recursive: true, force: true })
+    this.rows.delete(id)
+  }
+
+  // ---------------------------------------------------------------- start
+
+  /**
+   * Starts a container through its monitor (`shim.js`), a detached process that runs the
+   * runtime in the foreground, writes the log and records the exit code; it outlives this one.
+   * Errors before the process runs (command not found: exit code 127 in `detail`) leave the
+   * container as it was.
+   */
+  async start(nameOrId: string, opts: StartOptions = {}): Promise<StartedContainer> {
+    await this.reconcile()
+    const row = this.resolve(nameOrId)
+    const id = row.id
+    if (row.state === ContainerStates.running || row.state === ContainerStates.paused) {
+      return { id, pid: row.pid, alreadyRunning: true, wait: () => this.waitExit(id), detach: () => undefined }
+    }
+    if (!this.rows.transition(id, [ContainerStates.created, ContainerStates.exited], ContainerStates.starting, selfIdentity(), undefined, { error: '' })) {
+      const now = this.rows.get(id)
+      if (now?.state === ContainerStates.running || now?.state === ContainerStates.starting) {
+        return { id, pid: now.pid, alreadyRunning: true, wait: () => this.waitExit(id), detach: () => undefined }
+      }
+      throw new CairnError('CONFLICT', `container ${nameOrId} is ${now?.state ?? 'gone'}: cannot start it now`)
+    }
+    const spec = await this.readSpec(id)
+    const tty = !spec.config.Tty ? 'none' : opts.attach && opts.terminal ? 'inherit' : 'script'
+    const wantsStdin = spec.config.OpenStdin
+    const args: ShimArgs = {
+      root: this.root,
+      id,
+      stdin: !wantsStdin ? 'null' : opts.attach && opts.stdin !== undefined ? 'inherit' : 'hold',
+      attach: (opts.attach ?? false) && tty !== 'inherit',
+      tty,
+    }
+    const stdinMode = args.stdin === 'inherit' ? (opts.stdin === 'inherit' ? 'inherit' : 'pipe') : 'ignore'
+    let child: ChildProcess
+    // a detached monitor's own stderr (a crash, say) goes to its log
+    const shimErr = args.attach || tty === 'inherit' ? undefined : openSync(this.paths(id).shimLog, 'a', 0o600)
+    try {
+      child = spawn(process.execPath, [SHIM, JSON.stringify(args)], {
+        detached: tty !== 'inherit',
+        stdio: tty === 'inherit' ? ['inherit', 'inherit', 'inherit', 'pipe'] : [stdinMode, args.attach ? 'pipe' : 'ignore', shimErr ?? 'pipe', 'pipe'],
+        cwd: '/',
+      })
+    } catch (err) {
+      this.rows.transition(id, [ContainerStates.starting], row.started_at === null ? ContainerStates.created : ContainerStates.exited, null)
+      throw err
+    } finally {
+      if (shimErr !== undefined) closeSync(shimErr)
+    }
+    if (stdinMode === 'pipe' && child.stdin && opts.stdin !== undefined && opts.stdin !== 'inherit') {
+      const src = opts.stdin
+      src.pipe(child.stdin)
+      child.stdin.on('error', () => undefined)
+    }
+    if (args.attach) {
+      const out = opts.stdout ?? process.stdout
+      const errOut = opts.stderr ?? process.stderr
+      child.stdout?.on('data', (b: Buffer) => out.write(b))
+      child.stderr?.on('data', (b: Buffer) => errOut.write(b))
+    }
+    const events = shimEvents(child)
+    const first = await events.next()
+    if (first.event === 'failed') {
+      await events.closed
+      throw new CairnError(first.code, first.message, { detail: { exitCode: first.exitCode } })
+    }
+    if (first.event !== 'started') {
+      await events.closed
+      const shimLog = await readFile(this.paths(id).shimLog, 'utf8').catch(() => '')
+      await this.reconcile()
+      const how = child.exitCode !== null ? `exit code ${child.exitCode}` : `signal ${String(child.signalCode)}`
+      throw new CairnError('CONFLICT', `the monitor of container ${id.slice(0, 12)} ended (${how}) before the container started${shimLog ? `: ${shimLog.trim().split('\n').slice(-3).join(' | ')}` : ''}`)
+    }
+    let detached = false
+    return {
+      id,
+      pid: first.pid,
+      alreadyRunning: false,
+      wait: async () => {
+        const last = await events.next()
+        await events.closed
+        if (last.event === 'exited') return last.exitCode
+        return this.waitExit(id)
+      },
+      detach: () => {
+        if (detached) return
+        detached = true
+        events.detach()
+        child.unref()
+      },
+    }
+  }
+
+  /** Waits until a container is no longer running; its exit code. */
+  async waitExit(id: string, timeoutMs = Infinity, signal?: AbortSignal): Promise<number> {
+    const deadline = Date.now() + timeoutMs
+    for (let i = 0; ; i++) {
+      const row = this.rows.get(id)
+      if (!row) return this.lastExit.get(id) ?? 0
+      if (row.state === ContainerStates.exited || row.state === ContainerStates.created) return row.exit_code
+      if (row.state === ContainerStates.removing) {
+        this.lastExit.set(id, row.exit_code)
+      }
+      if (Date.now() > deadline) throw new CairnError('ABORTED', `container ${id.slice(0, 12)} did not stop within ${timeoutMs} ms`)
+      if (signal?.aborted) throw new CairnError('ABORTED', 'interrupted')
+      if (i % 10 === 9) await this.reconcile([id])
+      await sleep(i < 20 ? 10 : 50)
+    }
+  }
+
+  private readonly lastExit = new Map<string, number>()
+
+  /**
+   * The monitor's work before the runtime runs (in the monitor process): mount the root
+   * filesystem, resolve the user, check the command, write the bundle.
+   */
+  async prepareStart(id: string): Promise<{ spec: ContainerSpec; bundle: string }> {
+    const spec = await this.readSpec(id)
+    const p = this.paths(id)
+    const snap = await this.snapshotterOf(spec.driver)
+    if (!(await isMounted(p.rootfs))) await mountAll(await snap.mounts(spec.snapshotKey), p.rootfs)
+    const cfg = spec.config
+    const user = resolveUser(cfg.User ?? '', readFileIn(p.rootfs, '/etc/passwd'), readFileIn(p.rootfs, '/etc/group'))
+    let env = processEnv(cfg.Env ?? [], cfg.Hostname, cfg.Tty)
+    if (envValue(env, 'HOME') === undefined) env = replaceOrAppendEnv(env, [`HOME=${user.home}`])
+    const cwd = cfg.WorkingDir !== '' ? cfg.WorkingDir : '/'
+    ensureDir(p.rootfs, cwd)
+    const binds = spec.hostConfig.mounts
+    for (const b of binds) {
+      if (!existsSync(b.source)) throw new CairnError('INVALID_ARGUMENT', `invalid mount config for type "bind": bind source path does not exist: ${b.source}`, { detail: { exitCode: 125 } })
+    }
+    lookPath(p.rootfs, spec.path, { path: envValue(env, 'PATH'), cwd, skipUnder: binds.map((b) => b.destination) })
+    const runtimeSpec = generateSpec({
+      process: { args: [spec.path, ...spec.args], env, cwd, user, terminal: cfg.Tty, nofile: containerNofile() },
+      rootfs: p.rootfs,
+      hostname: cfg.Hostname,
+      network: spec.hostConfig.networkMode === 'host' ? 'host' : 'private',
+      binds,
+      etc: { hosts: p.hosts, hostname: p.hostname, resolvConf: p.resolvConf },
+      cgroupsPath: `/cairn/${id}`,
+    })
+    await writeFileRenamed(`${p.bundle}/config.json`, JSON.stringify(runtimeSpec, null, 2))
+    return { spec, bundle: p.bundle }
+  }
+
+  /** The monitor gives up before the process ran: back to created/exited, with the error. */
+  async abortStart(id: string, err: unknown, exitCode: number): Promise<void> {
+    const p = this.paths(id)
+    await unmount(p.rootfs).catch(() => unmount(p.rootfs, { lazy: true }).catch(() => undefined))
+    const row = this.rows.get(id)
+    if (!row) return
+    const back = row.started_at === null ? ContainerStates.created : ContainerStates.exited
+    this.rows.transition(id, [ContainerStates.starting], back, null, undefined, { error: err instanceof Error ? err.message : String(err), exit_code: exitCode })
+  }
+
+  /** The monitor saw the runtime start the process. */
+  markRunning(id: string, pid: number, shim: ProcessIdentity): void {
+    this.rows.transition(id, [ContainerStates.starting], ContainerStates.running, null, undefined, {
+      pid, shim_pid: shim.pid, shim_start: shim.start, started_at: Date.now(), finished_at: null, exit_code: 0,
+    })
+  }
+
+  /** The monitor saw the process end: exit.json (atomic), then the row, then the mount. */
+  async markExited(id: string, exitCode: number): Promise<void> {
+    const p = this.paths(id)
+    const rec: ExitRecord = { exitCode, finishedAt: Date.now() }
+    await writeFileRenamed(p.exit, `${JSON.stringify(rec)}\n`).catch(() => undefined)
+    // unmounted before it shows as exited: an exited container is never mounted
+    await unmount(p.rootfs).catch(() => unmount(p.rootfs, { lazy: true }).catch(() => undefined))
+    this.rows.transition(id, [ContainerStates.running, ContainerStates.paused, ContainerStates.starting], ContainerStates.exited, null, undefined, {
+      exit_code: exitCode, finished_at: rec.finishedAt, pid: 0, shim_pid: null, shim_start: null,
+    })
+  }
+
+  // ---------------------------------------------------------------- signals
+
+  /** `docker kill`: sends a signal (default KILL) to a running container's process. */
+  async kill(nameOrId: string, signal = 'KILL'): Promise<ContainerRow> {
+    await this.reconcile()
+    const row = this.resolve(nameOrId)
+    if (row.state !== ContainerStates.running && row.state !== ContainerStates.paused) {
+      throw new CairnError('CONFLICT', `Cannot kill container: ${nameOrId}: Container ${row.id} is not running`)
+    }
+    const sig = normalizeSignal(signal)
+    const rt = this.runtimeOf(row)
+    await rt.kill(row.id, sig).catch(async (err: unknown) => {
+      // it may have exited meanwhile: that is not an error for the caller
+      if ((await rt.state(row.id))?.status === 'running' || (await rt.state(row.id))?.status === 'paused') throw err
+    })
+    // a frozen process cannot act on its signal: let it (as Docker does for a paused container)
+    if (row.state === ContainerStates.paused) await this.resume(row.id).catch(() => undefined)
+    if (sig === 'KILL' || sig === 'SIGKILL' || sig === '9') await this.waitExit(row.id, 30_000).catch(() => undefined)
+    return row
+  }
+
+  /** `docker stop`: the stop signal (image's StopSignal, else TERM), then KILL after `timeoutSeconds`. */
+  async stop(nameOrId: string, timeoutSeconds = 10): Promise<ContainerRow> {
+    await this.reconcile()
+    const row = this.resolve(nameOrId)
+    if (row.state !== ContainerStates.running && row.state !== ContainerStates.paused) return row
+    const spec = await this.readSpec(row.id)
+    const rt = this.runtimeOf(row)
+    const stopSignal = normalizeSignal(spec.config.StopSignal ?? 'TERM')
+    try {
+      await rt.kill(row.id, stopSignal)
+      if (row.state === ContainerStates.paused) await this.resume(row.id).catch(() => undefined)
+      await this.waitExit(row.id, Math.max(0, timeoutSeconds) * 1000)
+      return row
+    } catch {
+      // did not stop in time (or could not be signalled): kill it
+    }
+    await rt.kill(row.id, 'KILL').catch(() => undefined)
+    if (this.rows.get(row.id)?.state === ContainerStates.paused) await this.resume(row.id).catch(() => undefined)
+    await this.waitExit(row.id, 30_000)
+    return row
+  }
+
+  /** `docker pause`: freezes every process of the container (cgroup freezer, through the runtime). */
+  async pause(nameOrId: string): Promise<ContainerRow> {
+    await this.reconcile()
+    const row = this.resolve(nameOrId)
+    if (row.state === ContainerStates.paused) throw new CairnError('CONFLICT', `Container ${row.id} is already paused`)
+    if (row.state !== ContainerStates.running) throw new CairnError('CONFLICT', `Container ${row.id} is not running`)
+    await this.runtimeOf(row).pause(row.id)
+    this.rows.transition(row.id, [ContainerStates.running], ContainerStates.paused, null)
+    return row
+  }
+
+  /** `docker unpause`. */
+  async resume(nameOrId: string): Promise<ContainerRow> {
+    const row = this.resolve(nameOrId)
+    if (row.state !== ContainerStates.paused) throw new CairnError('CONFLICT', `Container ${row.id} is not paused`)
+    await this.runtimeOf(row).resume(row.id)
+    this.rows.transition(row.id, [ContainerStates.paused], ContainerStates.running, null)
+    return row
+  }
+
+  // ---------------------------------------------------------------- remove, rename
+
+  /** `docker rm [-f]`: a running container is refused unless `force` (then killed first). */
+  async remove(nameOrId: string, opts: { force?: boolean } = {}): Promise<ContainerRow> {
+    await this.reconcile()
+    const row = this.resolve(nameOrId)
+    if (row.state === ContainerStates.running || row.state === ContainerStates.paused || row.state === ContainerStates.starting) {
+      if (!opts.force) {
+        const what = row.state === ContainerStates.paused
+          ? `You cannot remove a paused container ${row.id}. Unpause and then stop the container before attempting removal or force remove`
+          : `You cannot remove a running container ${row.id}. Stop the container before attempting removal or force remove`
+        throw new CairnError('CONFLICT', what)
+      }
+      if (row.state !== ContainerStates.starting) await this.kill(row.id, 'KILL').catch(() => undefined)
+      await this.waitExit(row.id, 30_000)
+    }
+    await this.removeStopped(row.id)
+    return row
+  }
+
+  /** Removes a stopped container, unless another process already is. */
+  async removeStopped(id: string): Promise<void> {
+    const row = this.rows.get(id)
+    if (!row) return
+    if (!this.rows.transition(id, [ContainerStates.created, ContainerStates.exited], ContainerStates.removing, selfIdentity())) {
+      const now = this.rows.get(id)
+      if (!now || now.state === ContainerStates.removing) return
+      throw new CairnError('CONFLICT', `container ${id.slice(0, 12)} is ${now.state}: cannot remove it now`)
+    }
+    await this.destroy(id, row.driver, { runtimeDelete: row.state !== ContainerStates.exited && row.state !== ContainerStates.created })
+  }
+
+  async rename(nameOrId: string, newName: string): Promise<ContainerRow> {
+    const row = this.resolve(nameOrId)
+    const name = validateName(newName)
+    if (name === row.name) throw new CairnError('INVALID_ARGUMENT', `Renaming a container with the same name as its current name`)
+    this.rows.rename(row.id, name)
+    const spec = await this.readSpec(row.id)
+    spec.name = name
+    await writeFileAtomic(this.paths(row.id).spec, `${JSON.stringify(spec, null, 2)}\n`, 0o600)
+    return row
+  }
+
+  // ---------------------------------------------------------------- exec
+
+  /** `docker exec`: a new process in a running container; resolves with its exit code. */
+  async exec(nameOrId: string, command: string[], opts: ExecOptions = {}): Promise<number> {
+    await this.reconcile()
+    const row = this.resolve(nameOrId)
+    if (row.state === ContainerStates.paused) throw new CairnError('CONFLICT', `Container ${row.id} is paused, unpause the container before exec`)
+    if (row.state !== ContainerStates.running) throw new CairnError('CONFLICT', `Container ${row.id} is not running`)
+    if (command.length === 0) throw new CairnError('INVALID_ARGUMENT', 'No exec command specified')
+    const spec = await this.readSpec(row.id)
+    const p = this.paths(row.id)
+    const cfg = spec.config
+    const tty = opts.tty ?? false
+    const user = resolveUser(opts.user ?? cfg.User ?? '', readFileIn(p.rootfs, '/etc/passwd'), readFileIn(p.rootfs, '/etc/group'))
+    let env = processEnv(cfg.Env ?? [], cfg.Hostname, tty, opts.env ?? [])
+    if (envValue(env, 'HOME') === undefined) env = replaceOrAppendEnv(env, [`HOME=${user.home}`])
+    const cwd = opts.workdir !== undefined && opts.workdir !== '' ? opts.workdir : cfg.WorkingDir !== '' ? cfg.WorkingDir : '/'
+    try {
+      lookPath(p.rootfs, command[0] as string, { path: envValue(env, 'PATH'), cwd, skipUnder: spec.hostConfig.mounts.map((b) => b.destination) })
+    } catch (err) {
+      // Docker 20.10's exit code for any exec that cannot start is 126
+      if (isCairnError(err)) throw new CairnError(err.code, err.message, { detail: { exitCode: 126 } })
+      throw err
+    }
+    const proc = processSpec({ args: command, env, cwd, user, terminal: tty, nofile: containerNofile() })
+    const procFile = `${p.dir}/exec-${randomBytes(8).toString('hex')}.json`
+    await writeFile(procFile, JSON.stringify(proc), { mode: 0o600 }) // it holds the environment
+    const rt = this.runtimeOf(row)
+    try {
+      const argv = rt.execArgs(row.id, procFile, { tty, detach: opts.detach ?? false })
+      const useScript = tty && !opts.terminal && !opts.detach
+      const cmd = useScript ? 'script' : rt.path
+      const cmdArgs = useScript ? ['-q', '-e', '-f', '-c', [rt.path, ...argv].map(shQuote).join(' '), '/dev/null'] : argv
+      const stdin = opts.interactive ? (opts.stdin === undefined || opts.stdin === 'inherit' ? 'inherit' : 'pipe') : 'ignore'
+      const direct = opts.stdout === undefined && opts.stderr === undefined
+      const child = spawn(cmd, cmdArgs, {
+        stdio: [stdin, direct ? 'inherit' : 'pipe', direct ? 'inherit' : 'pipe'],
+        env: { ...process.env, SHELL: '/bin/sh' },
+      })
+      if (stdin === 'pipe' && child.stdin && opts.stdin !== undefined && opts.stdin !== 'inherit') {
+        opts.stdin.pipe(child.stdin)
+        child.stdin.on('error', () => undefined)
+      }
+      if (!direct) {
+        child.stdout?.on('data', (b: Buffer) => (opts.stdout ?? process.stdout).write(b))
+        child.stderr?.on('data', (b: Buffer) => (opts.stderr ?? process.stderr).write(b))
+      }
+      const code = await new Promise<number>((resolve, reject) => {
+        child.once('error', reject)
+        child.once('close', (c, s) => resolve(c ?? 128 + (s ? signalNumber(s) : 0)))
+      })
+      return code
+    } finally {
+      if (!opts.detach) await unlink(procFile).catch(() => undefined)
+    }
+  }
+
+  // ---------------------------------------------------------------- file system access
+
+  /**
+   * Runs `fn` with the container's root filesystem mounted on the host (as it is while the
+   * container runs; mounted for the occasion, and unmounted after, when it is stopped).
+   */
+  async withRootfs<T>(nameOrId: string, fn: (rootfs: string, row: ContainerRow) => Promise<T>): Promise<T> {
+    await this.reconcile()
+    const row = this.resolve(nameOrId)
+    const p = this.paths(row.id)
+    const live = row.state === ContainerStates.running || row.state === ContainerStates.paused
+    if (live || (await isMounted(p.rootfs))) return fn(p.rootfs, row)
+    const snap = await this.snapshotterOf(row.driver)
+    await mountAll(await snap.mounts(snapshotKeys(row.id).key), p.rootfs)
+    try {
+      return await fn(p.rootfs, row)
+    } finally {
+      // a start meanwhile uses this mount (and unmounts it when the container stops)
+      const now = this.rows.get(row.id)
+      if (!now || (now.state !== ContainerStates.running && now.state !== ContainerStates.starting && now.state !== ContainerStates.paused)) {
+        await unmount(p.rootfs).catch(() => unmount(p.rootfs, { lazy: true }).catch(() => undefined))
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- truth after crashes
+
+  /**
+   * Makes the rows tell the truth about processes that died: a container whose monitor is gone
+   * is marked exited (with the code the monitor recorded, else 255); a create, start or remove
+   * whose process died is undone or finished. Each repair is claimed first (a conditional
+   * update), so two commands never repair the same container.
+   */
+  async reconcile(ids?: readonly string[]): Promise<void> {
+    const rows = this.rows.inStates([ContainerStates.creating, ContainerStates.starting, ContainerStates.running, ContainerStates.paused, ContainerStates.removing])
+    for (const row of rows) {
+      if (ids && !ids.includes(row.id)) continue
+      try {
+        await this.repair(row)
+      } catch {
+        // best effort: the next command tries again
+      }
+    }
+  }
+
+  private async repair(row: ContainerRow): Promise<void> {
+    const me = selfIdentity()
+    const seenOwner = { pid: row.owner_pid, start: row.owner_start }
+    switch (row.state) {
+      case ContainerStates.creating:
+      case ContainerStates.removing:
+        if (isAlive(row.owner_pid, row.owner_start)) return
+        if (!this.rows.transition(row.id, [row.state], ContainerStates.removing, me, seenOwner)) return
+        await this.destroy(row.id, row.driver)
+        return
+      case ContainerStates.starting: {
+        if (isAlive(row.owner_pid, row.owner_start)) return
+        if (!this.rows.transition(row.id, [ContainerStates.starting], ContainerStates.starting, me, seenOwner)) return
+        await this.runtimeOf(row).delete(row.id, { force: true }).catch(() => undefined)
+        await unmount(this.paths(row.id).rootfs).catch(() => undefined)
+        this.rows.transition(row.id, [ContainerStates.starting], row.started_at === null ? ContainerStates.created : ContainerStates.exited, null)
+        return
+      }
+      case ContainerStates.running:
+      case ContainerStates.paused: {
+        if (isAlive(row.shim_pid, row.shim_start)) return
+        if (row.owner_pid !== null && isAlive(row.owner_pid, row.owner_start)) {
+          // another command is recording the lost monitor's container: let it finish (briefly)
+          for (let i = 0; i < 100; i++) {
+            await sleep(50)
+            const now = this.rows.get(row.id)
+            if (!now || now.state !== row.state || now.owner_pid === null || !isAlive(now.owner_pid, now.owner_start)) break
+          }
+          return
+        }
+        if (!this.rows.transition(row.id, [row.state], row.state, me, seenOwner)) return
+        const p = this.paths(row.id)
+        let rec: ExitRecord | undefined
+        try {
+          rec = JSON.parse(await readFile(p.exit, 'utf8')) as ExitRecord
+          if (rec.finishedAt < (row.started_at ?? 0)) rec = undefined
+        } catch {
+          rec = undefined
+        }
+        if (!rec) {
+          // the monitor died without recording the end: stop what may still run, as lost
+          const rt = this.runtimeOf(row)
+          await rt.kill(row.id, 'KILL', { all: true }).catch(() => undefined)
+          if ((await rt.state(row.id))?.status === 'paused') await rt.resume(row.id).catch(() => undefined)
+          await rt.delete(row.id, { force: true }).catch(() => undefined)
+          rec = { exitCode: LOST_EXIT_CODE, finishedAt: Date.now() }
+        }
+        await unmount(p.rootfs).catch(() => unmount(p.rootfs, { lazy: true }).catch(() => undefined))
+        this.rows.transition(row.id, [row.state], ContainerStates.exited, null, undefined, {
+          exit_code: rec.exitCode, finished_at: rec.finishedAt, pid: 0, shim_pid: null, shim_start: null,
+        })
+        if (row.auto_remove) await this.removeStopped(row.id).catch(() => undefined)
+        return
+      }
+      default:
+    }
+  }
+}
+
+/** Merges the image's config with the command line, as Docker's `create` does. */
+function mergeConfig(image: ContainerConfig, opts: CreateOptions): ContainerSpec['config'] {
+  const userCmd = opts.command ?? []
+  let entrypoint: string[] | null
+  let cmd: string[] | null
+  if (opts.entrypoint === undefined) {
+    entrypoint = image.Entrypoint ?? null
+    cmd = userCmd.length > 0 ? [...userCmd] : image.Cmd ?? null
+  } else if (opts.entrypoint === '') {
+    entrypoint = null
+    cmd = userCmd.length > 0 ? [...userCmd] : image.Cmd ?? null
+  } else {
+    entrypoint = [opts.entrypoint]
+    cmd = userCmd.length > 0 ? [...userCmd] : null
+  }
+  const env = replaceOrAppendEnv(image.Env ?? [], (opts.env ?? []).map((e) => (e.includes('=') || process.env[e] === undefined ? e : `${e}=${process.env[e] ?? ''}`)))
+  const cfg: ContainerSpec['config'] = {
+    Hostname: '',
+    Domainname: '',
+    User: opts.user ?? image.User ?? '',
+    AttachStdin: opts.interactive ?? false,
+    AttachStdout: true,
+    AttachStderr: true,
+    Tty: opts.tty ?? false,
+    OpenStdin: opts.interactive ?? false,
+    StdinOnce: opts.interactive ?? false,
+    Env: env,
+    Cmd: cmd,
+    Image: opts.image,
+    WorkingDir: opts.workdir !== undefined && opts.workdir !== '' ? opts.workdir : image.WorkingDir ?? '',
+    Entrypoint: entrypoint,
+    Labels: { ...(image.Labels ?? {}) },
+  }
+  if (image.Volumes) cfg.Volumes = image.Volumes
+  if (image.OnBuild) cfg.OnBuild = image.OnBuild
+  if (image.StopSignal) cfg.StopSignal = image.StopSignal
+  if (image.ExposedPorts) cfg.ExposedPorts = image.ExposedPorts
+  return cfg
+}
+
+const SIGNALS: Record<string, number> = {
+  HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10, SEGV: 11, USR2: 12, PIPE: 13,
+  ALRM: 14, TERM: 15, STKFLT: 16, CHLD: 17, CONT: 18, STOP: 19, TSTP: 20, TTIN: 21, TTOU: 22, URG: 23, XCPU: 24,
+  XFSZ: 25, VTALRM: 26, PROF: 27, WINCH: 28, IO: 29, PWR: 30, SYS: 31,
+}
+
+/** `SIGTERM`, `TERM`, `15` → `TERM` (the runtime takes names); INVALID_ARGUMENT for others. */
+export function normalizeSignal(s: string): string {
+  const up = s.toUpperCase().replace(/^SIG/, '')
+  if (up in SIGNALS) return up
+  if (/^\d+$/.test(s)) {
+    const n = Number(s)
+    const name = Object.keys(SIGNALS).find((k) => SIGNALS[k] === n)
+    if (name) return name
+    if (n >= 34 && n <= 64) return String(n)
+  }
+  if (/^RTMIN(\+\d+)?$|^RTMAX(-\d+)?$/.test(up)) return up
+  throw new CairnError('INVALID_ARGUMENT', `Invalid signal: ${s}`)
+}
+
+export function signalNumber(s: string): number {
+  return SIGNALS[s.replace(/^SIG/, '')] ?? 0
+}
+
+/** Reads the monitor's events from fd 3. */
+function shimEvents(child: ChildProcess): { next: () => Promise<ShimEvent | { event: 'closed' }>; closed: Promise<void>; detach: () => void } {
+  const pipe = child.stdio[3] as Readable | null | undefined
+  const queue: ShimEvent[] = []
+  const waiters: ((e: ShimEvent | { event: 'closed' }) => void)[] = []
+  let ended = false
+  let buf = ''
+  const flush = (): void => {
+    while (waiters.length > 0 && (queue.length > 0 || ended)) {
+      const w = waiters.shift() as (e: ShimEvent | { event: 'closed' }) => void
+      w(queue.shift() ?? { event: 'closed' })
+    }
+  }
+  pipe?.on('data', (b: Buffer) => {
+    buf += b.toString('utf8')
+    let nl
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl)
+      buf = buf.slice(nl + 1)
+      try {
+        queue.push(JSON.parse(line) as ShimEvent)
+      } catch {
+        // not ours
+      }
+    }
+    flush()
+  })
+  pipe?.on('error', () => undefined)
+  const closed = new Promise<void>((resolve) => {
+    child.once('close', () => {
+      ended = true
+      flush()
+      resolve()
+    })
+  })
+  child.once('error', () => {
+    ended = true
+    flush()
+  })
+  return {
+    next: () => new Promise((resolve) => {
+      waiters.push(resolve)
+      flush()
+    }),
+    closed,
+    detach: () => {
+      pipe?.removeAllListeners('data')
+      pipe?.destroy()
+      ;(child.stdout as Readable | null)?.destroy()
+      ;(child.stderr as Readable | null)?.destroy()
+      ;(child.stdin as Writable | null)?.destroy()
+    },
+  }
+}
+

@@ -1,0 +1,166 @@
+/**
+ * The monitor of one container (what containerd-shim and conmon are to Docker and Podman):
+ * a process of its own that runs the OCI runtime in the foreground, so that it is the parent
+ * that learns the exit status; copies the output to the json-file log (and to whoever is
+ * attached); records the exit atomically (exit.json, then the database row); unmounts; and
+ * removes the container when it was started with --rm. It outlives the command that started it.
+ *
+ * It tells the starter how the start went through fd 3 (JSON lines): `started`, or `failed`
+ * with the error (before the process ran); then `exited` with the exit code.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, readFileSync, writeSync } from 'node:fs'
+import { appendFile, readFile, rm } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { isCairnError, type ErrorCode } from '../errors/index.js'
+import { runtimeMessage } from '../runtime/runtime.js'
+import { JsonLogWriter, type LogStream } from './logs.js'
+import { selfIdentity } from './rows.js'
+import { ContainerStates } from './types.js'
+import { signalNumber, type ContainerEngine, type ShimArgs, type ShimEvent } from './engine.js'
+
+/** Docker's exit codes for a process that could not be started: 127 not found, 126 not executable, else 125. */
+export function startExitCode(message: string): number {
+  if (/executable file not found|no such file or directory|system cannot find the file specified/.test(message)) return 127
+  if (/permission denied|is a directory/.test(message)) return 126
+  return 125
+}
+
+function exitCodeOf(err: unknown): number {
+  const d = isCairnError(err) ? (err.detail as { exitCode?: unknown } | undefined) : undefined
+  if (d && typeof d.exitCode === 'number') return d.exitCode
+  return startExitCode(err instanceof Error ? err.message : String(err))
+}
+
+function shQuote(s: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`
+}
+
+export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promise<number> {
+  const report = (e: ShimEvent): void => {
+    try {
+      writeSync(3, `${JSON.stringify(e)}\n`)
+    } catch {
+      // the starter is gone (detached, or killed): nobody to tell
+    }
+  }
+  const id = args.id
+  const p = engine.paths(id)
+  const log = async (line: string): Promise<void> => {
+    await appendFile(p.shimLog, `${new Date().toISOString()} ${line}\n`).catch(() => undefined)
+  }
+  const me = selfIdentity()
+  // CAIRN_DEBUG: the monitor notes its steps in shim.log
+  const trace = process.env['CAIRN_DEBUG'] !== undefined && process.env['CAIRN_DEBUG'] !== ''
+  if (trace) await log(`monitor ${process.pid} starting`)
+  // the start is ours from now on (the starter may exit at any moment)
+  engine.rows.transition(id, [ContainerStates.starting], ContainerStates.starting, me)
+
+  let bundle: string
+  if (trace) await log('claimed')
+  try {
+    ;({ bundle } = await engine.prepareStart(id))
+  } catch (err) {
+    const exitCode = exitCodeOf(err)
+    await engine.abortStart(id, err, exitCode)
+    report({ event: 'failed', code: isCairnError(err) ? err.code : 'INVALID_ARGUMENT', message: err instanceof Error ? err.message : String(err), exitCode })
+    return exitCode
+  }
+  const row = engine.rows.get(id)
+  if (trace) await log('prepared')
+  if (!row) return 125
+  const rt = engine.runtimeOf(row)
+  await Promise.all([p.pidFile, p.runtimeLog].map((f) => rm(f, { force: true })))
+  const argv = rt.runArgs(id, bundle, p.pidFile, p.runtimeLog)
+
+  let child: ChildProcess
+  if (args.tty === 'inherit') {
+    child = spawn(rt.path, argv, { stdio: 'inherit' })
+  } else {
+    const stdin = args.stdin === 'inherit' ? 'inherit' : args.stdin === 'hold' || args.tty === 'script' ? 'pipe' : 'ignore'
+    if (args.tty === 'script') {
+      // the runtime drives a terminal only when it has one: script(1) gives it a pseudo-terminal
+      child = spawn('script', ['-q', '-e', '-f', '-c', [rt.path, ...argv].map(shQuote).join(' '), '/dev/null'], {
+        stdio: [stdin, 'pipe', 'pipe'], env: { ...process.env, SHELL: '/bin/sh' },
+      })
+    } else {
+      child = spawn(rt.path, argv, { stdio: [stdin, 'pipe', 'pipe'] })
+    }
+  }
+  child.on('error', (err) => void log(`runtime: ${err.message}`))
+  // forward a polite TERM to the container (the runtime passes signals on)
+  process.on('SIGTERM', () => child.kill('SIGTERM'))
+
+  // output is held back until we know the process started (before that it is the runtime's own error)
+  const held: { stream: LogStream; chunk: Buffer }[] = []
+  let started = false
+  let logWriter: JsonLogWriter | undefined
+  let forward = args.attach
+  const outOf = (s: LogStream): NodeJS.WriteStream => (s === 'stdout' ? process.stdout : process.stderr)
+  for (const s of [process.stdout, process.stderr]) s.on('error', () => (forward = false))
+  const deliver = (stream: LogStream, chunk: Buffer): void => {
+    logWriter?.write(stream, chunk)
+    if (forward) {
+      try {
+        outOf(stream).write(chunk)
+      } catch {
+        forward = false
+      }
+    }
+  }
+  const onData = (stream: LogStream) => (chunk: Buffer): void => {
+    if (started) deliver(stream, chunk)
+    else held.push({ stream, chunk })
+  }
+  child.stdout?.on('data', onData('stdout'))
+  child.stderr?.on('data', onData('stderr'))
+
+  const exited = new Promise<number>((resolve) => {
+    child.once('close', (code, sig) => resolve(code ?? 128 + (sig ? signalNumber(sig) : 0)))
+    child.once('error', () => resolve(125))
+  })
+  let exitCode: number | undefined
+  void exited.then((c) => (exitCode = c))
+
+  // started = the runtime wrote the pid file (it does so once the process runs)
+  let pid = 0
+  for (let i = 0; exitCode === undefined || i === 0; i++) {
+    if (existsSync(p.pidFile)) {
+      pid = Number(readFileSync(p.pidFile, 'utf8').trim()) || 0
+      if (pid > 0) break
+    }
+    if (exitCode !== undefined) break
+    await Promise.race([exited, sleep(i < 200 ? 2 : 20)])
+  }
+  if (pid === 0 && existsSync(p.pidFile)) pid = Number(readFileSync(p.pidFile, 'utf8').trim()) || 0
+
+  if (trace) await log(`pid ${pid}`)
+  if (pid === 0) {
+    // the runtime gave up before the process ran
+    const code = await exited
+    const runtimeLog = await readFile(p.runtimeLog, 'utf8').catch(() => '')
+    const stderr = held.filter((h) => h.stream === 'stderr').map((h) => h.chunk.toString()).join('')
+    const message = runtimeMessage(runtimeLog) || runtimeMessage(stderr) || `the runtime ${rt.name} exited with code ${code}`
+    const exitCodeForUser = startExitCode(message)
+    await log(`start failed: ${message}`)
+    await rt.delete(id, { force: true }).catch(() => undefined)
+    await engine.abortStart(id, new Error(message), exitCodeForUser)
+    report({ event: 'failed', code: 'CONFLICT' as ErrorCode, message: `failed to start container ${id.slice(0, 12)}: ${message}`, exitCode: exitCodeForUser })
+    return exitCodeForUser
+  }
+
+  logWriter = args.tty === 'inherit' ? undefined : new JsonLogWriter(p.log)
+  started = true
+  for (const h of held.splice(0)) deliver(h.stream, h.chunk)
+  engine.markRunning(id, pid, me)
+  report({ event: 'started', pid })
+
+  const code = await exited
+  await logWriter?.close()
+  await engine.markExited(id, code)
+  if (row.auto_remove) {
+    await engine.removeStopped(id).catch((err: unknown) => log(`--rm: ${err instanceof Error ? err.message : String(err)}`))
+  }
+  report({ event: 'exited', exitCode: code })
+  return code
+}

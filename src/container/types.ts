@@ -1,0 +1,134 @@
+/** The container's data model: its states, its database row, and its folder. */
+import type { Digest } from '../oci/digest.js'
+import type { ContainerConfig } from '../oci/types.js'
+import type { BindMount } from '../runtime/spec.js'
+import type { StorageDriver } from '../snapshot/types.js'
+
+/**
+ * Lifecycle states. `creating`, `starting` and `removing` are transitional and owned by one
+ * process (`owner_pid`); a later command that finds their owner dead finishes or undoes them.
+ */
+export const ContainerStates = {
+  creating: 'creating',
+  created: 'created',
+  starting: 'starting',
+  running: 'running',
+  paused: 'paused',
+  exited: 'exited',
+  removing: 'removing',
+} as const
+export type ContainerState = (typeof ContainerStates)[keyof typeof ContainerStates]
+
+/** A row of the `containers` table. */
+export interface ContainerRow {
+  id: string
+  name: string
+  image_id: Digest
+  created: number
+  state: ContainerState
+  image_ref: string
+  command: string
+  driver: string
+  runtime: string
+  runtime_path: string
+  owner_pid: number | null
+  owner_start: string | null
+  shim_pid: number | null
+  shim_start: string | null
+  pid: number
+  started_at: number | null
+  finished_at: number | null
+  exit_code: number
+  error: string
+  auto_remove: number
+}
+
+export type NetworkMode = 'default' | 'none' | 'host'
+
+/** What `create` decided, kept in `containers/<id>/container.json` (Docker's config.v2 + hostconfig). */
+export interface ContainerSpec {
+  id: string
+  name: string
+  created: string
+  image: Digest
+  /** The image as the user named it (`ps` shows it). */
+  imageRef: string
+  /** Docker's `Path` and `Args`: the command, entrypoint first. */
+  path: string
+  args: string[]
+  /** Docker's container `Config` (the image config merged with the command line). */
+  config: ContainerConfig & {
+    Hostname: string
+    Domainname: string
+    User: string
+    AttachStdin: boolean
+    AttachStdout: boolean
+    AttachStderr: boolean
+    Tty: boolean
+    OpenStdin: boolean
+    StdinOnce: boolean
+    Env: string[]
+    Cmd: string[] | null
+    Image: string
+    WorkingDir: string
+    Entrypoint: string[] | null
+    Labels: Record<string, string>
+  }
+  hostConfig: {
+    /** `-v` as given. */
+    binds: string[]
+    mounts: BindMount[]
+    networkMode: NetworkMode
+    autoRemove: boolean
+    /** The runtime name asked for (empty: detected). */
+    runtime: string
+  }
+  driver: StorageDriver
+  /** The container's writable snapshot. */
+  snapshotKey: string
+  /** Its parent: the image's committed init layer (mount points for /etc/hosts, …), shared by the image's containers. */
+  initKey: string
+  /** The image's top chain ID (the init layer's parent), if the image has layers. */
+  imageChain?: Digest
+  runtime: { name: string; path: string }
+}
+
+/** Files of a container under `$ROOT/containers/<id>/`. */
+export interface ContainerPaths {
+  dir: string
+  spec: string
+  bundle: string
+  rootfs: string
+  log: string
+  hostname: string
+  hosts: string
+  resolvConf: string
+  exit: string
+  pidFile: string
+  runtimeLog: string
+  shimLog: string
+}
+
+export function containerPaths(root: string, id: string): ContainerPaths {
+  const dir = `${root}/containers/${id}`
+  return {
+    dir,
+    spec: `${dir}/container.json`,
+    bundle: `${dir}/bundle`,
+    rootfs: `${dir}/rootfs`,
+    log: `${dir}/${id}-json.log`,
+    hostname: `${dir}/hostname`,
+    hosts: `${dir}/hosts`,
+    resolvConf: `${dir}/resolv.conf`,
+    exit: `${dir}/exit.json`,
+    pidFile: `${dir}/init.pid`,
+    runtimeLog: `${dir}/runtime.json`,
+    shimLog: `${dir}/shim.log`,
+  }
+}
+
+/** What the monitor records when the container's process ends (`exit.json`). */
+export interface ExitRecord {
+  exitCode: number
+  finishedAt: number
+}
