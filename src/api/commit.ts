@@ -19,6 +19,7 @@ import { buildManifest, layerDescriptor, manifestMediaType, serializeConfig, ser
 import { commitConfig, EMPTY_TAR_DIFF_ID } from '../image/commitconfig.js'
 import type { ImageRecord, ImageStore, LayerInput } from '../image/store.js'
 import { emit, type OperationOptions } from '../util/progress.js'
+import { containerCommitSource, withContainerPaused } from './containers.js'
 
 export interface CommitOptions extends OperationOptions {
   /** `REPOSITORY[:TAG]`; without it the image is dangling (`<none>`). */
@@ -160,4 +161,25 @@ function sameFamily(d: Descriptor, format: ManifestFormat): Descriptor {
   const toOci: Record<string, string> = { [MediaTypes.DockerLayer]: MediaTypes.OciLayer, [MediaTypes.DockerLayerGzip]: MediaTypes.OciLayerGzip }
   const map = format === 'docker' ? toDocker : toOci
   return { mediaType: map[d.mediaType] ?? d.mediaType, size: d.size, digest: d.digest }
+}
+
+export interface CommitContainerOptions extends CommitOptions {
+  /** Freeze the container while its layer is read (default true), as `docker commit -p`. */
+  pause?: boolean
+}
+
+/**
+ * `docker commit CONTAINER [REPOSITORY[:TAG]]`: the container's changes become a new image on
+ * top of its image. A running container is frozen (cgroup freezer, through the runtime) while
+ * its layer is read unless `pause` is false; a stopped container commits as it is.
+ */
+export async function commitContainer(store: ImageStore, nameOrId: string, opts: CommitContainerOptions = {}): Promise<CommitResult> {
+  // validate what can be validated before touching the container
+  if (opts.reference !== undefined) parseRepositoryTag(opts.reference)
+  const src = await containerCommitSource(store, nameOrId)
+  const commit = async (): Promise<CommitResult> => {
+    if (!opts.squash) return commitSnapshot(store, src, opts)
+    return src.withMergedDir((dir) => commitSnapshot(store, { ...src, mergedDir: dir }, opts))
+  }
+  return (opts.pause ?? true) ? withContainerPaused(store, src.row.id, commit) : commit()
 }

@@ -9,6 +9,7 @@ import { registerTransferCommands } from './transfer.js'
 import { registerContainerCommands } from './containers.js'
 import { registerRegistryCommands } from './registry.js'
 import { registerRemoteCommands } from './remote.js'
+import { registerCommitCommand } from './commit.js'
 
 /** Exit codes: Docker uses 1 for a failed operation and 125 for a usage error. */
 export const ExitCodes = { failure: 1, usage: 125 } as const
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerContainerCommands(program)
   registerRegistryCommands(program)
   registerRemoteCommands(program)
+  registerCommitCommand(program)
   return program
 }
 
