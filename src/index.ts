@@ -23,6 +23,7 @@ import { loadImages, type LoadResult } from './api/load.js'
 import type { OperationOptions } from './api/events.js'
 import type { Digest } from './oci/digest.js'
 import { randomName } from './util/fs.js'
+import { commitContainer, commitSnapshot, type CommitContainerOptions, type CommitOptions, type CommitResult, type CommitSource } from './api/commit.js'
 import {
   containerDiff, containerLogs, copyFromContainer, copyToContainer, createContainer, execInContainer, exportContainer, inspectContainer,
   killContainers, listContainers, pauseContainer, removeContainers, renameContainer, resumeContainer, runContainer, startContainer, stopContainers,
@@ -229,6 +230,11 @@ export class Cairn {
   async unpause(container: string): Promise<void> {
     return resumeContainer(this.store, container)
   }
+
+  /** `cairn commit`: the container's changes as a new image (paused while read unless `pause: false`). */
+  async commit(container: string, opts: CommitContainerOptions = {}): Promise<CommitResult> {
+    return commitContainer(this.store, container, opts)
+  }
 }
 
 export { ImageStore, type ImageRecord, type DeleteRecord } from './image/store.js'
@@ -256,3 +262,6 @@ export type { ContainerSpec, ContainerRow, ContainerState } from './container/ty
 export { ContainerEngine } from './container/engine.js'
 export { generateSpec, type RuntimeSpec, type SpecInput } from './runtime/spec.js'
 export { detectRuntime, OciRuntime } from './runtime/runtime.js'
+export { commitSnapshot, type CommitContainerOptions, type CommitOptions, type CommitResult, type CommitSource }
+export { openSnapshotter, unpackImage, snapshotChanges, snapshotLayer, type Snapshotter, type StorageDriver, type Mount } from './snapshot/index.js'
+export { mountAll, unmount } from './mount/index.js'
