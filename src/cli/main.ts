@@ -4,17 +4,50 @@
  */
 import { Command, CommanderError, Option } from 'commander'
 import { isCairnError } from '../errors/index.js'
-import { registerImageCommands } from './images.js'
-import { registerTransferCommands } from './transfer.js'
-import { registerContainerCommands } from './containers.js'
-import { registerRegistryCommands } from './registry.js'
-import { registerRemoteCommands } from './remote.js'
-import { registerCommitCommand } from './commit.js'
 
 /** Exit codes: Docker uses 1 for a failed operation and 125 for a usage error. */
 export const ExitCodes = { failure: 1, usage: 125 } as const
 
-export function buildProgram(): Command {
+type Register = (program: Command) => void
+
+/** Command modules, loaded only when the command line needs them (start-up time matters for a CLI). */
+const Modules = {
+  images: async (): Promise<Register> => (await import('./images.js')).registerImageCommands,
+  transfer: async (): Promise<Register> => (await import('./transfer.js')).registerTransferCommands,
+  containers: async (): Promise<Register> => (await import('./containers.js')).registerContainerCommands,
+  commit: async (): Promise<Register> => (await import('./commit.js')).registerCommitCommand,
+  registry: async (): Promise<Register> => (await import('./registry.js')).registerRegistryCommands,
+  remote: async (): Promise<Register> => (await import('./remote.js')).registerRemoteCommands,
+} as const
+type ModuleName = keyof typeof Modules
+const ALL = Object.keys(Modules) as ModuleName[]
+
+const CONTAINER_VERBS = ['create', 'run', 'start', 'stop', 'kill', 'pause', 'unpause', 'exec', 'logs', 'ps', 'rm', 'rename', 'cp', 'diff', 'export']
+/** Which modules a top-level command needs; anything else (help, `image`, `container`) loads them all. */
+const NEEDS: Record<string, ModuleName[]> = {
+  images: ['images'], tag: ['images'], rmi: ['images'], inspect: ['images'], history: ['images'], system: ['images'],
+  import: ['images', 'transfer'], save: ['images', 'transfer'], load: ['images', 'transfer'],
+  commit: ['containers', 'commit'],
+  registry: ['registry'],
+  login: ['remote'], logout: ['remote'], push: ['remote'], pull: ['remote'],
+  ...Object.fromEntries(CONTAINER_VERBS.map((v) => [v, ['containers'] as ModuleName[]])),
+}
+
+/** The command word of a command line (skipping global options and their values). */
+function commandWord(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string
+    if (a === '--root') {
+      i++
+      continue
+    }
+    if (a.startsWith('-')) continue
+    return a
+  }
+  return undefined
+}
+
+export async function buildProgram(argv: readonly string[] = []): Promise<Command> {
   const program = new Command('cairn')
   program
     .description('Cairn: container images as stacks of content-addressed layers')
@@ -24,12 +57,10 @@ export function buildProgram(): Command {
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(str) })
-  registerImageCommands(program)
-  registerTransferCommands(program)
-  registerContainerCommands(program)
-  registerRegistryCommands(program)
-  registerRemoteCommands(program)
-  registerCommitCommand(program)
+  const word = commandWord(argv)
+  const versionOnly = word === undefined && (argv.includes('-v') || argv.includes('--version'))
+  const needed = versionOnly ? [] : ((word !== undefined ? NEEDS[word] : undefined) ?? ALL)
+  for (const name of ALL) if (needed.includes(name)) (await Modules[name]())(program)
   return program
 }
 
@@ -40,7 +71,7 @@ function exitOverrideAll(cmd: Command): void {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram()
+  const program = await buildProgram(argv)
   exitOverrideAll(program)
   try {
     await program.parseAsync(argv, { from: 'user' })
