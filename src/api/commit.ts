@@ -4,7 +4,6 @@
  * diffID hash → optional compression → digest hash → content store), then a new config and
  * manifest, recorded with the image as parent.
  */
-import { lstatSync } from 'node:fs'
 import type { Readable } from 'node:stream'
 import { CairnError } from '../errors/index.js'
 import type { Digest } from '../oci/digest.js'
@@ -13,7 +12,8 @@ import { MediaTypes } from '../oci/mediatype.js'
 import type { ContainerConfig, Descriptor } from '../oci/types.js'
 import { familiarString, parseRepositoryTag } from '../oci/reference.js'
 import { tarDirectory } from '../layer/diff.js'
-import { diskUsage, snapshotChanges, snapshotLayer, type Snapshotter } from '../snapshot/index.js'
+import type { TarHeaderInit } from '../layer/tar.js'
+import { snapshotLayer, type Snapshotter } from '../snapshot/index.js'
 import { stageLayerTar } from '../image/layerblob.js'
 import { buildManifest, layerDescriptor, manifestMediaType, serializeConfig, serializeManifest, type ManifestFormat } from '../image/manifest.js'
 import { commitConfig, EMPTY_TAR_DIFF_ID } from '../image/commitconfig.js'
@@ -76,16 +76,15 @@ export async function commitSnapshot(store: ImageStore, src: CommitSource, opts:
   const common = { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.timestamp !== undefined ? { timestamp: opts.timestamp } : {}) }
 
   emit(opts, { id: '', status: 'Committing' })
-  let tar: Readable
-  let size: number
-  if (opts.squash) {
-    const merged = src.mergedDir as string
-    tar = tarDirectory(merged, common)
-    size = (await diskUsage(merged)).size
-  } else {
-    tar = await snapshotLayer(src.snapshotter, src.key, common)
-    size = await changeSize(src.snapshotter, src.key)
+  // the layer's size as Docker counts it, added up from the entries as they are written
+  let size = 0
+  const onEntry = (h: TarHeaderInit): void => {
+    if (h.type === 'file') size += h.size ?? 0
+    else if (h.type === 'symlink') size += Buffer.byteLength(h.linkname ?? '')
   }
+  const tar: Readable = opts.squash
+    ? tarDirectory(src.mergedDir as string, { ...common, onEntry })
+    : await snapshotLayer(src.snapshotter, src.key, { ...common, onEntry })
   const layer = await stageLayerTar(store.content, tar, {
     compression,
     ...(opts.signal ? { signal: opts.signal } : {}),
@@ -134,25 +133,6 @@ export async function commitSnapshot(store: ImageStore, src: CommitSource, opts:
   if (!empty) out.diffId = layer.diffId
   if (ref) out.tag = familiarString(ref)
   return out
-}
-
-/** Bytes of the change as Docker counts a layer: regular files and symlinks, each inode once. */
-async function changeSize(snapshotter: Snapshotter, key: string): Promise<number> {
-  const upper = await snapshotter.changesDir(key)
-  if (upper !== undefined) return (await diskUsage(upper)).size
-  const full = await snapshotter.fullDir(key)
-  if (full === undefined) return 0
-  const seen = new Set<string>()
-  let size = 0
-  for (const c of await snapshotChanges(snapshotter, key)) {
-    if (c.kind === 'D') continue
-    const st = lstatSync(`${full}/${c.path}`, { bigint: true })
-    const id = `${st.dev}:${st.ino}`
-    if (st.isDirectory() || seen.has(id)) continue
-    seen.add(id)
-    size += Number(st.size)
-  }
-  return size
 }
 
 /** A parent layer's descriptor in the new manifest's media-type family (same blob). */

@@ -40,6 +40,8 @@ export interface TarDirectoryOptions {
   only?: ReadonlySet<string>
   /** Paths (relative) to write as OCI whiteouts (`.wh.<name>`), for deletions. */
   deletions?: readonly string[]
+  /** Called with each entry's header as it is written (e.g. to add up sizes on the way). */
+  onEntry?: (header: TarHeaderInit) => void
 }
 
 interface WalkContext {
@@ -273,5 +275,13 @@ async function* entries(dir: string, opts: TarDirectoryOptions): AsyncGenerator<
  * bytes; with `timestamp`, so do trees made at different times.
  */
 export function tarDirectory(dir: string, opts: TarDirectoryOptions = {}): Readable {
-  return writeTar(entries(dir, opts), opts.signal ? { signal: opts.signal } : {})
+  const source = opts.onEntry ? observed(entries(dir, opts), opts.onEntry) : entries(dir, opts)
+  return writeTar(source, opts.signal ? { signal: opts.signal } : {})
+}
+
+async function* observed(gen: AsyncGenerator<TarEntryInput, void, undefined>, onEntry: (h: TarHeaderInit) => void): AsyncGenerator<TarEntryInput, void, undefined> {
+  for await (const entry of gen) {
+    onEntry(entry.header as TarHeaderInit)
+    yield entry
+  }
 }

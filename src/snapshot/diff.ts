@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream'
 import { CairnError } from '../errors/index.js'
 import { compareTrees, overlayChanges, type Change } from '../layer/changes.js'
 import { tarDirectory } from '../layer/diff.js'
+import type { TarHeaderInit } from '../layer/tar.js'
 import type { Snapshotter } from './types.js'
 
 export async function snapshotChanges(snapshotter: Snapshotter, key: string, opts: { signal?: AbortSignal } = {}): Promise<Change[]> {
@@ -21,8 +22,8 @@ export async function snapshotChanges(snapshotter: Snapshotter, key: string, opt
 }
 
 /** The changes of an active snapshot as an (uncompressed) layer tar with OCI whiteouts. */
-export async function snapshotLayer(snapshotter: Snapshotter, key: string, opts: { signal?: AbortSignal; timestamp?: number } = {}): Promise<Readable> {
-  const common = { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.timestamp !== undefined ? { timestamp: opts.timestamp } : {}) }
+export async function snapshotLayer(snapshotter: Snapshotter, key: string, opts: { signal?: AbortSignal; timestamp?: number; onEntry?: (h: TarHeaderInit) => void } = {}): Promise<Readable> {
+  const common = { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.timestamp !== undefined ? { timestamp: opts.timestamp } : {}), ...(opts.onEntry ? { onEntry: opts.onEntry } : {}) }
   const upper = await snapshotter.changesDir(key)
   if (upper !== undefined) return tarDirectory(upper, { ...common, whiteouts: 'overlay-upper' })
   const full = await snapshotter.fullDir(key)

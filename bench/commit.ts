@@ -1,0 +1,143 @@
+/**
+ * Benchmark: `commit` and `commit` + `push`, side by side with Docker in the same run (a private
+ * dockerd 20.10 with overlay2, test/helpers/dockerd.ts), on the Debian minbase image imported
+ * into both, with the same ~115 MB change made by a container in each:
+ * `cp -a /usr/share /usr/lib` (about 4,900 small files, 95 MB) plus one 20 MB random file.
+ *
+ *   - commit: `cairn commit C` vs `docker commit C`, wall time;
+ *   - commit + push: that plus pushing the new image (base layer included) to a fresh CNCF
+ *     distribution registry (Debian's docker-registry) on loopback, gzip (both) and zstd (Cairn).
+ *
+ *   npm run build && node build/bench/commit.js [--iterations 3] [--out FILE]
+ *
+ * Needs root, docker.io, docker-registry, debootstrap (for the input), runc or crun.
+ */
+import { spawn } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { cpus, release, tmpdir, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { startDockerd, type Dockerd } from '../test/helpers/dockerd.js'
+import { startDistribution, type Distribution } from '../test/helpers/distribution.js'
+import { debianRootfs } from '../test/helpers/rootfs.js'
+import { unmountUnder } from '../test/helpers/system.js'
+import { removeAllContainers } from '../test/container/helpers.js'
+
+const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
+const CAIRN_CLI = process.env['CAIRN_CLI'] ?? join(PROJECT, 'build/src/cli/main.js')
+const DEFAULT_OUT = join(PROJECT, 'bench/results/commit.md')
+const IMAGE = 'bench-debian:1'
+const CHANGE = 'mkdir /data && cp -a /usr/share /data/share && cp -a /usr/lib /data/lib && head -c 20000000 /dev/urandom > /data/big && sync'
+
+interface Cmd { cmd: string; args: string[] }
+
+async function exec(c: Cmd): Promise<{ stdout: string; wallS: number }> {
+  const t0 = performance.now()
+  const child = spawn(c.cmd, c.args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()))
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()))
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject)
+    child.once('close', resolve)
+  })
+  const wallS = (performance.now() - t0) / 1000
+  if (code !== 0) throw new Error(`${c.cmd} ${c.args.join(' ')} exited ${String(code)}: ${stderr.slice(-2000)}`)
+  return { stdout, wallS }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = Math.floor(s.length / 2)
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { iterations: { type: 'string', default: '3' }, out: { type: 'string', default: DEFAULT_OUT } } })
+  const n = Number(values.iterations)
+  if (process.getuid?.() !== 0) throw new Error('the commit benchmark needs root')
+  const input = await debianRootfs({ log: (m: string) => process.stderr.write(`${m}\n`) })
+  const work = await mkdtemp(join(tmpdir(), 'cairn-bench-commit-'))
+  const root = join(work, 'store')
+  const cairn = (args: string[]): Cmd => ({ cmd: process.execPath, args: [CAIRN_CLI, '--root', root, ...args] })
+  let dockerd: Dockerd | undefined
+  let registry: Distribution | undefined
+  const samples: Record<string, number[]> = {}
+  const add = (k: string, v: number): void => {
+    ;(samples[k] ??= []).push(v)
+  }
+  try {
+    process.stderr.write('starting dockerd…\n')
+    dockerd = await startDockerd()
+    const docker = (args: string[]): Cmd => ({ cmd: '/usr/bin/docker', args: ['-H', (dockerd as Dockerd).host, ...args] })
+    await exec(cairn(['import', input.tar, IMAGE]))
+    await exec(docker(['import', input.tar, IMAGE]))
+    for (let i = 0; i < n; i++) {
+      process.stderr.write(`iteration ${i + 1}/${n}\n`)
+      registry = await startDistribution()
+      const reg = registry.host
+      for (const tool of i % 2 === 0 ? ['cairn', 'docker'] : ['docker', 'cairn']) {
+        const run = tool === 'cairn' ? cairn : docker
+        const name = `c${i}`
+        await exec(run(['run', '--name', name, '--network', 'none', IMAGE, 'sh', '-c', CHANGE]))
+        await exec({ cmd: 'sync', args: [] })
+        const tag = `${reg}/${tool}/commit:${i}`
+        const commit = await exec(run(['commit', name, tag]))
+        add(`${tool} commit`, commit.wallS)
+        const push = await exec(run(['push', tag]))
+        add(`${tool} commit+push gzip`, commit.wallS + push.wallS)
+        if (tool === 'cairn') {
+          // the same image pushed again with zstd, to a repository where nothing exists yet
+          const ztag = `${reg}/cairn-zstd/commit:${i}`
+          await exec(run(['tag', tag, ztag]))
+          const zpush = await exec(run(['push', '--compression', 'zstd', ztag]))
+          add('cairn commit+push zstd', commit.wallS + zpush.wallS)
+        }
+        await exec(run(['rm', name]))
+      }
+      await registry.stop()
+      registry = undefined
+    }
+  } finally {
+    await registry?.stop().catch(() => undefined)
+    await removeAllContainers(root).catch(() => undefined)
+    await dockerd?.stop().catch(() => undefined)
+    unmountUnder(work)
+    await rm(work, { recursive: true, force: true })
+  }
+  const m = (k: string): number => median(samples[k] ?? [NaN])
+  const row = (label: string, c: string, d: string, target: string): string =>
+    `| ${label} | ${m(c).toFixed(2)} | ${m(d).toFixed(2)} | ${(m(c) / m(d)).toFixed(2)}× | ${target} |`
+  const report = [
+    '## commit and commit + push: cairn vs docker',
+    '',
+    `Input: Debian bookworm minbase (${input.tar}); change: ${CHANGE}. Median of ${n} runs, wall seconds; push to a fresh CNCF distribution registry (2.8) on loopback.`,
+    '',
+    '| step | cairn (s) | docker (s) | cairn/docker | target |',
+    '|---|---:|---:|---:|---|',
+    row('commit', 'cairn commit', 'docker commit', '≤ 1×'),
+    row('commit + push (gzip)', 'cairn commit+push gzip', 'docker commit+push gzip', '≤ 0.5×'),
+    row('commit + push (cairn zstd, docker gzip)', 'cairn commit+push zstd', 'docker commit+push gzip', '≤ 0.2×'),
+    '',
+    '### Every run',
+    '',
+    ...Object.entries(samples).map(([k, v]) => `- ${k}: ${v.map((x) => x.toFixed(2)).join(', ')}`),
+    '',
+    '### Machine',
+    '',
+    `- date: ${new Date().toISOString()}`,
+    `- node: ${process.version}, kernel ${release()}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${Math.round(totalmem() / 2 ** 30)} GiB`,
+    '',
+  ].join('\n')
+  process.stdout.write(report)
+  writeFileSync(values.out as string, report)
+
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
+  process.exitCode = 1
+})
