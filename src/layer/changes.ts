@@ -9,7 +9,7 @@
  */
 import { lstatSync, readdirSync, type Stats } from 'node:fs'
 import { throwIfAborted } from '../errors/index.js'
-import { readXattrTree } from './sys.js'
+import { readXattrsOf } from './sys.js'
 import { OVERLAY_OPAQUE_XATTR } from './whiteout.js'
 
 export const ChangeKinds = { added: 'A', modified: 'C', deleted: 'D' } as const
@@ -59,34 +59,49 @@ function existsInLowers(lowers: readonly string[], rel: string): boolean {
 
 /**
  * Changes recorded in an overlayfs upper directory, with `lowers` (the lower directories, top
- * first) consulted only to tell an addition from a modification. Sorted by path.
+ * first) consulted only to tell an addition from a modification. Sorted by path. Reads the
+ * upper directory once, and the opaque markers of its directories only.
  */
 export async function overlayChanges(upper: string, lowers: readonly string[], opts: { signal?: AbortSignal } = {}): Promise<Change[]> {
-  const opaqueUpper = await opaqueDirs(upper)
-  const out: Change[] = []
-  const walk = (dir: string, rel: string, hidden: boolean): void => {
+  const entries: { path: string; st: Stats }[] = []
+  const dirs: string[] = []
+  const walk = (dir: string, rel: string): void => {
     throwIfAborted(opts.signal)
-    for (const name of readdirSync(dir).sort(byteOrder)) {
-      const p = `${dir}/${name}`
+    for (const name of readdirSync(dir)) {
       const r = rel ? `${rel}/${name}` : name
-      const st = lstatSync(p)
-      if (isWhiteout(st)) {
-        out.push({ kind: 'D', path: r })
-        continue
+      const st = lstatSync(`${dir}/${name}`)
+      entries.push({ path: r, st })
+      if (st.isDirectory()) {
+        dirs.push(r)
+        walk(`${dir}/${name}`, r)
       }
-      const existed = !hidden && existsInLowers(lowers, r)
-      out.push({ kind: existed ? 'C' : 'A', path: r })
-      // below an opaque directory nothing of the lower layers shows
-      if (st.isDirectory()) walk(p, r, hidden || opaqueUpper.has(r))
     }
   }
-  walk(upper, '', false)
+  walk(upper, '')
+  const opaque = await opaqueDirs(upper, dirs)
+  const out: Change[] = []
+  for (const { path, st } of entries) {
+    if (isWhiteout(st)) {
+      out.push({ kind: 'D', path })
+      continue
+    }
+    // below an opaque directory nothing of the lower layers shows
+    const hidden = ancestors(path).some((a) => opaque.has(a))
+    out.push({ kind: !hidden && existsInLowers(lowers, path) ? 'C' : 'A', path })
+  }
   return out.sort((a, b) => byteOrder(a.path, b.path))
 }
 
-/** Directories of an upper dir marked opaque (one getfattr over the upper dir only). */
-async function opaqueDirs(root: string): Promise<Set<string>> {
-  const xattrs = await readXattrTree(root).catch(() => new Map<string, Map<string, Buffer>>())
+function ancestors(path: string): string[] {
+  const parts = path.split('/')
+  return parts.slice(0, -1).map((_, i) => parts.slice(0, i + 1).join('/'))
+}
+
+/** Which of the upper directory's directories are marked opaque. */
+async function opaqueDirs(root: string, dirs: readonly string[]): Promise<Set<string>> {
+  if (dirs.length === 0) return new Set()
+  const xattrs = await readXattrsOf(dirs.map((d) => `${root}/${d}`), `^${OVERLAY_OPAQUE_XATTR.replace(/\./g, '\\.')}$`)
+    .catch(() => new Map<string, Map<string, Buffer>>())
   const out = new Set<string>()
   for (const [path, attrs] of xattrs) {
     const v = attrs.get(OVERLAY_OPAQUE_XATTR)

@@ -175,14 +175,36 @@ export async function setXattrs(targets: readonly XattrTarget[]): Promise<XattrF
  */
 export async function readXattrTree(root: string): Promise<Map<string, Map<string, Buffer>>> {
   const res = await run('getfattr', ['-R', '-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', root])
-  if (res.code !== 0) {
-    const real = res.stderr.split('\n').filter((l) => l.trim() !== '' && !l.endsWith('Operation not supported'))
-    if (real.length > 0) throw new CairnError('INVALID_ARGUMENT', `getfattr failed on ${root}: ${real.join('; ')}`)
+  failIfReal(res, root)
+  return parseDump(res.stdout)
+}
+
+/**
+ * Reads the attributes whose names match `match` (a getfattr pattern, default all) of the
+ * given paths only, not recursing: for when only a few files of a large tree matter.
+ */
+export async function readXattrsOf(paths: readonly string[], match = '-'): Promise<Map<string, Map<string, Buffer>>> {
+  const out = new Map<string, Map<string, Buffer>>()
+  for (let i = 0; i < paths.length; i += 500) {
+    const batch = paths.slice(i, i + 500)
+    const res = await run('getfattr', ['-P', '-h', '-d', '-m', match, '-e', 'hex', '--absolute-names', '--', ...batch])
+    failIfReal(res, batch[0] ?? '')
+    for (const [k, v] of parseDump(res.stdout)) out.set(k, v)
   }
+  return out
+}
+
+function failIfReal(res: RunResult, where: string): void {
+  if (res.code === 0) return
+  const real = res.stderr.split('\n').filter((l) => l.trim() !== '' && !l.endsWith('Operation not supported'))
+  if (real.length > 0) throw new CairnError('INVALID_ARGUMENT', `getfattr failed on ${where}: ${real.join('; ')}`)
+}
+
+/** Parses `getfattr -d -e hex` output: `# file: PATH` then `name=0xHEX` lines, blank between files. */
+function parseDump(data: Buffer): Map<string, Map<string, Buffer>> {
   const out = new Map<string, Map<string, Buffer>>()
   let current: Map<string, Buffer> | undefined
   let start = 0
-  const data = res.stdout
   while (start < data.length) {
     let end = data.indexOf(0x0a, start)
     if (end === -1) end = data.length

@@ -169,6 +169,7 @@ for (const driver of ['overlay', 'native'] as StorageDriver[]) {
       rmSync(`${root}/opq`, { recursive: true })
       mkdirSync(`${root}/opq`)
       writeFileSync(`${root}/opq/fresh`, 'fresh')
+      writeFileSync(`${root}/opq/old`, 'recreated in an emptied directory')
       mkdirSync(`${root}/newdir`)
       writeFileSync(`${root}/newdir/x`, 'x')
       const changes = (await snapshotChanges(snap, 'changer')).map((c) => `${c.kind} /${c.path}`)
@@ -176,13 +177,14 @@ for (const driver of ['overlay', 'native'] as StorageDriver[]) {
         assert.ok(changes.includes(line), `${line} in ${JSON.stringify(changes)}`)
       }
       assert.ok(!changes.some((c) => c.endsWith('/dir/a')), 'nothing below a replaced directory is listed')
+      if (driver === 'overlay') assert.ok(changes.includes('A /opq/old'), 'below an opaque directory a name the lower layer had is new')
       // the layer of the changes, on top of the image, gives the container's tree
       const layer = await buffer(await snapshotLayer(snap, 'changer'))
       const next = await makeImage(cairn, 'diffnext:1', [l1, layer])
       const nextTop = await unpackImage(cairn.store, snap, cairn.store.get(next as Digest)!)
       const view = await mnt(await snap.view('check', nextTop), 'check')
       assert.deepEqual(treeOf(view), treeOf(root))
-      assert.deepEqual(readdirSync(`${view}/opq`), ['fresh'])
+      assert.deepEqual(readdirSync(`${view}/opq`).sort(), ['fresh', 'old'])
       await unmount(view)
       await unmount(root)
       await snap.remove('check')
