@@ -4,6 +4,7 @@
  * `zstd-napi` package.
  */
 import { createRequire } from 'node:module'
+import { availableParallelism } from 'node:os'
 import { PassThrough, Readable, type Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import * as zlib from 'node:zlib'
@@ -90,7 +91,9 @@ export function compressStream(compression: Compression, opts: CompressOptions =
           params: { [native.constants.ZSTD_c_compressionLevel]: level, [native.constants.ZSTD_c_checksumFlag]: 1 },
         })
       }
-      return new (loadZstdNapi().CompressStream)({ compressionLevel: level, checksumFlag: true })
+      // multithreaded mode on every core: its output is the same for any number of workers >= 1,
+      // so a layer compresses to the same bytes on every machine
+      return new (loadZstdNapi().CompressStream)({ compressionLevel: level, checksumFlag: true, nbWorkers: Math.max(1, availableParallelism()) })
     }
     default:
       throw new CairnError('INVALID_ARGUMENT', `unknown compression ${JSON.stringify(compression as string)}`)
