@@ -209,7 +209,10 @@ async function plainLayer(store: ImageStore, digest: Digest, mediaType: string):
   const raw = await store.content.read(digest)
   const c = layerCompression(mediaType)
   if (c === 'none') return raw
-  return raw.pipe(decompressor(c))
+  const plain = decompressor(c)
+  // errors on either side end the stream the caller reads
+  pipeline(raw, plain).catch((err: unknown) => plain.destroy(err instanceof Error ? err : new Error(String(err))))
+  return plain
 }
 
 function familiarOrId(img: ImageRecord): string {
