@@ -317,6 +317,8 @@ class Applier {
         }
         throw err
       }
+      // the whiteout keeps the entry's time, so that an upper dir survives a round trip as it was
+      lutimesSync(target, seconds(h), seconds(h))
       this.markWritten(target)
       return
     }
