@@ -87,7 +87,7 @@ function seconds(h: TarHeader): number {
 
 function lstatOrNull(p: string): Stats | null {
   try {
-    return lstatSync(p)
+    return lstatSync(p, { throwIfNoEntry: false }) ?? null
   } catch (err) {
     if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return null
     throw err

@@ -21,11 +21,12 @@ export interface Change {
   path: string
 }
 
+/** lstat, or undefined when nothing is there (without the cost of a thrown error per miss). */
 function lstatOrUndefined(p: string): Stats | undefined {
   try {
-    return lstatSync(p)
+    return lstatSync(p, { throwIfNoEntry: false })
   } catch {
-    return undefined
+    return undefined // ENOTDIR: a parent is not a directory in that layer
   }
 }
 
@@ -33,8 +34,11 @@ function isWhiteout(st: Stats): boolean {
   return st.isCharacterDevice() && st.rdev === 0
 }
 
-function byteOrder(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b))
+/** Sorts changes by the bytes of their paths, encoding each path once. */
+function sortByPath(changes: Change[]): Change[] {
+  const keyed = changes.map((c) => ({ c, k: Buffer.from(c.path) }))
+  keyed.sort((a, b) => Buffer.compare(a.k, b.k))
+  return keyed.map((x) => x.c)
 }
 
 /** Docker's `statDifferent`. */
@@ -89,7 +93,7 @@ export async function overlayChanges(upper: string, lowers: readonly string[], o
     const hidden = ancestors(path).some((a) => opaque.has(a))
     out.push({ kind: !hidden && existsInLowers(lowers, path) ? 'C' : 'A', path })
   }
-  return out.sort((a, b) => byteOrder(a.path, b.path))
+  return sortByPath(out)
 }
 
 function ancestors(path: string): string[] {
@@ -147,5 +151,5 @@ export function compareTrees(lower: string, upper: string, opts: { signal?: Abor
     if (rel && !reported && out.length > before) out.push({ kind: 'C', path: rel })
   }
   walk(lower, upper, '', false)
-  return out.sort((a, b) => byteOrder(a.path, b.path))
+  return sortByPath(out)
 }
