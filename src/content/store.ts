@@ -12,13 +12,13 @@
  * trashed but still referenced.
  */
 import { existsSync, readdirSync, renameSync, unlinkSync, openSync, fsyncSync, closeSync, type ReadStream } from 'node:fs'
-import { mkdir, open, readdir, rename, stat, unlink, readFile, rm } from 'node:fs/promises'
+import { mkdir, open, readdir, rename, stat, readFile, rm } from 'node:fs/promises'
 import { Readable, Transform, Writable, type TransformCallback } from 'node:stream'
 import type { FileHandle } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { CairnError, isErrno, throwIfAborted } from '../errors/index.js'
 import { HashingStream, parseDigest, type Digest, type DigestAlgorithm } from '../oci/digest.js'
-import { fsyncDir, randomName, unlinkIfExists } from '../util/fs.js'
+import { fsyncDir, processAlive, randomName, unlinkIfExists } from '../util/fs.js'
 
 export interface BlobInfo {
   digest: Digest
@@ -371,15 +371,6 @@ function safeReaddirSync(dir: string): string[] {
   }
 }
 
-function processAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return isErrno(err, 'EPERM')
-  }
-}
 
 function progressTap(onBytes: (n: number) => void): Transform {
   let total = 0

@@ -31,7 +31,7 @@ import { pipeline } from 'node:stream/promises'
 import { CairnError, isErrno, throwIfAborted } from '../errors/index.js'
 import { DigestAlgorithms, parseDigest, type Digest, type DigestAlgorithm } from '../oci/digest.js'
 import type { Descriptor } from '../oci/types.js'
-import { fsyncDir, randomName } from '../util/fs.js'
+import { fsyncDir, processAlive, randomName, writeFileAtomic } from '../util/fs.js'
 import type {
   BlobStat,
   ByteRange,
@@ -139,23 +139,7 @@ export class FilesystemStorage implements RegistryStorage {
 
   /** Writes a small file atomically and durably (temp file in tmp/, fsync, rename, fsync folder). */
   private async writeRecord(path: string, data: string | Buffer): Promise<void> {
-    const dir = path.slice(0, path.lastIndexOf('/'))
-    await mkdir(dir, { recursive: true })
-    const tmp = `${this.root}/tmp/${randomName()}`
-    const fh = await open(tmp, 'wx', 0o644)
-    try {
-      await fh.writeFile(data)
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-    try {
-      await rename(tmp, path)
-    } catch (err) {
-      await unlink(tmp).catch(() => undefined)
-      throw err
-    }
-    await fsyncDir(dir)
+    await writeFileAtomic(path, data, 0o644, `${this.root}/tmp`)
   }
 
   private async removeRecord(path: string): Promise<boolean> {
@@ -752,12 +736,3 @@ export function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0
 }
 
-function processAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return isErrno(err, 'EPERM')
-  }
-}

@@ -17,13 +17,13 @@ export function randomName(prefix = ''): string {
 }
 
 /**
- * Writes a small file atomically: temp file in the same folder, fsync, rename, fsync folder.
- * Readers see the old content or the new, never a mix.
+ * Writes a small file atomically: temp file (in the same folder, or `tmpDir` on the same
+ * filesystem), fsync, rename, fsync folder. Readers see the old content or the new, never a mix.
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644, tmpDir?: string): Promise<void> {
   const dir = path.slice(0, path.lastIndexOf('/')) || '/'
   await mkdir(dir, { recursive: true })
-  const tmp = `${dir}/.tmp-${randomName()}`
+  const tmp = tmpDir !== undefined ? `${tmpDir}/${randomName()}` : `${dir}/.tmp-${randomName()}`
   const fh = await open(tmp, 'wx', mode)
   try {
     await fh.writeFile(data)
@@ -47,5 +47,16 @@ export async function unlinkIfExists(path: string): Promise<boolean> {
   } catch (err) {
     if (isErrno(err, 'ENOENT')) return false
     throw err
+  }
+}
+
+/** Whether a process with this PID exists (EPERM: it exists, owned by someone else). */
+export function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return isErrno(err, 'EPERM')
   }
 }
