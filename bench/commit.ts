@@ -12,7 +12,6 @@
  *
  * Needs root, docker.io, docker-registry, debootstrap (for the input), runc or crun.
  */
-import { spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { cpus, release, tmpdir, totalmem } from 'node:os'
@@ -24,6 +23,7 @@ import { startDistribution, type Distribution } from '../test/helpers/distributi
 import { debianRootfs } from '../test/helpers/rootfs.js'
 import { unmountUnder } from '../test/helpers/system.js'
 import { removeAllContainers } from '../test/container/helpers.js'
+import { exec, median, type Cmd } from './lib.js'
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
 const CAIRN_CLI = process.env['CAIRN_CLI'] ?? join(PROJECT, 'build/src/cli/main.js')
@@ -31,29 +31,8 @@ const DEFAULT_OUT = join(PROJECT, 'bench/results/commit.md')
 const IMAGE = 'bench-debian:1'
 const CHANGE = 'mkdir /data && cp -a /usr/share /data/share && cp -a /usr/lib /data/lib && head -c 20000000 /dev/urandom > /data/big && sync'
 
-interface Cmd { cmd: string; args: string[] }
 
-async function exec(c: Cmd): Promise<{ stdout: string; wallS: number }> {
-  const t0 = performance.now()
-  const child = spawn(c.cmd, c.args, { stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()))
-  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()))
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.once('error', reject)
-    child.once('close', resolve)
-  })
-  const wallS = (performance.now() - t0) / 1000
-  if (code !== 0) throw new Error(`${c.cmd} ${c.args.join(' ')} exited ${String(code)}: ${stderr.slice(-2000)}`)
-  return { stdout, wallS }
-}
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = Math.floor(s.length / 2)
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { iterations: { type: 'string', default: '3' }, out: { type: 'string', default: DEFAULT_OUT } } })

@@ -11,7 +11,6 @@
  *
  * Needs root, dockerd (docker.io), runc or crun, busybox-static.
  */
-import { spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { cpus, release, tmpdir, totalmem } from 'node:os'
@@ -23,6 +22,7 @@ import { busyboxRootfsTar } from '../test/helpers/rootfs.js'
 import { unmountUnder } from '../test/helpers/system.js'
 import { removeAllContainers } from '../test/container/helpers.js'
 import { runtimeStateRoot } from '../src/runtime/runtime.js'
+import { exec, median, type Cmd } from './lib.js'
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
 const CAIRN_CLI = process.env['CAIRN_CLI'] ?? join(PROJECT, 'build/src/cli/main.js')
@@ -31,33 +31,8 @@ const IMAGE = 'bench-busybox:1'
 /** ~100 MB of change: one 80 MB file, and 4000 files of 5 KB. */
 const CHANGE_SCRIPT = 'dd if=/dev/zero of=/big bs=1M count=80 2>/dev/null && mkdir /many && cd /many && seq 1 4000 | xargs -n 200 sh -c \'for f; do head -c 5120 /dev/zero > "$f"; done\' sh && sync'
 
-interface Cmd {
-  cmd: string
-  args: string[]
-  env?: NodeJS.ProcessEnv
-}
 
-async function exec(c: Cmd, allowFail = false): Promise<{ code: number | null; stdout: string; stderr: string; wallS: number }> {
-  const t0 = performance.now()
-  const child = spawn(c.cmd, c.args, { stdio: ['ignore', 'pipe', 'pipe'], env: c.env ?? process.env })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()))
-  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()))
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.once('error', reject)
-    child.once('close', resolve)
-  })
-  const wallS = (performance.now() - t0) / 1000
-  if (code !== 0 && !allowFail) throw new Error(`${c.cmd} ${c.args.join(' ')} exited ${String(code)}: ${stderr}`)
-  return { code, stdout, stderr, wallS }
-}
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = Math.floor(s.length / 2)
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2
-}
 
 interface Row {
   step: string
