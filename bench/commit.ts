@@ -31,9 +31,6 @@ const DEFAULT_OUT = join(PROJECT, 'bench/results/commit.md')
 const IMAGE = 'bench-debian:1'
 const CHANGE = 'mkdir /data && cp -a /usr/share /data/share && cp -a /usr/lib /data/lib && head -c 20000000 /dev/urandom > /data/big && sync'
 
-
-
-
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { iterations: { type: 'string', default: '3' }, out: { type: 'string', default: DEFAULT_OUT } } })
   const n = Number(values.iterations)

@@ -31,9 +31,6 @@ const IMAGE = 'bench-busybox:1'
 /** ~100 MB of change: one 80 MB file, and 4000 files of 5 KB. */
 const CHANGE_SCRIPT = 'dd if=/dev/zero of=/big bs=1M count=80 2>/dev/null && mkdir /many && cd /many && seq 1 4000 | xargs -n 200 sh -c \'for f; do head -c 5120 /dev/zero > "$f"; done\' sh && sync'
 
-
-
-
 interface Row {
   step: string
   samples: Record<string, number[]>
