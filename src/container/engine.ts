@@ -499,7 +499,7 @@ export class ContainerEngine {
       if (Date.now() > deadline) throw new CairnError('ABORTED', `container ${id.slice(0, 12)} did not stop within ${timeoutMs} ms`)
       if (signal?.aborted) throw new CairnError('ABORTED', 'interrupted')
       if (i % 10 === 9) await this.reconcile([id])
-      await sleep(i < 20 ? 10 : 50)
+      await sleep(i < 100 ? 10 : 50)
     }
   }
 
