@@ -10,7 +10,8 @@
  * schema2 or OCI) and its digest is recorded as a repository digest of the image.
  */
 import { pipeline } from 'node:stream/promises'
-import { Readable, Transform, type TransformCallback } from 'node:stream'
+import { Readable } from 'node:stream'
+import { byteCounter } from '../util/stream.js'
 import { CairnError } from '../errors/index.js'
 import { digestHex, digestOf, type Digest } from '../oci/digest.js'
 import { MediaTypes, layerCompression, layerMediaType, type Compression } from '../oci/mediatype.js'
@@ -261,15 +262,8 @@ class Pusher {
     const id = short(plain.diffId)
     const signal = this.opts.signal
     const ingest = await this.store.content.ingest()
-    let n = 0
     const total = plain.diffSize
-    const tap = new Transform({
-      transform: (chunk: Buffer, _e, cb: TransformCallback) => {
-        n += chunk.length
-        emit(this.opts, { id, status: 'Preparing', current: n, total })
-        cb(null, chunk)
-      },
-    })
+    const tap = byteCounter((n) => emit(this.opts, { id, status: 'Preparing', current: n, total }))
     try {
       // gzip in blocks on every core (see remote/pgzip.ts); zstd as the layer codec makes it
       const compressor = want === 'gzip' ? parallelGzip() : compressStream(want)

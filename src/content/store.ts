@@ -12,13 +12,14 @@
  * trashed but still referenced.
  */
 import { existsSync, readdirSync, renameSync, unlinkSync, openSync, fsyncSync, closeSync, type ReadStream } from 'node:fs'
-import { mkdir, open, readdir, rename, stat, readFile, rm } from 'node:fs/promises'
-import { Readable, Transform, Writable, type TransformCallback } from 'node:stream'
+import { mkdir, open, readdir, stat, readFile, rm } from 'node:fs/promises'
+import { Readable, Transform, Writable } from 'node:stream'
 import type { FileHandle } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { CairnError, isErrno, throwIfAborted } from '../errors/index.js'
 import { HashingStream, parseDigest, type Digest, type DigestAlgorithm } from '../oci/digest.js'
-import { fsyncDir, processAlive, randomName, unlinkIfExists } from '../util/fs.js'
+import { processAlive, randomName, unlinkIfExists } from '../util/fs.js'
+import { byteCounter, pipeAll } from '../util/stream.js'
 
 export interface BlobInfo {
   digest: Digest
@@ -120,8 +121,9 @@ export class ContentStore {
   }
 
   /**
-   * Opens an ingest: a writable that hashes as it writes. Call `commit()` after the stream has
-   * finished to verify and publish, or `abort()` to throw the bytes away.
+   * Opens an ingest: a writable that hashes as it writes. Call `stage()` after the stream has
+   * finished to verify it (then `publishSync` inside the transaction that records it), or
+   * `abort()` to throw the bytes away.
    */
   async ingest(algorithm: DigestAlgorithm = 'sha256'): Promise<Ingest> {
     await mkdir(this.ingestDir, { recursive: true })
@@ -160,18 +162,6 @@ export class ContentStore {
     return {
       stream: hasher,
       stage,
-      commit: async (o = {}) => {
-        const staged = await stage(o)
-        const final = this.path(staged.digest)
-        try {
-          await rename(tmp, final)
-        } catch (err) {
-          await unlinkIfExists(tmp)
-          throw err
-        }
-        await fsyncDir(final.slice(0, final.lastIndexOf('/')))
-        return { digest: staged.digest, size: staged.size }
-      },
       abort: async () => {
         hasher.destroy()
         await done.catch(() => undefined)
@@ -186,9 +176,9 @@ export class ContentStore {
     const ingest = await this.ingest(opts.algorithm ?? (opts.expected ? parseDigest(opts.expected).algorithm : 'sha256'))
     try {
       const steps: unknown[] = [source]
-      if (opts.onBytes) steps.push(progressTap(opts.onBytes))
+      if (opts.onBytes) steps.push(byteCounter(opts.onBytes))
       steps.push(ingest.stream)
-      await (pipeline as (streams: unknown[], o: object) => Promise<void>)(steps, opts.signal ? { signal: opts.signal } : {})
+      await pipeAll(steps, opts.signal)
       const o: { expected?: Digest; size?: number } = {}
       if (opts.expected !== undefined) o.expected = opts.expected
       if (opts.size !== undefined) o.size = opts.size
@@ -311,8 +301,6 @@ export class ContentStore {
 export interface Ingest {
   /** Write the content here. */
   stream: Transform
-  /** Verifies and publishes the blob. */
-  commit(opts?: { expected?: Digest; size?: number }): Promise<BlobInfo>
   /**
    * Verifies and fsyncs the blob but keeps it out of sight: publish it with
    * `ContentStore.publishSync` inside the metadata transaction that references it.
@@ -372,13 +360,3 @@ function safeReaddirSync(dir: string): string[] {
 }
 
 
-function progressTap(onBytes: (n: number) => void): Transform {
-  let total = 0
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      total += chunk.length
-      onBytes(total)
-      cb(null, chunk)
-    },
-  })
-}

@@ -4,7 +4,7 @@
  * digest (sha256 of the compressed bytes) as they flow into the content store.
  */
 import type { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
+import { byteCounter, pipeAll } from '../util/stream.js'
 import type { ContentStore, StagedBlob } from '../content/store.js'
 import { HashingStream, type Digest } from '../oci/digest.js'
 import type { Compression } from '../oci/mediatype.js'
@@ -25,15 +25,12 @@ export async function stageLayerTar(
 ): Promise<StagedLayer> {
   const ingest = await content.ingest()
   const diff = new HashingStream()
-  if (opts.onBytes) {
-    const cb = opts.onBytes
-    diff.on('data', () => cb(diff.size))
-  }
   try {
     const steps: unknown[] = [tar, diff]
+    if (opts.onBytes) steps.push(byteCounter(opts.onBytes))
     if (opts.compression !== 'none') steps.push(compressStream(opts.compression))
     steps.push(ingest.stream)
-    await (pipeline as (streams: unknown[], o: object) => Promise<void>)(steps, opts.signal ? { signal: opts.signal } : {})
+    await pipeAll(steps, opts.signal)
     const staged = await ingest.stage()
     return { staged, diffId: diff.digest, diffSize: diff.size, compression: opts.compression }
   } catch (err) {

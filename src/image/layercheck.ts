@@ -4,7 +4,7 @@
  * and that no entry climbs out of the root. Nothing is written.
  */
 import { PassThrough, type Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
+import { byteCounter, pipeAll } from '../util/stream.js'
 import { CairnError } from '../errors/index.js'
 import { HashingStream, type Digest } from '../oci/digest.js'
 import type { Compression } from '../oci/mediatype.js'
@@ -28,20 +28,14 @@ export async function examineLayer(source: Readable, opts: { signal?: AbortSigna
   const label = opts.label ?? 'layer'
   const stored = new HashingStream()
   const tee = new PassThrough({ highWaterMark: 1 << 20 })
-  const storedDone = (pipeline as (s: unknown[], o: object) => Promise<void>)(
-    opts.onBytes ? [source, stored, tap(opts.onBytes), tee] : [source, stored, tee],
-    opts.signal ? { signal: opts.signal } : {},
-  )
+  const storedDone = pipeAll(opts.onBytes ? [source, stored, byteCounter(opts.onBytes), tee] : [source, stored, tee], opts.signal)
   let compression: Compression = 'none'
   const diff = new HashingStream()
   let size = 0
   const parse = async (): Promise<void> => {
     const sniffed = await sniffCompression(tee, opts.signal ? { signal: opts.signal } : {})
     compression = sniffed.compression
-    const plainDone = (pipeline as (s: unknown[], o: object) => Promise<void>)(
-      compression === 'none' ? [sniffed.stream, diff] : [sniffed.stream, decompressor(compression), diff],
-      opts.signal ? { signal: opts.signal } : {},
-    )
+    const plainDone = pipeAll(compression === 'none' ? [sniffed.stream, diff] : [sniffed.stream, decompressor(compression), diff], opts.signal)
     plainDone.catch(() => undefined)
     for await (const entry of readTar(diff, opts.signal ? { signal: opts.signal } : {})) {
       const h = entry.header
@@ -69,16 +63,6 @@ export async function examineLayer(source: Readable, opts: { signal?: AbortSigna
     throw err
   }
   return { digest: stored.digest, compressedSize: stored.size, compression, diffId: diff.digest, diffSize: diff.size, size }
-}
-
-function tap(onBytes: (n: number) => void): PassThrough {
-  let n = 0
-  const t = new PassThrough({ highWaterMark: 1 << 20 })
-  t.on('data', (c: Buffer) => {
-    n += c.length
-    onBytes(n)
-  })
-  return t
 }
 
 /**

@@ -2,8 +2,8 @@
  * Opening the store's snapshotter, and unpacking images into it: each layer once per chain ID,
  * shared by every image and container above it.
  */
-import { PassThrough, Transform, type TransformCallback } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
+import { PassThrough } from 'node:stream'
+import { byteCounter, pipeAll } from '../util/stream.js'
 import { CairnError, hasCode } from '../errors/index.js'
 import { chainIds, HashingStream, type Digest } from '../oci/digest.js'
 import { layerCompression } from '../oci/mediatype.js'
@@ -64,18 +64,11 @@ export async function unpackImage(store: ImageStore, snapshotter: Snapshotter, i
       const { dir, whiteouts } = await snapshotter.applyDir(key)
       const hash = new HashingStream()
       const compression = layerCompression(blob.mediaType)
-      let done = 0
-      const count = new Transform({
-        transform(chunk: Buffer, _e, cb: TransformCallback) {
-          done += chunk.length
-          emit(opts, { id: short, status: 'Extracting', current: done, total: blob.diffSize })
-          cb(null, chunk)
-        },
-      })
+      const count = byteCounter((done) => emit(opts, { id: short, status: 'Extracting', current: done, total: blob.diffSize }))
       const raw = await store.content.read(blob.digest)
       const tail = new PassThrough({ highWaterMark: 1 << 20 })
       const steps: unknown[] = compression === 'none' ? [raw, hash, count, tail] : [raw, decompressor(compression), hash, count, tail]
-      const flowing = (pipeline as (s: unknown[], o: object) => Promise<void>)(steps, opts.signal ? { signal: opts.signal } : {})
+      const flowing = pipeAll(steps, opts.signal)
       const applying = applyLayer(tail, dir, { whiteouts, ...(opts.signal ? { signal: opts.signal } : {}) }).catch((err: unknown) => {
         tail.destroy()
         throw err
