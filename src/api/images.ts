@@ -3,7 +3,7 @@ import { CairnError } from '../errors/index.js'
 import type { Digest } from '../oci/digest.js'
 import type { ContainerConfig, HistoryEntry } from '../oci/types.js'
 import { familiarString, parseReference, withDefaultTag } from '../oci/reference.js'
-import type { DeleteRecord, ImageRecord, ImageStore } from '../image/store.js'
+import { repoOf, type DeleteRecord, type ImageRecord, type ImageStore } from '../image/store.js'
 
 export interface ImageSummary {
   id: Digest
@@ -33,16 +33,17 @@ export function listImages(store: ImageStore, opts: ListImagesOptions = {}): Ima
     if (ref.tag !== undefined) filter.tag = ref.tag
   }
   const out: ImageSummary[] = []
-  const hasChildren = new Set(store.list().flatMap((i) => (i.parent ? [i.parent] : [])))
-  for (const img of store.list()) {
+  const all = store.list()
+  const hasChildren = new Set(all.flatMap((i) => (i.parent ? [i.parent] : [])))
+  for (const img of all) {
     const intermediate = img.tags.length === 0 && img.repoDigests.length === 0 && hasChildren.has(img.id)
     if (intermediate && !opts.all) continue
     let tags = img.tags
     let digests = img.repoDigests
     if (filter) {
       const f = filter
-      tags = tags.filter((t) => repoOfName(t) === f.repo && (f.tag === undefined || t.endsWith(`:${f.tag}`)))
-      digests = digests.filter((d) => repoOfName(d) === f.repo)
+      tags = tags.filter((t) => repoOf(t) === f.repo && (f.tag === undefined || t.endsWith(`:${f.tag}`)))
+      digests = digests.filter((d) => repoOf(d) === f.repo)
       if (tags.length === 0 && (f.tag !== undefined || digests.length === 0)) continue
     }
     const s: ImageSummary = {
@@ -58,13 +59,6 @@ export function listImages(store: ImageStore, opts: ListImagesOptions = {}): Ima
     out.push(s)
   }
   return out
-}
-
-function repoOfName(name: string): string {
-  const at = name.indexOf('@')
-  if (at >= 0) return name.slice(0, at)
-  const colon = name.lastIndexOf(':')
-  return colon > name.lastIndexOf('/') ? name.slice(0, colon) : name
 }
 
 /** `docker tag SOURCE TARGET`. */

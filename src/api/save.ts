@@ -51,8 +51,8 @@ export function selectImages(store: ImageStore, names: readonly string[]): Selec
     } catch {
       ref = undefined
     }
-    const byName = ref !== undefined && [...image.tags, ...image.repoDigests].some((t) => t.startsWith(`${ref.domain}/${ref.path}`))
-    if (!byName || ref === undefined) {
+    // named by a tag (not by ID, digest or a manifest digest): that tag goes into the archive
+    if (ref === undefined || store.lookupRef(ref) !== image.id) {
       add(image)
       continue
     }

@@ -14,6 +14,7 @@ import { openDatabase, type DB } from '../metadata/db.js'
 import { chainIds, isDigest, type Digest } from '../oci/digest.js'
 import type { Descriptor, ImageConfig, ImageManifest } from '../oci/types.js'
 import { formatReference, parseReference, looksLikeIdPrefix, type Reference } from '../oci/reference.js'
+import { shortId } from '../util/format.js'
 
 export interface ImageRecord {
   id: Digest
@@ -376,7 +377,7 @@ export class ImageStore {
       if (!force && isSingleReference(refs)) {
         const user = this.containerUsers(img.id)[0]
         if (user) {
-          throw new CairnError('CONFLICT', `conflict: unable to remove repository reference "${refOrId}" (must force) - container ${user.id.slice(0, 12)} is using its referenced image ${shortHex(img.id)}`)
+          throw new CairnError('CONFLICT', `conflict: unable to remove repository reference "${refOrId}" (must force) - container ${user.id.slice(0, 12)} is using its referenced image ${shortId(img.id)}`)
         }
       }
       if (refs.includes(name)) {
@@ -436,7 +437,7 @@ export class ImageStore {
 
   /** Docker's delete conflicts: hard (children, running containers) and soft (names, stopped containers). */
   private conflict(id: Digest, mask: { hard: boolean; soft: boolean; activeRef: boolean }): CairnError | undefined {
-    const short = shortHex(id)
+    const short = shortId(id)
     if (mask.hard && this.children(id).length > 0) {
       return new CairnError('CONFLICT', `conflict: unable to delete ${short} (cannot be forced) - image has dependent child images`)
     }
@@ -587,13 +588,11 @@ function isSingleReference(refs: string[]): boolean {
   return repos.size <= 1
 }
 
-function repoOf(name: string): string {
+/** The repository part of a normalised tag or digest name (`docker.io/library/x`). */
+export function repoOf(name: string): string {
   const at = name.indexOf('@')
   if (at >= 0) return name.slice(0, at)
   const colon = name.lastIndexOf(':')
   return colon > name.lastIndexOf('/') ? name.slice(0, colon) : name
 }
 
-function shortHex(id: Digest): string {
-  return id.slice(id.indexOf(':') + 1, id.indexOf(':') + 13)
-}
