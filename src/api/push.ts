@@ -10,7 +10,7 @@
  * schema2 or OCI) and its digest is recorded as a repository digest of the image.
  */
 import { pipeline } from 'node:stream/promises'
-import { Readable } from 'node:stream'
+import { PassThrough, Readable, Transform } from 'node:stream'
 import { byteCounter } from '../util/stream.js'
 import { CairnError } from '../errors/index.js'
 import { digestHex, digestOf, type Digest } from '../oci/digest.js'
@@ -132,6 +132,11 @@ interface BlobToPush {
   knownIn?: string
 }
 
+/** An uncompressed layer that has no blob in the wanted compression yet. */
+interface LayerToCompress {
+  compress: { plain: StoredLayer; want: Exclude<Compression, 'none'>; mediaType: string }
+}
+
 class Pusher {
   private readonly knowledge: RemoteKnowledge
   private readonly registryName: string
@@ -196,7 +201,20 @@ class Pusher {
   private async pushLayer(image: ImageRecord, desc: Descriptor, diffId: Digest, format: 'oci' | 'docker', localOnly = false): Promise<{ layer: PushedLayer; descriptor: Descriptor }> {
     const id = short(diffId)
     const signal = this.opts.signal
-    const blob = await this.blobFor(image, desc, diffId, format, localOnly)
+    const wanted = await this.blobFor(image, desc, diffId, format, localOnly)
+    let blob: BlobToPush
+    /** Bytes sent while compressing, when that upload completed. */
+    let streamed: number | undefined
+    if ('compress' in wanted) {
+      const { plain, want, mediaType } = wanted.compress
+      // as Docker does: the compressed bytes go to the registry as they are made (one streamed
+      // PATCH), unless uploads are to be chunked; either way they are kept in the store
+      const made = this.chunkSize <= 0 ? await this.compressAndUpload(image, plain, want, mediaType) : await this.compress(image, plain, want, mediaType)
+      blob = { descriptor: { mediaType, digest: made.digest, size: made.size }, local: true }
+      streamed = made.sent
+    } else {
+      blob = wanted
+    }
     const d = blob.descriptor
     const earlier = this.done.get(d.digest)
     const record = (): void => this.knowledge.record(this.registryName, { repository: this.repo.name, digest: d.digest, mediaType: d.mediaType, size: d.size, diffId })
@@ -207,6 +225,7 @@ class Pusher {
       this.done.set(d.digest, layer)
       return { layer, descriptor: d }
     }
+    if (streamed !== undefined) return finish('Pushed', streamed)
     if (earlier) return finish('Layer already exists')
     // 1. is it there already?
     if ((await this.repo.blobSize(d.digest, { push: true, ...(signal ? { signal } : {}) })) !== undefined) return finish('Layer already exists')
@@ -238,8 +257,8 @@ class Pusher {
     return finish('Pushed', up.bytesSent, up.resumedFrom)
   }
 
-  /** The blob that carries the layer to the registry: as stored if compressed, else a compressed copy. */
-  private async blobFor(image: ImageRecord, desc: Descriptor, diffId: Digest, format: 'oci' | 'docker', localOnly: boolean): Promise<BlobToPush> {
+  /** The blob that carries the layer to the registry: as stored if compressed, else a compressed copy (to be made). */
+  private async blobFor(image: ImageRecord, desc: Descriptor, diffId: Digest, format: 'oci' | 'docker', localOnly: boolean): Promise<BlobToPush | LayerToCompress> {
     if (layerCompression(desc.mediaType) !== 'none' || desc.mediaType.includes('nondistributable') || desc.mediaType.includes('foreign')) {
       return { descriptor: desc, local: true }
     }
@@ -254,11 +273,95 @@ class Pusher {
     }
     const plain = this.store.layerByDigest(desc.digest)
     if (!plain) throw new CairnError('STORE_CORRUPT', `layer ${desc.digest} of image ${short(image.id)} has no record in the store`)
-    const compressed = await this.compress(image, plain, want, mediaType)
-    return { descriptor: { mediaType, digest: compressed.digest, size: compressed.size }, local: true }
+    return { compress: { plain, want, mediaType } }
   }
 
-  private async compress(image: ImageRecord, plain: StoredLayer, want: Exclude<Compression, 'none'>, mediaType: string): Promise<{ digest: Digest; size: number }> {
+  /**
+   * Compresses a layer into the store and, at the same time, into an upload (one PATCH with a
+   * streamed body), then completes the upload with the digest the store computed. Compression
+   * and transfer overlap instead of following each other. If the upload fails (a registry that
+   * refuses streamed bodies, a broken connection) the compression still completes, and `sent`
+   * is undefined: the caller then pushes the stored blob the usual way (which can resume).
+   */
+  private async compressAndUpload(image: ImageRecord, plain: StoredLayer, want: Exclude<Compression, 'none'>, mediaType: string): Promise<{ digest: Digest; size: number; sent?: number }> {
+    const id = short(plain.diffId)
+    const signal = this.opts.signal
+    const sig = signal ? { signal } : {}
+    let session: UploadSession | undefined
+    try {
+      const r = await this.repo.startUpload(sig)
+      if (!r.mounted) session = { location: r.location, offset: r.offset }
+    } catch (err) {
+      if (signal?.aborted || (err instanceof CairnError && err.code === 'ABORTED')) throw err
+      // no upload now: compress, then push the usual way (which reports the error if it persists)
+    }
+    if (!session) return this.compress(image, plain, want, mediaType)
+    const toRegistry = new PassThrough({ highWaterMark: 1 << 20 })
+    let alive = true
+    let waiting: (() => void) | undefined
+    const release = (): void => {
+      const w = waiting
+      waiting = undefined
+      w?.()
+    }
+    let opened = false
+    let sent = 0
+    const uploaded: Promise<UploadSession | undefined> = this.repo.uploadChunk(session, {
+      open: () => {
+        // a stream cannot be sent twice (a redirected PATCH): that upload fails, the push goes on
+        if (opened) throw new CairnError('UNKNOWN', 'a streamed upload cannot be repeated')
+        opened = true
+        return toRegistry
+      },
+    }, { ...sig, onBodyBytes: (n) => (sent = n) }).catch(() => {
+      alive = false
+      toRegistry.destroy()
+      release()
+      return undefined
+    })
+    // every compressed chunk goes to the store and, while the upload lives, to the registry
+    const tee = new Transform({
+      transform(chunk: Buffer, _enc, cb): void {
+        if (!alive) return cb(null, chunk)
+        if (toRegistry.write(chunk)) return cb(null, chunk)
+        waiting = () => cb(null, chunk)
+        toRegistry.once('drain', release)
+      },
+      flush(cb): void {
+        if (alive) toRegistry.end()
+        cb()
+      },
+    })
+    const ingest = await this.store.content.ingest()
+    const tap = byteCounter((n) => emit(this.opts, { id, status: 'Pushing', current: n, total: plain.diffSize }))
+    let staged
+    try {
+      const compressor = want === 'gzip' ? parallelGzip() : compressStream(want)
+      await pipeline(await this.store.content.read(plain.digest), tap, compressor, tee, ingest.stream, sig)
+      staged = await ingest.stage()
+    } catch (err) {
+      alive = false
+      toRegistry.destroy()
+      await ingest.abort()
+      await this.repo.cancelUpload(session, signal).catch(() => undefined)
+      if (signal?.aborted) throw new CairnError('ABORTED', 'operation aborted', { cause: err })
+      throw err
+    }
+    this.store.addLayerBlob(image.id, { staged, diffId: plain.diffId, mediaType, size: plain.size, diffSize: plain.diffSize })
+    const last = await uploaded
+    if (last && alive) {
+      try {
+        await this.repo.finishUpload(last, staged.digest, sig)
+        return { digest: staged.digest, size: staged.size, sent }
+      } catch (err) {
+        if (signal?.aborted || (err instanceof CairnError && err.code === 'ABORTED')) throw err
+      }
+    }
+    await this.repo.cancelUpload(last ?? session, signal).catch(() => undefined)
+    return { digest: staged.digest, size: staged.size }
+  }
+
+  private async compress(image: ImageRecord, plain: StoredLayer, want: Exclude<Compression, 'none'>, mediaType: string): Promise<{ digest: Digest; size: number; sent?: number }> {
     const id = short(plain.diffId)
     const signal = this.opts.signal
     const ingest = await this.store.content.ingest()

@@ -209,7 +209,7 @@ describe('registry client against docker-registry (distribution 2.8)', () => {
   }
 
   const spawnCairn = (root: string, args: string[]) => {
-    const child = spawn(process.execPath, [CLI, '--root', root, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(CLI, ['--root', root, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     child.stdout.on('data', (b: Buffer) => { out += b.toString() })
     child.stderr.on('data', (b: Buffer) => { out += b.toString() })
@@ -321,6 +321,46 @@ describe('registry client against docker-registry (distribution 2.8)', () => {
     const dead = await cairn(store(), ['pull', `${proxy.host}/flaky/img:1`], { env })
     assert.equal(dead.code, 1)
     assert.match(dead.stderr, /Error: .*(injected failure|unavailable)/i)
+    proxy.reset()
+  })
+
+  test('push without chunking streams each layer as it is compressed; a registry refusing that gets the stored blob', async (t) => {
+    if (!ready(t)) return
+    assert.ok(reg && proxy)
+    // the default configuration: no upload chunk size
+    const plainEnv = { ...env, CAIRN_CONFIG: `${dir}/none.json` }
+    const root = store()
+    await writeFile(`${dir}/stream.tar`, await randomLayer(3 * MiB))
+    const id = (await cairnOk(root, ['import', `${dir}/stream.tar`, `${proxy.host}/stream/img:1`], { env: plainEnv })).stdout.trim()
+    proxy.reset()
+    const first = await cairnOk(root, ['push', `${proxy.host}/stream/img:1`], { env: plainEnv })
+    assert.match(first.stdout, /: Pushed$/m)
+    // one PATCH without Content-Range carried the whole compressed layer, then a PUT without a body
+    const patches = proxy.seen.filter((x) => x.method === 'PATCH')
+    assert.equal(patches.length, 1)
+    assert.equal(patches[0]?.headers['content-range'], undefined)
+    assert.ok(proxy.uploadBytes > 3 * MiB, `sent ${proxy.uploadBytes}`)
+    const fresh = store()
+    await cairnOk(fresh, ['pull', `${reg.host}/stream/img:1`], { env: plainEnv })
+    assert.equal((await cairnOk(fresh, ['images', '-q', '--no-trunc'], { env: plainEnv })).stdout.trim(), id)
+
+    // a registry that refuses the streamed PATCH: the push goes on with the blob the compression stored
+    const other = store()
+    await writeFile(`${dir}/stream2.tar`, await randomLayer(2 * MiB))
+    const id2 = (await cairnOk(other, ['import', `${dir}/stream2.tar`, `${proxy.host}/stream/img:2`], { env: plainEnv })).stdout.trim()
+    proxy.reset({ failNext: { n: 1, status: 405, match: (m) => m === 'PATCH' } })
+    const second = await cairnOk(other, ['push', `${proxy.host}/stream/img:2`], { env: plainEnv })
+    assert.match(second.stdout, /: Pushed$/m)
+    assert.equal(proxy.seen.filter((x) => x.status === 405).length, 1)
+    assert.ok(proxy.seen.some((x) => x.method === 'PUT' && x.url.includes('/blobs/uploads/')), 'the stored blob was uploaded')
+    const fresh2 = store()
+    await cairnOk(fresh2, ['pull', `${reg.host}/stream/img:2`], { env: plainEnv })
+    assert.equal((await cairnOk(fresh2, ['images', '-q', '--no-trunc'], { env: plainEnv })).stdout.trim(), id2)
+    // pushed again: the same compressed bytes, so the same manifest, and nothing sent
+    proxy.reset()
+    const again = await cairnOk(other, ['push', `${proxy.host}/stream/img:2`], { env: plainEnv })
+    assert.match(again.stdout, /: Layer already exists$/m)
+    assert.equal(proxy.uploadBytes, 0)
     proxy.reset()
   })
 
