@@ -34,10 +34,15 @@ function isWhiteout(st: Stats): boolean {
   return st.isCharacterDevice() && st.rdev === 0
 }
 
-/** Sorts changes by the bytes of their paths, encoding each path once. */
+/**
+ * Sorts changes by the bytes of their (UTF-8) paths. JavaScript compares strings by UTF-16 code
+ * units, which is the same order unless a path holds a character beyond U+FFFF (surrogates sort
+ * below U+E000–U+FFFF in UTF-16, above them in UTF-8): only then are the paths encoded.
+ */
 function sortByPath(changes: Change[]): Change[] {
+  if (!changes.some((c) => /[\uD800-\uDFFF]/.test(c.path))) return changes.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0))
   const keyed = changes.map((c) => ({ c, k: Buffer.from(c.path) }))
-  keyed.sort((a, b) => Buffer.compare(a.k, b.k))
+  keyed.sort((x, y) => Buffer.compare(x.k, y.k))
   return keyed.map((x) => x.c)
 }
 
@@ -63,42 +68,44 @@ function existsInLowers(lowers: readonly string[], rel: string): boolean {
 
 /**
  * Changes recorded in an overlayfs upper directory, with `lowers` (the lower directories, top
- * first) consulted only to tell an addition from a modification. Sorted by path. Reads the
- * upper directory once, and the opaque markers of its directories only.
+ * first) consulted only to tell an addition from a modification. Sorted by path.
+ *
+ * The cost follows the change: the upper directory is read once (file types from the directory
+ * entries, an lstat only for character devices, which may be whiteouts); the lower layers are
+ * asked about a path only when its parent existed there (below a new directory everything is
+ * new); and only the directories that existed below are asked for their opaque marker.
  */
 export async function overlayChanges(upper: string, lowers: readonly string[], opts: { signal?: AbortSignal } = {}): Promise<Change[]> {
-  const entries: { path: string; st: Stats }[] = []
-  const dirs: string[] = []
-  const walk = (dir: string, rel: string): void => {
+  /** `below`: the path existed in a lower layer; `under`: index of the nearest directory above it that existed below. */
+  interface Entry { path: string; deleted: boolean; dir: boolean; below: boolean; under: number }
+  const entries: Entry[] = []
+  const walk = (dir: string, rel: string, parentBelow: boolean, under: number): void => {
     throwIfAborted(opts.signal)
-    for (const name of readdirSync(dir)) {
-      const r = rel ? `${rel}/${name}` : name
-      const st = lstatSync(`${dir}/${name}`)
-      entries.push({ path: r, st })
-      if (st.isDirectory()) {
-        dirs.push(r)
-        walk(`${dir}/${name}`, r)
+    for (const d of readdirSync(dir, { withFileTypes: true })) {
+      const r = rel ? `${rel}/${d.name}` : d.name
+      if (d.isCharacterDevice() && isWhiteout(lstatSync(`${dir}/${d.name}`))) {
+        entries.push({ path: r, deleted: true, dir: false, below: false, under })
+        continue
       }
+      const below = parentBelow && existsInLowers(lowers, r)
+      entries.push({ path: r, deleted: false, dir: d.isDirectory(), below, under })
+      if (d.isDirectory()) walk(`${dir}/${d.name}`, r, below, below ? entries.length - 1 : under)
     }
   }
-  walk(upper, '')
-  const opaque = await opaqueDirs(upper, dirs)
-  const out: Change[] = []
-  for (const { path, st } of entries) {
-    if (isWhiteout(st)) {
-      out.push({ kind: 'D', path })
-      continue
-    }
-    // below an opaque directory nothing of the lower layers shows
-    const hidden = ancestors(path).some((a) => opaque.has(a))
-    out.push({ kind: !hidden && existsInLowers(lowers, path) ? 'C' : 'A', path })
+  walk(upper, '', true, -1)
+  // an opaque directory hides everything below it: what is inside is new
+  const candidates = entries.flatMap((e, i) => (e.below && e.dir ? [i] : []))
+  const opaque = await opaqueDirs(upper, candidates.map((i) => (entries[i] as Entry).path))
+  const hidden = new Set(candidates.filter((i) => opaque.has((entries[i] as Entry).path)))
+  const isHidden = (under: number): boolean => {
+    for (let i = under; i >= 0; i = (entries[i] as Entry).under) if (hidden.has(i)) return true
+    return false
   }
+  const out: Change[] = entries.map((e) => ({
+    kind: e.deleted ? 'D' : e.below && !(hidden.size > 0 && isHidden(e.under)) ? 'C' : 'A',
+    path: e.path,
+  }))
   return sortByPath(out)
-}
-
-function ancestors(path: string): string[] {
-  const parts = path.split('/')
-  return parts.slice(0, -1).map((_, i) => parts.slice(0, i + 1).join('/'))
 }
 
 /** Which of the upper directory's directories are marked opaque. */
