@@ -25,7 +25,7 @@ import { runtimeStateRoot } from '../src/runtime/runtime.js'
 import { exec, median, type Cmd } from './lib.js'
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
-const CAIRN_CLI = process.env['CAIRN_CLI'] ?? join(PROJECT, 'build/src/cli/main.js')
+const CAIRN_CLI = process.env['CAIRN_CLI'] ?? join(PROJECT, 'bin/cairn')
 const DEFAULT_OUT = join(PROJECT, 'bench/results/containers.md')
 const IMAGE = 'bench-busybox:1'
 /** ~100 MB of change: one 80 MB file, and 4000 files of 5 KB. */
@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   const tar = await busyboxRootfsTar()
   const work = await mkdtemp(join(tmpdir(), 'cairn-bench-ctr-'))
   const roots = { overlay: join(work, 'overlay'), native: join(work, 'native') }
-  const cairn = (root: string, args: string[]): Cmd => ({ cmd: process.execPath, args: [CAIRN_CLI, '--root', root, ...args] })
+  const cairn = (root: string, args: string[]): Cmd => ({ cmd: CAIRN_CLI, args: ['--root', root, ...args] })
   let dockerd: Dockerd | undefined
   const rows: Row[] = []
   try {

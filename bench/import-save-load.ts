@@ -18,7 +18,7 @@ import { busyboxRootfsTar, debianRootfs } from '../test/helpers/rootfs.js'
 import { unmountUnder } from '../test/helpers/system.js'
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
-const CAIRN_CLI = process.env['CAIRN_CLI'] ?? join(PROJECT, 'build/src/cli/main.js')
+const CAIRN_CLI = process.env['CAIRN_CLI'] ?? join(PROJECT, 'bin/cairn')
 const GNU_TIME = '/usr/bin/time'
 const DEFAULT_OUT = join(PROJECT, 'bench/results/import-save-load.md')
 const STEP_TIMEOUT_MS = 15 * 60_000
@@ -148,7 +148,7 @@ interface Tool {
 
 function cairnTool(work: string): Tool {
   let root = ''
-  const cli = (args: string[]): Command => ({ cmd: process.execPath, args: [CAIRN_CLI, '--root', root, ...args] })
+  const cli = (args: string[]): Command => ({ cmd: CAIRN_CLI, args: ['--root', root, ...args] })
   const fresh = async (name: string): Promise<void> => {
     if (root) await removeTree(root)
     root = join(work, name)

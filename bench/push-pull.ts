@@ -22,7 +22,7 @@ import { busyboxRootfsTar, debianRootfs } from '../test/helpers/rootfs.js'
 import { Tools } from '../test/helpers/tools.js'
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
-const CAIRN = join(PROJECT, 'build/src/cli/main.js')
+const CAIRN = join(PROJECT, 'bin/cairn')
 const GNU_TIME = '/usr/bin/time'
 
 interface Sample { wallS: number; peakKiB?: number }
@@ -86,17 +86,17 @@ async function main(): Promise<void> {
         const h = reg.host
         if (tools.includes('cairn')) {
           const root = join(work, `cairn-${i}`)
-          await run(process.execPath, [CAIRN, '--root', root, 'import', input, `${h}/cairn/img:1`], env)
-          add('cairn', 'push', await timed(process.execPath, [CAIRN, '--root', root, 'push', '-q', `${h}/cairn/img:1`], env, true))
-          add('cairn', 'pull', await timed(process.execPath, [CAIRN, '--root', join(work, `cairn-pull-${i}`), 'pull', '-q', `${h}/cairn/img:1`], env, true))
+          await run(CAIRN, ['--root', root, 'import', input, `${h}/cairn/img:1`], env)
+          add('cairn', 'push', await timed(CAIRN, ['--root', root, 'push', '-q', `${h}/cairn/img:1`], env, true))
+          add('cairn', 'pull', await timed(CAIRN, ['--root', join(work, `cairn-pull-${i}`), 'pull', '-q', `${h}/cairn/img:1`], env, true))
           await rm(root, { recursive: true, force: true })
           await rm(join(work, `cairn-pull-${i}`), { recursive: true, force: true })
         }
         if (tools.includes('skopeo')) {
           // skopeo's source: a docker-save archive of the same image (uncompressed layer), as Cairn holds it
           const root = join(work, `skopeo-src-${i}`)
-          await run(process.execPath, [CAIRN, '--root', root, 'import', input, 'skopeo/img:1'], env)
-          await run(process.execPath, [CAIRN, '--root', root, 'save', '-o', join(work, 'skopeo.tar'), 'skopeo/img:1'], env)
+          await run(CAIRN, ['--root', root, 'import', input, 'skopeo/img:1'], env)
+          await run(CAIRN, ['--root', root, 'save', '-o', join(work, 'skopeo.tar'), 'skopeo/img:1'], env)
           add('skopeo', 'push', await timed(Tools.skopeo, ['--insecure-policy', 'copy', '-q', '--dest-tls-verify=false', `docker-archive:${join(work, 'skopeo.tar')}`, `docker://${h}/skopeo/img:1`], env, true))
           add('skopeo', 'pull', await timed(Tools.skopeo, ['--insecure-policy', 'copy', '-q', '--src-tls-verify=false', `docker://${h}/skopeo/img:1`, `oci:${join(work, `skopeo-oci-${i}`)}:img`], env, true))
           await rm(root, { recursive: true, force: true })

@@ -32,7 +32,7 @@ import { startDockerd, type Dockerd } from '../test/helpers/dockerd.js'
 import { debianRootfs } from '../test/helpers/rootfs.js'
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
-const CAIRN_CLI = process.env['CAIRN_CLI'] ?? join(PROJECT, 'build/src/cli/main.js')
+const CAIRN_CLI = process.env['CAIRN_CLI'] ?? join(PROJECT, 'bin/cairn')
 const DISTRIBUTION = '/usr/bin/docker-registry'
 
 const { values: args } = parseArgs({
@@ -96,7 +96,7 @@ async function startRegistryProcess(name: Registry['name']): Promise<Registry> {
   const port = await freePort()
   let child: ChildProcess
   if (name === 'cairn') {
-    child = spawn(process.execPath, [CAIRN_CLI, 'registry', 'serve', '--listen', `127.0.0.1:${port}`, '--root', `${dir}/root`, '--access-log', 'none'], { stdio: ['ignore', 'ignore', 'inherit'] })
+    child = spawn(CAIRN_CLI, ['registry', 'serve', '--listen', `127.0.0.1:${port}`, '--root', `${dir}/root`, '--access-log', 'none'], { stdio: ['ignore', 'ignore', 'inherit'] })
   } else {
     await writeFile(`${dir}/config.yml`, `version: 0.1
 log:

@@ -7,7 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/ensure-deps.sh
 
-cairn() { node "$PWD/build/src/cli/main.js" "$@"; }
+cairn() { "$PWD/bin/cairn" "$@"; }
 step() { printf '\n\033[1m$ cairn %s\033[0m\n' "$*"; cairn "$@"; }
 
 work=$(mktemp -d)
@@ -23,7 +23,7 @@ trap cleanup EXIT
 # Cairn's registry, with one user (huzd) in an htpasswd file, on a free loopback port.
 password=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
 printf '%s' "$password" | cairn registry htpasswd huzd >"$work/htpasswd"
-node "$PWD/build/src/cli/main.js" registry serve --root "$work/registry" --listen 127.0.0.1:0 --htpasswd "$work/htpasswd" --access-log none >/dev/null 2>"$work/registry.log" &
+"$PWD/bin/cairn" registry serve --root "$work/registry" --listen 127.0.0.1:0 --htpasswd "$work/htpasswd" --access-log none >/dev/null 2>"$work/registry.log" &
 registry_pid=$!
 for _ in $(seq 1 100); do grep -q 'listening on' "$work/registry.log" && break; sleep 0.1; done
 registry=$(sed -n 's#.*listening on https\?://\([^ /]*\).*#\1#p' "$work/registry.log" | head -n 1)
@@ -32,7 +32,7 @@ printf 'Cairn registry on %s (user huzd)\n' "$registry"
 
 # A base image: pulled when the network allows, else a small root filesystem built here from
 # Debian's busybox-static.
-if ! timeout 20 node "$PWD/build/src/cli/main.js" pull -q busybox:latest >/dev/null 2>&1; then
+if ! timeout 20 "$PWD/bin/cairn" pull -q busybox:latest >/dev/null 2>&1; then
   mkdir -p "$work/rootfs/bin" "$work/rootfs/etc" "$work/rootfs/root" "$work/rootfs/tmp" "$work/rootfs/usr/bin"
   cp /bin/busybox "$work/rootfs/bin/busybox"
   for app in sh ls cat echo mkdir rm vi; do ln -s busybox "$work/rootfs/bin/$app"; done

@@ -12,6 +12,7 @@ import { snapshotChanges } from '../snapshot/index.js'
 import type { Snapshotter } from '../snapshot/types.js'
 import { tarDirectory } from '../layer/diff.js'
 import type { Change } from '../layer/changes.js'
+import type { MonitorStandby } from '../container/standby.js'
 import { humanDuration } from '../util/format.js'
 import {
   commandString, ContainerEngine, snapshotKeys,
@@ -60,6 +61,8 @@ export interface RunOptions extends CreateOptions {
   terminal?: boolean
   /** Called once the container's process runs (e.g. to forward signals to it). */
   onStarted?: (id: string) => void
+  /** A monitor started ahead of need (`MonitorStandby.start()`): used if it fits, else dismissed. */
+  monitor?: MonitorStandby
 }
 
 export interface RunResult {
@@ -83,6 +86,7 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
     if (opts.stderr) s.stderr = opts.stderr
     if (opts.stdin !== undefined) s.stdin = opts.stdin
     if (opts.terminal !== undefined) s.terminal = opts.terminal
+    if (opts.monitor) s.monitor = opts.monitor
     started = await engine.start(spec.id, s)
   } catch (err) {
     await engine.remove(spec.id, { force: true }).catch(() => undefined)

@@ -12,6 +12,7 @@ import type { CreateOptions, ExecOptions } from '../container/engine.js'
 import { ago, ellipsis, renderTable, shortId } from '../util/format.js'
 import { randomName } from '../util/fs.js'
 import { collect, withStore } from './context.js'
+import { takeStandby } from './standby.js'
 import { formatRows } from './template.js'
 
 /** The container verbs, loaded when a container command runs (other commands start faster). */
@@ -184,7 +185,9 @@ function register(parent: Command, managed: boolean): void {
           const o: RunOptions = { ...createOptions(image, command, f, cmd), detach: f.detach ?? false, terminal: isTerminal() }
           if (f.interactive && !f.detach) o.stdin = 'inherit'
           if (!f.detach && !f.tty) o.onStarted = (id) => (unproxy = proxySignals(store, id))
-          const r = await (await api()).runContainer(store, o)
+          const monitor = takeStandby()
+          if (monitor) o.monitor = monitor
+          const r = await (await api()).runContainer(store, o).finally(() => monitor?.dismiss())
           unproxy?.()
           if (f.detach) process.stdout.write(`${r.id}\n`)
           else process.exitCode = r.exitCode ?? 0

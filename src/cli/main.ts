@@ -2,6 +2,7 @@
 /**
  * The `cairn` command: parses arguments, calls the library, prints. Nothing else lives here.
  */
+import { realpathSync } from 'node:fs'
 import { Command, CommanderError, Option } from 'commander'
 import { isCairnError } from '../errors/index.js'
 
@@ -58,6 +59,8 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(str) })
   const word = commandWord(argv)
+  // a container monitor starts loading now, while this command loads
+  if (word === 'run') (await import('./standby.js')).startStandbyFor(argv, word)
   const versionOnly = word === undefined && (argv.includes('-v') || argv.includes('--version'))
   const needed = versionOnly ? [] : ((word !== undefined ? NEEDS[word] : undefined) ?? ALL)
   for (const name of ALL) if (needed.includes(name)) (await Modules[name]())(program)
@@ -93,7 +96,7 @@ export function printError(err: unknown): void {
   if (process.env['CAIRN_DEBUG'] && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`)
 }
 
-const isMain = process.argv[1] !== undefined && import.meta.url === new URL(`file://${(await import('node:fs')).realpathSync(process.argv[1])}`).href
+const isMain = process.argv[1] !== undefined && import.meta.url === new URL(`file://${realpathSync(process.argv[1])}`).href
 if (isMain) {
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(0)

@@ -15,7 +15,6 @@ import { hostname as osHostname } from 'node:os'
 import { mkdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises'
 import { closeSync, existsSync, openSync } from 'node:fs'
 import type { Readable, Writable } from 'node:stream'
-import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { CairnError, hasCode, isCairnError, type ErrorCode } from '../errors/index.js'
 import type { Digest } from '../oci/digest.js'
@@ -33,6 +32,7 @@ import { resolveUser } from '../runtime/user.js'
 import { randomContainerName } from './names.js'
 import { ensureDir, lookPath, populateInitLayer, readFileIn } from './rootfs.js'
 import { ContainerRows, isAlive, selfIdentity, validateName, type ProcessIdentity } from './rows.js'
+import { monitorEnv, SHIM, type MonitorStandby } from './standby.js'
 import { containerPaths, ContainerStates, type ContainerPaths, type ContainerRow, type ContainerSpec, type ExitRecord, type NetworkMode } from './types.js'
 
 export interface CreateOptions extends OperationOptions {
@@ -92,6 +92,11 @@ export interface StartOptions {
   stdin?: 'inherit' | Readable
   /** This process's stdin and stdout are a terminal (for `-t`: the runtime then drives it directly). */
   terminal?: boolean
+  /**
+   * A monitor already started (see standby.ts), used when it fits (attached, no terminal, no
+   * stdin) and dismissed otherwise.
+   */
+  monitor?: MonitorStandby
 }
 
 export interface StartedContainer {
@@ -120,7 +125,6 @@ export interface ExecOptions {
 }
 
 const SNAPSHOT_PREFIX = 'ctr-'
-const SHIM = fileURLToPath(new URL('./shim.js', import.meta.url))
 /** Exit code recorded when a container's monitor vanished without recording one (as Docker's 255). */
 export const LOST_EXIT_CODE = 255
 
@@ -428,13 +432,17 @@ export class ContainerEngine {
     }
     const stdinMode = args.stdin === 'inherit' ? (opts.stdin === 'inherit' ? 'inherit' : 'pipe') : 'ignore'
     let child: ChildProcess
+    const standby = opts.monitor
+    const fits = standby?.usable === true && tty === 'none' && stdinMode === 'ignore' && args.attach
+    if (!fits) standby?.dismiss()
     // a detached monitor's own stderr (a crash, say) goes to its log
     const shimErr = args.attach || tty === 'inherit' ? undefined : openSync(this.paths(id).shimLog, 'a', 0o600)
     try {
-      child = spawn(process.execPath, [SHIM, JSON.stringify(args)], {
+      child = fits && standby ? standby.take(args) : spawn(process.execPath, [SHIM, JSON.stringify(args)], {
         detached: tty !== 'inherit',
         stdio: tty === 'inherit' ? ['inherit', 'inherit', 'inherit', 'pipe'] : [stdinMode, args.attach ? 'pipe' : 'ignore', shimErr ?? 'pipe', 'pipe'],
         cwd: '/',
+        env: monitorEnv(process.env),
       })
     } catch (err) {
       this.rows.transition(id, [ContainerStates.starting], row.started_at === null ? ContainerStates.created : ContainerStates.exited, null)

@@ -185,3 +185,19 @@ export function tlsMaterial(hostport: string, config: RemoteConfig): TlsMaterial
   }
   return out
 }
+
+/**
+ * CAs from the file named by CAIRN_EXTRA_CA_CERTS (PEM), added to the system's as Node.js adds
+ * NODE_EXTRA_CA_CERTS (`bin/cairn` moves that variable here, so that commands which open no
+ * TLS connection do not pay for parsing it at start-up). An unreadable file is ignored, as
+ * Node.js ignores one.
+ */
+export function extraCertificates(env: NodeJS.ProcessEnv): string[] {
+  const file = env['CAIRN_EXTRA_CA_CERTS']
+  if (file === undefined || file === '') return []
+  try {
+    return [readFileSync(file, 'utf8')]
+  } catch {
+    return []
+  }
+}

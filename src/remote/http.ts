@@ -11,7 +11,7 @@ import { rootCertificates } from 'node:tls'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { CairnError } from '../errors/index.js'
-import { isInsecure, tlsMaterial, type RemoteConfig } from './config.js'
+import { extraCertificates, isInsecure, tlsMaterial, type RemoteConfig } from './config.js'
 import { networkError } from './errors.js'
 import { proxyFor, proxyHeaders, TunnelAgent } from './proxy.js'
 
@@ -96,7 +96,8 @@ export class Transport {
       if (isHttps) {
         const material = tlsMaterial(hostport.replace(/^\[(.*)\]/, '$1'), this.config)
         const opts: https.AgentOptions = { ...base, rejectUnauthorized: !isInsecure(hostport, this.config) }
-        if (material.ca.length > 0) opts.ca = [...rootCertificates, ...material.ca]
+        const extra = extraCertificates(this.env)
+        if (material.ca.length > 0 || extra.length > 0) opts.ca = [...rootCertificates, ...extra, ...material.ca]
         if (material.cert !== undefined && material.key !== undefined) {
           opts.cert = material.cert
           opts.key = material.key

@@ -267,7 +267,8 @@ function isWide(cp: number): boolean {
   return cp >= 0x231a && EMOJI_PRESENTATION.test(String.fromCodePoint(cp))
 }
 
-const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' })
+/** Made on first use: building a segmenter loads ICU data, which every command would pay for. */
+let graphemes: Intl.Segmenter | undefined
 
 /** Columns one code point takes (go-runewidth, East Asian ambiguous as narrow). */
 function codePointWidth(cp: number): number {
@@ -286,6 +287,7 @@ function codePointWidth(cp: number): number {
 export function displayWidth(s: string): number {
   if (/^[\x20-\x7e]*$/.test(s)) return s.length
   let width = 0
+  graphemes ??= new Intl.Segmenter(undefined, { granularity: 'grapheme' })
   for (const { segment } of graphemes.segment(s)) {
     for (const ch of segment) {
       const w = codePointWidth(ch.codePointAt(0) as number)

@@ -272,7 +272,7 @@ suite('container engine', undefined, true, (store) => {
       assert.equal(renamedConflict.code, 125)
       assert.match(renamedConflict.stderr, /The container name "\/life2" is already in use by container "[0-9a-f]{64}"/)
       // logs -f follows until the container stops
-      const follow = spawn(process.execPath, [CLI, '--root', c.root, 'logs', '-f', 'life2'], { stdio: ['ignore', 'pipe', 'pipe'] })
+      const follow = spawn(CLI, ['--root', c.root, 'logs', '-f', 'life2'], { stdio: ['ignore', 'pipe', 'pipe'] })
       let followed = ''
       follow.stdout.on('data', (b: Buffer) => (followed += b.toString()))
       const followDone = new Promise<number | null>((resolve) => follow.on('close', (code) => resolve(code)))
@@ -345,7 +345,7 @@ suite('container engine', undefined, true, (store) => {
         await c.cliOk(['cp', `${dir}/contents`, 'cp:/srv/copied'])
         assert.equal((await c.cliOk(['exec', 'cp', 'sh', '-c', 'cat /srv/copied/sub/leaf; stat -c %u:%g /srv/copied/top'])).stdout, 'leaf\n0:0\n')
         // a tar stream out
-        const tar = spawnSync(process.execPath, [CLI, '--root', c.root, 'cp', 'cp:/srv/tree', '-'])
+        const tar = spawnSync(CLI, ['--root', c.root, 'cp', 'cp:/srv/tree', '-'])
         const names: string[] = []
         for await (const e of readTar(Readable.from([tar.stdout]))) {
           names.push(e.header.path)
@@ -408,7 +408,7 @@ suite('container engine: nothing left behind', undefined, false, (store) => {
       if (!c) return
       const before = inventory(c.root)
       for (const delay of [40, 90, 140, 200, 280, 400, 700]) {
-        const child = spawn(process.execPath, [CLI, '--root', c.root, 'run', '-d', 'busybox', 'sleep', '60'], { stdio: 'ignore' })
+        const child = spawn(CLI, ['--root', c.root, 'run', '-d', 'busybox', 'sleep', '60'], { stdio: 'ignore' })
         const closed = new Promise((resolve) => child.on('close', resolve))
         await sleep(delay)
         try {
@@ -500,7 +500,7 @@ describe('containers: runtime and terminal', { concurrency: false }, () => {
     s ??= await containerStore('overlay')
     const session = `cairn-it-${process.pid}`
     const exitFile = `${s.root}/../it-exit`
-    const cmd = `${process.execPath} ${CLI} --root ${s.root} run -it --name tty busybox sh; echo EXIT=$? > ${exitFile}; sleep 30`
+    const cmd = `${CLI} --root ${s.root} run -it --name tty busybox sh; echo EXIT=$? > ${exitFile}; sleep 30`
     assert.equal(spawnSync('tmux', ['new-session', '-d', '-s', session, '-x', '100', '-y', '30', cmd]).status, 0)
     try {
       await waitFor('the shell prompt', () => spawnSync('tmux', ['capture-pane', '-p', '-t', session]).stdout.toString().includes('/ #'), 20_000)

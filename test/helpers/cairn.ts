@@ -5,12 +5,12 @@ import { buffer } from 'node:stream/consumers'
 import { run, type RunOptions, type RunResult } from './exec.js'
 import { writeTar, type TarEntryInput } from '../../src/layer/tar.js'
 
-/** The compiled CLI entry point. */
-export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url))
+/** The `cairn` command as users run it (bin/cairn: the bundled CLI in build/cli/). */
+export const CLI = fileURLToPath(new URL('../../../bin/cairn', import.meta.url))
 
 /** Runs `cairn --root ROOT ARGS…`. */
 export async function cairn(root: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
-  return run(process.execPath, [CLI, '--root', root, ...args], opts)
+  return run(CLI, ['--root', root, ...args], opts)
 }
 
 /** Like `cairn`, but fails the test with the command's stderr on a non-zero exit. */

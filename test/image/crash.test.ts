@@ -57,7 +57,7 @@ test('SIGKILL at any moment of an import leaves a consistent store', async () =>
     await cairnOk(root, ['import', '-', 'keep:1'], { input: await tarOf({ kept: 'yes' }) })
     const delays = [0, 30, 80, 150, 250, 400, 700]
     for (const [i, delay] of delays.entries()) {
-      const child = spawn(process.execPath, [CLI, '--root', root, 'import', '-', `victim:${i}`], { stdio: ['pipe', 'ignore', 'ignore'] })
+      const child = spawn(CLI, ['--root', root, 'import', '-', `victim:${i}`], { stdio: ['pipe', 'ignore', 'ignore'] })
       const feeding = pipeline(bigTar(64, i), child.stdin).catch(() => undefined)
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
       await new Promise((r) => setTimeout(r, delay))
@@ -82,7 +82,7 @@ test('SIGKILL during rmi never leaves an image pointing at a missing blob', asyn
     for (let round = 0; round < 6; round++) {
       await cairnOk(root, ['import', '-', `gone:${round}`], { input: await tarOf({ [`f${round}`]: 'x'.repeat(50_000 + round) }) })
       await cairnOk(root, ['tag', `gone:${round}`, `alias:${round}`])
-      const child = spawn(process.execPath, [CLI, '--root', root, 'rmi', '-f', `gone:${round}`, `alias:${round}`], { stdio: 'ignore' })
+      const child = spawn(CLI, ['--root', root, 'rmi', '-f', `gone:${round}`, `alias:${round}`], { stdio: 'ignore' })
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
       await new Promise((r) => setTimeout(r, 40 + round * 40))
       child.kill('SIGKILL')

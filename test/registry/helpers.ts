@@ -26,7 +26,7 @@ process.on('exit', () => {
 
 /** Starts `cairn registry serve --listen 127.0.0.1:0 --root ROOT ARGS…` and waits for its "listening on" line. */
 export async function serveProcess(root: string, args: readonly string[] = [], env: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [CLI, 'registry', 'serve', '--listen', '127.0.0.1:0', '--root', root, ...args], {
+  const child = spawn(CLI, ['registry', 'serve', '--listen', '127.0.0.1:0', '--root', root, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   })

@@ -1,0 +1,83 @@
+/**
+ * Starts a bundled entry point of Cairn (`build/cli/main.cjs`) with a V8 code cache, so that a
+ * command does not compile the same JavaScript again at every start:
+ *
+ *   node build/src/cli/launch.cjs build/cli/main.cjs ARGS…
+ *
+ * On Node.js ≥ 22.1 this is `module.enableCompileCache()`. On older versions the bundle is
+ * compiled through `vm.Script` with the cached data of an earlier run of the same command word
+ * (`run`, `diff`, …: each uses other functions) and of the same bundle file, and a command whose
+ * cache was missing or rejected (another Node.js version) writes a new one as it exits. The cache
+ * lives in `.v8cache/` beside the bundle; where that cannot be written, commands just run
+ * without one.
+ */
+import fs = require('node:fs')
+import path = require('node:path')
+import vm = require('node:vm')
+import nodeModule = require('node:module')
+
+const bundle = path.resolve(process.argv[2] ?? '')
+// the bundle sees itself as the script that runs, and its own arguments after it
+process.argv.splice(1, 2, bundle)
+const cacheDir = path.join(path.dirname(bundle), '.v8cache')
+
+type WithCompileCache = typeof nodeModule & { enableCompileCache?: (dir?: string) => unknown }
+
+/** The command word (the first argument that is not an option or the value of --root). */
+function commandWord(args: readonly string[]): string {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string
+    if (a === '--root') i++
+    else if (!a.startsWith('-')) return a.replace(/[^a-z0-9-]/gi, '_')
+  }
+  return '_'
+}
+
+function writeAtomic(file: string, data: Buffer): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true })
+  const tmp = `${file}.${process.pid}.tmp`
+  const fd = fs.openSync(tmp, 'w', 0o644)
+  try {
+    fs.writeSync(fd, data)
+    fs.fsyncSync(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
+  fs.renameSync(tmp, file)
+}
+
+function runWithCache(): void {
+  // V8 checks cached data against the source's length only: the name holds the bundle's size
+  // and modification time, so that a rebuilt bundle never meets the code of the old one
+  const st = fs.statSync(bundle)
+  const cacheFile = path.join(cacheDir, `${path.basename(bundle)}.${commandWord(process.argv.slice(2))}.${st.size}-${Math.floor(st.mtimeMs)}`)
+  let cachedData: Buffer | undefined
+  try {
+    cachedData = fs.readFileSync(cacheFile)
+  } catch {
+    cachedData = undefined
+  }
+  const source = fs.readFileSync(bundle, 'utf8').replace(/^#!.*/, '')
+  const script = new vm.Script(nodeModule.wrap(source), cachedData ? { filename: bundle, cachedData } : { filename: bundle })
+  if (cachedData === undefined || script.cachedDataRejected === true) {
+    process.once('exit', () => {
+      try {
+        writeAtomic(cacheFile, script.createCachedData())
+      } catch {
+        // a read-only install: no cache
+      }
+    })
+  }
+  const mod = new nodeModule.Module(bundle, module)
+  mod.filename = bundle
+  const fn = script.runInThisContext() as (exports: unknown, require: NodeJS.Require, module: unknown, filename: string, dirname: string) => void
+  fn.call(mod.exports, mod.exports, nodeModule.createRequire(bundle), mod, bundle, path.dirname(bundle))
+}
+
+const withCache = nodeModule as WithCompileCache
+if (typeof withCache.enableCompileCache === 'function') {
+  withCache.enableCompileCache(cacheDir)
+  require(bundle)
+} else {
+  runWithCache()
+}
