@@ -34,7 +34,6 @@ function commandWord(args: readonly string[]): string {
 }
 
 function writeAtomic(file: string, data: Buffer): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true })
   const tmp = `${file}.${process.pid}.tmp`
   const fd = fs.openSync(tmp, 'w', 0o644)
   try {
@@ -62,9 +61,12 @@ function runWithCache(): void {
   if (cachedData === undefined || script.cachedDataRejected === true) {
     process.once('exit', () => {
       try {
+        // a read-only install: no cache (and no time spent serializing one)
+        fs.mkdirSync(cacheDir, { recursive: true })
+        fs.accessSync(cacheDir, fs.constants.W_OK)
         writeAtomic(cacheFile, script.createCachedData())
       } catch {
-        // a read-only install: no cache
+        // no cache this time
       }
     })
   }

@@ -43,6 +43,8 @@ export class MonitorStandby {
       env: monitorEnv(process.env),
     })
     child.on('error', () => undefined)
+    // a monitor that died early shows as a closed pipe when it is used, not as a crash here
+    for (const s of child.stdio) (s as Readable | null)?.on('error', () => undefined)
     // until it is used, it must not keep this process alive
     child.unref()
     for (const s of child.stdio) (s as (Readable & { unref?: () => void }) | null)?.unref?.()
