@@ -16,7 +16,7 @@ import path = require('node:path')
 import vm = require('node:vm')
 import nodeModule = require('node:module')
 
-const bundle = path.resolve(process.argv[2] ?? '')
+const bundle = fs.realpathSync(path.resolve(process.argv[2] ?? ''))
 // the bundle sees itself as the script that runs, and its own arguments after it
 process.argv.splice(1, 2, bundle)
 const cacheDir = path.join(path.dirname(bundle), '.v8cache')
