@@ -260,6 +260,7 @@ export { pauseContainer, resumeContainer, containerSnapshot, containerCommitSour
 export type { BatchResult, Change, ContainerInspect, ContainerSummary, CopyOptions, CreateOptions, CreateResult, ExecOptions, LogEntry, RunOptions, RunResult, StartContainerOptions }
 export type { ContainerSpec, ContainerRow, ContainerState } from './container/types.js'
 export { ContainerEngine } from './container/engine.js'
+export { MonitorStandby } from './container/standby.js'
 export { generateSpec, type RuntimeSpec, type SpecInput } from './runtime/spec.js'
 export { detectRuntime, OciRuntime } from './runtime/runtime.js'
 export { commitSnapshot, type CommitContainerOptions, type CommitOptions, type CommitResult, type CommitSource }
