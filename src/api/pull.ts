@@ -19,7 +19,7 @@ import { serializeManifest } from '../image/manifest.js'
 import type { ImageStore, LayerInput } from '../image/store.js'
 import { loadRemoteConfig } from '../remote/config.js'
 import { Registry, type Repository } from '../remote/client.js'
-import { downloadLayer, type Downloaded } from '../remote/download.js'
+import { downloadLayer, sweepDownloads, type Downloaded } from '../remote/download.js'
 import { limiter } from '../remote/limit.js'
 import { defaultPlatform, formatPlatform, parsePlatform, selectManifest } from '../remote/platform.js'
 import { RemoteKnowledge } from '../remote/sources.js'
@@ -69,6 +69,8 @@ export async function pullImage(store: ImageStore, name: string, opts: PullOptio
   const registry = new Registry(ref.domain, { config, ...(opts.credentials ? { credentials: opts.credentials } : {}), ...(opts.env ? { env: opts.env } : {}) })
   const platform = typeof opts.platform === 'string' ? parsePlatform(opts.platform) : opts.platform ?? defaultPlatform()
   const limit = limiter(opts.concurrency ?? config.maxConcurrentDownloads)
+  // what abandoned pulls left behind (partials kept for a week, to be resumed)
+  await sweepDownloads(store.root).catch(() => undefined)
   try {
     const repo = registry.repository(ref.path)
     if (opts.allTags) {

@@ -7,7 +7,7 @@
  * same checks, so nothing unverified is ever used. The finished file is handed over as a staged
  * blob (renamed into `blobs/` inside the transaction that records the image).
  */
-import { open, mkdir, readFile, stat, truncate, unlink } from 'node:fs/promises'
+import { open, mkdir, readdir, readFile, stat, truncate, unlink } from 'node:fs/promises'
 import { createReadStream } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { PassThrough, type Readable } from 'node:stream'
@@ -223,6 +223,58 @@ async function sizeOf(path: string): Promise<number> {
 }
 
 /** An exclusive lock file holding our pid; a dead holder's lock is taken over. False if a live process holds it. */
+/** How long a resumable partial download is kept without a write before `sweepDownloads` removes it. */
+export const PARTIAL_KEEP_MS = 7 * 24 * 3600 * 1000
+/** Private copies (`<digest>.<random>`, made while another process held the digest) are never resumed. */
+export const PRIVATE_KEEP_MS = 3600 * 1000
+
+/**
+ * Removes what abandoned downloads left in `downloads/`: resumable partials not written for
+ * `PARTIAL_KEEP_MS`, private copies not written for `PRIVATE_KEEP_MS`, and locks of dead
+ * processes. A file whose lock belongs to a live process is left alone. Returns the names removed.
+ */
+export async function sweepDownloads(storeRoot: string, now = Date.now()): Promise<string[]> {
+  const dir = `${storeRoot}/downloads`
+  let names: string[]
+  try {
+    names = await readdir(dir)
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return []
+    throw err
+  }
+  const removed: string[] = []
+  const drop = async (name: string): Promise<void> => {
+    await unlink(`${dir}/${name}`).then(() => removed.push(name), () => undefined)
+  }
+  const liveLock = async (name: string): Promise<boolean> => {
+    const pid = Number((await readFile(`${dir}/${name}.lock`, 'utf8').catch(() => '')).trim())
+    return Number.isInteger(pid) && pid > 0 && alive(pid)
+  }
+  for (const name of names) {
+    const m = /^([a-z0-9]+-[a-f0-9]+)(\.lock|\.[A-Za-z0-9-]+)?$/.exec(name)
+    if (!m) continue
+    const [, base, suffix] = m as unknown as [string, string, string | undefined]
+    if (suffix === '.lock') {
+      if (!(await liveLock(base))) {
+        if (!names.includes(base)) await drop(name)
+      }
+      continue
+    }
+    const st = await stat(`${dir}/${name}`).catch(() => undefined)
+    if (!st?.isFile()) continue
+    const idle = now - st.mtimeMs
+    if (suffix === undefined) {
+      if (idle > PARTIAL_KEEP_MS && !(await liveLock(base))) {
+        await drop(name)
+        await drop(`${name}.lock`)
+      }
+    } else if (idle > PRIVATE_KEEP_MS) {
+      await drop(name)
+    }
+  }
+  return removed
+}
+
 async function takeLock(path: string): Promise<boolean> {
   for (let i = 0; i < 3; i++) {
     try {

@@ -15,6 +15,8 @@ import { registryError, isRetryableStatus } from '../../src/remote/errors.js'
 import { hasCode } from '../../src/errors/index.js'
 import type { ImageIndex } from '../../src/oci/types.js'
 import { tempDir } from '../helpers/cairn.js'
+import { sweepDownloads, PARTIAL_KEEP_MS } from '../../src/remote/download.js'
+import { readdirSync, utimesSync } from 'node:fs'
 
 test('WWW-Authenticate challenges: Bearer with quoted params, Basic, several at once', () => {
   const [b] = parseChallenges('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/ubuntu:pull"')
@@ -270,6 +272,40 @@ test('certs.d: a client certificate from <certs-dir>/<host:port>/ is presented o
       bare.close()
       server.close()
     }
+  } finally {
+    await cleanup()
+  }
+})
+
+test('sweepDownloads: abandoned partials go after a week, private copies after an hour, dead locks at once; live ones stay', async () => {
+  const { dir, cleanup } = await tempDir('cairn-sweep-')
+  try {
+    const d = `${dir}/downloads`
+    await mkdir(d)
+    const hex = (c: string): string => c.repeat(64)
+    const now = Date.now()
+    const age = (name: string, ms: number): void => utimesSync(`${d}/${name}`, (now - ms) / 1000, (now - ms) / 1000)
+    const files: Record<string, number> = {
+      [`sha256-${hex('a')}`]: PARTIAL_KEEP_MS + 60_000, // abandoned: goes
+      [`sha256-${hex('b')}`]: PARTIAL_KEEP_MS + 60_000, // as old, but its downloader lives: stays
+      [`sha256-${hex('c')}`]: 60_000, // recent: stays, to be resumed
+      [`sha256-${hex('d')}.4242-0123456789abcdef`]: 2 * 3600_000, // a private copy of a dead pull: goes
+      [`sha256-${hex('e')}.4242-0123456789abcdef`]: 60_000, // a private copy being written: stays
+      'notes.txt': PARTIAL_KEEP_MS * 2, // not ours: stays
+    }
+    for (const [name, ms] of Object.entries(files)) {
+      await writeFile(`${d}/${name}`, 'partial')
+      age(name, ms)
+    }
+    await writeFile(`${d}/sha256-${hex('b')}.lock`, `${process.pid}\n`)
+    await writeFile(`${d}/sha256-${hex('f')}.lock`, '2147483646\n') // a dead process's lock, no partial: goes
+    const removed = await sweepDownloads(dir, now)
+    assert.deepEqual(removed.sort(), [`sha256-${hex('a')}`, `sha256-${hex('d')}.4242-0123456789abcdef`, `sha256-${hex('f')}.lock`].sort())
+    assert.deepEqual(readdirSync(d).sort(), [
+      'notes.txt', `sha256-${hex('b')}`, `sha256-${hex('b')}.lock`, `sha256-${hex('c')}`, `sha256-${hex('e')}.4242-0123456789abcdef`,
+    ].sort())
+    // a store that never pulled has no downloads folder: nothing to do
+    assert.deepEqual(await sweepDownloads(`${dir}/none`), [])
   } finally {
     await cleanup()
   }
