@@ -121,8 +121,11 @@ async function opaqueDirs(root: string, dirs: readonly string[]): Promise<Set<st
   return out
 }
 
-/** Changes from the tree `lower` to the tree `upper` (both full trees). Sorted by path. */
-export function compareTrees(lower: string, upper: string, opts: { signal?: AbortSignal } = {}): Change[] {
+/**
+ * Changes from the tree `lower` to the tree `upper` (both full trees; no `lower`: everything in
+ * `upper` is new). Sorted by path.
+ */
+export function compareTrees(lower: string | undefined, upper: string, opts: { signal?: AbortSignal } = {}): Change[] {
   const out: Change[] = []
   const addAll = (dir: string, rel: string): void => {
     for (const name of readdirSync(dir)) {
@@ -157,6 +160,13 @@ export function compareTrees(lower: string, upper: string, opts: { signal?: Abor
     // a directory with changes inside is itself reported as changed
     if (rel && !reported && out.length > before) out.push({ kind: 'C', path: rel })
   }
-  walk(lower, upper, '', false)
+  if (lower === undefined) {
+    for (const name of readdirSync(upper)) {
+      out.push({ kind: 'A', path: name })
+      if (lstatSync(`${upper}/${name}`).isDirectory()) addAll(`${upper}/${name}`, name)
+    }
+  } else {
+    walk(lower, upper, '', false)
+  }
   return sortByPath(out)
 }

@@ -4,7 +4,6 @@
  * native: the snapshot's full copy is compared with its parent's, so the cost follows the size
  * of the image (a walk of both trees, lstat only; file contents are read only for what changed).
  */
-import { mkdir } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import { CairnError } from '../errors/index.js'
 import { compareTrees, overlayChanges, type Change } from '../layer/changes.js'
@@ -17,8 +16,7 @@ export async function snapshotChanges(snapshotter: Snapshotter, key: string, opt
   if (upper !== undefined) return overlayChanges(upper, await snapshotter.lowerDirs(key), opts)
   const full = await snapshotter.fullDir(key)
   if (full === undefined) throw new CairnError('INVALID_ARGUMENT', `snapshot ${key} is not active`)
-  const lower = (await snapshotter.lowerDirs(key))[0] ?? (await emptyDir(full))
-  return compareTrees(lower, full, opts)
+  return compareTrees((await snapshotter.lowerDirs(key))[0], full, opts)
 }
 
 /** The changes of an active snapshot as an (uncompressed) layer tar with OCI whiteouts. */
@@ -34,10 +32,4 @@ export async function snapshotLayer(snapshotter: Snapshotter, key: string, opts:
     only: new Set(changes.filter((c) => c.kind !== 'D').map((c) => c.path)),
     deletions: changes.filter((c) => c.kind === 'D').map((c) => c.path),
   })
-}
-
-async function emptyDir(near: string): Promise<string> {
-  const d = `${near}/../../empty`
-  await mkdir(d, { recursive: true })
-  return d
 }

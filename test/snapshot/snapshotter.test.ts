@@ -191,6 +191,18 @@ for (const driver of ['overlay', 'native'] as StorageDriver[]) {
       await snap.remove('changer')
     })
 
+    test('a snapshot without a parent: everything in it is new', async (t) => {
+      if (!requireRoot(t, 'mounting snapshots')) return
+      const root = await mnt(await snap.prepare('scratch'), 'scratch')
+      writeFileSync(`${root}/a`, 'a')
+      mkdirSync(`${root}/d`)
+      writeFileSync(`${root}/d/b`, 'b')
+      const changes = (await snapshotChanges(snap, 'scratch')).map((c) => `${c.kind} /${c.path}`)
+      assert.deepEqual(changes, ['A /a', 'A /d', 'A /d/b'])
+      await unmount(root)
+      await snap.remove('scratch')
+    })
+
     test('a 125-layer image mounts and shows every layer', async (t) => {
       if (!requireRoot(t, 'mounting snapshots')) return
       const layers: Buffer[] = []
