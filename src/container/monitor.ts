@@ -75,7 +75,10 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
 
   let child: ChildProcess
   if (args.tty === 'inherit') {
-    child = spawn(rt.path, argv, { stdio: 'inherit' })
+    // the runtime drives the user's terminal (stdin: raw mode, window size) and copies the
+    // container's terminal to its stdout, which passes through here on its way to the
+    // terminal, so that the session is in the log too (as Docker keeps it)
+    child = spawn(rt.path, argv, { stdio: ['inherit', 'pipe', 'inherit'] })
   } else {
     const stdin = args.stdin === 'inherit' ? 'inherit' : args.stdin === 'hold' || args.tty === 'script' ? 'pipe' : 'ignore'
     if (args.tty === 'script') {
@@ -95,7 +98,7 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
   const held: { stream: LogStream; chunk: Buffer }[] = []
   let started = false
   let logWriter: JsonLogWriter | undefined
-  let forward = args.attach
+  let forward = args.attach || args.tty === 'inherit'
   const outOf = (s: LogStream): NodeJS.WriteStream => (s === 'stdout' ? process.stdout : process.stderr)
   for (const s of [process.stdout, process.stderr]) s.on('error', () => (forward = false))
   const deliver = (stream: LogStream, chunk: Buffer): void => {
@@ -149,7 +152,7 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
     return exitCodeForUser
   }
 
-  logWriter = args.tty === 'inherit' ? undefined : new JsonLogWriter(p.log)
+  logWriter = new JsonLogWriter(p.log)
   started = true
   for (const h of held.splice(0)) deliver(h.stream, h.chunk)
   engine.markRunning(id, pid, me)

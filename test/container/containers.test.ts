@@ -514,6 +514,11 @@ describe('containers: runtime and terminal', { concurrency: false }, () => {
     } finally {
       spawnSync('tmux', ['kill-session', '-t', session])
     }
+    // the terminal session is in the log, as Docker keeps it
+    const logs = (await s.cliOk(['logs', 'tty'])).stdout
+    assert.match(logs, /\/dev\/pts\/0\r?\n/)
+    assert.match(logs, /^30 100\r?$/m)
+    assert.match(logs, /^xterm\r?$/m)
     // -dit keeps the shell alive for later exec
     await s.cliOk(['run', '-dit', '--name', 'bg-tty', 'busybox', 'sh'])
     await sleep(300)
