@@ -12,7 +12,7 @@
 import { pipeline } from 'node:stream/promises'
 import { PassThrough, Readable, Transform } from 'node:stream'
 import { byteCounter } from '../util/stream.js'
-import { CairnError } from '../errors/index.js'
+import { CairnError, hasCode } from '../errors/index.js'
 import { digestHex, digestOf, type Digest } from '../oci/digest.js'
 import { MediaTypes, layerCompression, layerMediaType, type Compression } from '../oci/mediatype.js'
 import type { Descriptor, ImageConfig, ImageManifest } from '../oci/types.js'
@@ -292,7 +292,7 @@ class Pusher {
       const r = await this.repo.startUpload(sig)
       if (!r.mounted) session = { location: r.location, offset: r.offset }
     } catch (err) {
-      if (signal?.aborted || (err instanceof CairnError && err.code === 'ABORTED')) throw err
+      if (signal?.aborted || hasCode(err, 'ABORTED')) throw err
       // no upload now: compress, then push the usual way (which reports the error if it persists)
     }
     if (!session) return this.compress(image, plain, want, mediaType)
@@ -354,7 +354,7 @@ class Pusher {
         await this.repo.finishUpload(last, staged.digest, sig)
         return { digest: staged.digest, size: staged.size, sent }
       } catch (err) {
-        if (signal?.aborted || (err instanceof CairnError && err.code === 'ABORTED')) throw err
+        if (signal?.aborted || hasCode(err, 'ABORTED')) throw err
       }
     }
     await this.repo.cancelUpload(last ?? session, signal).catch(() => undefined)
