@@ -10,7 +10,7 @@
  * resolved from `node_modules` as usual.
  */
 import { build } from 'esbuild'
-import { rm } from 'node:fs/promises'
+import { copyFile, rm } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
@@ -33,3 +33,5 @@ await build({
   sourcemap: 'linked',
   logLevel: 'warning',
 })
+// the code-cache launcher (src/cli/launch.cts, compiled by tsc) goes beside the bundles it starts
+await copyFile(`${PROJECT}build/src/cli/launch.cjs`, `${OUT}/launch.cjs`)

@@ -1,8 +1,9 @@
 /**
- * Starts a bundled entry point of Cairn (`build/cli/main.cjs`) with a V8 code cache, so that a
- * command does not compile the same JavaScript again at every start:
+ * Starts a bundled entry point of Cairn (`build/cli/main.cjs`, or the monitor `shim.cjs`) with a
+ * V8 code cache, so that a command does not compile the same JavaScript again at every start
+ * (the bundle step copies this file beside the bundles):
  *
- *   node build/src/cli/launch.cjs build/cli/main.cjs ARGS…
+ *   node build/cli/launch.cjs build/cli/main.cjs ARGS…
  *
  * On Node.js ≥ 22.1 this is `module.enableCompileCache()`. On older versions the bundle is
  * compiled through `vm.Script` with the cached data of an earlier run of the same command word
@@ -49,7 +50,9 @@ function runWithCache(): void {
   // V8 checks cached data against the source's length only: the name holds the bundle's size
   // and modification time, so that a rebuilt bundle never meets the code of the old one
   const st = fs.statSync(bundle)
-  const cacheFile = path.join(cacheDir, `${path.basename(bundle)}.${commandWord(process.argv.slice(2))}.${st.size}-${Math.floor(st.mtimeMs)}`)
+  // the command's functions differ by command word; another bundle (the monitor) has one cache
+  const word = path.basename(bundle) === 'main.cjs' ? commandWord(process.argv.slice(2)) : '_'
+  const cacheFile = path.join(cacheDir, `${path.basename(bundle)}.${word}.${st.size}-${Math.floor(st.mtimeMs)}`)
   let cachedData: Buffer | undefined
   try {
     cachedData = fs.readFileSync(cacheFile)

@@ -438,7 +438,7 @@ export class ContainerEngine {
     // a detached monitor's own stderr (a crash, say) goes to its log
     const shimErr = args.attach || tty === 'inherit' ? undefined : openSync(this.paths(id).shimLog, 'a', 0o600)
     try {
-      child = fits && standby ? standby.take(args) : spawn(process.execPath, [SHIM, JSON.stringify(args)], {
+      child = fits && standby ? standby.take(args) : spawn(process.execPath, [...SHIM, JSON.stringify(args)], {
         detached: tty !== 'inherit',
         stdio: tty === 'inherit' ? ['inherit', 'inherit', 'inherit', 'pipe'] : [stdinMode, args.attach ? 'pipe' : 'ignore', shimErr ?? 'pipe', 'pipe'],
         cwd: '/',

@@ -11,8 +11,15 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import type { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 
-/** The monitor's entry point: next to this module in the library's build, `shim.cjs` beside the bundled command. */
-export const SHIM = fileURLToPath(new URL(import.meta.url.endsWith('.cjs') ? './shim.cjs' : './shim.js', import.meta.url))
+const BUNDLED = import.meta.url.endsWith('.cjs')
+
+/**
+ * The monitor's entry point, as arguments to node: `shim.js` next to this module in the
+ * library's build; beside the bundled command, `shim.cjs` through the code-cache launcher.
+ */
+export const SHIM: readonly string[] = BUNDLED
+  ? [fileURLToPath(new URL('./launch.cjs', import.meta.url)), fileURLToPath(new URL('./shim.cjs', import.meta.url))]
+  : [fileURLToPath(new URL('./shim.js', import.meta.url))]
 
 /** The argument that makes a monitor wait for its orders on fd 3. */
 export const STANDBY_ARG = '--standby'
@@ -36,7 +43,7 @@ export class MonitorStandby {
   private constructor(readonly child: ChildProcess) {}
 
   static start(): MonitorStandby {
-    const child = spawn(process.execPath, [SHIM, STANDBY_ARG], {
+    const child = spawn(process.execPath, [...SHIM, STANDBY_ARG], {
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
       cwd: '/',
