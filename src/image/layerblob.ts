@@ -1,7 +1,8 @@
 /**
  * Turning an uncompressed layer tar stream into a stored layer blob in one streaming pass:
  * the diffID (sha256 of the tar) is computed as the bytes flow into the compressor, and the
- * digest (sha256 of the compressed bytes) as they flow into the content store.
+ * digest (sha256 of the compressed bytes) as they flow into the content store. An uncompressed
+ * layer is hashed once: its digest is its diffID.
  */
 import type { Readable } from 'node:stream'
 import { byteCounter, pipeAll } from '../util/stream.js'
@@ -24,15 +25,17 @@ export async function stageLayerTar(
   opts: { compression: Compression; signal?: AbortSignal; onBytes?: (uncompressed: number) => void },
 ): Promise<StagedLayer> {
   const ingest = await content.ingest()
-  const diff = new HashingStream()
+  // stored uncompressed, the blob is the tar: the store's own hash is the diffID (one pass, not two)
+  const diff = opts.compression === 'none' ? undefined : new HashingStream()
   try {
-    const steps: unknown[] = [tar, diff]
+    const steps: unknown[] = [tar]
+    if (diff) steps.push(diff)
     if (opts.onBytes) steps.push(byteCounter(opts.onBytes))
     if (opts.compression !== 'none') steps.push(compressStream(opts.compression))
     steps.push(ingest.stream)
     await pipeAll(steps, opts.signal)
     const staged = await ingest.stage()
-    return { staged, diffId: diff.digest, diffSize: diff.size, compression: opts.compression }
+    return { staged, diffId: diff ? diff.digest : staged.digest, diffSize: diff ? diff.size : staged.size, compression: opts.compression }
   } catch (err) {
     await ingest.abort()
     throw err
