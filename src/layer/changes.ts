@@ -9,6 +9,7 @@
  */
 import { lstatSync, readdirSync, type Stats } from 'node:fs'
 import { throwIfAborted } from '../errors/index.js'
+import { sortByUtf8 } from '../util/sort.js'
 import { readXattrsOf } from './sys.js'
 import { OVERLAY_OPAQUE_XATTR } from './whiteout.js'
 
@@ -34,16 +35,9 @@ function isWhiteout(st: Stats): boolean {
   return st.isCharacterDevice() && st.rdev === 0
 }
 
-/**
- * Sorts changes by the bytes of their (UTF-8) paths. JavaScript compares strings by UTF-16 code
- * units, which is the same order unless a path holds a character beyond U+FFFF (surrogates sort
- * below U+E000–U+FFFF in UTF-16, above them in UTF-8): only then are the paths encoded.
- */
+/** Sorts changes by the bytes of their paths. */
 function sortByPath(changes: Change[]): Change[] {
-  if (!changes.some((c) => /[\uD800-\uDFFF]/.test(c.path))) return changes.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0))
-  const keyed = changes.map((c) => ({ c, k: Buffer.from(c.path) }))
-  keyed.sort((x, y) => Buffer.compare(x.k, y.k))
-  return keyed.map((x) => x.c)
+  return sortByUtf8(changes, (c) => c.path)
 }
 
 /** Docker's `statDifferent`. */

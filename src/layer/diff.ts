@@ -7,6 +7,7 @@ import { lstat, open, realpath } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Readable } from 'node:stream'
 import { CairnError, isErrno, throwIfAborted } from '../errors/index.js'
+import { sortByUtf8 } from '../util/sort.js'
 import { readXattrTree } from './sys.js'
 import { writeTar, type TarEntryInput, type TarEntryType, type TarHeaderInit } from './tar.js'
 import { OVERLAY_XATTR_PREFIXES, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.js'
@@ -103,9 +104,6 @@ function isOverlayWhiteout(st: Stats): boolean {
   return st.isCharacterDevice() && st.rdev === 0
 }
 
-function byteOrder(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'))
-}
 
 /** The xattrs to store for a path: overlayfs' private ones are dropped; metacopy/redirect upper dirs are refused. */
 function storedXattrs(ctx: WalkContext, hostPath: string, rel: string): Map<string, Buffer> {
@@ -154,7 +152,7 @@ function listChildren(ctx: WalkContext, hostDir: string, relDir: string): Child[
   for (const name of ctx.deleted.get(parent) ?? []) {
     children.push({ name, outName: WHITEOUT_PREFIX + name, hostPath: join(hostDir, name), st: lstatSync(hostDir), whiteout: true, deletion: true })
   }
-  if (ctx.opts.sorted ?? true) children.sort((a, b) => byteOrder(a.outName, b.outName))
+  if (ctx.opts.sorted ?? true) sortByUtf8(children, (c) => c.outName)
   return children
 }
 
@@ -204,7 +202,7 @@ async function* walk(ctx: WalkContext, hostDir: string, relDir: string): AsyncGe
         else if (size <= SMALL_FILE) yield { header, body: readSmallFile(child.hostPath, size, rel) }
         else {
           const fh = await open(child.hostPath, constants.O_RDONLY | constants.O_NOFOLLOW)
-          yield { header, body: fh.createReadStream({ start: 0, end: size - 1 }) }
+          yield { header, body: fh.createReadStream({ start: 0, end: size - 1, highWaterMark: 1 << 20 }) }
         }
         break
       }

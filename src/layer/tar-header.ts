@@ -8,6 +8,7 @@
  */
 import { posix } from 'node:path'
 import { CairnError } from '../errors/index.js'
+import { sortByUtf8 } from '../util/sort.js'
 
 export const BLOCK_SIZE = 512
 
@@ -500,7 +501,7 @@ function encodeBlock(fields: {
 
 /** Encodes PAX records (sorted by key for determinism) as the data of an 'x' entry. */
 export function encodePaxRecords(records: ReadonlyMap<string, Buffer>): Buffer {
-  const keys = [...records.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
+  const keys = sortByUtf8([...records.keys()], (k) => k)
   const parts: Buffer[] = []
   for (const key of keys) {
     const value = records.get(key) as Buffer
