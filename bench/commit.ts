@@ -85,6 +85,8 @@ async function main(): Promise<void> {
           // the same image pushed again with zstd, to a repository where nothing exists yet
           const ztag = `${reg}/cairn-zstd/commit:${i}`
           await exec(run(['tag', tag, ztag]))
+          // as before every timed step: the gzip push's writeback is not this measurement's
+          await exec({ cmd: 'sync', args: [] })
           const zpush = await exec(run(['push', '--compression', 'zstd', ztag]))
           add('cairn commit+push zstd', commit.wallS + zpush.wallS)
         }

