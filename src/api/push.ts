@@ -20,6 +20,7 @@ import { formatReference, parseReference, repositoryName, type Reference } from 
 import { compressStream } from '../layer/compression.js'
 import { serializeManifest } from '../image/manifest.js'
 import type { ImageRecord, ImageStore, StoredLayer } from '../image/store.js'
+import type { StagedBlob } from '../content/store.js'
 import { loadRemoteConfig, type RemoteConfig } from '../remote/config.js'
 import { Registry, type Repository, type UploadSession } from '../remote/client.js'
 import type { Credentials } from '../remote/credentials.js'
@@ -287,15 +288,23 @@ class Pusher {
     const id = short(plain.diffId)
     const signal = this.opts.signal
     const sig = signal ? { signal } : {}
+    // the store's side first: once the upload has started, nothing may fail before it is fed
+    const ingest = await this.store.content.ingest()
     let session: UploadSession | undefined
     try {
       const r = await this.repo.startUpload(sig)
       if (!r.mounted) session = { location: r.location, offset: r.offset }
     } catch (err) {
-      if (signal?.aborted || hasCode(err, 'ABORTED')) throw err
+      if (signal?.aborted || hasCode(err, 'ABORTED')) {
+        await ingest.abort()
+        throw err
+      }
       // no upload now: compress, then push the usual way (which reports the error if it persists)
     }
-    if (!session) return this.compress(image, plain, want, mediaType)
+    if (!session) {
+      await ingest.abort()
+      return this.compress(image, plain, want, mediaType)
+    }
     const toRegistry = new PassThrough({ highWaterMark: 1 << 20 })
     let alive = true
     let waiting: (() => void) | undefined
@@ -332,9 +341,8 @@ class Pusher {
         cb()
       },
     })
-    const ingest = await this.store.content.ingest()
     const tap = byteCounter((n) => emit(this.opts, { id, status: 'Pushing', current: n, total: plain.diffSize }))
-    let staged
+    let staged: StagedBlob
     try {
       const compressor = want === 'gzip' ? parallelGzip() : compressStream(want)
       await pipeline(await this.store.content.read(plain.digest), tap, compressor, tee, ingest.stream, sig)
