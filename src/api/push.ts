@@ -357,6 +357,10 @@ class Pusher {
     }
     this.store.addLayerBlob(image.id, { staged, diffId: plain.diffId, mediaType, size: plain.size, diffSize: plain.diffSize })
     const last = await uploaded
+    if (signal?.aborted) {
+      await this.repo.cancelUpload(last ?? session).catch(() => undefined)
+      throw new CairnError('ABORTED', 'operation aborted')
+    }
     if (last && alive) {
       try {
         await this.repo.finishUpload(last, staged.digest, sig)

@@ -12,7 +12,7 @@ import { CairnError, isCairnError } from '../errors/index.js'
 import { digestOf, isDigest, parseDigest, type Digest } from '../oci/digest.js'
 import { apiHost, defaultRemoteConfig, isInsecure, type RemoteConfig } from './config.js'
 import { Authorizer, repositoryScope } from './auth.js'
-import { DockerCredentials, type Credentials } from './credentials.js'
+import { DockerCredentials, dockerConfigDir, type Credentials } from './credentials.js'
 import { isTemporary, networkError, registryError, type Subject } from './errors.js'
 import { Transport, type HttpResponse, type RequestBody } from './http.js'
 
@@ -84,7 +84,7 @@ export class Registry {
       ? given
       : given !== undefined
         ? async () => given
-        : async () => new DockerCredentials(undefined, opts.env).get(domain)
+        : async () => new DockerCredentials(dockerConfigDir(opts.env), opts.env).get(domain)
     this.auth = new Authorizer(this.transport, () => (memo ??= source()))
   }
 

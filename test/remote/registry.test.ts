@@ -17,6 +17,7 @@ import { Registry } from '../../src/remote/client.js'
 import { defaultRemoteConfig } from '../../src/remote/config.js'
 import { MediaTypes } from '../../src/oci/mediatype.js'
 import { digestOf } from '../../src/oci/digest.js'
+import { Cairn, hasCode } from '../../src/index.js'
 
 const USER = { username: 'alice', password: 'correct horse' }
 const MiB = 1 << 20
@@ -361,6 +362,31 @@ describe('registry client against docker-registry (distribution 2.8)', () => {
     const again = await cairnOk(other, ['push', `${proxy.host}/stream/img:2`], { env: plainEnv })
     assert.match(again.stdout, /: Layer already exists$/m)
     assert.equal(proxy.uploadBytes, 0)
+    proxy.reset()
+  })
+
+  test('a push aborted while its layer streams ends ABORTED, leaves no partial file, and the next push works', async (t) => {
+    if (!ready(t)) return
+    assert.ok(reg && proxy)
+    const plainEnv = { ...env, CAIRN_CONFIG: `${dir}/none.json` }
+    const root = store()
+    await writeFile(`${dir}/abort.tar`, await randomLayer(8 * MiB))
+    const target = `${proxy.host}/abort/img:1`
+    await cairnOk(root, ['import', `${dir}/abort.tar`, target], { env: plainEnv })
+    // the proxy holds the streamed PATCH (it reads the body, and never answers)
+    proxy.reset({ stallUpload: { afterPatches: 0 } })
+    const lib = await Cairn.open({ root })
+    try {
+      const ac = new AbortController()
+      void proxy.stalled.then(() => setTimeout(() => ac.abort(), 300))
+      await assert.rejects(lib.push(target, { signal: ac.signal, env: plainEnv, config: defaultRemoteConfig() }), (err: unknown) => hasCode(err, 'ABORTED'))
+      assert.deepEqual(readdirSync(`${root}/ingest`), [], 'no half-written blob is left')
+    } finally {
+      lib.close()
+    }
+    proxy.reset()
+    const r = await cairnOk(root, ['push', target], { env: plainEnv })
+    assert.match(r.stdout, /: Pushed$/m)
     proxy.reset()
   })
 
