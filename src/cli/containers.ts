@@ -11,7 +11,8 @@ import type { BatchResult, ContainerSummary, RunOptions } from '../api/container
 import type { CreateOptions, ExecOptions } from '../container/engine.js'
 import { ago, ellipsis, renderTable, shortId } from '../util/format.js'
 import { randomName } from '../util/fs.js'
-import { collect, withStore } from './context.js'
+import { collect, interruptSignal, withStore } from './context.js'
+import { familiarString, parseReference } from '../oci/reference.js'
 import { takeStandby } from './standby.js'
 import { formatRows } from './template.js'
 
@@ -36,6 +37,7 @@ interface CreateFlags {
   storageDriver?: string
   rm?: boolean
   detach?: boolean
+  pull?: string
 }
 
 const RUNTIME_HELP = 'OCI runtime: crun or runc (or a path); default crun when it works on this machine, else runc'
@@ -55,6 +57,7 @@ function addCreateOptions(c: Command, run: boolean): Command {
     .option('--runtime <name>', RUNTIME_HELP)
     .option('--storage-driver <driver>', 'overlay or native (default: the store\'s)')
     .option('--rm', 'automatically remove the container when it exits')
+    .option('--pull <policy>', 'pull the image before creating: "missing" (the default), "always" or "never"', 'missing')
     .argument('<image>')
     .argument('[command...]', 'command and arguments')
     .passThroughOptions()
@@ -80,6 +83,31 @@ function createOptions(image: string, command: string[], f: CreateFlags, cmd: Co
   if (f.interactive) o.interactive = true
   if (f.rm) o.autoRemove = true
   return o
+}
+
+/**
+ * Docker's `--pull` for create and run: an image that is not in the store is pulled first
+ * (`missing`, after "Unable to find image '…' locally"), or every time (`always`), or never.
+ * Pull progress goes to stderr, as with Docker, so that stdout holds only what the command prints.
+ */
+async function ensureImage(store: ImageStore, image: string, policy: string | undefined): Promise<void> {
+  const how = policy ?? 'missing'
+  if (how !== 'missing' && how !== 'always' && how !== 'never') {
+    throw new CairnError('INVALID_ARGUMENT', `invalid pull policy ${JSON.stringify(how)}: "missing", "always" or "never"`)
+  }
+  if (how === 'never') return
+  if (how === 'missing') {
+    if (store.tryResolve(image)) return
+    const ref = parseReference(image)
+    process.stderr.write(`Unable to find image '${familiarString(ref.tag === undefined && ref.digest === undefined ? { ...ref, tag: 'latest' } : ref)}' locally\n`)
+  }
+  const [{ pullImage }, { TransferRenderer }] = await Promise.all([import('../api/pull.js'), import('./remote.js')])
+  const renderer = new TransferRenderer(process.stderr)
+  try {
+    await pullImage(store, image, { signal: interruptSignal(), onProgress: renderer.onProgress })
+  } finally {
+    renderer.finish()
+  }
 }
 
 /** Prints an error as Docker does and returns the exit code it carries (or `fallback`). */
@@ -166,6 +194,7 @@ function register(parent: Command, managed: boolean): void {
     .action(async (image: string, command: string[], f: CreateFlags, cmd: Command) => {
       await withStore(cmd, async (store) => {
         try {
+          await ensureImage(store, image, f.pull)
           const r = await (await api()).createContainer(store, createOptions(image, command, f, cmd))
           process.stdout.write(`${r.id}\n`)
         } catch (err) {
@@ -181,6 +210,7 @@ function register(parent: Command, managed: boolean): void {
           if (f.tty && f.interactive && !f.detach && process.stdin.isTTY !== true) {
             throw new CairnError('INVALID_ARGUMENT', 'the input device is not a TTY', { detail: { exitCode: 1 } })
           }
+          await ensureImage(store, image, f.pull)
           let unproxy: (() => void) | undefined
           const o: RunOptions = { ...createOptions(image, command, f, cmd), detach: f.detach ?? false, terminal: isTerminal() }
           if (f.interactive && !f.detach) o.stdin = 'inherit'
