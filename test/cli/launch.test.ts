@@ -75,7 +75,7 @@ test('run: the standby monitor serves an attached run, and one not needed goes a
   try {
     const root = `${dir}/store`
     // an image that does not exist: the standby started for it ends with the command
-    const missing = await cairn(root, ['run', '--rm', 'no-such-image:1', 'true'], { env })
+    const missing = await cairn(root, ['run', '--rm', '--pull', 'never', 'no-such-image:1', 'true'], { env })
     assert.equal(missing.code, 125)
     assert.match(missing.stderr, /No such image/)
     assert.deepEqual(await settle(), [])

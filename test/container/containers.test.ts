@@ -438,7 +438,9 @@ suite('container engine: nothing left behind', undefined, false, (store) => {
       if (!c) return
       const before = inventory(c.root)
       const cases: [string[], number, RegExp][] = [
-        [['run', 'no-such-image'], 125, /No such image: no-such-image/],
+        [['run', '--pull', 'never', 'no-such-image'], 125, /No such image: no-such-image/],
+        // a missing image is pulled first (as Docker does); a registry that is not there is the error
+        [['run', '127.0.0.1:1/no/such:1'], 125, /^Unable to find image '127\.0\.0\.1:1\/no\/such:1' locally\n[\s\S]*Error: .*ECONNREFUSED/],
         [['run', 'busybox', 'no-such-command'], 127, /exec: "no-such-command": executable file not found in \$PATH/],
         [['run', 'busybox', '/usr/share/cairn/hello.txt'], 126, /permission denied/],
         [['run', 'busybox', '/nope/x'], 127, /stat \/nope\/x: no such file or directory/],
