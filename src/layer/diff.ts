@@ -104,7 +104,6 @@ function isOverlayWhiteout(st: Stats): boolean {
   return st.isCharacterDevice() && st.rdev === 0
 }
 
-
 /** The xattrs to store for a path: overlayfs' private ones are dropped; metacopy/redirect upper dirs are refused. */
 function storedXattrs(ctx: WalkContext, hostPath: string, rel: string): Map<string, Buffer> {
   const all = ctx.xattrs.get(hostPath)

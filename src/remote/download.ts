@@ -222,7 +222,6 @@ async function sizeOf(path: string): Promise<number> {
   }
 }
 
-/** An exclusive lock file holding our pid; a dead holder's lock is taken over. False if a live process holds it. */
 /** How long a resumable partial download is kept without a write before `sweepDownloads` removes it. */
 export const PARTIAL_KEEP_MS = 7 * 24 * 3600 * 1000
 /** Private copies (`<digest>.<random>`, made while another process held the digest) are never resumed. */
@@ -275,6 +274,7 @@ export async function sweepDownloads(storeRoot: string, now = Date.now()): Promi
   return removed
 }
 
+/** An exclusive lock file holding our pid; a dead holder's lock is taken over. False if a live process holds it. */
 async function takeLock(path: string): Promise<boolean> {
   for (let i = 0; i < 3; i++) {
     try {
