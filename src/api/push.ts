@@ -20,7 +20,7 @@ import { formatReference, parseReference, repositoryName, type Reference } from 
 import { compressStream } from '../layer/compression.js'
 import { serializeManifest } from '../image/manifest.js'
 import type { ImageRecord, ImageStore, StoredLayer } from '../image/store.js'
-import type { StagedBlob } from '../content/store.js'
+import type { Ingest } from '../content/store.js'
 import { loadRemoteConfig, type RemoteConfig } from '../remote/config.js'
 import { Registry, type Repository, type UploadSession } from '../remote/client.js'
 import type { Credentials } from '../remote/credentials.js'
@@ -210,7 +210,7 @@ class Pusher {
       const { plain, want, mediaType } = wanted.compress
       // as Docker does: the compressed bytes go to the registry as they are made (one streamed
       // PATCH), unless uploads are to be chunked; either way they are kept in the store
-      const made = this.chunkSize <= 0 ? await this.compressAndUpload(image, plain, want, mediaType) : await this.compress(image, plain, want, mediaType)
+      const made: { digest: Digest; size: number; sent?: number } = this.chunkSize <= 0 ? await this.compressAndUpload(image, plain, want, mediaType) : await this.compress(image, plain, want, mediaType)
       blob = { descriptor: { mediaType, digest: made.digest, size: made.size }, local: true }
       streamed = made.sent
     } else {
@@ -285,7 +285,6 @@ class Pusher {
    * is undefined: the caller then pushes the stored blob the usual way (which can resume).
    */
   private async compressAndUpload(image: ImageRecord, plain: StoredLayer, want: Exclude<Compression, 'none'>, mediaType: string): Promise<{ digest: Digest; size: number; sent?: number }> {
-    const id = short(plain.diffId)
     const signal = this.opts.signal
     const sig = signal ? { signal } : {}
     // the store's side first: once the upload has started, nothing may fail before it is fed
@@ -301,10 +300,7 @@ class Pusher {
       }
       // no upload now: compress, then push the usual way (which reports the error if it persists)
     }
-    if (!session) {
-      await ingest.abort()
-      return this.compress(image, plain, want, mediaType)
-    }
+    if (!session) return this.compress(image, plain, want, mediaType, { ingest })
     const toRegistry = new PassThrough({ highWaterMark: 1 << 20 })
     let alive = true
     let waiting: (() => void) | undefined
@@ -341,21 +337,15 @@ class Pusher {
         cb()
       },
     })
-    const tap = byteCounter((n) => emit(this.opts, { id, status: 'Pushing', current: n, total: plain.diffSize }))
-    let staged: StagedBlob
+    let made: { digest: Digest; size: number }
     try {
-      const compressor = want === 'gzip' ? parallelGzip() : compressStream(want)
-      await pipeline(await this.store.content.read(plain.digest), tap, compressor, tee, ingest.stream, sig)
-      staged = await ingest.stage()
+      made = await this.compress(image, plain, want, mediaType, { ingest, tee })
     } catch (err) {
       alive = false
       toRegistry.destroy()
-      await ingest.abort()
       await this.repo.cancelUpload(session, signal).catch(() => undefined)
-      if (signal?.aborted) throw new CairnError('ABORTED', 'operation aborted', { cause: err })
       throw err
     }
-    this.store.addLayerBlob(image.id, { staged, diffId: plain.diffId, mediaType, size: plain.size, diffSize: plain.diffSize })
     const last = await uploaded
     if (signal?.aborted) {
       await this.repo.cancelUpload(last ?? session).catch(() => undefined)
@@ -363,26 +353,32 @@ class Pusher {
     }
     if (last && alive) {
       try {
-        await this.repo.finishUpload(last, staged.digest, sig)
-        return { digest: staged.digest, size: staged.size, sent }
+        await this.repo.finishUpload(last, made.digest, sig)
+        return { ...made, sent }
       } catch (err) {
         if (signal?.aborted || hasCode(err, 'ABORTED')) throw err
       }
     }
     await this.repo.cancelUpload(last ?? session, signal).catch(() => undefined)
-    return { digest: staged.digest, size: staged.size }
+    return made
   }
 
-  private async compress(image: ImageRecord, plain: StoredLayer, want: Exclude<Compression, 'none'>, mediaType: string): Promise<{ digest: Digest; size: number; sent?: number }> {
+  /**
+   * Compresses a stored uncompressed layer into the store (into `ingest`, or a new one) and
+   * records the compressed blob as another blob of that layer. With `tee` (a streamed upload),
+   * the compressed bytes pass through it on their way and progress reads `Pushing`.
+   */
+  private async compress(image: ImageRecord, plain: StoredLayer, want: Exclude<Compression, 'none'>, mediaType: string, opts: { ingest?: Ingest; tee?: Transform } = {}): Promise<{ digest: Digest; size: number }> {
     const id = short(plain.diffId)
     const signal = this.opts.signal
-    const ingest = await this.store.content.ingest()
-    const total = plain.diffSize
-    const tap = byteCounter((n) => emit(this.opts, { id, status: 'Preparing', current: n, total }))
+    const ingest = opts.ingest ?? (await this.store.content.ingest())
+    const status = opts.tee ? 'Pushing' : 'Preparing'
+    const tap = byteCounter((n) => emit(this.opts, { id, status, current: n, total: plain.diffSize }))
     try {
       // gzip in blocks on every core (see remote/pgzip.ts); zstd as the layer codec makes it
       const compressor = want === 'gzip' ? parallelGzip() : compressStream(want)
-      await pipeline(await this.store.content.read(plain.digest), tap, compressor, ingest.stream, signal ? { signal } : {})
+      const steps = opts.tee ? [tap, compressor, opts.tee] : [tap, compressor]
+      await pipeline([await this.store.content.read(plain.digest), ...steps, ingest.stream], signal ? { signal } : {})
       const staged = await ingest.stage()
       this.store.addLayerBlob(image.id, { staged, diffId: plain.diffId, mediaType, size: plain.size, diffSize: plain.diffSize })
       return { digest: staged.digest, size: staged.size }
