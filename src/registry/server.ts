@@ -18,7 +18,7 @@
 import { randomBytes } from 'node:crypto'
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
-import type { AddressInfo, Socket } from 'node:net'
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net'
 import type { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { KeyObject } from 'node:crypto'
@@ -156,6 +156,18 @@ const UPLOAD_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 const MAX_PAGE = 10_000
 const EMPTY_DIGEST: Digest = 'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
 
+/** Starts `server` listening; resolves with the port it got (port 0: a free one), rejects on EADDRINUSE and the like. */
+export async function listenOn(server: NetServer, port: number, host: string): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  return (server.address() as AddressInfo).port
+}
+
 export async function startRegistry(opts: RegistryOptions = {}): Promise<RunningRegistry> {
   const storage = opts.storage ?? new FilesystemStorage(opts.root ?? requireRoot())
   await storage.init()
@@ -181,14 +193,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Running
     else socket.destroy()
   })
   const host = opts.host ?? '127.0.0.1'
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(opts.port ?? 5000, host, () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
-  const port = (server.address() as AddressInfo).port
+  const port = await listenOn(server, opts.port ?? 5000, host)
   const scheme = opts.tls ? 'https' : 'http'
   const urlHost = host.includes(':') ? `[${host}]` : host
   app.defaultAuthority = `${urlHost}:${port}`

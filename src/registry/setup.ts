@@ -5,13 +5,13 @@
 import { readFile } from 'node:fs/promises'
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
-import type { AddressInfo, Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import type { Writable } from 'node:stream'
 import { CairnError } from '../errors/index.js'
 import { AccessPolicy, type AccessConfig } from './access.js'
 import { generateSigningKeyPem, Htpasswd, privateKeyFromPem, publicKeyFromPem, TokenSigner } from './auth.js'
 import { parseListen, type RegistryConfig } from './config.js'
-import { startRegistry, type AccessLogEntry, type RegistryOptions, type RunningRegistry, type TokenAuthOptions } from './server.js'
+import { listenOn, startRegistry, type AccessLogEntry, type RegistryOptions, type RunningRegistry, type TokenAuthOptions } from './server.js'
 import { sendTokenResult, TokenService } from './token.js'
 
 async function readPem(path: string, what: string): Promise<Buffer> {
@@ -159,14 +159,7 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<Runnin
     s.once('close', () => sockets.delete(s))
   })
   const host = opts.host ?? '127.0.0.1'
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(opts.port ?? 5001, host, () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
-  const port = (server.address() as AddressInfo).port
+  const port = await listenOn(server, opts.port ?? 5001, host)
   const urlHost = host.includes(':') ? `[${host}]` : host
   const url = `${opts.tls ? 'https' : 'http'}://${urlHost}:${port}`
   return {

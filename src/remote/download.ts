@@ -245,10 +245,7 @@ export async function sweepDownloads(storeRoot: string, now = Date.now()): Promi
   const drop = async (name: string): Promise<void> => {
     await unlink(`${dir}/${name}`).then(() => removed.push(name), () => undefined)
   }
-  const liveLock = async (name: string): Promise<boolean> => {
-    const pid = Number((await readFile(`${dir}/${name}.lock`, 'utf8').catch(() => '')).trim())
-    return Number.isInteger(pid) && pid > 0 && alive(pid)
-  }
+  const liveLock = (name: string): Promise<boolean> => lockHeldByLiveProcess(`${dir}/${name}.lock`)
   for (const name of names) {
     const m = /^([a-z0-9]+-[a-f0-9]+)(\.lock|\.[A-Za-z0-9-]+)?$/.exec(name)
     if (!m) continue
@@ -284,12 +281,17 @@ async function takeLock(path: string): Promise<boolean> {
       return true
     } catch (err) {
       if (!isErrno(err, 'EEXIST')) throw err
-      const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim())
-      if (Number.isInteger(pid) && pid > 0 && (pid === process.pid || alive(pid))) return false
+      if (await lockHeldByLiveProcess(path)) return false
       await unlink(path).catch(() => undefined)
     }
   }
   return false
+}
+
+/** Whether the lock file names a process that is alive (this one included). */
+async function lockHeldByLiveProcess(path: string): Promise<boolean> {
+  const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim())
+  return Number.isInteger(pid) && pid > 0 && alive(pid)
 }
 
 function alive(pid: number): boolean {
