@@ -22,19 +22,13 @@ const api = (): Promise<typeof import('../api/containers.js')> => import('../api
 /** Docker's exit codes: 125 the engine failed, 126 the command cannot run, 127 it was not found. */
 const EXIT_ENGINE = 125
 
-interface CreateFlags {
-  interactive?: boolean
-  tty?: boolean
-  name?: string
-  env?: string[]
-  workdir?: string
-  user?: string
-  entrypoint?: string
-  hostname?: string
-  network?: string
+/** The flags of create and run: CreateOptions' own fields where the names agree, then the CLI's. */
+type CreateFlags = Pick<CreateOptions, 'interactive' | 'tty' | 'name' | 'env' | 'workdir' | 'user' | 'entrypoint' | 'hostname' | 'network' | 'runtime'> & {
+  /** `-v`, repeatable (CreateOptions.volumes). */
   volume?: string[]
-  runtime?: string
+  /** Checked here (CreateOptions.storageDriver is typed). */
   storageDriver?: string
+  /** `--rm` (CreateOptions.autoRemove). */
   rm?: boolean
   detach?: boolean
   pull?: string
