@@ -7,8 +7,6 @@
  *   console.log(cairn.images())
  *   cairn.close()
  */
-import { createReadStream, createWriteStream } from 'node:fs'
-import { rename, rm } from 'node:fs/promises'
 import type { Readable, Writable } from 'node:stream'
 import { ImageStore } from './image/store.js'
 import { defaultRoot } from './api/root.js'
@@ -22,7 +20,7 @@ import { saveImages, type SaveOptions } from './api/save.js'
 import { loadImages, type LoadResult } from './api/load.js'
 import type { OperationOptions } from './api/events.js'
 import type { Digest } from './oci/digest.js'
-import { randomName } from './util/fs.js'
+import { openInputFile, writeOutputFile } from './util/userfiles.js'
 import { commitContainer, commitSnapshot, type CommitContainerOptions, type CommitOptions, type CommitResult, type CommitSource } from './api/commit.js'
 import {
   containerDiff, containerLogs, copyFromContainer, copyToContainer, createContainer, execInContainer, exportContainer, inspectContainer,
@@ -62,7 +60,7 @@ export class Cairn {
 
   /** `cairn import`: a root filesystem tarball (path, or a stream) becomes a one-layer image. */
   async import(source: string | Readable, opts: ImportOptions = {}): Promise<ImportResult> {
-    const stream = typeof source === 'string' ? createReadStream(source, { highWaterMark: 1 << 20 }) : source
+    const stream = typeof source === 'string' ? await openInputFile(source) : source
     const o: ImportOptions = typeof source === 'string' && opts.sourceName === undefined ? { ...opts, sourceName: source } : opts
     return importImage(this.store, stream, o)
   }
@@ -91,19 +89,12 @@ export class Cairn {
   async save(images: string | readonly string[], out: string | Writable, opts: SaveOptions = {}): Promise<void> {
     const names = typeof images === 'string' ? [images] : images
     if (typeof out !== 'string') return saveImages(this.store, names, out, opts)
-    const tmp = `${out}.${randomName('tmp-')}`
-    try {
-      await saveImages(this.store, names, createWriteStream(tmp, { flags: 'wx' }), opts)
-      await rename(tmp, out)
-    } catch (err) {
-      await rm(tmp, { force: true })
-      throw err
-    }
+    await writeOutputFile(out, (o) => saveImages(this.store, names, o, opts))
   }
 
   /** `cairn load`: from a file path or a stream. */
   async load(input: string | Readable, opts: OperationOptions = {}): Promise<LoadResult> {
-    return loadImages(this.store, typeof input === 'string' ? createReadStream(input, { highWaterMark: 1 << 20 }) : input, opts)
+    return loadImages(this.store, typeof input === 'string' ? await openInputFile(input) : input, opts)
   }
 
   /** `cairn system df` */
@@ -211,14 +202,7 @@ export class Cairn {
   /** `cairn export`: to a stream, or atomically to a file path. */
   async export(container: string, out: string | Writable): Promise<void> {
     if (typeof out !== 'string') return exportContainer(this.store, container, out)
-    const tmp = `${out}.${randomName('tmp-')}`
-    try {
-      await exportContainer(this.store, container, createWriteStream(tmp, { flags: 'wx' }))
-      await rename(tmp, out)
-    } catch (err) {
-      await rm(tmp, { force: true })
-      throw err
-    }
+    await writeOutputFile(out, (o) => exportContainer(this.store, container, o))
   }
 
   /** `cairn pause` (cgroup freezer, through the runtime) */

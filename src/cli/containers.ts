@@ -2,15 +2,14 @@
  * `create`, `run`, `start`, `stop`, `kill`, `exec`, `logs`, `ps`, `rm`, `rename`, `cp`, `diff`,
  * `export`, `pause`, `unpause` (and `container …`): argument parsing and printing only.
  */
-import { createWriteStream } from 'node:fs'
-import { rename, rm } from 'node:fs/promises'
 import type { Command } from 'commander'
-import { CairnError, isCairnError } from '../errors/index.js'
+import { CairnError } from '../errors/index.js'
 import type { ImageStore } from '../image/store.js'
 import type { BatchResult, ContainerSummary, RunOptions } from '../api/containers.js'
 import type { CreateOptions, ExecOptions } from '../container/engine.js'
 import { ago, ellipsis, renderTable, shortId } from '../util/format.js'
-import { randomName } from '../util/fs.js'
+import { writeOutputFile } from '../util/userfiles.js'
+import { printError, reportError } from './errors.js'
 import { collect, interruptSignal, withStore } from './context.js'
 import { familiarString, parseReference } from '../oci/reference.js'
 import { takeStandby } from './standby.js'
@@ -104,18 +103,9 @@ async function ensureImage(store: ImageStore, image: string, policy: string | un
   }
 }
 
-/** Prints an error as Docker does and returns the exit code it carries (or `fallback`). */
-function report(err: unknown, fallback: number): number {
-  if (!isCairnError(err) && !(err instanceof Error)) throw err
-  process.stderr.write(`Error: ${err.message}\n`)
-  if (process.env['CAIRN_DEBUG'] && err.stack) process.stderr.write(`${err.stack}\n`)
-  const d = isCairnError(err) ? (err.detail as { exitCode?: unknown } | undefined) : undefined
-  return d && typeof d.exitCode === 'number' ? d.exitCode : fallback
-}
-
 function printBatch(r: BatchResult): void {
   for (const n of r.done) process.stdout.write(`${n}\n`)
-  for (const e of r.errors) process.stderr.write(`Error: ${e.error.message}\n`)
+  for (const e of r.errors) printError(e.error)
   if (r.errors.length > 0) process.exitCode = 1
 }
 
@@ -192,7 +182,7 @@ function register(parent: Command, managed: boolean): void {
           const r = await (await api()).createContainer(store, createOptions(image, command, f, cmd))
           process.stdout.write(`${r.id}\n`)
         } catch (err) {
-          process.exitCode = report(err, EXIT_ENGINE)
+          process.exitCode = reportError(err, EXIT_ENGINE)
         }
       })
     })
@@ -216,7 +206,7 @@ function register(parent: Command, managed: boolean): void {
           if (f.detach) process.stdout.write(`${r.id}\n`)
           else process.exitCode = r.exitCode ?? 0
         } catch (err) {
-          process.exitCode = report(err, EXIT_ENGINE)
+          process.exitCode = reportError(err, EXIT_ENGINE)
         }
       })
     })
@@ -244,7 +234,7 @@ function register(parent: Command, managed: boolean): void {
             if (attach) process.exitCode = r.exitCode ?? 0
             else process.stdout.write(`${n}\n`)
           } catch (err) {
-            process.exitCode = report(err, 1)
+            process.exitCode = reportError(err, 1)
           }
         }
       })
@@ -308,7 +298,7 @@ function register(parent: Command, managed: boolean): void {
           if (f.user !== undefined) o.user = f.user
           process.exitCode = await (await api()).execInContainer(store, name, command, o)
         } catch (err) {
-          process.exitCode = report(err, 1)
+          process.exitCode = reportError(err, 1)
         }
       })
     })
@@ -390,7 +380,7 @@ function register(parent: Command, managed: boolean): void {
             try {
               out.push(await (await api()).inspectContainer(store, n))
             } catch (err) {
-              process.exitCode = report(err, 1)
+              process.exitCode = reportError(err, 1)
             }
           }
           process.stdout.write(`${JSON.stringify(out, null, 4)}\n`)
@@ -456,14 +446,8 @@ function register(parent: Command, managed: boolean): void {
           await (await api()).exportContainer(store, name, process.stdout)
           return
         }
-        const tmp = `${f.output}.${randomName('tmp-')}`
-        try {
-          await (await api()).exportContainer(store, name, createWriteStream(tmp, { flags: 'wx' }))
-          await rename(tmp, f.output)
-        } catch (err) {
-          await rm(tmp, { force: true })
-          throw err
-        }
+        const output = f.output
+        await writeOutputFile(output, async (out) => (await api()).exportContainer(store, name, out))
       })
     })
 }

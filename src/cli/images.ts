@@ -6,6 +6,7 @@ import { diskUsage, imageHistory, inspectImage, listImages, pruneImages, removeI
 import type { DeleteRecord } from '../image/store.js'
 import { ago, ellipsis, humanSize, renderTable, shortId } from '../util/format.js'
 import { withStore } from './context.js'
+import { printError } from './errors.js'
 import { formatRows, type Row } from './template.js'
 
 interface ImagesOpts { all?: boolean; quiet?: boolean; digests?: boolean; trunc?: boolean; format?: string }
@@ -57,7 +58,7 @@ export function registerImageCommands(program: Command): void {
         await withStore(cmd, async (store) => {
           const res = await removeImages(store, images, { force: opts.force ?? false, noPrune: opts.prune === false })
           process.stdout.write(renderDeleteRecords(res.records))
-          for (const e of res.errors) process.stderr.write(`Error: ${e.error.message}\n`)
+          for (const e of res.errors) printError(e.error)
           if (res.errors.length > 0) process.exitCode = 1
         })
       })

@@ -4,7 +4,7 @@
  */
 import { realpathSync } from 'node:fs'
 import { Command, CommanderError, Option } from 'commander'
-import { isCairnError } from '../errors/index.js'
+import { printError } from './errors.js'
 
 /** Exit codes: Docker uses 1 for a failed operation and 125 for a usage error. */
 export const ExitCodes = { failure: 1, usage: 125 } as const
@@ -87,13 +87,6 @@ export async function main(argv: string[]): Promise<number> {
     printError(err)
     return ExitCodes.failure
   }
-}
-
-export function printError(err: unknown): void {
-  if (isCairnError(err)) process.stderr.write(`Error: ${err.message}\n`)
-  else if (err instanceof Error) process.stderr.write(`Error: ${err.message}\n`)
-  else process.stderr.write(`Error: ${String(err)}\n`)
-  if (process.env['CAIRN_DEBUG'] && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`)
 }
 
 const isMain = process.argv[1] !== undefined && import.meta.url === new URL(`file://${realpathSync(process.argv[1])}`).href

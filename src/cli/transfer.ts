@@ -1,15 +1,13 @@
 /** `import`, `save`, `load`: printing only. */
-import { createReadStream, createWriteStream } from 'node:fs'
-import { rename, rm } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import type { Command } from 'commander'
-import { CairnError, isErrno } from '../errors/index.js'
+import { CairnError } from '../errors/index.js'
 import { importImage } from '../api/import.js'
 import { loadImages } from '../api/load.js'
 import { saveImages, type ArchiveFormat } from '../api/save.js'
 import type { Compression } from '../oci/mediatype.js'
 import type { ManifestFormat } from '../image/manifest.js'
-import { randomName } from '../util/fs.js'
+import { openInputFile, writeOutputFile } from '../util/userfiles.js'
 import { collect, interruptSignal, withStore } from './context.js'
 import { ProgressRenderer } from './progress.js'
 
@@ -66,15 +64,7 @@ export function registerTransferCommands(program: Command): void {
             await saveImages(store, images, process.stdout, { format, signal, ...(progress ? { onProgress: progress } : {}) })
             return
           }
-          // written beside the target and renamed: a failed save never leaves a truncated archive
-          const tmp = `${opts.output}.${randomName('tmp-')}`
-          try {
-            await saveImages(store, images, createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 }), { format, signal, ...(progress ? { onProgress: progress } : {}) })
-            await rename(tmp, opts.output)
-          } catch (err) {
-            await rm(tmp, { force: true })
-            throw err
-          }
+          await writeOutputFile(opts.output, (out) => saveImages(store, images, out, { format, signal, ...(progress ? { onProgress: progress } : {}) }))
         })
       })
 
@@ -103,17 +93,8 @@ export function registerTransferCommands(program: Command): void {
   }
 }
 
-async function openInput(file: string): Promise<Readable> {
-  if (file === '-') return process.stdin
-  const stream = createReadStream(file, { highWaterMark: 1 << 20 })
-  await new Promise<void>((resolve, reject) => {
-    stream.once('open', () => resolve())
-    stream.once('error', (err) => {
-      if (isErrno(err, 'ENOENT')) reject(new CairnError('INVALID_ARGUMENT', `open ${file}: no such file or directory`))
-      else reject(err)
-    })
-  })
-  return stream
+function openInput(file: string): Promise<Readable> {
+  return file === '-' ? Promise.resolve(process.stdin) : openInputFile(file)
 }
 
 function parseCompression(s: string): Compression {

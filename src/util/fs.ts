@@ -4,7 +4,12 @@ import { isErrno } from '../errors/index.js'
 
 /** fsyncs a directory so that a rename or unlink inside it is durable. */
 export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r')
+  return syncFile(dir)
+}
+
+/** fsyncs a file (or directory) by path: its data is on disk once this resolves. */
+export async function syncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r')
   try {
     await fh.sync()
   } finally {
