@@ -22,9 +22,24 @@ const api = (): Promise<typeof import('../api/containers.js')> => import('../api
 const EXIT_ENGINE = 125
 
 /** The flags of create and run: CreateOptions' own fields where the names agree, then the CLI's. */
-type CreateFlags = Pick<CreateOptions, 'interactive' | 'tty' | 'name' | 'env' | 'workdir' | 'user' | 'entrypoint' | 'hostname' | 'network' | 'runtime'> & {
-  /** `-v`, repeatable (CreateOptions.volumes). */
+type CreateFlags = Pick<CreateOptions, 'interactive' | 'tty' | 'name' | 'workdir' | 'user' | 'hostname' | 'domainname' | 'network' | 'runtime' | 'dns' | 'dnsSearch'> & {
+  /** `-e`, `--env-file` (resolved against this process's environment). */
+  env?: string[]
+  envFile?: string[]
+  /** `--entrypoint` (one word; '' clears the image's). */
+  entrypoint?: string
+  /** `-v`, `--mount`, repeatable. */
   volume?: string[]
+  mount?: string[]
+  /** `-p`, `-P`. */
+  publish?: string[]
+  publishAll?: boolean
+  networkAlias?: string[]
+  ip?: string
+  addHost?: string[]
+  dnsOption?: string[]
+  label?: string[]
+  labelFile?: string[]
   /** Checked here (CreateOptions.storageDriver is typed). */
   storageDriver?: string
   /** `--rm` (CreateOptions.autoRemove). */
@@ -41,12 +56,25 @@ function addCreateOptions(c: Command, run: boolean): Command {
     .option('-t, --tty', 'allocate a pseudo-TTY')
     .option('--name <name>', 'assign a name to the container')
     .option('-e, --env <K=V>', 'set environment variables (repeatable)', collect)
+    .option('--env-file <file>', 'read in a file of environment variables (repeatable)', collect)
+    .option('-l, --label <K=V>', 'set meta data on a container (repeatable)', collect)
+    .option('--label-file <file>', 'read in a line delimited file of labels (repeatable)', collect)
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('-u, --user <user>', 'username or UID (format: <name|uid>[:<group|gid>])')
     .option('--entrypoint <cmd>', "overwrite the default ENTRYPOINT of the image ('' clears it)")
     .option('-h, --hostname <name>', 'container host name')
-    .option('--network <mode>', 'none (the default: a network namespace with loopback only; Cairn has no bridge) or host')
-    .option('-v, --volume <host:ctr[:ro]>', 'bind mount a host directory (repeatable)', collect)
+    .option('--domainname <name>', 'container NIS domain name')
+    .option('--network <mode>', 'connect a container to a network: bridge (the default), none, host, container:NAME, or a network\'s name', 'default')
+    .option('--network-alias <alias>', 'add a network-scoped alias for the container (repeatable)', collect)
+    .option('--ip <address>', 'IPv4 address on its user network (e.g., 172.30.100.104)')
+    .option('-p, --publish <[ip:][host:]ctr[/proto]>', "publish a container's port(s) to the host (repeatable)", collect)
+    .option('-P, --publish-all', 'publish all exposed ports to random ports')
+    .option('--add-host <host:ip>', 'add a custom host-to-IP mapping (repeatable)', collect)
+    .option('--dns <ip>', 'set custom DNS servers (repeatable)', collect)
+    .option('--dns-search <domain>', 'set custom DNS search domains (repeatable)', collect)
+    .option('--dns-option <option>', 'set DNS options (repeatable)', collect)
+    .option('-v, --volume <host:ctr[:ro]>', 'bind mount a host directory, made if missing (repeatable)', collect)
+    .option('--mount <spec>', 'attach a filesystem mount: type=bind,source=/x,target=/y[,readonly] (repeatable)', collect)
     .option('--runtime <name>', RUNTIME_HELP)
     .option('--storage-driver <driver>', 'overlay or native (default: the store\'s)')
     .option('--rm', 'automatically remove the container when it exits')
@@ -58,18 +86,34 @@ function addCreateOptions(c: Command, run: boolean): Command {
   return c
 }
 
-function createOptions(image: string, command: string[], f: CreateFlags, cmd: Command): CreateOptions {
+/** The flags of create and run as the engine's typed options (Docker's syntaxes parsed here, at the edge). */
+async function createOptions(image: string, command: string[], f: CreateFlags, cmd: Command): Promise<CreateOptions> {
+  const flags = await import('../api/flags.js')
   const globals = cmd.optsWithGlobals<{ storageDriver?: string }>()
   const driver = f.storageDriver ?? globals.storageDriver
   if (driver !== undefined && driver !== 'overlay' && driver !== 'native') throw new CairnError('INVALID_ARGUMENT', `unknown storage driver ${JSON.stringify(driver)} (overlay or native)`)
   const o: CreateOptions = { image, command, network: f.network ?? 'default' }
+  const env = [...(await flags.readLineFiles(f.envFile ?? [])), ...(f.env ?? [])]
+  if (env.length > 0) o.env = flags.resolveEnv(env, process.env)
+  const labels = [...(await flags.readLineFiles(f.labelFile ?? [])), ...(f.label ?? [])]
+  if (labels.length > 0) o.labels = flags.parseLabels(labels)
   if (f.name !== undefined) o.name = f.name
-  if (f.env) o.env = f.env
   if (f.workdir !== undefined) o.workdir = f.workdir
   if (f.user !== undefined) o.user = f.user
-  if (f.entrypoint !== undefined) o.entrypoint = f.entrypoint
+  if (f.entrypoint !== undefined) o.entrypoint = f.entrypoint === '' ? [] : [f.entrypoint]
   if (f.hostname !== undefined) o.hostname = f.hostname
-  if (f.volume) o.volumes = f.volume
+  if (f.domainname !== undefined) o.domainname = f.domainname
+  const mounts = [...(f.volume ?? []).map(flags.parseVolumeFlag), ...(f.mount ?? []).map(flags.parseMountFlag)]
+  if (mounts.length > 0) o.mounts = mounts
+  const ports = (f.publish ?? []).flatMap(flags.parsePublish)
+  if (ports.length > 0) o.ports = ports
+  if (f.publishAll) o.publishAllPorts = true
+  if (f.networkAlias) o.networkAliases = f.networkAlias
+  if (f.ip !== undefined) o.ipv4Address = f.ip
+  if (f.addHost) o.extraHosts = f.addHost.map(flags.parseAddHost)
+  if (f.dns) o.dns = f.dns
+  if (f.dnsSearch) o.dnsSearch = f.dnsSearch
+  if (f.dnsOption) o.dnsOptions = f.dnsOption
   if (f.runtime !== undefined) o.runtime = f.runtime
   if (driver !== undefined) o.storageDriver = driver
   if (f.tty) o.tty = true
@@ -179,7 +223,7 @@ function register(parent: Command, managed: boolean): void {
       await withStore(cmd, async (store) => {
         try {
           await ensureImage(store, image, f.pull)
-          const r = await (await api()).createContainer(store, createOptions(image, command, f, cmd))
+          const r = await (await api()).createContainer(store, await createOptions(image, command, f, cmd))
           process.stdout.write(`${r.id}\n`)
         } catch (err) {
           process.exitCode = reportError(err, EXIT_ENGINE)
@@ -189,14 +233,16 @@ function register(parent: Command, managed: boolean): void {
 
   addCreateOptions(parent.command('run').description('Run a command in a new container'), true)
     .action(async (image: string, command: string[], f: CreateFlags, cmd: Command) => {
+      if (f.tty && f.interactive && !f.detach && process.stdin.isTTY !== true) {
+        printError(new CairnError('INVALID_ARGUMENT', 'the input device is not a TTY'))
+        process.exitCode = 1
+        return
+      }
       await withStore(cmd, async (store) => {
         try {
-          if (f.tty && f.interactive && !f.detach && process.stdin.isTTY !== true) {
-            throw new CairnError('INVALID_ARGUMENT', 'the input device is not a TTY', { detail: { exitCode: 1 } })
-          }
           await ensureImage(store, image, f.pull)
           let unproxy: (() => void) | undefined
-          const o: RunOptions = { ...createOptions(image, command, f, cmd), detach: f.detach ?? false, terminal: isTerminal() }
+          const o: RunOptions = { ...(await createOptions(image, command, f, cmd)), detach: f.detach ?? false, terminal: isTerminal() }
           if (f.interactive && !f.detach) o.stdin = 'inherit'
           if (!f.detach && !f.tty) o.onStarted = (id) => (unproxy = proxySignals(store, id))
           const monitor = takeStandby()
@@ -287,18 +333,20 @@ function register(parent: Command, managed: boolean): void {
     .argument('<command...>')
     .passThroughOptions()
     .action(async (name: string, command: string[], f: { interactive?: boolean; tty?: boolean; detach?: boolean; env?: string[]; workdir?: string; user?: string }, cmd: Command) => {
+      if (f.tty && f.interactive && process.stdin.isTTY !== true) {
+        printError(new CairnError('INVALID_ARGUMENT', 'the input device is not a TTY'))
+        process.exitCode = 1
+        return
+      }
       await withStore(cmd, async (store) => {
         try {
-          if (f.tty && f.interactive && process.stdin.isTTY !== true) {
-            throw new CairnError('INVALID_ARGUMENT', 'the input device is not a TTY', { detail: { exitCode: 1 } })
-          }
           const o: ExecOptions = { interactive: f.interactive ?? false, tty: f.tty ?? false, detach: f.detach ?? false, terminal: isTerminal() }
-          if (f.env) o.env = f.env.map((e) => (e.includes('=') || process.env[e] === undefined ? e : `${e}=${process.env[e] ?? ''}`))
+          if (f.env) o.env = (await import('../api/flags.js')).resolveEnv(f.env, process.env)
           if (f.workdir !== undefined) o.workdir = f.workdir
           if (f.user !== undefined) o.user = f.user
           process.exitCode = await (await api()).execInContainer(store, name, command, o)
         } catch (err) {
-          process.exitCode = reportError(err, 1)
+          process.exitCode = reportError(err, 1, 126)
         }
       })
     })

@@ -37,6 +37,9 @@ export const ErrorCodes = {
   STORE_CORRUPT: 'STORE_CORRUPT',
   ABORTED: 'ABORTED',
   NOT_SUPPORTED: 'NOT_SUPPORTED',
+  // a container's command: not found (Docker's exit code 127), found but not executable (126)
+  COMMAND_NOT_FOUND: 'COMMAND_NOT_FOUND',
+  COMMAND_NOT_EXECUTABLE: 'COMMAND_NOT_EXECUTABLE',
 } as const
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

@@ -444,12 +444,14 @@ suite('container engine: nothing left behind', undefined, false, (store) => {
         [['run', 'busybox', 'no-such-command'], 127, /exec: "no-such-command": executable file not found in \$PATH/],
         [['run', 'busybox', '/usr/share/cairn/hello.txt'], 126, /permission denied/],
         [['run', 'busybox', '/nope/x'], 127, /stat \/nope\/x: no such file or directory/],
-        [['run', '-v', '/no/such/host/dir:/data', 'busybox', 'true'], 125, /bind source path does not exist: \/no\/such\/host\/dir/],
+        [['run', '--mount', 'type=bind,source=/no/such/host/dir,target=/data', 'busybox', 'true'], 125, /bind source path does not exist: \/no\/such\/host\/dir/],
         [['run', '--runtime', '/no/such/runtime/crun', 'busybox', 'true'], 125, /no usable OCI runtime: .*apt-get install crun/],
         [['run', '-u', 'ghost', 'busybox', 'true'], 125, /unable to find user ghost/],
         [['run', '-w', 'relative', 'busybox', 'true'], 125, /needs to be an absolute path/],
         [['run', '--name', 'bad name!', 'busybox', 'true'], 125, /Invalid container name/],
-        [['run', '--network', 'bridge', 'busybox', 'true'], 125, /no bridge network/],
+        [['run', '--network', 'no-such-network', 'busybox', 'true'], 125, /^Error: network no-such-network not found\n$/],
+        [['run', '--network', 'none', '-p', '80', 'busybox', 'true'], 125, /conflicting options: port publishing and the container type network mode/],
+        [['run', '-p', '80:99999', 'busybox', 'true'], 125, /invalid containerPort: 99999/],
         [['create', 'busybox', 'no-such-command-at-create'], 0, /^$/],
       ]
       for (const [args, code, re] of cases) {
