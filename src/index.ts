@@ -12,7 +12,7 @@ import { ImageStore } from './image/store.js'
 import { defaultRoot } from './api/root.js'
 import {
   diskUsage, imageHistory, inspectImage, listImages, pruneImages, removeImages, tagImage,
-  type DiskUsage, type HistoryRow, type ImageInspect, type ImageSummary, type ListImagesOptions, type PruneResult,
+  type DiskUsage, type HistoryRow, type ImageInspect, type ImageSummary, type ListImagesOptions, type PruneResult, type PruneImagesOptions,
   type RemoveOptions, type RemoveResult,
 } from './api/images.js'
 import { importImage, type ImportOptions, type ImportResult } from './api/import.js'
@@ -26,7 +26,7 @@ import {
   containerDiff, containerLogs, copyFromContainer, copyToContainer, createContainer, execInContainer, exportContainer, inspectContainer,
   killContainers, listContainers, pauseContainer, removeContainers, renameContainer, resumeContainer, runContainer, startContainer, stopContainers,
   type BatchResult, type Change, type ContainerInspect, type ContainerSummary, type CopyOptions, type CreateOptions, type CreateResult,
-  type ExecOptions, type LogEntry, type RunOptions, type RunResult, type StartContainerOptions,
+  type ExecOptions, type LogEntry, type RunOptions, type RunResult, type StartContainerOptions, type ListContainersOptions,
 } from './api/containers.js'
 import { pushImage, type PushOptions, type PushResult } from './api/push.js'
 import { pullImage, type PullOptions, type PullResult } from './api/pull.js'
@@ -103,7 +103,7 @@ export class Cairn {
   }
 
   /** `cairn image prune` */
-  async prune(opts: { all?: boolean } = {}): Promise<PruneResult> {
+  async prune(opts: PruneImagesOptions = {}): Promise<PruneResult> {
     return pruneImages(this.store, opts)
   }
 
@@ -165,7 +165,7 @@ export class Cairn {
   }
 
   /** `cairn ps [-a]` */
-  async ps(opts: { all?: boolean } = {}): Promise<ContainerSummary[]> {
+  async ps(opts: ListContainersOptions = {}): Promise<ContainerSummary[]> {
     return listContainers(this.store, opts)
   }
 
@@ -233,13 +233,15 @@ export { applyLayer } from './layer/apply.js'
 export { tarDirectory } from './layer/diff.js'
 export { defaultRoot } from './api/root.js'
 export type { ProgressEvent, ProgressListener, OperationOptions } from './api/events.js'
-export type { DiskUsage, HistoryRow, ImageInspect, ImageSummary, ListImagesOptions, PruneResult, RemoveOptions, RemoveResult, ImportOptions, ImportResult, SaveOptions, LoadResult }
+export type { DiskUsage, HistoryRow, ImageInspect, ImageSummary, ListImagesOptions, PruneResult, PruneImagesOptions, ListContainersOptions, RemoveOptions, RemoveResult, ImportOptions, ImportResult, SaveOptions, LoadResult }
 export type { PushOptions, PushResult, PushedTag, PushedLayer, RemoteOptions } from './api/push.js'
 export type { PullOptions, PullResult, PulledLayer } from './api/pull.js'
 export type { LoginOptions, LoginResult } from './api/login.js'
 export { Registry, Repository, type RegistryOptions, type Manifest } from './remote/client.js'
 export { DockerCredentials, type Credentials } from './remote/credentials.js'
 export { loadRemoteConfig, defaultRemoteConfig, type RemoteConfig } from './remote/config.js'
+export { parseFilterArgs, type FilterArgs } from './api/filters.js'
+export { systemDiskUsage, systemInfo, versionInfo, volumesDiskUsage, buildCacheDiskUsage, type SystemDiskUsage, type SystemInfo, type VersionInfo } from './api/system.js'
 export { pauseContainer, resumeContainer, containerSnapshot, containerCommitSource, withContainerPaused, containerEngine, type ContainerCommitSource } from './api/containers.js'
 export type { BatchResult, Change, ContainerInspect, ContainerSummary, CopyOptions, CreateOptions, CreateResult, ExecOptions, LogEntry, RunOptions, RunResult, StartContainerOptions }
 export type { ContainerSpec, ContainerRow, ContainerState } from './container/types.js'

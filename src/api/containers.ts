@@ -21,6 +21,11 @@ import {
 import { ContainerStates, type ContainerRow, type ContainerSpec } from '../container/types.js'
 import { readLogs, type LogEntry, type ReadLogsOptions } from '../container/logs.js'
 import { copyIn, copyOut, type CopyOptions } from '../container/copy.js'
+import { lstat, readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import {
+  ContainerFilterKeys, ContainerStatusValues, invalidFilter, matchLabels, matchRegexp, validateFilterKeys, values, type FilterArgs,
+} from './filters.js'
 
 export type { CreateOptions, ExecOptions, ContainerSpec, LogEntry, CopyOptions, Change }
 
@@ -209,8 +214,28 @@ export interface ContainerSummary {
   startedAt?: Date
   finishedAt?: Date
   labels: Record<string, string>
+  /** Sources of the bind mounts (Docker's `Mounts` column shows these). */
   mounts: string[]
+  /** Where they are mounted in the container (the `volume` filter matches either). */
+  mountDestinations: string[]
   networkMode: string
+  /** The networks it is attached to, by name (`none` or `host`). */
+  networks: string[]
+  /** With `size`: bytes of its writable layer (Docker's SizeRw). */
+  sizeRw?: number
+  /** With `size`: the image's size plus the writable layer (Docker's SizeRootFs). */
+  sizeRootFs?: number
+}
+
+export interface ListContainersOptions {
+  /** Stopped and created containers too (`-a`). */
+  all?: boolean
+  /** Docker's `--filter`: `status`, `name`, `id`, `label`, `ancestor`, `exited`, `before`, `since`, `volume`, `network`, … */
+  filters?: FilterArgs
+  /** The `last` most recently created containers, whatever their state (`-n`; `-l` is 1). */
+  last?: number
+  /** Compute the writable layer's size (`-s`: a walk of the container's changes). */
+  size?: boolean
 }
 
 function stateWord(s: ContainerRow['state']): ContainerStatusWord {
@@ -249,23 +274,94 @@ function displayImage(store: ImageStore, row: ContainerRow): string {
   return row.image_id.slice(7, 19)
 }
 
-/** `docker ps [-a]`: running (and paused) containers, or all; newest first. */
-export async function listContainers(store: ImageStore, opts: { all?: boolean } = {}): Promise<ContainerSummary[]> {
+/** The network a container's mode puts it on, as Docker names it. */
+function networkNames(mode: string | undefined): string[] {
+  return [mode === 'host' ? 'host' : 'none']
+}
+
+/** Docker's `State` word of a row (the `status` filter matches it). */
+function stateOf(row: ContainerRow): ContainerStatusWord {
+  return stateWord(row.state)
+}
+
+/**
+ * `docker ps [-a] [-n N] [--filter …] [-s]`: running (and paused) containers, or all; newest
+ * first; filtered as Docker's daemon filters (`status` implies all).
+ */
+export async function listContainers(store: ImageStore, opts: ListContainersOptions = {}): Promise<ContainerSummary[]> {
+  const filters = opts.filters ?? {}
+  validateFilterKeys(filters, ContainerFilterKeys)
+  for (const v of values(filters, 'status')) if (!(ContainerStatusValues as readonly string[]).includes(v)) throw invalidFilter('status', v)
+  const exited = values(filters, 'exited').map((v) => {
+    if (!/^[+-]?\d+$/.test(v)) throw new CairnError('INVALID_ARGUMENT', `strconv.Atoi: parsing ${JSON.stringify(v)}: invalid syntax`)
+    return Number(v)
+  })
   const engine = containerEngine(store)
   await engine.reconcile()
+  const refContainer = (v: string): ContainerRow => {
+    const r = engine.rows.tryResolve(v)
+    if (!r) throw new CairnError('NAME_UNKNOWN', `no such container ${v}`)
+    return r
+  }
+  let before = values(filters, 'before').map(refContainer)[0]
+  const since = values(filters, 'since').map(refContainer)[0]
+  // ancestor: the images named and every image built on them
+  let ancestors: Set<string> | undefined
+  if (values(filters, 'ancestor').length > 0) {
+    ancestors = new Set()
+    const all = store.list()
+    for (const a of values(filters, 'ancestor')) {
+      let img: ImageRecord | undefined
+      try {
+        img = store.tryResolve(a)
+      } catch {
+        img = undefined
+      }
+      if (!img) continue
+      const queue = [img.id]
+      while (queue.length > 0) {
+        const id = queue.pop() as Digest
+        if (ancestors.has(id)) continue
+        ancestors.add(id)
+        for (const c of all) if (c.parent === id) queue.push(c.id)
+      }
+    }
+  }
+  const all = (opts.all ?? false) || values(filters, 'status').length > 0
+  const limit = opts.last ?? -1
   const now = Date.now()
   const out: ContainerSummary[] = []
   for (const row of engine.rows.list()) {
     if (row.state === ContainerStates.creating) continue
+    if (before) {
+      if (row.id === before.id) before = undefined
+      continue
+    }
+    if (since && row.id === since.id) break
     const live = row.state === ContainerStates.running || row.state === ContainerStates.paused
-    if (!opts.all && !live) continue
-    const argv = JSON.parse(row.command) as string[]
+    if (!live && !all && limit <= 0) continue
+    if (!matchRegexp(filters, 'name', `/${row.name}`, row.name)) continue
+    if (!matchRegexp(filters, 'id', row.id)) continue
     let spec: ContainerSpec | undefined
     try {
       spec = await engine.readSpec(row.id)
     } catch {
       spec = undefined
     }
+    const labels = spec?.config.Labels ?? {}
+    if (!matchLabels(filters, 'label', labels)) continue
+    if (limit > 0 && out.length === limit) break
+    if (exited.length > 0 && !(row.state === ContainerStates.exited && row.finished_at !== null && exited.includes(row.exit_code))) continue
+    if (!matchRegexp(filters, 'status', stateOf(row))) continue
+    if (values(filters, 'health').length > 0 && !values(filters, 'health').includes('none')) continue
+    if (values(filters, 'publish').length > 0 || values(filters, 'expose').length > 0) continue
+    if (values(filters, 'is-task').length > 0 && !values(filters, 'is-task').includes('false')) continue
+    const mounts = spec?.hostConfig.mounts ?? []
+    if (values(filters, 'volume').length > 0 && !values(filters, 'volume').some((v) => mounts.some((m) => m.source === v || m.destination === v))) continue
+    if (ancestors && !ancestors.has(row.image_id)) continue
+    const networks = networkNames(spec?.hostConfig.networkMode)
+    if (values(filters, 'network').length > 0 && !values(filters, 'network').some((v) => networks.includes(v))) continue
+    const argv = JSON.parse(row.command) as string[]
     const s: ContainerSummary = {
       id: row.id,
       name: row.name,
@@ -273,18 +369,60 @@ export async function listContainers(store: ImageStore, opts: { all?: boolean } 
       imageId: row.image_id,
       command: commandString(argv[0] ?? '', argv.slice(1)),
       created: new Date(row.created),
-      state: stateWord(row.state),
+      state: stateOf(row),
       status: statusText(row, now),
       exitCode: row.exit_code,
-      labels: spec?.config.Labels ?? {},
-      mounts: (spec?.hostConfig.mounts ?? []).map((m) => m.source),
+      labels,
+      mounts: mounts.map((m) => m.source),
+      mountDestinations: mounts.map((m) => m.destination),
       networkMode: spec?.hostConfig.networkMode ?? 'default',
+      networks,
     }
     if (row.started_at !== null) s.startedAt = new Date(row.started_at)
     if (row.finished_at !== null) s.finishedAt = new Date(row.finished_at)
+    if (opts.size) {
+      s.sizeRw = spec ? await writableLayerSize(engine, spec, row.id) : 0
+      s.sizeRootFs = (store.get(row.image_id)?.size ?? 0) + s.sizeRw
+    }
     out.push(s)
   }
   return out
+}
+
+/**
+ * Bytes in a container's writable layer, counted as Docker counts a directory's size: regular
+ * files and symlinks by their length, each inode once, folders and empty files not at all.
+ */
+export async function writableLayerSize(engine: ContainerEngine, spec: ContainerSpec, id: string): Promise<number> {
+  const snap = await engine.snapshotterOf(spec.driver)
+  const key = snapshotKeys(id).key
+  const seen = new Set<number>()
+  let size = 0
+  const count = async (p: string): Promise<void> => {
+    const st = await lstat(p).catch(() => undefined)
+    if (!st || st.isDirectory() || st.size === 0 || seen.has(st.ino)) return
+    seen.add(st.ino)
+    size += st.size
+  }
+  const upper = await snap.changesDir(key).catch(() => undefined)
+  if (upper !== undefined) {
+    const walk = async (dir: string): Promise<void> => {
+      const entries = await readdir(dir, { withFileTypes: true }).catch(() => [])
+      for (const e of entries) {
+        const p = join(dir, e.name)
+        if (e.isDirectory()) await walk(p)
+        else await count(p)
+      }
+    }
+    await walk(upper)
+    return size
+  }
+  const full = await snap.fullDir(key).catch(() => undefined)
+  if (full === undefined) return 0
+  for (const c of await snapshotChanges(snap, key).catch(() => [] as Change[])) {
+    if (c.kind !== 'D') await count(join(full, c.path))
+  }
+  return size
 }
 
 const ZERO_TIME = '0001-01-01T00:00:00Z'

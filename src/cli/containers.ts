@@ -7,13 +7,17 @@ import { CairnError } from '../errors/index.js'
 import type { ImageStore } from '../image/store.js'
 import type { BatchResult, ContainerSummary, RunOptions } from '../api/containers.js'
 import type { CreateOptions, ExecOptions } from '../container/engine.js'
-import { ago, ellipsis, renderTable, shortId } from '../util/format.js'
+import { ago, ellipsis, humanSize, shortId } from '../util/format.js'
 import { writeOutputFile } from '../util/userfiles.js'
 import { printError, reportError } from './errors.js'
 import { collect, interruptSignal, withStore } from './context.js'
 import { familiarString, parseReference } from '../oci/reference.js'
 import { takeStandby } from './standby.js'
-import { formatRows } from './template.js'
+import { formatWrite, goContext, goMethod, goQuote } from './template.js'
+import { parseFilterArgs } from '../api/filters.js'
+import { inspectCommand } from './inspect.js'
+
+export { goQuote }
 
 /** The container verbs, loaded when a container command runs (other commands start faster). */
 const api = (): Promise<typeof import('../api/containers.js')> => import('../api/containers.js')
@@ -172,43 +176,46 @@ function isTerminal(): boolean {
   return process.stdin.isTTY === true && process.stdout.isTTY === true
 }
 
-/** Go's strconv.Quote, as `docker ps` quotes the COMMAND column. */
-export function goQuote(s: string): string {
-  let out = '"'
-  for (const ch of s) {
-    const c = ch.codePointAt(0) as number
-    if (ch === '"' || ch === '\\') out += `\\${ch}`
-    else if (ch === '\n') out += '\\n'
-    else if (ch === '\t') out += '\\t'
-    else if (ch === '\r') out += '\\r'
-    else if (c < 0x20 || c === 0x7f) out += `\\x${c.toString(16).padStart(2, '0')}`
-    else out += ch
-  }
-  return `${out}"`
-}
-
-/** Go's time.Time.String() in UTC, as `docker ps --format` shows CreatedAt. */
-function goTime(d: Date): string {
+/** Go's time.Time.String() in UTC, as Docker shows CreatedAt. */
+export function goTime(d: Date): string {
   const iso = d.toISOString()
   return `${iso.slice(0, 10)} ${iso.slice(11, 19)} +0000 UTC`
 }
 
-export function psRows(list: ContainerSummary[], trunc: boolean): Record<string, string>[] {
-  return list.map((c) => ({
+/** `docker ps`'s header words, by field. */
+export const PS_HEADERS: Record<string, string> = {
+  ID: 'CONTAINER ID', Image: 'IMAGE', Command: 'COMMAND', CreatedAt: 'CREATED AT', RunningFor: 'CREATED', Ports: 'PORTS',
+  State: 'STATE', Status: 'STATUS', Size: 'SIZE', Names: 'NAMES', Labels: 'LABELS', Mounts: 'MOUNTS', LocalVolumes: 'LOCAL VOLUMES',
+  Networks: 'NETWORKS', Platform: 'PLATFORM',
+}
+
+const PS_TABLE = 'table {{.ID}}\\t{{.Image}}\\t{{.Command}}\\t{{.RunningFor}}\\t{{.Status}}\\t{{.Ports}}\\t{{.Names}}'
+
+/** Docker's SIZE: the writable layer, and the whole when known (`0B (virtual 1.98MB)`). */
+function sizeText(c: ContainerSummary): string {
+  const rw = humanSize(c.sizeRw ?? 0)
+  return c.sizeRootFs !== undefined && c.sizeRootFs > 0 ? `${rw} (virtual ${humanSize(c.sizeRootFs)})` : rw
+}
+
+/** What a `ps` template sees of a container: Docker's ContainerContext. */
+export function psRows(list: ContainerSummary[], trunc: boolean): Record<string, unknown>[] {
+  return list.map((c) => goContext('*formatter.ContainerContext', {
     Command: goQuote(trunc ? ellipsis(c.command, 20) : c.command),
     CreatedAt: goTime(c.created),
     ID: trunc ? shortId(c.id) : c.id,
     Image: c.image,
-    Labels: Object.entries(c.labels).map(([k, v]) => `${k}=${v}`).join(','),
+    Labels: Object.keys(c.labels).sort().map((k) => `${k}=${c.labels[k] ?? ''}`).join(','),
     LocalVolumes: '0',
-    Mounts: c.mounts.join(','),
+    Mounts: c.mounts.map((m) => (trunc ? ellipsis(m, 15) : m)).join(','),
     Names: c.name,
-    Networks: c.networkMode === 'host' ? 'host' : 'none',
+    Networks: c.networks.join(','),
+    Platform: null,
     Ports: '',
     RunningFor: ago(c.created),
-    Size: '0B',
+    Size: sizeText(c),
     State: c.state,
     Status: c.status,
+    Label: goMethod(['string'], (k: string) => c.labels[k] ?? ''),
   }))
 }
 
@@ -386,24 +393,27 @@ function register(parent: Command, managed: boolean): void {
   const ps = managed ? parent.command('ls').alias('ps').alias('list') : parent.command('ps')
   ps.description('List containers')
     .option('-a, --all', 'show all containers (default shows just running)')
+    .option('-f, --filter <filter>', 'filter output based on conditions provided (repeatable)', collect)
+    .option('-n, --last <n>', 'show n last created containers (includes all states)', '-1')
+    .option('-l, --latest', 'show the latest created container (includes all states)')
     .option('-q, --quiet', 'only display container IDs')
+    .option('-s, --size', 'display total file sizes')
     .option('--no-trunc', "don't truncate output")
-    .option('--format <format>', "'json', or a Go-style template such as '{{.ID}} {{.Names}}'")
-    .action(async (f: { all?: boolean; quiet?: boolean; trunc?: boolean; format?: string }, cmd: Command) => {
+    .option('--format <format>', "'table', 'table TEMPLATE', 'json' or a Go template such as '{{.ID}} {{.Names}}'")
+    .action(async (f: { all?: boolean; filter?: string[]; last: string; latest?: boolean; quiet?: boolean; size?: boolean; trunc?: boolean; format?: string }, cmd: Command) => {
+      const last = Number(f.last)
+      if (!Number.isInteger(last)) throw new CairnError('INVALID_ARGUMENT', `invalid argument "${f.last}" for "-n, --last" flag: strconv.ParseInt: parsing ${JSON.stringify(f.last)}: invalid syntax`)
+      const filters = parseFilterArgs(f.filter ?? [])
       await withStore(cmd, async (store) => {
-        const list = await (await api()).listContainers(store, { all: f.all ?? false })
         const trunc = f.trunc !== false
+        const size = (f.size ?? false) || (f.format !== undefined && f.format.includes('.Size'))
+        const list = await (await api()).listContainers(store, { all: f.all ?? false, filters, last: f.latest ? 1 : last, size: size && !f.quiet })
         if (f.quiet) {
           process.stdout.write(list.map((c) => `${trunc ? shortId(c.id) : c.id}\n`).join(''))
           return
         }
-        const rows = psRows(list, trunc)
-        if (f.format !== undefined) {
-          process.stdout.write(formatRows(f.format, rows, { ID: 'CONTAINER ID', Image: 'IMAGE', Command: 'COMMAND', RunningFor: 'CREATED', CreatedAt: 'CREATED AT', Status: 'STATUS', Ports: 'PORTS', Names: 'NAMES', State: 'STATE' }))
-          return
-        }
-        process.stdout.write(renderTable(['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'],
-          rows.map((r) => [r.ID as string, r.Image as string, r.Command as string, r.RunningFor as string, r.Status as string, r.Ports as string, r.Names as string])))
+        const format = f.format === undefined || f.format === 'table' ? (f.size ? `${PS_TABLE}\\t{{.Size}}` : PS_TABLE) : f.format
+        process.stdout.write(formatWrite(format, psRows(list, trunc), { headers: PS_HEADERS, errors: { parse: 'failed to parse template: ', exec: 'failed to execute template: ' } }))
       })
     })
 
@@ -421,18 +431,10 @@ function register(parent: Command, managed: boolean): void {
       .command('inspect')
       .description('Display detailed information on one or more containers')
       .argument('<container...>')
-      .action(async (names: string[], _f: object, cmd: Command) => {
-        await withStore(cmd, async (store) => {
-          const out: unknown[] = []
-          for (const n of names) {
-            try {
-              out.push(await (await api()).inspectContainer(store, n))
-            } catch (err) {
-              process.exitCode = reportError(err, 1)
-            }
-          }
-          process.stdout.write(`${JSON.stringify(out, null, 4)}\n`)
-        })
+      .option('-f, --format <format>', "format the output using a Go template ('json' for JSON)")
+      .option('-s, --size', 'display total file sizes (Cairn: accepted, not shown)')
+      .action(async (names: string[], f: { format?: string }, cmd: Command) => {
+        await withStore(cmd, async (store) => inspectCommand(store, names, { type: 'container', format: f.format }))
       })
   }
 

@@ -19,6 +19,7 @@ const Modules = {
   commit: async (): Promise<Register> => (await import('./commit.js')).registerCommitCommand,
   registry: async (): Promise<Register> => (await import('./registry.js')).registerRegistryCommands,
   remote: async (): Promise<Register> => (await import('./remote.js')).registerRemoteCommands,
+  system: async (): Promise<Register> => (await import('./system.js')).registerSystemCommands,
 } as const
 type ModuleName = keyof typeof Modules
 const ALL = Object.keys(Modules) as ModuleName[]
@@ -26,7 +27,8 @@ const ALL = Object.keys(Modules) as ModuleName[]
 const CONTAINER_VERBS = ['create', 'run', 'start', 'stop', 'kill', 'pause', 'unpause', 'exec', 'logs', 'ps', 'rm', 'rename', 'cp', 'diff', 'export']
 /** Which modules a top-level command needs; anything else (help, `image`, `container`) loads them all. */
 const NEEDS: Record<string, ModuleName[]> = {
-  images: ['images'], tag: ['images'], rmi: ['images'], inspect: ['images'], history: ['images'], system: ['images'],
+  images: ['images'], tag: ['images'], rmi: ['images'], inspect: ['images'], history: ['images'],
+  system: ['system'], info: ['system'], version: ['system'],
   import: ['images', 'transfer'], save: ['images', 'transfer'], load: ['images', 'transfer'],
   commit: ['containers', 'commit'],
   registry: ['registry'],
@@ -83,6 +85,11 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0
       return ExitCodes.usage
+    }
+    // a template error (cli/template.ts's FormatError): Docker's own words, its exit code
+    if (err instanceof Error && err.name === 'FormatError' && typeof (err as { exitCode?: unknown }).exitCode === 'number') {
+      process.stderr.write(`${err.message}\n`)
+      return (err as unknown as { exitCode: number }).exitCode
     }
     printError(err)
     return ExitCodes.failure
