@@ -23,11 +23,17 @@ import type { Digest } from './oci/digest.js'
 import { openInputFile, writeOutputFile } from './util/userfiles.js'
 import { commitContainer, commitSnapshot, type CommitContainerOptions, type CommitOptions, type CommitResult, type CommitSource } from './api/commit.js'
 import {
-  containerDiff, containerLogs, copyFromContainer, copyToContainer, createContainer, execInContainer, exportContainer, inspectContainer,
+  containerDiff, containerLogs, containerPorts, copyFromContainer, copyToContainer, createContainer, execInContainer, exportContainer, inspectContainer,
   killContainers, listContainers, pauseContainer, removeContainers, renameContainer, resumeContainer, runContainer, startContainer, stopContainers,
   type BatchResult, type Change, type ContainerInspect, type ContainerSummary, type CopyOptions, type CreateOptions, type CreateResult,
   type ExecOptions, type LogEntry, type RunOptions, type RunResult, type StartContainerOptions, type ListContainersOptions,
 } from './api/containers.js'
+import {
+  connectNetwork, createNetwork, disconnectNetwork, inspectNetwork, listNetworks, pruneNetworks, removeNetwork,
+  type CreateNetworkOptions, type NetworkResource,
+} from './api/networks.js'
+import type { FilterArgs } from './api/filters.js'
+import type { PublishedPort } from './network/types.js'
 import { pushImage, type PushOptions, type PushResult } from './api/push.js'
 import { pullImage, type PullOptions, type PullResult } from './api/pull.js'
 import { login, logout, type LoginOptions, type LoginResult } from './api/login.js'
@@ -194,6 +200,48 @@ export class Cairn {
     return copyToContainer(this.store, src, container, destPath, opts)
   }
 
+  /** `cairn port`: the ports a running container publishes, as bound. */
+  async ports(container: string): Promise<PublishedPort[]> {
+    return containerPorts(this.store, container)
+  }
+
+  // ---------------------------------------------------------------- networks (the host's, shared by every store)
+
+  /** `cairn network create`: a bridge network with NAT (unless `internal`) and name resolution between its containers. */
+  createNetwork(opts: CreateNetworkOptions): NetworkResource {
+    return createNetwork(opts)
+  }
+
+  /** `cairn network ls` */
+  listNetworks(opts: { filters?: FilterArgs } = {}): NetworkResource[] {
+    return listNetworks(opts)
+  }
+
+  /** `cairn network inspect`: with this store's running containers on it. */
+  async inspectNetwork(network: string): Promise<NetworkResource> {
+    return inspectNetwork(this.store, network)
+  }
+
+  /** `cairn network rm`: refused while a running container is on it. */
+  removeNetwork(network: string): void {
+    removeNetwork(network)
+  }
+
+  /** `cairn network prune`: the user networks no running container is on; their names. */
+  pruneNetworks(opts: { filters?: FilterArgs } = {}): string[] {
+    return pruneNetworks(opts)
+  }
+
+  /** `cairn network connect`: now if the container runs, else from its next start. */
+  async connect(network: string, container: string, opts: { aliases?: string[]; ipv4Address?: string } = {}): Promise<void> {
+    return connectNetwork(this.store, network, container, opts)
+  }
+
+  /** `cairn network disconnect` */
+  async disconnect(network: string, container: string): Promise<void> {
+    return disconnectNetwork(this.store, network, container)
+  }
+
   /** `cairn diff` */
   async diff(container: string): Promise<Change[]> {
     return containerDiff(this.store, container)
@@ -241,6 +289,10 @@ export { Registry, Repository, type RegistryOptions, type Manifest } from './rem
 export { DockerCredentials, type Credentials } from './remote/credentials.js'
 export { loadRemoteConfig, defaultRemoteConfig, type RemoteConfig } from './remote/config.js'
 export { parseFilterArgs, type FilterArgs } from './api/filters.js'
+export { parsePublish, parseVolumeFlag, parseMountFlag, parseAddHost, resolveEnv, parseLabels } from './api/flags.js'
+export type { NetworkResource, CreateNetworkOptions } from './api/networks.js'
+export type { PortSpec, PublishedPort, ExtraHost, Endpoint, Attachment } from './network/types.js'
+export type { MountSpec, BindMountSpec } from './container/config.js'
 export { systemDiskUsage, systemInfo, versionInfo, volumesDiskUsage, buildCacheDiskUsage, type SystemDiskUsage, type SystemInfo, type VersionInfo } from './api/system.js'
 export { pauseContainer, resumeContainer, containerSnapshot, containerCommitSource, withContainerPaused, containerEngine, type ContainerCommitSource } from './api/containers.js'
 export type { BatchResult, Change, ContainerInspect, ContainerSummary, CopyOptions, CreateOptions, CreateResult, ExecOptions, LogEntry, RunOptions, RunResult, StartContainerOptions }

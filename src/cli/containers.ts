@@ -9,6 +9,7 @@ import type { BatchResult, ContainerSummary, RunOptions } from '../api/container
 import type { CreateOptions, ExecOptions } from '../container/engine.js'
 import { ago, ellipsis, humanSize, shortId } from '../util/format.js'
 import { writeOutputFile } from '../util/userfiles.js'
+import { displayPorts, portLines } from '../network/display.js'
 import { printError, reportError } from './errors.js'
 import { collect, interruptSignal, withStore } from './context.js'
 import { familiarString, parseReference } from '../oci/reference.js'
@@ -210,7 +211,7 @@ export function psRows(list: ContainerSummary[], trunc: boolean): Record<string,
     Names: c.name,
     Networks: c.networks.join(','),
     Platform: null,
-    Ports: '',
+    Ports: displayPorts(c.ports, c.exposedPorts),
     RunningFor: ago(c.created),
     Size: sizeText(c),
     State: c.state,
@@ -437,6 +438,26 @@ function register(parent: Command, managed: boolean): void {
         await withStore(cmd, async (store) => inspectCommand(store, names, { type: 'container', format: f.format }))
       })
   }
+
+  parent
+    .command('port')
+    .description('List port mappings or a specific mapping for the container')
+    .argument('<container>')
+    .argument('[private-port]', 'PRIVATE_PORT[/PROTO]')
+    .action(async (name: string, priv: string | undefined, _f: object, cmd: Command) => {
+      await withStore(cmd, async (store) => {
+        const ports = await (await api()).containerPorts(store, name)
+        let filter: { port: number; protocol: string } | undefined
+        if (priv !== undefined) {
+          const [port = '', protocol = 'tcp'] = priv.split('/')
+          if (!/^\d+$/.test(port)) throw new CairnError('INVALID_ARGUMENT', `Error: invalid port (${port}): invalid syntax`)
+          filter = { port: Number(port), protocol }
+        }
+        const lines = portLines(ports, filter)
+        if (filter && lines.length === 0) throw new CairnError('INVALID_ARGUMENT', `No public port '${filter.port}/${filter.protocol}' published for ${name}`)
+        process.stdout.write(lines.map((l) => `${l}\n`).join(''))
+      })
+    })
 
   parent
     .command('rename')

@@ -50,10 +50,27 @@ export async function inspectCommand(store: ImageStore, names: readonly string[]
   if (type !== undefined && type !== 'container' && type !== 'image') {
     throw new CairnError('INVALID_ARGUMENT', `"${type}" is not a valid value for --type`)
   }
+  const containers = type !== 'image' ? await import('../api/containers.js') : undefined
+  await printInspect(names, type === 'image' ? 'image' : type === 'container' ? 'container' : 'object', flags.format, async (n) => {
+    const ctr = containers ? await containers.tryInspectContainer(store, n) : undefined
+    if (ctr !== undefined || type === 'container') return ctr
+    return inspectImage(store, n).catch((err: unknown) => {
+      if (isCairnError(err) && (err.code === 'IMAGE_UNKNOWN' || err.code === 'INVALID_REFERENCE' || err.code === 'NAME_UNKNOWN')) return undefined
+      throw err
+    })
+  })
+}
+
+/**
+ * Docker's inspect printing for any kind of object: each name looked up (undefined: `No such
+ * <kind>`), then the JSON array, or each object through the template; errors after the output,
+ * exit 1 when a name failed; a template that does not parse exits 64.
+ */
+export async function printInspect(names: readonly string[], kind: string, format: string | undefined, lookup: (name: string) => Promise<unknown>): Promise<void> {
   let tmpl: Template | undefined
-  if (flags.format !== undefined && flags.format !== '') {
+  if (format !== undefined && format !== '') {
     try {
-      tmpl = parseFormat(flags.format === 'json' ? '{{json .}}' : flags.format)
+      tmpl = parseFormat(format === 'json' ? '{{json .}}' : format)
     } catch (err) {
       if (err instanceof Error && err.name === 'FormatError') {
         process.stderr.write(`${err.message}\n`)
@@ -63,27 +80,20 @@ export async function inspectCommand(store: ImageStore, names: readonly string[]
       throw err
     }
   }
-  const containers = type !== 'image' ? await import('../api/containers.js') : undefined
   const found: unknown[] = []
   const errors: string[] = []
   let out = ''
   for (const n of names) {
     let obj: unknown
     try {
-      obj = containers ? await containers.tryInspectContainer(store, n) : undefined
-      if (obj === undefined && type !== 'container') {
-        obj = await inspectImage(store, n).catch((err: unknown) => {
-          if (isCairnError(err) && (err.code === 'IMAGE_UNKNOWN' || err.code === 'INVALID_REFERENCE' || err.code === 'NAME_UNKNOWN')) return undefined
-          throw err
-        })
-      }
+      obj = await lookup(n)
     } catch (err) {
       if (!isCairnError(err)) throw err
       errors.push(`Error: ${err.message}`)
       continue
     }
     if (obj === undefined) {
-      errors.push(`Error: No such ${type === 'image' ? 'image' : type === 'container' ? 'container' : 'object'}: ${n}`)
+      errors.push(`Error: No such ${kind}: ${n}`)
       continue
     }
     if (!tmpl) {

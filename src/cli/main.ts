@@ -20,15 +20,16 @@ const Modules = {
   registry: async (): Promise<Register> => (await import('./registry.js')).registerRegistryCommands,
   remote: async (): Promise<Register> => (await import('./remote.js')).registerRemoteCommands,
   system: async (): Promise<Register> => (await import('./system.js')).registerSystemCommands,
+  network: async (): Promise<Register> => (await import('./network.js')).registerNetworkCommands,
 } as const
 type ModuleName = keyof typeof Modules
 const ALL = Object.keys(Modules) as ModuleName[]
 
-const CONTAINER_VERBS = ['create', 'run', 'start', 'stop', 'kill', 'pause', 'unpause', 'exec', 'logs', 'ps', 'rm', 'rename', 'cp', 'diff', 'export']
+const CONTAINER_VERBS = ['create', 'run', 'start', 'stop', 'kill', 'pause', 'unpause', 'exec', 'logs', 'ps', 'rm', 'rename', 'cp', 'diff', 'export', 'port']
 /** Which modules a top-level command needs; anything else (help, `image`, `container`) loads them all. */
 const NEEDS: Record<string, ModuleName[]> = {
   images: ['images'], tag: ['images'], rmi: ['images'], inspect: ['images'], history: ['images'],
-  system: ['system'], info: ['system'], version: ['system'],
+  system: ['system'], info: ['system'], version: ['system'], network: ['network'],
   import: ['images', 'transfer'], save: ['images', 'transfer'], load: ['images', 'transfer'],
   commit: ['containers', 'commit'],
   registry: ['registry'],

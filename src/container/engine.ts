@@ -400,7 +400,7 @@ export class ContainerEngine {
     if (m === 'none') return { kind: 'none' }
     if (m.startsWith('container:')) return { kind: 'container', container: m.slice('container:'.length) }
     // containers made before Cairn had networks: loopback only
-    if (spec.networks === undefined) return { kind: 'none' }
+    if (spec.networks === undefined || spec.networks.length === 0) return { kind: 'none' }
     return { kind: 'bridge', networks: spec.networks }
   }
 
@@ -455,6 +455,50 @@ export class ContainerEngine {
     }
     await (await this.network()).detach(id, attachment)
     await rm(p.network, { force: true })
+  }
+
+  /**
+   * `network connect`: a running container gets the network now (its monitor stays the lease's
+   * holder); a stopped one at its next start. Refused for `none`, `host` and `container:` modes.
+   */
+  async connectNetwork(nameOrId: string, network: string, opts: { aliases?: string[]; ipv4Address?: string } = {}): Promise<void> {
+    await this.reconcile()
+    const row = this.resolve(nameOrId)
+    const spec = await this.readSpec(row.id)
+    const net = await this.network()
+    const def = net.get(network)
+    if (spec.networks === undefined) {
+      throw new CairnError('CONFLICT', 'container sharing network namespace with another container or host cannot be connected to any other network')
+    }
+    if (spec.networks.some((n) => n.network === def.name)) throw new CairnError('CONFLICT', `endpoint with name ${row.name} already exists in network ${def.name}`)
+    if (def.name === 'bridge' && ((opts.aliases ?? []).length > 0 || opts.ipv4Address !== undefined)) {
+      throw new CairnError('INVALID_ARGUMENT', 'network-scoped alias is supported only for containers in user defined networks')
+    }
+    const wanted: EndpointRequest = { network: def.name, aliases: [...(opts.aliases ?? [])], ...(opts.ipv4Address !== undefined ? { ipv4Address: opts.ipv4Address } : {}) }
+    if ((row.state === ContainerStates.running || row.state === ContainerStates.paused) && row.shim_pid !== null) {
+      const attachment = await this.attachmentOf(row.id)
+      if (!attachment) throw new CairnError('CONFLICT', `container ${row.id.slice(0, 12)} has no network to connect`)
+      const next = await net.connect(row.id, row.name, attachment, wanted, { pid: row.shim_pid, start: row.shim_start ?? '' })
+      await writeFileRenamed(this.paths(row.id).network, JSON.stringify(next))
+    }
+    spec.networks.push(wanted)
+    await writeFileAtomic(this.paths(row.id).spec, `${JSON.stringify(spec, null, 2)}\n`, 0o600)
+  }
+
+  /** `network disconnect`: off the network now if it runs, and for its next starts. */
+  async disconnectNetwork(nameOrId: string, network: string): Promise<void> {
+    await this.reconcile()
+    const row = this.resolve(nameOrId)
+    const spec = await this.readSpec(row.id)
+    const net = await this.network()
+    const def = net.get(network)
+    if (!spec.networks?.some((n) => n.network === def.name)) throw new CairnError('CONFLICT', `container ${row.id} is not connected to network ${def.name}`)
+    if (row.state === ContainerStates.running || row.state === ContainerStates.paused) {
+      const attachment = await this.attachmentOf(row.id)
+      if (attachment) await writeFileRenamed(this.paths(row.id).network, JSON.stringify(await net.disconnect(row.id, attachment, def.name)))
+    }
+    spec.networks = spec.networks.filter((n) => n.network !== def.name)
+    await writeFileAtomic(this.paths(row.id).spec, `${JSON.stringify(spec, null, 2)}\n`, 0o600)
   }
 
   /** The network attachment of a running container, if it has one (for inspect, ps, port). */

@@ -18,7 +18,7 @@ import { Netavark, netavarkNetwork, portMappings, type NetavarkOptions } from '.
 import { reservePorts, type PortReservation } from './ports.js'
 import { parseSubnet } from './cidr.js'
 import {
-  DEFAULT_NETWORK, type AttachRequest, type Attachment, type Endpoint, type NetworkDefinition, type NetworkSetup,
+  DEFAULT_NETWORK, type AttachRequest, type Attachment, type Endpoint, type EndpointRequest, type NetworkDefinition, type NetworkSetup,
 } from './types.js'
 
 export * from './types.js'
@@ -200,6 +200,76 @@ export class NetworkManager {
       await reservation?.release()
       await this.detach(req.containerId, attachment).catch(() => undefined)
       throw err
+    }
+  }
+
+  /**
+   * Connects a running container to one more network (`network connect`): an address, an
+   * interface named after the ones it has, netavark's setup for that network alone. Returns the
+   * attachment with the new endpoint (the caller records it).
+   */
+  async connect(containerId: string, containerName: string, attachment: Attachment, wanted: EndpointRequest, holder: ProcessIdentity): Promise<Attachment> {
+    const def = this.get(wanted.network)
+    const options = attachment.netavarkOptions as NetavarkOptions | undefined
+    if (!options || attachment.netnsPath === undefined) throw new CairnError('CONFLICT', 'container sharing network namespace with another container or host cannot be connected to any other network')
+    if (attachment.endpoints.some((e) => e.networkId === def.id)) throw new CairnError('CONFLICT', `endpoint with name ${containerName} already exists in network ${def.name}`)
+    const ip = this.leases.lease(def, containerId, holder, wanted.ipv4Address)
+    const used = new Set(attachment.endpoints.map((e) => e.interface))
+    let n = 0
+    while (used.has(`eth${n}`)) n++
+    const iface = `eth${n}`
+    const one: NetavarkOptions = {
+      container_id: containerId,
+      container_name: containerName,
+      networks: { [def.name]: { static_ips: [ip], aliases: def.dns ? [...new Set([containerId.slice(0, 12), ...wanted.aliases])] : [], interface_name: iface } },
+      network_info: { [def.name]: netavarkNetwork(def) },
+      port_mappings: [],
+    }
+    let result
+    try {
+      result = await this.netavark.setup(attachment.netnsPath, one)
+    } catch (err) {
+      this.leases.release(containerId, def.id)
+      throw err
+    }
+    const next: Attachment = {
+      ...attachment,
+      netavarkOptions: {
+        ...options,
+        networks: { ...options.networks, ...one.networks },
+        network_info: { ...options.network_info, ...one.network_info },
+      } satisfies NetavarkOptions,
+      endpoints: [...attachment.endpoints, {
+        network: def.name, networkId: def.id, aliases: one.networks[def.name]?.aliases ?? [], interface: iface, ipAddress: ip,
+        prefixLength: parseSubnet(def.subnet).prefix, gateway: def.internal ? '' : def.gateway,
+        macAddress: result[def.name]?.interfaces?.[iface]?.mac_address ?? '',
+      }],
+      dnsServers: [...new Set([...attachment.dnsServers, ...(result[def.name]?.dns_server_ips ?? [])])],
+    }
+    return next
+  }
+
+  /** Disconnects a running container from one of its networks (`network disconnect`); returns the attachment without it. */
+  async disconnect(containerId: string, attachment: Attachment, network: string): Promise<Attachment> {
+    const def = this.get(network)
+    const options = attachment.netavarkOptions as NetavarkOptions | undefined
+    const ep = attachment.endpoints.find((e) => e.networkId === def.id)
+    if (!options || !ep || attachment.netnsPath === undefined) throw new CairnError('CONFLICT', `container ${containerId.slice(0, 12)} is not connected to network ${def.name}`)
+    const one: NetavarkOptions = {
+      container_id: containerId,
+      container_name: options.container_name,
+      networks: { [def.name]: options.networks[def.name] ?? { static_ips: [ep.ipAddress], aliases: ep.aliases, interface_name: ep.interface } },
+      network_info: { [def.name]: options.network_info[def.name] ?? netavarkNetwork(def) },
+      port_mappings: [],
+    }
+    await this.netavark.teardown(attachment.netnsPath, one)
+    this.leases.release(containerId, def.id)
+    const { [def.name]: _n, ...networks } = options.networks
+    const { [def.name]: _i, ...networkInfo } = options.network_info
+    return {
+      ...attachment,
+      netavarkOptions: { ...options, networks, network_info: networkInfo } satisfies NetavarkOptions,
+      endpoints: attachment.endpoints.filter((e) => e.networkId !== def.id),
     }
   }
 
