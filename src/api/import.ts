@@ -12,6 +12,7 @@ import { buildManifest, layerDescriptor, manifestMediaType, serializeConfig, ser
 import type { ImageStore } from '../image/store.js'
 import { normalizeLayerStream } from '../image/normalize.js'
 import { emit, type OperationOptions } from './events.js'
+import { recordImageEvent } from './system-events.js'
 
 export interface ImportOptions extends OperationOptions {
   /** `REPOSITORY[:TAG]` to tag the new image with. */
@@ -92,6 +93,7 @@ export async function importImage(store: ImageStore, source: Readable, opts: Imp
   })
   const result: ImportResult = { id: res.id, diffId: layer.diffId, size }
   if (ref) result.tag = familiarString(ref)
+  recordImageEvent(store, 'import', result.id, result.id, result.id)
   return result
 }
 

@@ -23,6 +23,7 @@ import type { ImageStore, LayerInput } from '../image/store.js'
 import type { StagedBlob } from '../content/store.js'
 import { randomName } from '../util/fs.js'
 import { emit, type OperationOptions } from './events.js'
+import { recordImageEvent } from './system-events.js'
 
 export interface LoadedImage {
   id: Digest
@@ -200,6 +201,7 @@ async function loadDocker(store: ImageStore, archive: ArchiveDir, opts: Operatio
     const tags = (entry.RepoTags ?? []).map((t) => parseTag(t))
     const res = store.addImage({ manifest: manifestStaged, manifestMediaType: MediaTypes.DockerManifest, config: configStaged, configJson: config, layers, tags })
     result.images.push(loaded(res, tags))
+    recordImageEvent(store, 'load', res.id, res.id, res.id)
   }
   return result
 }

@@ -25,6 +25,7 @@ import { defaultPlatform, formatPlatform, parsePlatform, selectManifest } from '
 import { RemoteKnowledge } from '../remote/sources.js'
 import { emit } from './events.js'
 import type { RemoteOptions } from './push.js'
+import { recordImageEvent } from './system-events.js'
 
 export interface PullOptions extends RemoteOptions {
   /** `os/arch[/variant]` (or a Platform) to pick from an index; default this machine's. */
@@ -77,7 +78,7 @@ export async function pullImage(store: ImageStore, name: string, opts: PullOptio
       const tags = (await repo.tags(opts.signal)).sort()
       if (tags.length === 0) throw new CairnError('MANIFEST_UNKNOWN', `${familiarString(ref)}: the repository has no tags`)
       const out: PullResult[] = []
-      for (const tag of tags) out.push(await pullOne(store, repo, { ...ref, tag }, platform, limit, opts))
+      for (const tag of tags) out.push(pulled(store, await pullOne(store, repo, { ...ref, tag }, platform, limit, opts)))
       return out
     }
     let target = ref
@@ -85,10 +86,19 @@ export async function pullImage(store: ImageStore, name: string, opts: PullOptio
       emit(opts, { id: '', status: 'Using default tag: latest' })
       target = { ...ref, tag: 'latest' }
     }
-    return [await pullOne(store, repo, target, platform, limit, opts)]
+    return [pulled(store, await pullOne(store, repo, target, platform, limit, opts))]
   } finally {
     registry.close()
   }
+}
+
+/** Records a pull's event (Docker's: the reference as the actor, its repository as `name`). */
+function pulled(store: ImageStore, r: PullResult): PullResult {
+  const at = r.familiar.indexOf('@')
+  const colon = r.familiar.lastIndexOf(':')
+  const name = at >= 0 ? r.familiar.slice(0, at) : colon > r.familiar.lastIndexOf('/') ? r.familiar.slice(0, colon) : r.familiar
+  recordImageEvent(store, 'pull', r.familiar, name, r.id)
+  return r
 }
 
 async function pullOne(store: ImageStore, repo: Repository, ref: Reference, platform: Platform, limit: ReturnType<typeof limiter>, opts: PullOptions): Promise<PullResult> {

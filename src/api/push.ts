@@ -29,6 +29,7 @@ import { RemoteKnowledge } from '../remote/sources.js'
 import { uploadBlob } from '../remote/upload.js'
 import { parallelGzip } from '../remote/pgzip.js'
 import { emit, type OperationOptions } from './events.js'
+import { recordImageEvent } from './system-events.js'
 
 /** What push, pull and login share: how to reach registries and as whom. */
 export interface RemoteOptions extends OperationOptions {
@@ -109,6 +110,7 @@ export async function pushImage(store: ImageStore, name: string, opts: PushOptio
       const pushed = await pusher.pushTag(image, tag)
       store.setRepoDigest({ domain: ref.domain, path: ref.path, digest: pushed.digest }, image.id)
       emit(opts, { id: '', status: `${tag}: digest: ${pushed.digest} size: ${pushed.size}` })
+      recordImageEvent(store, 'push', `${repoName}:${tag}`, repoName, image.id)
       result.tags.push(pushed)
     }
     return result

@@ -15,6 +15,7 @@ import { decompressor } from '../layer/compression.js'
 import { serializeManifest, toOciManifest } from '../image/manifest.js'
 import type { ImageRecord, ImageStore } from '../image/store.js'
 import { emit, type OperationOptions } from './events.js'
+import { recordImageEvent } from './system-events.js'
 
 export const ArchiveFormats = { docker: 'docker', oci: 'oci' } as const
 export type ArchiveFormat = (typeof ArchiveFormats)[keyof typeof ArchiveFormats]
@@ -86,6 +87,7 @@ export async function saveImages(store: ImageStore, names: readonly string[], ou
   const selected = selectImages(store, names)
   const entries = (opts.format ?? 'docker') === 'oci' ? ociEntries(store, selected, opts) : dockerEntries(store, selected, opts)
   await pipeline(writeTar(entries, opts.signal ? { signal: opts.signal } : {}), out, opts.signal ? { signal: opts.signal } : {})
+  for (const s of selected) recordImageEvent(store, 'save', s.image.id, s.image.id, s.image.id)
 }
 
 const enc = (o: unknown, indent?: number): Buffer => Buffer.from(JSON.stringify(o, null, indent))

@@ -12,7 +12,7 @@ import { familiarString, parseReference } from '../oci/reference.js'
 import type { ImageStore } from '../image/store.js'
 import { loadRemoteConfig } from '../remote/config.js'
 import { findRuntimeBinary, probeRuntime, RuntimeNames } from '../runtime/runtime.js'
-import { listContainers, type ContainerSummary } from './containers.js'
+import { containerEngine, listContainers, type ContainerSummary } from './containers.js'
 
 const run = promisify(execFile)
 
@@ -69,12 +69,13 @@ export interface SystemDiskUsage {
   buildCacheSize: number
 }
 
-/**
- * Volumes and their sizes. Cairn has no named volumes yet (`-v` takes host folders only): the
- * seam where volume accounting goes when it does.
- */
-export async function volumesDiskUsage(_store: ImageStore): Promise<VolumeUsage[]> {
-  return []
+/** Volumes with how many containers use each and the bytes of their data (`system df`). */
+export async function volumesDiskUsage(store: ImageStore): Promise<VolumeUsage[]> {
+  const vs = containerEngine(store).volumes
+  const links = vs.userCounts()
+  const out: VolumeUsage[] = []
+  for (const v of vs.list()) out.push({ name: v.name, links: links.get(v.name) ?? 0, size: await vs.size(v.name) })
+  return out
 }
 
 /**

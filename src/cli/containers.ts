@@ -33,9 +33,20 @@ type CreateFlags = Pick<CreateOptions, 'interactive' | 'tty' | 'name' | 'workdir
   envFile?: string[]
   /** `--entrypoint` (one word; '' clears the image's). */
   entrypoint?: string
-  /** `-v`, `--mount`, repeatable. */
+  /** `-v`, `--mount`, `--volumes-from`, repeatable. */
   volume?: string[]
   mount?: string[]
+  volumesFrom?: string[]
+  /** `--restart`. */
+  restart?: string
+  /** `--health-*`, `--no-healthcheck`. */
+  healthCmd?: string
+  healthInterval?: string
+  healthTimeout?: string
+  healthStartPeriod?: string
+  healthStartInterval?: string
+  healthRetries?: string
+  healthcheck?: boolean
   /** `-p`, `-P`. */
   publish?: string[]
   publishAll?: boolean
@@ -78,8 +89,17 @@ function addCreateOptions(c: Command, run: boolean): Command {
     .option('--dns <ip>', 'set custom DNS servers (repeatable)', collect)
     .option('--dns-search <domain>', 'set custom DNS search domains (repeatable)', collect)
     .option('--dns-option <option>', 'set DNS options (repeatable)', collect)
-    .option('-v, --volume <host:ctr[:ro]>', 'bind mount a host directory, made if missing (repeatable)', collect)
-    .option('--mount <spec>', 'attach a filesystem mount: type=bind,source=/x,target=/y[,readonly] (repeatable)', collect)
+    .option('-v, --volume <[src:]ctr[:opts]>', 'bind mount a host directory (made if missing), mount a named volume (made on first use), or with a path alone an anonymous volume (repeatable)', collect)
+    .option('--mount <spec>', 'attach a filesystem mount: type=bind|volume|tmpfs,source=…,target=/y[,readonly][,volume-nocopy][,tmpfs-size=…] (repeatable)', collect)
+    .option('--volumes-from <container[:ro|rw]>', 'mount volumes from the specified container (repeatable)', collect)
+    .option('--restart <policy>', 'restart policy to apply when a container exits: no, on-failure[:max-retries], always, unless-stopped', 'no')
+    .option('--health-cmd <command>', 'command to run to check health')
+    .option('--health-interval <duration>', 'time between running the check (ms|s|m|h) (default 30s)')
+    .option('--health-retries <n>', 'consecutive failures needed to report unhealthy (default 3)')
+    .option('--health-timeout <duration>', 'maximum time to allow one check to run (ms|s|m|h) (default 30s)')
+    .option('--health-start-period <duration>', 'start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s)')
+    .option('--health-start-interval <duration>', 'time between running the check during the start period (ms|s|m|h) (default 5s)')
+    .option('--no-healthcheck', 'disable any container-specified HEALTHCHECK')
     .option('--runtime <name>', RUNTIME_HELP)
     .option('--storage-driver <driver>', 'overlay or native (default: the store\'s)')
     .option('--rm', 'automatically remove the container when it exits')
@@ -110,6 +130,18 @@ async function createOptions(image: string, command: string[], f: CreateFlags, c
   if (f.domainname !== undefined) o.domainname = f.domainname
   const mounts = [...(f.volume ?? []).map(flags.parseVolumeFlag), ...(f.mount ?? []).map(flags.parseMountFlag)]
   if (mounts.length > 0) o.mounts = mounts
+  if (f.volumesFrom) o.volumesFrom = f.volumesFrom.map(flags.parseVolumesFrom)
+  if (f.restart !== undefined) o.restart = flags.parseRestartPolicy(f.restart)
+  const health = flags.parseHealthFlags({
+    ...(f.healthCmd !== undefined ? { healthCmd: f.healthCmd } : {}),
+    ...(f.healthInterval !== undefined ? { healthInterval: f.healthInterval } : {}),
+    ...(f.healthTimeout !== undefined ? { healthTimeout: f.healthTimeout } : {}),
+    ...(f.healthStartPeriod !== undefined ? { healthStartPeriod: f.healthStartPeriod } : {}),
+    ...(f.healthStartInterval !== undefined ? { healthStartInterval: f.healthStartInterval } : {}),
+    ...(f.healthRetries !== undefined ? { healthRetries: f.healthRetries } : {}),
+    noHealthcheck: f.healthcheck === false,
+  })
+  if (health) o.healthcheck = health
   const ports = (f.publish ?? []).flatMap(flags.parsePublish)
   if (ports.length > 0) o.ports = ports
   if (f.publishAll) o.publishAllPorts = true
@@ -206,7 +238,7 @@ export function psRows(list: ContainerSummary[], trunc: boolean): Record<string,
     ID: trunc ? shortId(c.id) : c.id,
     Image: c.image,
     Labels: Object.keys(c.labels).sort().map((k) => `${k}=${c.labels[k] ?? ''}`).join(','),
-    LocalVolumes: '0',
+    LocalVolumes: String(c.localVolumes ?? 0),
     Mounts: c.mounts.map((m) => (trunc ? ellipsis(m, 15) : m)).join(','),
     Names: c.name,
     Networks: c.networks.join(','),
@@ -422,9 +454,9 @@ function register(parent: Command, managed: boolean): void {
   rmCmd.description('Remove one or more containers')
     .argument('<container...>')
     .option('-f, --force', 'force the removal of a running container (uses SIGKILL)')
-    .option('-v, --volumes', 'remove anonymous volumes associated with the container (Cairn creates none)')
-    .action(async (names: string[], f: { force?: boolean }, cmd: Command) => {
-      await withStore(cmd, async (store) => printBatch(await (await api()).removeContainers(store, names, { force: f.force ?? false })))
+    .option('-v, --volumes', 'remove anonymous volumes associated with the container')
+    .action(async (names: string[], f: { force?: boolean; volumes?: boolean }, cmd: Command) => {
+      await withStore(cmd, async (store) => printBatch(await (await api()).removeContainers(store, names, { force: f.force ?? false, volumes: f.volumes ?? false })))
     })
 
   if (managed) {

@@ -18,6 +18,8 @@ export interface InspectFlags {
 const MAP_PATHS = new Set([
   'Config.Labels', 'Config.ExposedPorts', 'Config.Volumes', 'ContainerConfig.Labels', 'ContainerConfig.ExposedPorts',
   'ContainerConfig.Volumes', 'GraphDriver.Data', 'NetworkSettings.Networks', 'NetworkSettings.Ports', 'HostConfig.LogConfig.Config',
+  // volumes and networks
+  'Labels', 'Options',
 ])
 
 /** The typed view of an inspect object: structs by default, Docker's map fields as maps. */

@@ -5,6 +5,7 @@ import { systemDiskUsage, systemInfo, versionInfo, type SystemDiskUsage } from '
 import type { ImageStore } from '../image/store.js'
 import { ago, bytesSize, ellipsis, humanSize, humanSizeWithPrecision, shortId, tabwrite } from '../util/format.js'
 import { withStore } from './context.js'
+import { registerEventCommands } from './events.js'
 import { formatWrite, goContext, goQuote, goStruct, parseFormat, TemplateExecError } from './template.js'
 
 const DF_HEADERS: Record<string, string> = { Type: 'TYPE', TotalCount: 'TOTAL', Active: 'ACTIVE', Size: 'SIZE', Reclaimable: 'RECLAIMABLE' }
@@ -64,7 +65,7 @@ export function verboseDiskUsage(du: SystemDiskUsage): string {
     return [repo, tag, shortId(i.id), ago(i.created), humanSize(i.size), size4(i.sharedSize), size4(i.size - i.sharedSize), String(i.containers)]
   })
   const containers = du.containers.map((c) => [
-    shortId(c.id), c.image, goQuote(ellipsis(c.command, 20)), '0', humanSize(c.sizeRw ?? 0), ago(c.created), c.status, c.name,
+    shortId(c.id), c.image, goQuote(ellipsis(c.command, 20)), String(c.localVolumes ?? 0), humanSize(c.sizeRw ?? 0), ago(c.created), c.status, c.name,
   ])
   const volumes = du.volumes.map((v) => [v.name, String(v.links), size4(v.size)])
   const cache = du.buildCache.map((b) => [b.id.slice(0, 12), b.type, size4(b.size), ago(b.created), ago(b.lastUsed), String(b.usageCount), String(b.shared)])
@@ -192,6 +193,7 @@ async function printInfo(store: ImageStore, format: string | undefined): Promise
 
 export function registerSystemCommands(program: Command): void {
   const system = program.command('system').description('Manage Cairn')
+  registerEventCommands([program, system])
   system
     .command('df')
     .description('Show disk usage')

@@ -142,6 +142,8 @@ export interface SpecInput {
    */
   network: 'private' | 'host' | { path: string }
   binds?: readonly BindMount[]
+  /** tmpfs file systems mounted in the container (their mount(8) options as given). */
+  tmpfsMounts?: readonly { destination: string; options: readonly string[] }[]
   /** Host files bind-mounted over /etc/hosts, /etc/hostname and /etc/resolv.conf, as Docker does. */
   etc?: { hosts: string; hostname: string; resolvConf: string }
   /** cgroupfs path, e.g. `/cairn/<id>`. */
@@ -193,6 +195,10 @@ export function generateSpec(input: SpecInput): RuntimeSpec {
   for (const b of input.binds ?? []) {
     if (!b.destination.startsWith('/')) throw new TypeError(`generateSpec: bind destination must be absolute, got ${b.destination}`)
     own.push({ destination: b.destination, type: 'bind', source: b.source, options: ['rbind', 'rprivate', ...(b.readonly ? ['ro'] : [])] })
+  }
+  for (const t of input.tmpfsMounts ?? []) {
+    if (!t.destination.startsWith('/')) throw new TypeError(`generateSpec: tmpfs destination must be absolute, got ${t.destination}`)
+    own.push({ destination: t.destination, type: 'tmpfs', source: 'tmpfs', options: [...t.options] })
   }
   if (input.etc) {
     own.push({ destination: '/etc/resolv.conf', type: 'bind', source: input.etc.resolvConf, options: ['rbind', 'rprivate'] })
