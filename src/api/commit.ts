@@ -48,7 +48,6 @@ export interface CommitSource {
   key: string
   /** The container's effective config (image defaults with its run options). */
   container: ContainerConfig
-  containerId?: string
   /** The container's command line, recorded as `created_by`. */
   createdBy: string
   /** For `squash`: the container's merged tree, mounted. */
@@ -96,7 +95,6 @@ export async function commitSnapshot(store: ImageStore, src: CommitSource, opts:
   const config = commitConfig({
     parent: parentConfig,
     container: src.container,
-    ...(src.containerId !== undefined ? { containerId: src.containerId } : {}),
     createdBy: src.createdBy,
     ...(opts.message !== undefined ? { message: opts.message } : {}),
     ...(opts.author !== undefined ? { author: opts.author } : {}),
