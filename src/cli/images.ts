@@ -4,6 +4,7 @@ import type { Command } from 'commander'
 import { CairnError } from '../errors/index.js'
 import { diskUsage, imageHistory, inspectImage, listImages, pruneImages, removeImages, tagImage, type ImageSummary } from '../api/images.js'
 import type { DeleteRecord } from '../image/store.js'
+import { buildCacheUsage } from '../build/cache.js'
 import { ago, ellipsis, humanSize, renderTable, shortId } from '../util/format.js'
 import { withStore } from './context.js'
 import { formatRows, type Row } from './template.js'
@@ -169,6 +170,8 @@ export function registerImageCommands(program: Command): void {
           { Type: 'Layers', TotalCount: String(du.layers.total), Active: String(du.layers.shared), Size: humanSize(du.layers.size), Reclaimable: `${humanSize(du.layers.sharedSize)} shared` },
           { Type: 'Blobs on disk', TotalCount: String(du.blobs.count), Active: '', Size: humanSize(du.blobs.size), Reclaimable: '' },
         ]
+        const bc = buildCacheUsage(store)
+        rows.push({ Type: 'Build Cache', TotalCount: String(bc.count), Active: '0', Size: humanSize(bc.size), Reclaimable: humanSize(bc.reclaimable) })
         if (opts.format !== undefined) {
           process.stdout.write(formatRows(opts.format, rows))
           return

@@ -19,6 +19,7 @@ const Modules = {
   commit: async (): Promise<Register> => (await import('./commit.js')).registerCommitCommand,
   registry: async (): Promise<Register> => (await import('./registry.js')).registerRegistryCommands,
   remote: async (): Promise<Register> => (await import('./remote.js')).registerRemoteCommands,
+  build: async (): Promise<Register> => (await import('./build.js')).registerBuildCommands,
 } as const
 type ModuleName = keyof typeof Modules
 const ALL = Object.keys(Modules) as ModuleName[]
@@ -31,6 +32,7 @@ const NEEDS: Record<string, ModuleName[]> = {
   commit: ['containers', 'commit'],
   registry: ['registry'],
   login: ['remote'], logout: ['remote'], push: ['remote'], pull: ['remote'],
+  build: ['build'], builder: ['build'],
   ...Object.fromEntries(CONTAINER_VERBS.map((v) => [v, ['containers'] as ModuleName[]])),
 }
 

@@ -37,6 +37,8 @@ export const ErrorCodes = {
   STORE_CORRUPT: 'STORE_CORRUPT',
   ABORTED: 'ABORTED',
   NOT_SUPPORTED: 'NOT_SUPPORTED',
+  /** A build step failed (a RUN's command exited non-zero); its exit code is in `detail`. */
+  BUILD_FAILED: 'BUILD_FAILED',
 } as const
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]
