@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto'
 import { createWriteStream, lstatSync } from 'node:fs'
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { posix } from 'node:path'
 import { PassThrough, Readable, type Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -102,7 +102,7 @@ interface Plan {
   /** Extra top-level config changes (MAINTAINER's author). */
   author?: string
   /** The layer: a tar written from files, or a RUN's container. */
-  layer?: { kind: 'tar'; tar: (rootfs: string | undefined, onEntry: (h: TarHeaderInit) => void) => Readable } | { kind: 'run'; argv: string[]; env: string[] }
+  layer?: { kind: 'tar'; tar: (rootfs: string | undefined, onEntry: (h: TarHeaderInit) => void) => Readable } | { kind: 'run'; argv: string[]; env: string[]; network: BuildNetwork }
   /** Files to remove after the step (downloads, here-documents). */
   scratch?: string[]
 }
@@ -310,6 +310,7 @@ class Builder {
       this.total += 1 + s.steps.length
     }
     this.emit({ type: 'context', ...(this.ctx.dir !== undefined ? { dir: this.ctx.dir } : {}) })
+    this.checkSources(needed)
     // every stage starts now: each waits for what it needs, the independent ones run at once
     for (const s of needed) this.startStage(s)
     try {
@@ -321,6 +322,28 @@ class Builder {
       throw err
     } finally {
       await Promise.allSettled(this.results.values())
+    }
+  }
+
+  /**
+   * What COPY and ADD read from the context is looked for before anything runs (sources that
+   * use no variable): a missing, excluded or escaping file stops the build at once.
+   */
+  private checkSources(stages: readonly Stage[]): void {
+    if (this.ctx.dir === undefined) return
+    const root: SourceRoot = { dir: this.ctx.dir, kind: 'context', ignored: (r) => this.ctx.ignored(r), hasExceptions: this.ctx.hasExceptions }
+    for (const s of stages) {
+      for (const ins of s.steps) {
+        if ((ins.kind !== 'COPY' && ins.kind !== 'ADD') || ins.flags.some((f) => f.name === 'from')) continue
+        const plain = ins.sources.filter((p) => !p.includes('$') && !p.startsWith('<<') && !/^https?:\/\//i.test(p))
+        if (plain.length === 0) continue
+        try {
+          resolveSources(root, plain.map((p) => expandWord(p, new Map(), this.df.escape)))
+        } catch (err) {
+          const ref = { vertex: 0, stage: s.name ?? String(s.index), label: '', index: 0, count: 0, step: 0, total: 0, text: ins.text, line: ins.line }
+          throw this.stepError(ref, err, performance.now())
+        }
+      }
     }
   }
 
@@ -543,7 +566,7 @@ class Builder {
       image: parent.id,
       argv: layer.argv,
       env: layer.env,
-      network: this.opts.network,
+      network: layer.network,
       signal: this.signal,
       onContainer: (id) => {
         container = id
@@ -732,7 +755,7 @@ class Builder {
       parts: { RUN: argv, args, network },
       config: cfg,
       createdBy: `RUN ${prefix}${argv.join(' ')} # buildkit`,
-      layer: { kind: 'run', argv, env },
+      layer: { kind: 'run', argv, env, network: network as BuildNetwork },
     }
   }
 
@@ -945,10 +968,7 @@ async function download(url: string, dest: string, signal: AbortSignal): Promise
   const lm = res.headers.get('last-modified')
   if (lm) {
     const t = Date.parse(lm)
-    if (!Number.isNaN(t)) {
-      const { utimes } = await import('node:fs/promises')
-      await utimes(dest, t / 1000, t / 1000)
-    }
+    if (!Number.isNaN(t)) await utimes(dest, t / 1000, t / 1000)
   }
   return hash.digest('hex')
 }
