@@ -417,7 +417,7 @@ class Builder {
       const p = hostPlatform()
       return fresh({
         architecture: p.architecture, ...(p.variant ? { variant: p.variant } : {}), os: p.os,
-        config: { Env: [DEFAULT_PATH] }, rootfs: { type: 'layers', diff_ids: [] }, history: [],
+        config: { Env: [DEFAULT_PATH], WorkingDir: '/' }, rootfs: { type: 'layers', diff_ids: [] }, history: [],
       })
     }
     if (name === '') throw new CairnError('INVALID_ARGUMENT', `Dockerfile:${stage.from.line}: base name (${stage.from.image}) should not be blank`)
