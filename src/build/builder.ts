@@ -14,9 +14,10 @@ import { createWriteStream, lstatSync } from 'node:fs'
 import { mkdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { posix } from 'node:path'
 import { PassThrough, Readable, type Writable } from 'node:stream'
+import { once } from 'node:events'
 import { pipeline } from 'node:stream/promises'
 import { CairnError, hasCode, isCairnError } from '../errors/index.js'
-import type { Digest } from '../oci/digest.js'
+import { chainIds, type Digest } from '../oci/digest.js'
 import { hostPlatform, type ContainerConfig, type HistoryEntry, type ImageConfig } from '../oci/types.js'
 import { familiarString, parseReference, withDefaultTag, type Reference } from '../oci/reference.js'
 import type { ImageRecord, ImageStore } from '../image/store.js'
@@ -25,10 +26,11 @@ import { randomName } from '../util/fs.js'
 import { openSnapshotter, snapshotLayer, unpackImage } from '../snapshot/index.js'
 import type { Snapshotter } from '../snapshot/types.js'
 import { mountAll, overlaySupported, unmount } from '../mount/index.js'
+import { applyLayer } from '../layer/apply.js'
 import { commitImage } from '../api/commit.js'
 import { pullImage } from '../api/pull.js'
 import { saveImages } from '../api/save.js'
-import { BuildCache, cacheKey } from './cache.js'
+import { BuildCache, cacheKey, FileHashes } from './cache.js'
 import { openContext, type BuildContext } from './context.js'
 import { checksumSources, copyLayer, isLocalArchive, resolveChown, resolveSources, type HashMemo, type Source, type SourceRoot } from './copy.js'
 import { parseDockerfile, parseDuration, type CommandForm, type Dockerfile, type Instruction, type Stage } from './dockerfile.js'
@@ -187,6 +189,7 @@ export async function buildImage(store: ImageStore, opts: BuildOptions): Promise
     const df = parseDockerfile(ctx.dockerfile)
     const b = new Builder(store, ctx, df, { ...opts, network })
     const id = await b.run()
+    b.saveHashes()
     return await b.finish(id, tags)
   } finally {
     await ctx.cleanup()
@@ -195,7 +198,7 @@ export async function buildImage(store: ImageStore, opts: BuildOptions): Promise
 
 class Builder {
   private readonly cache: BuildCache
-  private readonly memo: HashMemo = new Map()
+  private readonly memo: HashMemo & { save(): void }
   private readonly buildArgs: Map<string, string>
   private readonly consumed = new Set<string>()
   private readonly metaArgs = new Map<string, string | undefined>()
@@ -217,6 +220,9 @@ class Builder {
     private readonly opts: BuildOptions & { network: BuildNetwork },
   ) {
     this.cache = new BuildCache(store)
+    this.memo = ctx.dir !== undefined && ctx.dir.startsWith(`${store.root}/tmp/`) === false
+      ? new FileHashes(store, ctx.dir)
+      : Object.assign(new Map<string, string>(), { save: () => undefined })
     this.buildArgs = new Map(Object.entries(opts.buildArgs ?? {}))
     this.signal = opts.signal ? AbortSignal.any([opts.signal, this.abort.signal]) : this.abort.signal
     const p = hostPlatform()
@@ -549,14 +555,15 @@ class Builder {
       const res = await commitImage(this.store, { ...(state.image ? { parent: state.image } : {}), config: makeConfig, signal: this.signal })
       return this.store.get(res.id) as ImageRecord
     }
+    const parentDiffIds = state.config.rootfs.diff_ids
     if (layer.kind === 'tar') {
-      const res = await this.withRootfs(state, (rootfs) => commitImage(this.store, {
+      const res = await this.withRootfs(state, (rootfs) => this.unpacking(parentDiffIds, (tee) => commitImage(this.store, {
         ...(state.image ? { parent: state.image } : {}),
-        layer: async (onEntry) => layer.tar(rootfs, onEntry),
+        layer: async (onEntry) => tee(layer.tar(rootfs, onEntry)),
         keepEmptyLayer: true,
         config: makeConfig,
         signal: this.signal,
-      }))
+      })))
       return this.store.get(res.id) as ImageRecord
     }
     const parent = await this.ensureImage(state)
@@ -573,18 +580,78 @@ class Builder {
         this.emit({ type: 'running', ref, container: id })
       },
       onOutput: (stream, data) => this.emit({ type: 'output', ref, stream, data: data.toString('utf8') }),
-    }, async (snapshotter, key) => commitImage(this.store, {
+    }, async (snapshotter, key) => this.unpacking(parentDiffIds, (tee) => commitImage(this.store, {
       parent,
-      layer: (onEntry) => snapshotLayer(snapshotter, key, { signal: this.signal, onEntry, ...(ts !== undefined ? { timestamp: ts } : {}) }),
+      layer: async (onEntry) => tee(await snapshotLayer(snapshotter, key, { signal: this.signal, onEntry, ...(ts !== undefined ? { timestamp: ts } : {}) })),
       keepEmptyLayer: true,
       config: makeConfig,
       signal: this.signal,
-    }))
+    })))
     if (out.exitCode !== 0 || out.committed === undefined) {
       throw new CairnError('BUILD_FAILED', `the command '${layer.argv.join(' ')}' returned a non-zero code: ${out.exitCode}`, { detail: { exitCode: out.exitCode } })
     }
     this.emit({ type: 'removed', ref, container })
     return this.store.get(out.committed.id) as ImageRecord
+  }
+
+  /**
+   * A step's new layer is unpacked into its snapshot (named by its chain ID) while it streams
+   * into the content store: the next step that needs the tree (a RUN's container, a COPY's
+   * mount) finds it there instead of reading the layer back. `fn` passes the tar through `tee`.
+   */
+  private async unpacking<T extends { diffId?: Digest }>(parentDiffIds: readonly Digest[], fn: (tee: (tar: Readable) => Readable) => Promise<T>): Promise<T> {
+    const snap = await this.snap()
+    const parentChain = chainIds(parentDiffIds).at(-1)
+    if (parentChain !== undefined && (await snap.tryStat(parentChain))?.kind !== 'committed') return fn((tar) => tar)
+    const key = `build-unpack-${randomName()}`
+    await snap.prepare(key, parentChain, { labels: { 'cairn.unpack.pid': String(process.pid) } })
+    let applying: Promise<unknown> | undefined
+    try {
+      const { dir, whiteouts } = await snap.applyDir(key)
+      const res = await fn((tar) => {
+        const toStore = new PassThrough({ highWaterMark: 1 << 20 })
+        const toApply = new PassThrough({ highWaterMark: 1 << 20 })
+        applying = applyLayer(toApply, dir, { whiteouts, signal: this.signal }).catch((err: unknown) => {
+          const e = err instanceof Error ? err : new Error(String(err))
+          toStore.destroy(e)
+          throw e
+        })
+        void (async () => {
+          for await (const chunk of tar) {
+            toStore.write(chunk)
+            toApply.write(chunk)
+            // each side's drain may come while the other is awaited: ask, do not assume
+            if (toStore.writableNeedDrain) await once(toStore, 'drain')
+            if (toApply.writableNeedDrain) await once(toApply, 'drain')
+          }
+          toStore.end()
+          toApply.end()
+        })().catch((err: unknown) => {
+          const e = err instanceof Error ? err : new Error(String(err))
+          toStore.destroy(e)
+          toApply.destroy(e)
+        })
+        return toStore
+      })
+      if (applying) await applying
+      if (!applying || res.diffId === undefined) {
+        await snap.remove(key)
+        return res
+      }
+      const chain = chainIds([...parentDiffIds, res.diffId]).at(-1) as Digest
+      try {
+        await snap.commit(chain, key)
+      } catch (err) {
+        // the same layer was unpacked meanwhile: theirs is as good
+        if (!hasCode(err, 'CONFLICT')) throw err
+        await snap.remove(key)
+      }
+      return res
+    } catch (err) {
+      await applying?.catch(() => undefined)
+      await snap.remove(key).catch(() => undefined)
+      throw err
+    }
   }
 
   /** Runs `fn` with the state's image mounted read-only (undefined: no image, an empty tree). */
@@ -880,6 +947,10 @@ class Builder {
       scratch,
     }
     return plan
+  }
+
+  saveHashes(): void {
+    this.memo.save()
   }
 
   /** Tags, labels, the saved output, and the last words. */

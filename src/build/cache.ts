@@ -17,12 +17,10 @@ export function cacheKey(parent: Digest | undefined, parts: unknown): string {
 export class BuildCache {
   constructor(private readonly store: ImageStore) {}
 
-  /** The image a step with this key made, if it is still in the store. */
+  /** The image a step with this key made, if it is still in the store (a read: no write per step). */
   lookup(key: string): Digest | undefined {
     const row = this.store.db.prepare('SELECT image_id FROM build_cache WHERE key = ?').get(key) as { image_id: Digest } | undefined
-    if (!row) return undefined
-    this.store.db.prepare('UPDATE build_cache SET last_used = ? WHERE key = ?').run(Date.now(), key)
-    return row.image_id
+    return row?.image_id
   }
 
   record(key: string, imageId: Digest, parent: Digest | undefined, description: string): void {
@@ -30,6 +28,40 @@ export class BuildCache {
     this.store.db.prepare(`INSERT INTO build_cache (key, image_id, parent, description, created, last_used) VALUES (?, ?, ?, ?, ?, ?)
       ON CONFLICT(key) DO UPDATE SET image_id = excluded.image_id, last_used = excluded.last_used`)
       .run(key, imageId, parent ?? null, description, now, now)
+  }
+}
+
+/**
+ * The checksums of a context's files known from earlier builds (by path and stat), loaded for
+ * one folder; what this build adds is written back by `save`.
+ */
+export class FileHashes {
+  private readonly known = new Map<string, string>()
+  private readonly added = new Map<string, string>()
+
+  constructor(private readonly store: ImageStore, dir: string) {
+    const prefix = `${dir.replace(/\/$/, '')}/`
+    const rows = store.db.prepare('SELECT key, digest FROM build_file_hashes WHERE key >= ? AND key < ?').all(prefix, `${prefix}\uffff`) as { key: string; digest: string }[]
+    for (const r of rows) this.known.set(r.key, r.digest)
+  }
+
+  get(key: string): string | undefined {
+    return this.known.get(key) ?? this.added.get(key)
+  }
+
+  set(key: string, digest: string): void {
+    this.added.set(key, digest)
+  }
+
+  /** Records the new checksums; forgets those recorded more than a week ago (read again once then). */
+  save(): void {
+    if (this.added.size === 0) return
+    const now = Date.now()
+    const put = this.store.db.prepare('INSERT INTO build_file_hashes (key, digest, used) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET digest = excluded.digest, used = excluded.used')
+    this.store.db.transaction(() => {
+      for (const [k, d] of this.added) put.run(k, d, now)
+      this.store.db.prepare('DELETE FROM build_file_hashes WHERE used < ?').run(now - 7 * 24 * 3600 * 1000)
+    }).immediate()
   }
 }
 

@@ -204,11 +204,17 @@ export function sourceTree(root: SourceRoot, src: Source): TreeEntry[] {
   return out
 }
 
-/** Per build: content hashes of files already read, by inode and size (a file is read once). */
-export type HashMemo = Map<string, string>
+/**
+ * Content hashes of files already read, by path and stat (a file is read once per build, and
+ * not again by a later build while its inode, size, mtime and ctime stay the same).
+ */
+export interface HashMemo {
+  get(key: string): string | undefined
+  set(key: string, digest: string): void
+}
 
 function fileHash(host: string, st: Stats, memo: HashMemo): string {
-  const k = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`
+  const k = `${host}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`
   const known = memo.get(k)
   if (known) return known
   const h = createHash('sha256')
@@ -250,6 +256,24 @@ export function checksumSources(root: SourceRoot, sources: readonly Source[], me
 }
 
 // ---------------------------------------------------------------- the layer
+
+const SMALL_FILE = 1 << 20
+
+function readWhole(host: string, size: number): Buffer {
+  const buf = Buffer.allocUnsafe(size)
+  const fd = openSync(host, constants.O_RDONLY | constants.O_NOFOLLOW)
+  try {
+    let got = 0
+    while (got < size) {
+      const n = readSync(fd, buf, got, size - got, got)
+      if (n === 0) throw new CairnError('CONFLICT', `${host} shrank while it was being copied`)
+      got += n
+    }
+  } finally {
+    closeSync(fd)
+  }
+  return buf
+}
 
 export interface Owner {
   uid: number
@@ -399,7 +423,10 @@ export function copyLayer(sources: readonly Source[], opts: CopyLayerOptions): R
         else if (st.isSymbolicLink()) yield { header: { ...h, type: 'symlink', mode: 0o777, linkname: readlinkSync(e.host) } }
         else if (st.isFile()) {
           h.size = st.size
-          yield st.size === 0 ? { header: h } : { header: h, body: createReadStream(e.host, { highWaterMark: 1 << 20 }) }
+          // small files (most of them) in one synchronous read: a stream per file costs more than the read
+          if (st.size === 0) yield { header: h }
+          else if (st.size <= SMALL_FILE) yield { header: h, body: readWhole(e.host, st.size) }
+          else yield { header: h, body: createReadStream(e.host, { highWaterMark: 1 << 20 }) }
         } else if (st.isFIFO()) yield { header: { ...h, type: 'fifo' } }
         // devices and sockets are not copied
       }

@@ -183,6 +183,14 @@ const MIGRATIONS: readonly string[] = [
     last_used INTEGER NOT NULL
   );
   CREATE INDEX build_cache_image ON build_cache(image_id);
+
+  -- content checksums of context files, by path and stat (inode, size, mtime, ctime), so that an
+  -- unchanged file is not read again by the next build; the cache keys hold the checksums
+  CREATE TABLE build_file_hashes (
+    key TEXT PRIMARY KEY,             -- host path NUL dev:ino:size:mtime:ctime
+    digest TEXT NOT NULL,
+    used INTEGER NOT NULL             -- ms since epoch
+  );
   `,
 ]
 
