@@ -22,7 +22,7 @@ import { hostPlatform, type ContainerConfig, type HistoryEntry, type ImageConfig
 import { familiarString, parseReference, withDefaultTag, type Reference } from '../oci/reference.js'
 import type { ImageRecord, ImageStore } from '../image/store.js'
 import { writeTar, type TarEntryInput, type TarHeaderInit } from '../layer/tar.js'
-import { randomName } from '../util/fs.js'
+import { processAlive, randomName } from '../util/fs.js'
 import { openSnapshotter, snapshotLayer, unpackImage } from '../snapshot/index.js'
 import type { Snapshotter } from '../snapshot/types.js'
 import { mountAll, overlaySupported, unmount } from '../mount/index.js'
@@ -317,6 +317,7 @@ class Builder {
     }
     this.emit({ type: 'context', ...(this.ctx.dir !== undefined ? { dir: this.ctx.dir } : {}) })
     this.checkSources(needed)
+    await this.sweep()
     // every stage starts now: each waits for what it needs, the independent ones run at once
     for (const s of needed) this.startStage(s)
     try {
@@ -328,6 +329,20 @@ class Builder {
       throw err
     } finally {
       await Promise.allSettled(this.results.values())
+    }
+  }
+
+  /** What builds killed half-way left: their read-only mounts and unfinished snapshots. */
+  private async sweep(): Promise<void> {
+    const snap = await this.snap()
+    for (const s of await snap.list()) {
+      if (!/^build-(view|unpack)-/.test(s.name)) continue
+      const pid = Number(s.labels['cairn.build.pid'] ?? s.labels['cairn.unpack.pid'] ?? 0)
+      if (pid > 0 && processAlive(pid)) continue
+      const dir = `${this.store.root}/tmp/${s.name}`
+      await unmount(dir).catch(() => unmount(dir, { lazy: true }).catch(() => undefined))
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined)
+      await snap.remove(s.name).catch(() => undefined)
     }
   }
 
