@@ -844,6 +844,9 @@ class Builder {
   private async planCopy(ins: Extract<Instruction, { kind: 'COPY' | 'ADD' }>, state: State, cfg: ContainerConfig): Promise<Plan> {
     const env = this.env(state)
     const esc = this.df.escape
+    for (const f of ins.flags) {
+      if (f.name === 'parents' || f.name === 'exclude') throw new CairnError('NOT_SUPPORTED', `${ins.kind} --${f.name} is not supported yet`)
+    }
     const from = this.flag(ins, 'from', state)
     const chownSpec = this.flag(ins, 'chown', state)
     const chmodSpec = this.flag(ins, 'chmod', state)
@@ -898,6 +901,8 @@ class Builder {
         const name = posix.basename(new URL(p).pathname) || 'index.html'
         const host = `${tmp}/${randomName()}-${name}`
         const digest = await download(p, host, this.signal)
+        const want = this.flag(ins, 'checksum', state)
+        if (want !== undefined && want !== `sha256:${digest}`) throw new CairnError('DIGEST_INVALID', `digest mismatch for ${p}: got sha256:${digest}, expected ${want}`)
         urls.push({ url: p, digest })
         const st = await stat(host)
         extra.push({ pattern: p, rel: name, host, st, download: true })

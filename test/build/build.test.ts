@@ -252,6 +252,9 @@ describe('cairn build', { concurrency: false }, () => {
     const changed = await cs.cliOk(['build', '--progress', 'plain', ctx])
     assert.equal(count(changed.stdout, / ---> Using cache/), 1)
     assert.match(changed.stdout, /second download/)
+    const sum = context('add-sum', { Dockerfile: `FROM busybox\nADD --checksum=sha256:${'0'.repeat(64)} http://127.0.0.1:${port}/files/notes.txt /n\n` })
+    const bad = await cs.cli(['build', sum])
+    assert.match(bad.stderr, /digest mismatch for http:\/\/127\.0\.0\.1:\d+\/files\/notes\.txt: got sha256:[0-9a-f]{64}, expected sha256:0{64}/)
   })
 
   test('SOURCE_DATE_EPOCH: two builds without the cache give the same image ID; --output and --iidfile', async (t) => {
