@@ -38,6 +38,8 @@ import { pushImage, type PushOptions, type PushResult } from './api/push.js'
 import { pullImage, type PullOptions, type PullResult } from './api/pull.js'
 import { login, logout, type LoginOptions, type LoginResult } from './api/login.js'
 import type { Credentials } from './remote/credentials.js'
+import { buildImage, type BuildOptions, type BuildResult } from './build/builder.js'
+import { buildCacheUsage, pruneBuildCache, type BuildCacheUsage, type BuilderPruneResult } from './build/cache.js'
 
 export interface CairnOptions {
   /** The store folder (default: /var/lib/cairn as root, else $XDG_DATA_HOME/cairn). */
@@ -263,6 +265,23 @@ export class Cairn {
     return resumeContainer(this.store, container)
   }
 
+  // ---------------------------------------------------------------- builds
+
+  /** `cairn build`: a Dockerfile's target stage as an image, step by step, through the build cache. */
+  async build(opts: BuildOptions): Promise<BuildResult> {
+    return buildImage(this.store, opts)
+  }
+
+  /** `cairn builder prune` */
+  async pruneBuildCache(opts: { all?: boolean } = {}): Promise<BuilderPruneResult> {
+    return pruneBuildCache(this.store, opts)
+  }
+
+  /** The build cache's entries and bytes (for `system df`). */
+  buildCacheUsage(): BuildCacheUsage {
+    return buildCacheUsage(this.store)
+  }
+
   /** `cairn commit`: the container's changes as a new image (paused while read unless `pause: false`). */
   async commit(container: string, opts: CommitContainerOptions = {}): Promise<CommitResult> {
     return commitContainer(this.store, container, opts)
@@ -304,3 +323,7 @@ export { detectRuntime, OciRuntime } from './runtime/runtime.js'
 export { commitSnapshot, type CommitContainerOptions, type CommitOptions, type CommitResult, type CommitSource }
 export { openSnapshotter, unpackImage, snapshotChanges, snapshotLayer, type Snapshotter, type StorageDriver, type Mount } from './snapshot/index.js'
 export { mountAll, unmount } from './mount/index.js'
+export { commitImage, scratchConfig, type CommitImageInput } from './api/commit.js'
+export type { BuildOptions, BuildResult, BuildCacheUsage, BuilderPruneResult }
+export type { BuildEvent, BuildListener, StepRef } from './build/events.js'
+export { parseDockerfile, type Dockerfile, type Instruction, type Stage } from './build/dockerfile.js'
