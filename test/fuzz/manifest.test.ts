@@ -1,6 +1,7 @@
 // Fuzzing the registry's manifest and index validation (what a push hands the server).
 import { describe, it } from 'node:test'
 import { parseManifest } from '../../src/registry/manifest.js'
+import { jsonMutator } from './engine.js'
 import { fuzzTest } from './helpers.js'
 
 const D = `sha256:${'a'.repeat(64)}`
@@ -36,6 +37,7 @@ describe('fuzz: manifest JSON', () => {
     // the first byte picks the Content-Type the manifest comes with
     await fuzzTest(t, 'manifest', (data) => parseManifest(data.subarray(1), TYPES[(data[0] ?? 0) % TYPES.length]), {
       seeds: [manifest, index, docker].flatMap((m) => [`\x00${m}`, `\x01${m}`, `\x02${m}`, `\x03${m}`]),
+      mutate: jsonMutator(1),
       dictionary: ['"schemaVersion":', '"mediaType":', '"config":', '"layers":', '"manifests":', '"digest":', '"size":', '"subject":', '"artifactType":', 'null', '[]', '{}', '-1', '1e400', `"${D}"`, '"sha512:', '"\\u0000"'],
     })
   })
