@@ -45,7 +45,8 @@ describe('reference grammar (properties)', () => {
         // without a domain, a first component with a dot is taken for one (Docker's rule)
         const slash = r.path.indexOf('/')
         const first = r.path.slice(0, slash)
-        if (slash > 0 && first.includes('.')) [want, wantPath] = [first, r.path.slice(slash + 1)]
+        // (and one that is not a valid host name, such as a__a.b, leaves the domain empty)
+        if (slash > 0 && first.includes('.')) [want, wantPath] = /^[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(first) ? [first, r.path.slice(slash + 1)] : ['', r.path]
         else [want, wantPath] = ['docker.io', slash < 0 ? `library/${r.path}` : r.path]
       }
       assert.equal(ref.domain, want)
