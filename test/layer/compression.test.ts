@@ -119,8 +119,10 @@ describe('layer compression', () => {
     const rle = Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x20, 7]), blockHeader(false, 1, 4), Buffer.from('x'), blockHeader(true, 1, 3), Buffer.from('y')])
     const skippable = Buffer.concat([Buffer.from([0x5e, 0x2a, 0x4d, 0x18, 3, 0, 0, 0]), Buffer.from('abc')])
     const zst = await compress(DATA, 'zstd')
-    const all = Buffer.concat([raw, skippable, rle, zst, zst])
-    for (const size of [1, 7, 4096]) {
+    const small = Buffer.concat([raw, skippable, rle])
+    for (const size of [1, 7]) assert.deepEqual(await collect(decompressStream(chunked(small, size))), Buffer.from('helloxxxxyyy'))
+    const all = Buffer.concat([small, zst, zst])
+    for (const size of [999, 4096]) {
       assert.deepEqual(await collect(decompressStream(chunked(all, size))), Buffer.concat([Buffer.from('helloxxxxyyy'), DATA, DATA]))
     }
     // a frame that decompresses to other than its declared size
