@@ -499,7 +499,7 @@ function register(parent: Command, managed: boolean): void {
     .action(async (name: string, _f: object, cmd: Command) => {
       await withStore(cmd, async (store) => {
         const changes = await (await api()).containerDiff(store, name)
-        process.stdout.write(changes.map((c) => `${c.kind} /${c.path}\n`).join(''))
+        process.stdout.write(changes.map((c) => `${c.kind} ${c.path}\n`).join(''))
       })
     })
 
