@@ -154,8 +154,11 @@ export function removeNetwork(nameOrId: string, journal?: string): NetworkDefini
   return def
 }
 
-/** `docker network prune`: user networks no running container is on; their names. */
-export function pruneNetworks(opts: { filters?: FilterArgs } = {}, journal?: string): string[] {
+/**
+ * `docker network prune`: user networks no running container is on; their names. netavark's
+ * shared firewall chains go too when no container uses a bridge network (`journal`: as for create).
+ */
+export async function pruneNetworks(opts: { filters?: FilterArgs } = {}, journal?: string): Promise<string[]> {
   const filters = opts.filters ?? {}
   validateFilterKeys(filters, ['label', 'label!', 'until'])
   const m = networks()
@@ -174,6 +177,7 @@ export function pruneNetworks(opts: { filters?: FilterArgs } = {}, journal?: str
       if (!hasCode(err, 'CONFLICT')) throw err
     }
   }
+  await m.removeIdleChains()
   return removed.sort()
 }
 
