@@ -197,7 +197,7 @@ export function parseMountFlag(spec: string): MountSpec {
 export function parseVolumesFrom(spec: string): string {
   const [name = '', mode, extra] = spec.split(':')
   if (name === '' || extra !== undefined || (mode !== undefined && mode !== 'ro' && mode !== 'rw')) {
-    throw invalid(mode !== undefined && extra === undefined ? `invalid mode: ${mode}` : `invalid volumes-from specification: ${spec}`)
+    throw invalid(name !== '' && mode !== undefined && extra === undefined ? `invalid mode: ${mode}` : `invalid volumes-from specification: ${spec}`)
   }
   return spec
 }

@@ -112,7 +112,7 @@ export class ImageStore {
     this.db = db
     this.containerUsers = (imageId) =>
       (this.db.prepare('SELECT id, state FROM containers WHERE image_id = ?').all(imageId) as { id: string; state: string }[])
-        .map((r) => ({ id: r.id, running: r.state === 'running' || r.state === 'paused' }))
+        .map((r) => ({ id: r.id, running: r.state === 'running' || r.state === 'paused' || r.state === 'restarting' }))
   }
 
   static async open(root: string): Promise<ImageStore> {
