@@ -19,6 +19,7 @@ import { eventMessage, journalPath, MAX_JOURNAL_BYTES, readEvents, recordEvent, 
 import { eventJSON, eventLine } from '../../src/cli/events.js'
 import { checkVolumeName } from '../../src/volume/store.js'
 import { tempDir } from '../helpers/cairn.js'
+import { Cairn, hasCode } from '../../src/index.js'
 import { overlaySupported } from '../../src/mount/index.js'
 import { containerStore, requireContainers, type ContainerStore } from './helpers.js'
 import { addImage, busyboxLayer, layerTar } from './images.js'
@@ -247,6 +248,35 @@ describe('events', () => {
       await reader
       assert.deepEqual(seen, ['die', 'destroy', 'pull'])
     } finally {
+      await cleanup()
+    }
+  })
+})
+
+describe('the library: volumes and events as typed calls', () => {
+  test('createVolume, listVolumes, inspectVolume, removeVolumes, pruneVolumes; their events', async () => {
+    const { dir, cleanup } = await tempDir('cairn-vol-lib-')
+    const cairn = await Cairn.open({ root: `${dir}/root` })
+    try {
+      const t0 = Date.now() - 1000
+      const v = cairn.createVolume({ name: 'lib', labels: { team: 'a' } })
+      assert.equal(v.Name, 'lib')
+      assert.equal(v.Mountpoint, `${dir}/root/volumes/lib/_data`)
+      assert.deepEqual(v.Labels, { team: 'a' })
+      const anon = cairn.createVolume({ anonymous: true })
+      assert.match(anon.Name, /^[0-9a-f]{64}$/)
+      assert.deepEqual(cairn.listVolumes({ filters: { label: ['team=a'] } }).map((x) => x.Name), ['lib'])
+      assert.equal(cairn.inspectVolume('lib').Driver, 'local')
+      assert.throws(() => cairn.inspectVolume('nope'), (err: unknown) => hasCode(err, 'NAME_UNKNOWN'))
+      // prune: unused anonymous volumes only, unless all
+      assert.deepEqual((await cairn.pruneVolumes()).removed, [anon.Name])
+      await cairn.removeVolumes('lib')
+      assert.deepEqual(cairn.listVolumes(), [])
+      const seen: string[] = []
+      for await (const e of cairn.events({ since: t0, until: Date.now() + 500, filters: { type: ['volume'] } })) seen.push(`${e.Action} ${e.Actor.ID.slice(0, 3)}`)
+      assert.deepEqual(seen, ['create lib', `create ${anon.Name.slice(0, 3)}`, `destroy ${anon.Name.slice(0, 3)}`, 'destroy lib'])
+    } finally {
+      cairn.close()
       await cleanup()
     }
   })
