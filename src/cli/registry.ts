@@ -193,7 +193,7 @@ export function registerRegistryCommands(program: Command): void {
       .option('--format <format>', "'json' for the report as JSON"),
   ).action(async (o: CommonOpts & { dryRun?: boolean; deleteUntagged?: boolean; gracePeriod?: string; format?: string }) => {
     const cfg = await baseConfig(o)
-    const storage = new FilesystemStorage(cfg.root)
+    const storage = new FilesystemStorage(cfg.root, { holdTtlMs: cfg.uploads.purgeAfterMs })
     await storage.init()
     const ac = new AbortController()
     const onSig = (): void => ac.abort(new Error('interrupted'))
@@ -204,7 +204,7 @@ export function registerRegistryCommands(program: Command): void {
       deleteUntagged: o.deleteUntagged ?? cfg.gc.deleteUntagged,
       gracePeriodMs: o.gracePeriod !== undefined ? parseDuration(o.gracePeriod, '--grace-period') : cfg.gc.gracePeriodMs,
       signal: ac.signal,
-    })
+    }).finally(() => storage.close())
     process.stdout.write(o.format === 'json' ? `${JSON.stringify(report, null, 2)}\n` : renderGc(report))
   })
 
@@ -216,12 +216,12 @@ export function registerRegistryCommands(program: Command): void {
       .option('--dry-run', 'only report'),
   ).action(async (o: CommonOpts & { olderThan?: string; dryRun?: boolean }) => {
     const cfg = await baseConfig(o)
-    const storage = new FilesystemStorage(cfg.root)
+    const storage = new FilesystemStorage(cfg.root, { holdTtlMs: cfg.uploads.purgeAfterMs })
     await storage.init()
     const r = await purgeUploads(storage, {
       olderThanMs: o.olderThan !== undefined ? parseDuration(o.olderThan, '--older-than') : cfg.uploads.purgeAfterMs,
       dryRun: o.dryRun ?? false,
-    })
+    }).finally(() => storage.close())
     for (const u of r.uploads) process.stdout.write(`${o.dryRun ? 'Would remove' : 'Removed'} upload ${u.id} (${u.repository}, ${humanSize(u.offset)}, idle since ${u.updatedAt})\n`)
     process.stdout.write(`${r.purged} upload${r.purged === 1 ? '' : 's'}, ${humanSize(r.bytes)}\n`)
   })
@@ -304,8 +304,11 @@ function renderGc(r: GcReport): string {
     `${r.repositories} repositories, ${r.manifests} manifests, ${r.blobs} blobs (${r.blobsMarked} referenced, ${r.blobsFresh} unreferenced but within the grace period)`,
   )
   lines.push(`${verb} ${r.manifestsDeleted.length} untagged manifest${r.manifestsDeleted.length === 1 ? '' : 's'} and ${r.blobsDeleted} blob${r.blobsDeleted === 1 ? '' : 's'}, ${humanSize(r.bytesFreed)}`)
-  if (r.blobsRestored > 0) lines.push(`${r.blobsRestored} blob${r.blobsRestored === 1 ? '' : 's'} kept for manifests pushed during the run`)
-  if (r.linksRemoved > 0) lines.push(`${r.linksRemoved} dangling link${r.linksRemoved === 1 ? '' : 's'} removed`)
+  const kept = r.blobsHeld + r.blobsInUse
+  if (kept > 0) lines.push(`${kept} unreferenced blob${kept === 1 ? '' : 's'} kept for pushes in progress`)
+  if (r.manifestsHeld > 0) lines.push(`${r.manifestsHeld} untagged manifest${r.manifestsHeld === 1 ? '' : 's'} kept for pushes in progress`)
+  if (r.linksRemoved > 0) lines.push(`${r.linksRemoved} link${r.linksRemoved === 1 ? '' : 's'} to deleted blobs removed`)
+  if (r.holdsExpired > 0) lines.push(`${r.holdsExpired} hold${r.holdsExpired === 1 ? '' : 's'} of abandoned pushes removed`)
   lines.push(`took ${(r.durationMs / 1000).toFixed(2)}s`)
   return `${lines.join('\n')}\n`
 }

@@ -33,7 +33,7 @@ import { FilesystemStorage } from './fs-storage.js'
 import { baseMediaType, parseManifest, referrerDescriptor } from './manifest.js'
 import { RegistryMetrics } from './metrics.js'
 import { RateLimiter, type RateLimitOptions } from './ratelimit.js'
-import type { RegistryStorage, UploadState } from './storage.js'
+import type { BlobStat, RegistryStorage, UploadState } from './storage.js'
 import { sendTokenResult, TokenService } from './token.js'
 import { collectGarbage, purgeUploads, type GcReport } from './gc.js'
 
@@ -100,7 +100,10 @@ export interface RegistryOptions {
   metrics?: boolean
   /** Largest manifest accepted (default 4 MiB); larger ones get 413. */
   manifestLimit?: number
-  /** Upload sessions idle this long are removed (default 24 h); checked every `purgeIntervalMs` (default 1 h). */
+  /**
+   * Upload sessions idle this long are removed (default 24 h); checked every `purgeIntervalMs` (default
+   * 1 h). A push's holds on blobs (see storage.ts) lapse after the same time.
+   */
   uploadPurgeAfterMs?: number
   purgeIntervalMs?: number
   /** Run gc in the background every so often (default: never). */
@@ -169,7 +172,7 @@ export async function listenOn(server: NetServer, port: number, host: string): P
 }
 
 export async function startRegistry(opts: RegistryOptions = {}): Promise<RunningRegistry> {
-  const storage = opts.storage ?? new FilesystemStorage(opts.root ?? requireRoot())
+  const storage = opts.storage ?? new FilesystemStorage(opts.root ?? requireRoot(), opts.uploadPurgeAfterMs === undefined ? {} : { holdTtlMs: opts.uploadPurgeAfterMs })
   await storage.init()
   const app = new RegistryApp(storage, opts)
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
@@ -215,6 +218,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Running
       for (const s of sockets) s.destroy()
       await closed
       await app.backgroundDone()
+      if (opts.storage === undefined) await storage.close()
     })()
     return closing
   }
@@ -288,7 +292,11 @@ class RegistryApp {
         dryRun: false,
         deleteUntagged: this.opts.gcDeleteUntagged ?? false,
         gracePeriodMs: this.opts.gcGracePeriodMs ?? 3_600_000,
-      }).catch((err: unknown) => {
+      }).then((r) => {
+        this.metrics.gcRuns.inc()
+        this.metrics.gcManifestsDeleted.inc({}, r.manifestsDeleted.length)
+        this.metrics.gcBlobsDeleted.inc({}, r.blobsDeleted)
+      }, (err: unknown) => {
         if (!hasCode(err, 'CONFLICT')) throw err // another gc is running: skip this round
       })), this.opts.gcIntervalMs).unref())
     }
@@ -674,7 +682,12 @@ class RegistryApp {
 
   private async getManifest(ctx: Ctx, repo: string, ref: string, head: boolean): Promise<void> {
     const digest = await this.resolve(repo, ref)
-    const rec = await this.storage.getManifest(repo, digest)
+    // a HEAD by digest is a client checking an entry of the index it is about to push: it holds the manifest
+    const byDigest = ref.includes(':')
+    const hold = head && byDigest && this.opts.readOnly !== true
+    let rec = hold ? await this.storage.checkManifest(repo, digest) : await this.storage.getManifest(repo, digest)
+    // a HEAD answers for the bytes a GET would serve (a GET finds out when it reads them)
+    if (rec !== undefined && head && !byDigest && (await this.storage.statBlob(digest)) === undefined) rec = undefined
     if (rec === undefined) throw new CairnError('MANIFEST_UNKNOWN', `manifest unknown: ${digest}`, { detail: { digest } })
     const headers = {
       'Content-Type': rec.mediaType,
@@ -731,29 +744,13 @@ class RegistryApp {
       throw new CairnError('DIGEST_INVALID', `manifest digest ${digest} does not match ${expected}`, { detail: { digest: expected } })
     }
     const parsed = parseManifest(bytes, baseMediaType(ctx.req.headers['content-type']))
-    // everything it references must be in this repository, with the declared size
-    for (const d of parsed.blobs) {
-      const linked = (await this.storage.isBlobLinked(repo, d.digest)) || (await this.storage.getManifest(repo, d.digest)) !== undefined
-      const st = linked ? await this.storage.statBlob(d.digest) : undefined
-      if (st === undefined) throw new CairnError('MANIFEST_BLOB_UNKNOWN', `blob unknown to registry: ${d.digest}`, { detail: { digest: d.digest } })
-      if (st.size !== d.size) throw new CairnError('MANIFEST_INVALID', `manifest invalid: blob ${d.digest} has ${st.size} bytes, the manifest says ${d.size}`, { detail: { digest: d.digest } })
-    }
-    for (const d of parsed.manifests) {
-      const rec = await this.storage.getManifest(repo, d.digest)
-      if (rec === undefined) {
-        const linked = await this.storage.isBlobLinked(repo, d.digest)
-        if (!linked || (await this.storage.statBlob(d.digest)) === undefined) {
-          throw new CairnError('MANIFEST_BLOB_UNKNOWN', `manifest unknown to registry: ${d.digest}`, { detail: { digest: d.digest } })
-        }
-      } else if (rec.size !== d.size) {
-        throw new CairnError('MANIFEST_INVALID', `manifest invalid: ${d.digest} has ${rec.size} bytes, the index says ${d.size}`, { detail: { digest: d.digest } })
-      }
-    }
+    // the storage checks what it references (in this repository, with the declared sizes) under its lock
     await this.storage.putManifest(repo, {
       digest,
       mediaType: parsed.mediaType,
       bytes,
-      references: [...parsed.blobs, ...parsed.manifests].map((d) => d.digest),
+      blobs: parsed.blobs.map((d) => ({ digest: d.digest, size: d.size })),
+      manifests: parsed.manifests.map((d) => ({ digest: d.digest, size: d.size })),
       ...(parsed.subject === undefined ? {} : { referrer: { subject: parsed.subject.digest, descriptor: referrerDescriptor(parsed, digest, bytes.length) } }),
     }, tag)
     this.metrics.manifestsPushed.inc()
@@ -788,8 +785,14 @@ class RegistryApp {
       return
     }
     if (method !== 'GET' && method !== 'HEAD') throw notAllowed(method)
-    const linked = (await this.storage.isBlobLinked(repo, digest)) || (await this.storage.getManifest(repo, digest)) !== undefined
-    const st = linked ? await this.storage.statBlob(digest) : undefined
+    let st: BlobStat | undefined
+    if (method === 'HEAD' && this.opts.readOnly !== true) {
+      // a client checking a blob before naming it in a manifest (Docker's "Layer already exists"): held for its push
+      st = await this.storage.checkBlob(repo, digest)
+    } else {
+      const linked = (await this.storage.isBlobLinked(repo, digest)) || (await this.storage.getManifest(repo, digest)) !== undefined
+      st = linked ? await this.storage.statBlob(digest) : undefined
+    }
     if (st === undefined) throw new CairnError('BLOB_UNKNOWN', `blob unknown to registry: ${digest}`, { detail: { digest } })
     const base: Record<string, string> = {
       'Content-Type': 'application/octet-stream',

@@ -88,7 +88,10 @@ describe('crash safety (SIGKILL)', () => {
         }
       }
       const workers = [0, 1, 2, 3, 4, 5].map(pusher)
-      await sleep(250 + round * 100)
+      // some pushes complete (however slow the machine), then the kill comes at a random moment
+      const before = acknowledged.length
+      for (const until = Date.now() + 30_000; acknowledged.length < before + 3 && Date.now() < until;) await sleep(10)
+      await sleep(Math.random() * 200)
       await reg.kill()
       running = false
       await Promise.all(workers)
@@ -110,6 +113,7 @@ describe('crash safety (SIGKILL)', () => {
     const storage = new FilesystemStorage(dir)
     await storage.init()
     const purged = await purgeUploads(storage, { olderThanMs: 0 })
+    await storage.close()
     assert.ok(purged.purged >= 1)
     assert.equal((await reg.stop()).code, 0)
   })
