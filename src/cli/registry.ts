@@ -1,15 +1,16 @@
 /**
- * `cairn registry serve|gc|purge-uploads|token-server|keygen|htpasswd`: flags and printing only; the
- * registry itself is src/registry.
+ * `cairn registry serve|gc|check|purge-uploads|token-server|keygen|htpasswd`: flags and printing only;
+ * the registry itself is src/registry.
  */
 import { createWriteStream } from 'node:fs'
-import { readFile, writeFile } from 'node:fs/promises'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import { createInterface } from 'node:readline/promises'
 import type { Writable } from 'node:stream'
 import { Command, Option } from 'commander'
 import { CairnError } from '../errors/index.js'
 import { humanSize } from '../util/format.js'
 import {
+  checkRegistry,
   collectGarbage,
   defaultConfig,
   FilesystemStorage,
@@ -26,6 +27,7 @@ import {
   startTokenServer,
   TokenSigner,
   type AccessLogEntry,
+  type CheckReport,
   type GcReport,
   type RegistryConfig,
 } from '../registry/index.js'
@@ -210,6 +212,26 @@ export function registerRegistryCommands(program: Command): void {
 
   commonOptions(
     registry
+      .command('check')
+      .description('Find tags without manifests, manifests missing blobs, dangling links and broken uploads (read-only unless --repair)')
+      .option('--repair', 'fix what can be fixed without losing anything, and say what was done')
+      .option('--format <format>', "'json' for the report as JSON"),
+  ).action(async (o: CommonOpts & { repair?: boolean; format?: string }) => {
+    const cfg = await baseConfig(o)
+    if (o.format !== undefined && o.format !== 'json') throw new CairnError('INVALID_ARGUMENT', `unknown format ${JSON.stringify(o.format)} (only json)`)
+    if (!(await isDirectory(`${cfg.root}/repositories`)) && !(await isDirectory(`${cfg.root}/blobs`))) {
+      throw new CairnError('INVALID_ARGUMENT', `${cfg.root} is not a registry root (no blobs/ or repositories/ in it)`)
+    }
+    const storage = new FilesystemStorage(cfg.root, { holdTtlMs: cfg.uploads.purgeAfterMs, readOnly: !o.repair })
+    if (o.repair) await storage.init()
+    const report = await checkRegistry(storage, { repair: o.repair ?? false }).finally(() => storage.close())
+    process.stdout.write(o.format === 'json' ? `${JSON.stringify(report, null, 2)}\n` : renderCheck(report))
+    // 0: nothing found; 2: problems found (with --repair: all repaired); 3: --repair left some
+    if (report.problems.length > 0) process.exitCode = report.remaining > 0 && report.repair ? 3 : 2
+  })
+
+  commonOptions(
+    registry
       .command('purge-uploads')
       .description('Remove upload sessions idle for longer than a limit')
       .option('--older-than <duration>', 'idle time (default: the configuration\'s, 24h)')
@@ -311,4 +333,23 @@ function renderGc(r: GcReport): string {
   if (r.holdsExpired > 0) lines.push(`${r.holdsExpired} hold${r.holdsExpired === 1 ? '' : 's'} of abandoned pushes removed`)
   lines.push(`took ${(r.durationMs / 1000).toFixed(2)}s`)
   return `${lines.join('\n')}\n`
+}
+
+function renderCheck(r: CheckReport): string {
+  const lines: string[] = []
+  for (const p of r.problems) {
+    lines.push(`${p.kind}: ${p.message}`)
+    if (p.repaired === true) lines.push(`  repaired: ${p.action ?? ''}`)
+    else if (p.repaired === false) lines.push(`  not repaired: ${p.action ?? ''}`)
+  }
+  const scope = `${r.repositories} repositor${r.repositories === 1 ? 'y' : 'ies'}, ${r.tags} tag${r.tags === 1 ? '' : 's'}, ${r.manifests} manifest${r.manifests === 1 ? '' : 's'}, ${r.links} link${r.links === 1 ? '' : 's'}, ${r.uploads} upload${r.uploads === 1 ? '' : 's'}`
+  const n = r.problems.length
+  if (n === 0) lines.push(`No problems found (${scope})`)
+  else if (r.repair) lines.push(`${n} problem${n === 1 ? '' : 's'} found (${scope}): ${r.repaired} repaired, ${r.remaining} left`)
+  else lines.push(`${n} problem${n === 1 ? '' : 's'} found (${scope}); --repair fixes what can be fixed`)
+  return `${lines.join('\n')}\n`
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => undefined))?.isDirectory() ?? false
 }

@@ -8,6 +8,8 @@ export type { RegistryStorage, StorageTx, BlobStat, ByteRange, UploadState, Stor
 export { FilesystemStorage } from './fs-storage.js'
 export type { FilesystemStorageOptions } from './fs-storage.js'
 export { FileLock } from './lock.js'
+export { checkRegistry, ProblemKinds } from './check.js'
+export type { CheckOptions, CheckReport, Problem, ProblemKind } from './check.js'
 export { AccessPolicy, compilePattern, parseAccessConfig, Actions } from './access.js'
 export type { AccessConfig, AccessRule, Action, Identity } from './access.js'
 export { Htpasswd, htpasswdLine, TokenSigner, TokenVerifier, generateSigningKeyPem, privateKeyFromPem, publicKeyFromPem, parseScopes, keyId } from './auth.js'

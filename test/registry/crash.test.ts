@@ -1,14 +1,15 @@
 /**
  * Crash safety of `cairn registry serve` as a real process: SIGKILL in the middle of an upload and in
  * the middle of manifest pushes, restart on the same root, then: the registry is consistent (no partial
- * blob, no tag or manifest pointing at a missing blob, everything acknowledged is there) and the
- * interrupted upload resumes where the bytes on disk end, then completes.
+ * blob, no tag or manifest pointing at a missing blob, everything acknowledged is there, and
+ * `cairn registry check` finds nothing) and the interrupted upload resumes where the bytes on disk end,
+ * then completes. (Kills during `cairn push` processes and gc: chaos.test.ts.)
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { request as httpRequest } from 'node:http'
 import { describe, it } from 'node:test'
-import { tempDir } from '../helpers/cairn.js'
+import { cairn, tempDir } from '../helpers/cairn.js'
 import { checkBlobFiles, checkManifest, checkPullable } from './consistency.js'
 import { pushBlob, request, serveProcess, sha256, tinyImage, type TinyImage } from './helpers.js'
 
@@ -55,6 +56,8 @@ describe('crash safety (SIGKILL)', () => {
     assert.equal(done.status, 201, done.text())
     assert.deepEqual((await request(reg.url, 'GET', `/v2/crash/app/blobs/${digest}`)).body, data)
     await checkBlobFiles(dir)
+    const check = await cairn(dir, ['registry', 'check', '--root', dir])
+    assert.equal(check.code, 0, check.stdout + check.stderr)
     const stopped = await reg.stop()
     assert.equal(stopped.code, 0)
   })
@@ -108,6 +111,10 @@ describe('crash safety (SIGKILL)', () => {
       await checkManifest(reg.url, a.repo, a.tag)
       assert.deepEqual((await request(reg.url, 'GET', `/v2/${a.repo}/manifests/${a.tag}`)).body, a.img.manifest)
     }
+    // nothing for the consistency check to find (sessions cut by the kills are whole, and resumable)
+    const check = await cairn(dir, ['registry', 'check', '--root', dir])
+    assert.equal(check.code, 0, check.stdout + check.stderr)
+    assert.match(check.stdout, /^No problems found/m)
     // sessions left by the kills are either resumable or purgeable; none is corrupt
     const { FilesystemStorage, purgeUploads } = await import('../../src/registry/index.js')
     const storage = new FilesystemStorage(dir)

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { readdir, rename, utimes } from 'node:fs/promises'
 import { describe, it } from 'node:test'
-import { collectGarbage, FilesystemStorage, purgeUploads, startRegistry, type RunningRegistry } from '../../src/registry/index.js'
+import { checkRegistry, collectGarbage, FilesystemStorage, purgeUploads, startRegistry, type RunningRegistry } from '../../src/registry/index.js'
 import { cairnOk, tempDir } from '../helpers/cairn.js'
 import { checkBlobFiles, checkManifest, checkPullable } from './consistency.js'
 import { pushBlob, pushImage, request, sha256, tinyImage, type TinyImage } from './helpers.js'
@@ -192,6 +192,8 @@ describe('gc', () => {
     }
     assert.equal(await checkPullable(reg.url), tagged.size)
     await checkBlobFiles(root)
+    const check = await checkRegistry(new FilesystemStorage(root, { readOnly: true }))
+    assert.deepEqual(check.problems, [])
     t.diagnostic(`gc runs ${runs}, manifests deleted ${manifestsDeleted}, blobs deleted ${deleted}, kept for pushes ${kept}, pushes ${pushes}`)
   })
 
