@@ -256,6 +256,7 @@ class RegistryApp {
   private manifestCacheBytes = 0
   private timers: NodeJS.Timeout[] = []
   private background: Promise<unknown> = Promise.resolve()
+  private readonly queued = new Set<string>()
 
   constructor(readonly storage: RegistryStorage, readonly opts: RegistryOptions) {
     const authEnabled = opts.htpasswd !== undefined || opts.token !== undefined
@@ -311,8 +312,14 @@ class RegistryApp {
     return this.background.catch(() => undefined)
   }
 
+  /** Queues a background job; one of the same kind already waiting or running makes this one redundant. */
   private runBackground(what: string, fn: () => Promise<unknown>): void {
-    this.background = this.background.then(fn).catch((err: unknown) => this.opts.onError?.(err, what))
+    if (this.queued.has(what)) return
+    this.queued.add(what)
+    this.background = this.background
+      .then(fn)
+      .catch((err: unknown) => this.opts.onError?.(err, what))
+      .finally(() => this.queued.delete(what))
   }
 
   // --- request entry -------------------------------------------------------------------------------
