@@ -1,8 +1,10 @@
 /**
  * Pushes racing garbage collection, as an operator would run them: 22 `cairn push` processes of
  * overlapping images (a shared base layer, some tags pushed twice: with the same image and with
- * different ones) to a real `cairn registry serve`, while `cairn registry gc --grace-period 0s
- * --delete-untagged` runs in a loop on the same root and the server runs its own gc every second.
+ * different ones; four images pushed before and untagged as the round starts, so that gc deletes them
+ * while the pushes send them again) to a real `cairn registry serve`, while `cairn registry gc
+ * --grace-period 0s --delete-untagged` runs in a loop on the same root and the server runs its own gc
+ * every two seconds.
  * No push may fail because gc ran; every tag a push reported pulls complete and verified, naming one
  * of the digests its pushes reported; `cairn registry check` finds nothing.
  *
@@ -140,7 +142,7 @@ async function setup(t: TestContext, pushes: readonly Push[]): Promise<World> {
   }
   // the server's own gc, as aggressive as the command's
   const config = `${dir}/registry.yaml`
-  await writeFile(config, 'gc:\n  interval: 1s\n  gracePeriod: 0s\n  deleteUntagged: true\nlog:\n  access: none\n')
+  await writeFile(config, 'gc:\n  interval: 2s\n  gracePeriod: 0s\n  deleteUntagged: true\nlog:\n  access: none\n')
   return { dir, host, stores, env, config }
 }
 
@@ -283,6 +285,11 @@ describe('pushes racing garbage collection (cairn push, cairn registry serve, ca
       const root = `${world.dir}/registry${round}`
       const reg = await serveProcess(root, ['--listen', world.host, '-c', world.config])
       t.after(() => reg.kill())
+      // four of the images are there already, and untagged as the pushes start: gc is deleting their
+      // manifests and blobs while the pushes check the same blobs and tag the same manifests again
+      const early = pushes.filter((p) => p.store === 0 && /^chaos\/a:t[0-3]$/.test(p.ref))
+      assert.deepEqual(failures(await Promise.all(early.map((p) => runPush(world, p, 0)))), [])
+      for (const p of early) assert.equal((await request(reg.url, 'DELETE', `/v2/chaos/a/manifests/${p.ref.split(':')[1] as string}`)).status, 202)
       const gc = gcLoop(world, root)
       const t0 = Date.now()
       const outcomes = await Promise.all(pushes.map((p) => runPush(world, p, Math.random() * 1500)))
