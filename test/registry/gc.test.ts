@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { readdir, rename, utimes } from 'node:fs/promises'
 import { describe, it } from 'node:test'
-import { checkRegistry, collectGarbage, FilesystemStorage, purgeUploads, startRegistry, type RunningRegistry } from '../../src/registry/index.js'
+import { checkRegistry, collectGarbage, FilesystemStorage, purgeUploads, startRegistry, type RunningRegistry, type StorageTx } from '../../src/registry/index.js'
 import { cairnOk, tempDir } from '../helpers/cairn.js'
 import { checkBlobFiles, checkManifest, checkPullable } from './consistency.js'
 import { pushBlob, pushImage, request, sha256, tinyImage, type TinyImage } from './helpers.js'
@@ -195,6 +195,48 @@ describe('gc', () => {
     const check = await checkRegistry(new FilesystemStorage(root, { readOnly: true }))
     assert.deepEqual(check.problems, [])
     t.diagnostic(`gc runs ${runs}, manifests deleted ${manifestsDeleted}, blobs deleted ${deleted}, kept for pushes ${kept}, pushes ${pushes}`)
+  })
+
+  it('checks each decision again under the lock: a manifest tagged, or a blob named, after gc chose it stays', async (t) => {
+    const { reg, root } = await withRegistry(t)
+    const img = await pushImage(reg.url, 'gc/race', 'v1')
+    assert.equal((await request(reg.url, 'DELETE', '/v2/gc/race/manifests/v1')).status, 202)
+    await age(root, 2 * HOUR)
+    /** A storage whose first exclusive section lets `push` run just before it: right after gc decided. */
+    const racing = (push: () => Promise<unknown>): FilesystemStorage => {
+      const fs = new FilesystemStorage(root)
+      t.after(() => fs.close())
+      let first = true
+      return new Proxy(fs, {
+        get(target, prop) {
+          if (prop === 'exclusive') {
+            return async <T>(fn: (tx: StorageTx) => Promise<T>): Promise<T> => {
+              if (first) {
+                first = false
+                await push()
+              }
+              return target.exclusive(fn)
+            }
+          }
+          const v: unknown = Reflect.get(target, prop)
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v
+        },
+      })
+    }
+    // gc found img untagged; before it deletes it, a push tags it again
+    const r1 = await collectGarbage(racing(() => putManifest(reg.url, 'gc/race', 'v1', img.manifest)), { dryRun: false, deleteUntagged: true, gracePeriodMs: 0 })
+    assert.deepEqual(r1.manifestsDeleted, [])
+    await checkManifest(reg.url, 'gc/race', 'v1')
+    // gc found other's blobs unreferenced (its manifest deleted); before it deletes them, a push names them
+    const other = await pushImage(reg.url, 'gc/race', 'v2')
+    assert.equal((await request(reg.url, 'DELETE', `/v2/gc/race/manifests/${other.digest}`)).status, 202)
+    await age(root, 2 * HOUR)
+    const r2 = await collectGarbage(racing(async () => assert.equal((await putManifest(reg.url, 'gc/race', 'v2', other.manifest)).status, 201)), { dryRun: false, deleteUntagged: true, gracePeriodMs: 0 })
+    assert.equal(r2.blobsDeleted, 0)
+    assert.equal(r2.blobsInUse, 3, 'config, layer and the manifest\'s bytes: kept because a push used them meanwhile')
+    await checkManifest(reg.url, 'gc/race', 'v2')
+    const check = await checkRegistry(new FilesystemStorage(root, { readOnly: true }))
+    assert.deepEqual(check.problems, [])
   })
 
   it('with the default grace period, concurrent pushes never fail', async (t) => {
