@@ -390,5 +390,6 @@ describe('pushes racing garbage collection (cairn push, cairn registry serve, ca
     assert.equal(third.digest, first.digest, third.result.stderr)
     await checkManifest(reg.url, 'chaos/gone', 'v1')
     await check(root)
+    assert.equal((await reg.stop()).code, 0)
   })
 })

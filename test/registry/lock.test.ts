@@ -13,14 +13,26 @@ import { tempDir } from '../helpers/cairn.js'
 const LOCK_MODULE = fileURLToPath(new URL('../../src/registry/lock.js', import.meta.url))
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
+/** A temporary folder, removed after the test once the processes and locks using it are gone. */
+async function workspace(t: TestContext): Promise<{ dir: string; children: ChildProcess[]; locks: FileLock[] }> {
+  const { dir, cleanup } = await tempDir('cairn-lock-')
+  const w = { dir, children: [] as ChildProcess[], locks: [] as FileLock[] }
+  t.after(async () => {
+    for (const c of w.children) if (c.exitCode === null && c.signalCode === null) await killed(c)
+    for (const l of w.locks) l.close()
+    await cleanup()
+  })
+  return w
+}
+
 /** A process that takes the lock (`shared` or `exclusive`) and holds it until killed; resolves once it holds it. */
-async function holder(t: TestContext, path: string, mode: 'shared' | 'exclusive' | 'readers'): Promise<ChildProcess> {
+async function holder(w: { children: ChildProcess[] }, path: string, mode: 'shared' | 'exclusive' | 'readers'): Promise<ChildProcess> {
   const body = mode === 'readers'
     // short shared holds, back to back and overlapping, for ever
-    ? `const l = new FileLock(${JSON.stringify(path)}); console.log('held'); for (;;) { const a = l.shared(); const b = l.shared(); const [ra, rb] = await Promise.all([a, b]); await new Promise((r) => setTimeout(r, 5)); ra(); await new Promise((r) => setTimeout(r, 5)); rb() }`
+    ? `const l = new FileLock(${JSON.stringify(path)}); (await l.shared())(); console.log('held'); for (;;) { const a = l.shared(); const b = l.shared(); const [ra, rb] = await Promise.all([a, b]); await new Promise((r) => setTimeout(r, 5)); ra(); await new Promise((r) => setTimeout(r, 5)); rb() }`
     : `const l = new FileLock(${JSON.stringify(path)}); await l.${mode}(); console.log('held'); setInterval(() => {}, 1000)`
   const child = spawn(process.execPath, ['--input-type=module', '-e', `import { FileLock } from ${JSON.stringify(LOCK_MODULE)}; ${body}`], { stdio: ['ignore', 'pipe', 'inherit'] })
-  t.after(() => child.kill('SIGKILL'))
+  w.children.push(child)
   await new Promise<void>((resolve, reject) => {
     child.stdout?.once('data', () => resolve())
     child.once('exit', (code) => reject(new Error(`the holder exited (${String(code)})`)))
@@ -36,10 +48,9 @@ async function killed(child: ChildProcess): Promise<void> {
 
 describe('FileLock', () => {
   it('in one process: shared holders run together, an exclusive one alone', async (t) => {
-    const { dir, cleanup } = await tempDir('cairn-lock-')
-    t.after(cleanup)
-    const lock = new FileLock(`${dir}/locks/x`)
-    t.after(() => lock.close())
+    const w = await workspace(t)
+    const lock = new FileLock(`${w.dir}/locks/x`)
+    w.locks.push(lock)
     const a = await lock.shared()
     const b = await lock.shared()
     let got = false
@@ -65,13 +76,12 @@ describe('FileLock', () => {
   })
 
   it('across processes, and a holder killed with SIGKILL leaves nothing stuck', async (t) => {
-    const { dir, cleanup } = await tempDir('cairn-lock-')
-    t.after(cleanup)
-    const path = `${dir}/locks/x`
+    const w = await workspace(t)
+    const path = `${w.dir}/locks/x`
     const lock = new FileLock(path)
-    t.after(() => lock.close())
+    w.locks.push(lock)
     // another process holds it exclusively: no shared hold here, no second exclusive one
-    let child = await holder(t, path, 'exclusive')
+    let child = await holder(w, path, 'exclusive')
     assert.equal(await lock.exclusive({ wait: false }), undefined)
     await assert.rejects(lock.shared(150), (e: unknown) => (e as { code?: string }).code === 'UNAVAILABLE')
     const waiting = lock.shared()
@@ -81,7 +91,7 @@ describe('FileLock', () => {
     ;(await waiting)()
     assert.ok(Date.now() - started < 2000, 'released as soon as its holder died')
     // another process holds it shared (a server in the middle of a push): an exclusive hold waits, then gets it
-    child = await holder(t, path, 'shared')
+    child = await holder(w, path, 'shared')
     ;(await lock.shared())() // shared with it
     assert.equal(await lock.exclusive({ wait: false }), undefined)
     const ex = lock.exclusive()
@@ -91,12 +101,11 @@ describe('FileLock', () => {
   })
 
   it('a writer gets in while another process keeps taking it shared', async (t) => {
-    const { dir, cleanup } = await tempDir('cairn-lock-')
-    t.after(cleanup)
-    const path = `${dir}/locks/x`
-    await holder(t, path, 'readers')
+    const w = await workspace(t)
+    const path = `${w.dir}/locks/x`
+    await holder(w, path, 'readers')
     const lock = new FileLock(path)
-    t.after(() => lock.close())
+    w.locks.push(lock)
     for (let i = 0; i < 5; i++) {
       const release = await lock.exclusive({ timeoutMs: 20_000 })
       assert.ok(release)
