@@ -18,7 +18,7 @@
  */
 import { mkdirSync } from 'node:fs'
 import { CairnError } from '../errors/index.js'
-import { openSqlite, type SqliteDatabase } from '../util/sqlite.js'
+import { openSqliteFile, type SqliteDatabase } from '../util/sqlite.js'
 
 export type Release = () => void
 
@@ -128,8 +128,8 @@ export class FileLock {
     if (this.opened) return
     if (this.opts.readOnly) {
       try {
-        this.main = openSqlite(`${this.path}.lock`, { readonly: true, fileMustExist: true, timeout: 0 })
-        this.probe = openSqlite(`${this.path}.intent`, { readonly: true, fileMustExist: true, timeout: 0 })
+        this.main = openSqliteFile(`${this.path}.lock`, { readonly: true, fileMustExist: true, timeout: 0 })
+        this.probe = openSqliteFile(`${this.path}.intent`, { readonly: true, fileMustExist: true, timeout: 0 })
       } catch (err) {
         if ((err as { code?: unknown }).code !== 'SQLITE_CANTOPEN') throw err
         this.usable = false
@@ -138,9 +138,9 @@ export class FileLock {
       return
     }
     mkdirSync(this.path.slice(0, this.path.lastIndexOf('/')), { recursive: true })
-    this.main = openSqlite(`${this.path}.lock`, { timeout: 0 })
-    this.intent = openSqlite(`${this.path}.intent`, { timeout: 0 })
-    this.probe = openSqlite(`${this.path}.intent`, { timeout: 0 })
+    this.main = openSqliteFile(`${this.path}.lock`, { timeout: 0 })
+    this.intent = openSqliteFile(`${this.path}.intent`, { timeout: 0 })
+    this.probe = openSqliteFile(`${this.path}.intent`, { timeout: 0 })
     // a database with a header: a hold that ends writes nothing (an empty file would get its header
     // written at the first commit, with a journal a kill could leave behind)
     for (const db of [this.main, this.intent]) {

@@ -27,7 +27,7 @@ function load(): { Database: typeof BetterSqlite3; nativeBinding: string | undef
 }
 
 /** Opens (or creates) a SQLite database with better-sqlite3's options. */
-export function openSqlite(path: string, options: BetterSqlite3.Options = {}): SqliteDatabase {
+export function openSqliteFile(path: string, options: BetterSqlite3.Options = {}): SqliteDatabase {
   const { Database, nativeBinding } = load()
   return new Database(path, nativeBinding === undefined ? options : { ...options, nativeBinding })
 }
