@@ -19,7 +19,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { writeFile, rm, mkdir, unlink } from 'node:fs/promises'
 import { buffer } from 'node:stream/consumers'
 import { gzipSync } from 'node:zlib'
-import { describe, it, type TestContext } from 'node:test'
+import { after, before, describe, it } from 'node:test'
 import { writeTar, type TarEntryInput } from '../../src/layer/tar.js'
 import { hostPlatform } from '../../src/oci/types.js'
 import { CLI, cairn, cairnOk, tarOf, tempDir } from '../helpers/cairn.js'
@@ -27,7 +27,14 @@ import type { RunResult } from '../helpers/exec.js'
 import { checkManifest } from './consistency.js'
 import { request, serveProcess, type ServeProcess } from './helpers.js'
 
-const ITERATIONS = process.env['CI'] ? 2 : 1
+/**
+ * Rounds of each scenario (the race, the kills): one by default, to keep the suite short;
+ * CAIRN_CHAOS_ROUNDS=N runs N of each, for a soak (each round takes about 10 to 20 s on an idle
+ * machine).
+ */
+const ROUNDS_ENV = Number.parseInt(process.env['CAIRN_CHAOS_ROUNDS'] ?? '', 10)
+const ITERATIONS = Number.isSafeInteger(ROUNDS_ENV) && ROUNDS_ENV > 0 ? ROUNDS_ENV : 1
+const KILL_ROUNDS = ITERATIONS
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 const sha = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`
 
@@ -118,9 +125,8 @@ interface World {
 }
 
 /** A registry port, three local stores loaded with the images under the names the plan pushes. */
-async function setup(t: TestContext, pushes: readonly Push[]): Promise<World> {
+async function setup(pushes: readonly Push[]): Promise<World & { cleanup: () => Promise<void> }> {
   const { dir, cleanup } = await tempDir('cairn-registry-chaos-')
-  t.after(cleanup)
   // the port stays the same for every registry started here (the names pushed carry it)
   const probe = await serveProcess(`${dir}/probe`, ['--access-log', 'none'])
   const host = new URL(probe.url).host
@@ -143,7 +149,7 @@ async function setup(t: TestContext, pushes: readonly Push[]): Promise<World> {
   // the server's own gc, as aggressive as the command's
   const config = `${dir}/registry.yaml`
   await writeFile(config, 'gc:\n  interval: 2s\n  gracePeriod: 0s\n  deleteUntagged: true\nlog:\n  access: none\n')
-  return { dir, host, stores, env, config }
+  return { dir, host, stores, env, config, cleanup }
 }
 
 /** `cairn registry gc --grace-period 0s --delete-untagged` again and again until stopped. */
@@ -274,15 +280,29 @@ function failures(outcomes: readonly Outcome[]): string[] {
   return outcomes.filter((o) => o.digest === undefined).map((o) => `${o.push.ref} (store ${o.push.store}): exit ${String(o.result.code ?? o.result.signal)}: ${o.result.stderr.trim().split('\n').slice(-3).join(' | ')}`)
 }
 
+const GONE: Push = { store: 0, ref: 'chaos/gone:v1', image: 0 }
+
 describe('pushes racing garbage collection (cairn push, cairn registry serve, cairn registry gc)', () => {
-  it(`loses no push and fails none, over ${ITERATIONS} rounds of 22 concurrent pushes with gc looping (grace period 0)`, { timeout: 240_000 }, async (t) => {
+  // one set of local stores for every scenario (each has registry roots of its own): loading them is
+  // the slow part of the set-up
+  let world: World
+  let cleanup: (() => Promise<void>) | undefined
+  before(async () => {
+    const w = await setup([...plan(), GONE])
+    world = w
+    cleanup = w.cleanup
+  })
+  after(async () => {
+    await cleanup?.()
+  })
+
+  it(`loses no push and fails none, over ${ITERATIONS} round(s) of 22 concurrent pushes with gc looping (grace period 0)`, { timeout: 240_000 * ITERATIONS }, async (t) => {
     const pushes = plan()
-    const world = await setup(t, pushes)
     let gcRuns = 0
     let deletedDuringPushes = 0
     let untaggedGone = 0
     for (let round = 0; round < ITERATIONS; round++) {
-      const root = `${world.dir}/registry${round}`
+      const root = `${world.dir}/race${round}`
       const reg = await serveProcess(root, ['--listen', world.host, '-c', world.config])
       t.after(() => reg.kill())
       // four of the images are there already, and untagged as the pushes start: gc is deleting their
@@ -291,6 +311,7 @@ describe('pushes racing garbage collection (cairn push, cairn registry serve, ca
       assert.deepEqual(failures(await Promise.all(early.map((p) => runPush(world, p, 0)))), [])
       for (const p of early) assert.equal((await request(reg.url, 'DELETE', `/v2/chaos/a/manifests/${p.ref.split(':')[1] as string}`)).status, 202)
       const gc = gcLoop(world, root)
+      t.after(() => gc.stop().catch(() => undefined))
       const t0 = Date.now()
       const outcomes = await Promise.all(pushes.map((p) => runPush(world, p, Math.random() * 1500)))
       const tPush = Date.now() - t0
@@ -326,48 +347,54 @@ describe('pushes racing garbage collection (cairn push, cairn registry serve, ca
     assert.ok(untaggedGone > 0)
   })
 
-  it('stays consistent when the registry and gc are SIGKILLed at random moments; retried pushes then succeed', { timeout: 240_000 }, async (t) => {
+  it(`stays consistent when the registry and gc are SIGKILLed at random moments; retried pushes then succeed (${KILL_ROUNDS} round(s))`, { timeout: 240_000 * KILL_ROUNDS }, async (t) => {
     const pushes = plan()
-    const world = await setup(t, pushes)
-    const root = `${world.dir}/registry`
-    let reg: ServeProcess = await serveProcess(root, ['--listen', world.host, '-c', world.config])
-    t.after(() => reg.kill())
-    const gc = gcLoop(world, root, { killAtRandom: true })
-    let pushing = true
-    let kills = 0
-    const killer = (async () => {
-      // four kills at random moments of the pushes, each followed by a restart on the same root
-      while (pushing && kills < 4) {
-        await sleep(500 + Math.random() * 2500)
-        if (!pushing) break
-        await reg.kill()
-        kills++
-        reg = await serveProcess(root, ['--listen', world.host, '-c', world.config])
-      }
-    })()
-    const outcomes = await Promise.all(pushes.map((p) => runPush(world, p, Math.random() * 1500)))
-    pushing = false
-    await killer
-    const g = await gc.stop()
-    // the pushes a kill cut short, again (gc still looping, nothing killed now)
-    const again = gcLoop(world, root)
-    const failed = outcomes.filter((o) => o.digest === undefined)
-    const retried = await Promise.all(failed.map((o) => runPush(world, o.push, 0)))
-    await again.stop()
-    assert.deepEqual(failures(retried), [], 'retried pushes succeed')
-    const all = [...outcomes.filter((o) => o.digest !== undefined), ...retried]
-    assert.equal(await verify(reg.url, all), new Set(pushes.map((p) => p.ref)).size)
-    await check(root)
-    assert.equal((await reg.stop()).code, 0)
-    assert.ok(kills > 0, 'the registry was killed')
-    assert.ok(g.killed > 0 && g.runs > 0, `gc processes ran (${g.runs}) and were killed (${g.killed})`)
-    t.diagnostic(`registry kills ${kills}, gc runs ${g.runs}, gc kills ${g.killed}, pushes cut short ${failed.length}`)
+    for (let round = 0; round < KILL_ROUNDS; round++) {
+      const root = `${world.dir}/kill${round}`
+      let reg: ServeProcess = await serveProcess(root, ['--listen', world.host, '-c', world.config])
+      t.after(() => reg.kill())
+      const gc = gcLoop(world, root, { killAtRandom: true })
+      t.after(() => gc.stop().catch(() => undefined)) // also when an assertion fails half-way
+      let pushing = true
+      let kills = 0
+      let killerError: unknown
+      const killer = (async () => {
+        // four kills at random moments of the pushes, each followed by a restart on the same root
+        while (pushing && kills < 4) {
+          await sleep(500 + Math.random() * 2500)
+          if (!pushing) break
+          await reg.kill()
+          kills++
+          reg = await serveProcess(root, ['--listen', world.host, '-c', world.config])
+        }
+      })().catch((err: unknown) => {
+        killerError = err
+      })
+      const outcomes = await Promise.all(pushes.map((p) => runPush(world, p, Math.random() * 1500)))
+      pushing = false
+      await killer
+      if (killerError !== undefined) throw killerError
+      const g = await gc.stop()
+      // the pushes a kill cut short, again (gc still looping, nothing killed now)
+      const again = gcLoop(world, root)
+      t.after(() => again.stop().catch(() => undefined))
+      const failed = outcomes.filter((o) => o.digest === undefined)
+      const retried = await Promise.all(failed.map((o) => runPush(world, o.push, 0)))
+      await again.stop()
+      assert.deepEqual(failures(retried), [], 'retried pushes succeed')
+      const all = [...outcomes.filter((o) => o.digest !== undefined), ...retried]
+      assert.equal(await verify(reg.url, all), new Set(pushes.map((p) => p.ref)).size)
+      await check(root)
+      assert.equal((await reg.stop()).code, 0)
+      assert.ok(kills > 0, 'the registry was killed')
+      assert.ok(g.killed > 0 && g.runs > 0, `gc processes ran (${g.runs}) and were killed (${g.killed})`)
+      t.diagnostic(`round ${round}: registry kills ${kills}, gc runs ${g.runs}, gc kills ${g.killed}, pushes cut short ${failed.length}`)
+    }
   })
 
   it('cairn push sends the manifest again when the tag on the registry names a manifest that is gone', async (t) => {
-    const pushes: Push[] = [{ store: 0, ref: 'chaos/gone:v1', image: 0 }]
-    const world = await setup(t, pushes)
-    const root = `${world.dir}/registry`
+    const pushes: Push[] = [GONE]
+    const root = `${world.dir}/registry-gone`
     const reg = await serveProcess(root, ['--listen', world.host, '--access-log', 'none'])
     t.after(() => reg.kill())
     const first = await runPush(world, pushes[0] as Push, 0)
