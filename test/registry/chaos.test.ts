@@ -29,8 +29,8 @@ import { request, serveProcess, type ServeProcess } from './helpers.js'
 
 /**
  * Rounds of each scenario (the race, the kills): one by default, to keep the suite short;
- * CAIRN_CHAOS_ROUNDS=N runs N of each, for a soak (each round takes about 10 to 20 s on an idle
- * machine).
+ * CAIRN_CHAOS_ROUNDS=N runs N of each, for a soak (a round takes some tens of seconds, more on a
+ * loaded machine).
  */
 const ROUNDS_ENV = Number.parseInt(process.env['CAIRN_CHAOS_ROUNDS'] ?? '', 10)
 const ITERATIONS = Number.isSafeInteger(ROUNDS_ENV) && ROUNDS_ENV > 0 ? ROUNDS_ENV : 1
