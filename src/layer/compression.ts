@@ -1,7 +1,8 @@
 /**
  * Layer compression: detection by magic bytes, streaming (de)compression for
- * gzip and zstd. zstd uses node:zlib when this Node has it (22.15+), else the
- * `zstd-napi` package.
+ * gzip and zstd. gzip is made on every core (pgzip.ts: libdeflate through
+ * Cairn's addon, else zlib) and read with zlib. zstd uses node:zlib when this
+ * Node has it (22.15+), else the `zstd-napi` package.
  */
 import { createRequire } from 'node:module'
 import { availableParallelism } from 'node:os'
@@ -10,6 +11,7 @@ import { pipeline } from 'node:stream/promises'
 import * as zlib from 'node:zlib'
 import { CairnError, isCairnError, throwIfAborted } from '../errors/index.js'
 import type { Compression } from '../oci/mediatype.js'
+import { parallelGzip } from './pgzip.js'
 
 export type { Compression } from '../oci/mediatype.js'
 
@@ -68,21 +70,24 @@ export function zstdBackend(): 'node:zlib' | 'zstd-napi' {
 // ---------------------------------------------------------------------------
 
 export interface CompressOptions {
-  /** gzip 1..9 (default 6 — zlib's default, as Docker/Go); zstd 1..22 (default 3). */
+  /**
+   * gzip 1..9 (default: the ratio of zlib's 6, Docker's and Go's default: see deflate.ts);
+   * zstd 1..22 (default 3).
+   */
   level?: number
 }
 
 /**
  * A Transform that compresses with `compression` ('none' passes through).
- * Output is deterministic: gzip carries no name and a zero mtime; zstd frames
- * carry a content checksum.
+ * Output is deterministic: gzip is a series of members (one per MiB of input)
+ * with no name and a zero mtime; zstd frames carry a content checksum.
  */
 export function compressStream(compression: Compression, opts: CompressOptions = {}): Transform {
   switch (compression) {
     case 'none':
       return new PassThrough()
     case 'gzip':
-      return zlib.createGzip(opts.level === undefined ? {} : { level: opts.level })
+      return parallelGzip(opts.level === undefined ? {} : { level: opts.level })
     case 'zstd': {
       const level = opts.level ?? 3
       const native = nodeZstd()
