@@ -26,6 +26,7 @@ import { CairnError, hasCode, isCairnError } from '../errors/index.js'
 import { digestOf, parseDigest, type Digest } from '../oci/digest.js'
 import { MediaTypes } from '../oci/mediatype.js'
 import { isNameValid, isTagValid } from '../oci/reference.js'
+import { noteReceived } from '../util/reclaim.js'
 import { AccessPolicy, type AccessConfig, type Action, type Identity } from './access.js'
 import { formatScope, parseBearer, parseBasic, tokenActions, TokenVerifier, type Htpasswd, type ResourceAccess, type TokenSigner } from './auth.js'
 import { httpError, HttpStatusOverrides, toWireError } from './errors.js'
@@ -982,6 +983,7 @@ class RegistryApp {
     const counted = countBytes(ctx.req, (n) => {
       ctx.bytesIn += n
       this.metrics.bytesReceived.inc({}, n)
+      noteReceived(n)
     })
     try {
       return await this.storage.writeUpload(u.id, u.offset, counted, announced === undefined ? {} : { length: announced })
