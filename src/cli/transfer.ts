@@ -53,8 +53,10 @@ export function registerTransferCommands(program: Command): void {
       .argument('<image...>')
       .option('-o, --output <file>', 'write to a file, instead of STDOUT')
       .option('--format <format>', 'docker (default) or oci', 'docker')
-      .action(async (images: string[], opts: { output?: string; format: string }, cmd: Command) => {
+      .option('--compression <type>', 'compress the whole archive: none (the default), gzip or zstd', 'none')
+      .action(async (images: string[], opts: { output?: string; format: string; compression: string }, cmd: Command) => {
         if (opts.format !== 'docker' && opts.format !== 'oci') throw new CairnError('INVALID_ARGUMENT', `unknown archive format ${JSON.stringify(opts.format)} (docker or oci)`)
+        const compression = parseCompression(opts.compression)
         if (opts.output === undefined && process.stdout.isTTY) {
           throw new CairnError('INVALID_ARGUMENT', 'cowardly refusing to save to a terminal. Use the -o flag or redirect')
         }
@@ -63,13 +65,13 @@ export function registerTransferCommands(program: Command): void {
           const format = opts.format as ArchiveFormat
           const progress = process.stderr.isTTY ? new ProgressRenderer(process.stderr).onProgress : undefined
           if (opts.output === undefined || opts.output === '-') {
-            await saveImages(store, images, process.stdout, { format, signal, ...(progress ? { onProgress: progress } : {}) })
+            await saveImages(store, images, process.stdout, { format, compression, signal, ...(progress ? { onProgress: progress } : {}) })
             return
           }
           // written beside the target and renamed: a failed save never leaves a truncated archive
           const tmp = `${opts.output}.${randomName('tmp-')}`
           try {
-            await saveImages(store, images, createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 }), { format, signal, ...(progress ? { onProgress: progress } : {}) })
+            await saveImages(store, images, createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 }), { format, compression, signal, ...(progress ? { onProgress: progress } : {}) })
             await rename(tmp, opts.output)
           } catch (err) {
             await rm(tmp, { force: true })
