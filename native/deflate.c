@@ -5,7 +5,12 @@
  * (RFC 1952: no name, mtime 0), compressed on a pool thread while the event loop goes on. Cairn's
  * parallel gzip (src/layer/pgzip.ts) cuts a layer into blocks and keeps a few of them in flight, so
  * that every core compresses; libdeflate compresses a whole buffer at once, which is what a block is,
- * and does so two to three times as fast as zlib at the same ratio.
+ * and does so in about half zlib's time at the same ratio.
+ *
+ * Level AUTO_LEVEL (-1) picks per block what matches zlib's level 6: libdeflate's 6 for most
+ * content (1% smaller than zlib's, twice as fast), its 7 for text (a block at least 90% printable
+ * ASCII), where its 6 falls 1 to 1.4% behind zlib's and its 7 matches it. The choice depends on the
+ * block's bytes alone, so the output stays deterministic.
  *
  * Plain Node-API C (no C++ wrapper): the binary's ABI is Node-API's, so the same build loads in every
  * Node.js from 18 on. Each pool thread keeps one compressor per level (libdeflate compressors are not
@@ -19,6 +24,7 @@
 #include <string.h>
 
 #define MAX_LEVEL 12
+#define AUTO_LEVEL (-1)
 
 typedef struct {
   napi_async_work work;
@@ -39,11 +45,22 @@ static struct libdeflate_compressor *compressor_for(int level) {
   return thread_compressors[level];
 }
 
+/* True when at least 90% of the bytes are printable ASCII, tab, CR or LF. */
+static int mostly_text(const uint8_t *p, size_t n) {
+  size_t text = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint8_t c = p[i];
+    text += (c >= 32 && c < 127) | (c == '\n') | (c == '\r') | (c == '\t');
+  }
+  return text * 10 >= n * 9;
+}
+
 /* On a pool thread: no JavaScript, no Node-API calls. */
 static void execute(napi_env env, void *data) {
   (void)env;
   job_t *j = data;
-  struct libdeflate_compressor *c = compressor_for(j->level);
+  int level = j->level == AUTO_LEVEL ? (mostly_text(j->in, j->in_len) ? 7 : 6) : j->level;
+  struct libdeflate_compressor *c = compressor_for(level);
   if (c == NULL) {
     j->error = "out of memory (libdeflate compressor)";
     return;
@@ -94,7 +111,7 @@ static napi_value gzip(napi_env env, napi_callback_info info) {
   napi_is_buffer(env, argv[0], &is_buffer);
   if (!is_buffer) return throw_type_error(env, "gzip: input must be a Buffer");
   int32_t level;
-  if (napi_get_value_int32(env, argv[1], &level) != napi_ok || level < 0 || level > MAX_LEVEL) return throw_type_error(env, "gzip: level must be 0..12");
+  if (napi_get_value_int32(env, argv[1], &level) != napi_ok || level < AUTO_LEVEL || level > MAX_LEVEL) return throw_type_error(env, "gzip: level must be -1 (auto) or 0..12");
   job_t *j = calloc(1, sizeof *j);
   if (j == NULL) {
     napi_throw_error(env, NULL, "out of memory");

@@ -3,9 +3,10 @@
  * built by node-gyp at `npm ci` where libdeflate's headers are installed), else zlib (node:zlib).
  *
  * libdeflate compresses a whole buffer at once, which is what a block of the parallel gzip is
- * (pgzip.ts); at its level 6 it makes layers as small as zlib's level 6 does (0.2% larger to 1%
- * smaller, by the kind of files) in about half the time (bench/README.md, "gzip"). Both run on
- * libuv's thread pool, so the event loop (hashing, writing, sending) goes on while blocks compress.
+ * (pgzip.ts); at its level 6 (7 for text) it makes layers as small as zlib's level 6 does (from
+ * 0.1% larger to 1.5% smaller, by the kind of files) in about half the time (bench/README.md,
+ * "gzip"). Both run on libuv's thread pool, so the event loop (hashing, writing, sending) goes on
+ * while blocks compress.
  *
  * The bytes depend on the implementation: a layer compressed where the addon could not be built
  * differs from the same layer compressed with it (both are valid gzip, and either is kept once made,
@@ -38,10 +39,10 @@ export interface GzipBackend {
 }
 
 /**
- * libdeflate's level that keeps layers within 1% of zlib's level 6 on every kind of content
- * measured (its levels 4 and 5 are up to 3.4% and 1.3% larger on source text).
+ * The addon's level that matches zlib's 6 (see native/deflate.c): libdeflate's 6, or its 7 for a
+ * block that is mostly text, where its 6 makes up to 1.4% more bytes than zlib's 6.
  */
-export const LIBDEFLATE_DEFAULT_LEVEL = 6
+export const LIBDEFLATE_AUTO_LEVEL = -1
 const ZLIB_DEFAULT_LEVEL = 6
 
 const ADDON_PATH = join('native', 'build', 'Release', 'cairn_deflate.node')
@@ -78,7 +79,7 @@ export function libdeflateBackend(addon: DeflateAddon): GzipBackend {
   return {
     name: 'libdeflate',
     version: addon.libdeflateVersion,
-    gzip: (block, level) => addon.gzip(block, level ?? LIBDEFLATE_DEFAULT_LEVEL),
+    gzip: (block, level) => addon.gzip(block, level ?? LIBDEFLATE_AUTO_LEVEL),
   }
 }
 
