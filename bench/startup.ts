@@ -35,7 +35,7 @@ function quantile(xs: readonly number[], q: number): number {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { iterations: { type: 'string', default: '20' }, out: { type: 'string', default: DEFAULT_OUT } } })
+  const { values } = parseArgs({ options: { iterations: { type: 'string', short: 'n', default: '20' }, out: { type: 'string', default: DEFAULT_OUT } } })
   const n = Number(values.iterations)
   if (process.getuid?.() !== 0) throw new Error('the startup benchmark needs root (dockerd)')
   const tar = await busyboxRootfsTar()

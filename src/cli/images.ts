@@ -1,5 +1,5 @@
 /** `images`, `tag`, `rmi`, `inspect`, `history`, `system df`, `image …`: printing only. */
-import { createInterface } from 'node:readline/promises'
+import { createRequire } from 'node:module'
 import type { Command } from 'commander'
 import { CairnError } from '../errors/index.js'
 import { diskUsage, imageHistory, inspectImage, listImages, pruneImages, removeImages, tagImage, type ImageSummary } from '../api/images.js'
@@ -198,6 +198,8 @@ async function confirm(question: string): Promise<boolean> {
     process.stderr.write(`${question}\n`)
     throw new CairnError('INVALID_ARGUMENT', 'not a terminal: give -f to confirm')
   }
+  // loaded here, not at start-up: only a confirmation needs it
+  const { createInterface } = createRequire(import.meta.url)('node:readline/promises') as typeof import('node:readline/promises')
   const rl = createInterface({ input: process.stdin, output: process.stderr })
   try {
     return /^y(es)?$/i.test((await rl.question(question)).trim())

@@ -7,18 +7,18 @@
  * writers; readers never block writers.
  */
 import { createRequire } from 'node:module'
-import type BetterSqlite3 from 'better-sqlite3'
+import Database from 'better-sqlite3'
 import { CairnError } from '../errors/index.js'
 
-export type DB = BetterSqlite3.Database
+export type DB = Database.Database
 
 /**
- * better-sqlite3 is CommonJS: require() loads it without the ES-module wrapper's export scan,
- * and naming its addon file skips the `bindings` package's search (both count in every
- * command's start-up time).
+ * better-sqlite3 is imported statically so that the command's bundle (scripts/bundle.ts) carries its
+ * JavaScript, compiled from the bundle's code cache instead of resolved and compiled file by file at
+ * every start; naming its addon file skips the `bindings` package's search. Both count in every
+ * command's start-up time.
  */
 const requireCjs = createRequire(import.meta.url)
-const Database = requireCjs('better-sqlite3') as typeof BetterSqlite3
 const nativeBinding = ((): string | undefined => {
   try {
     return requireCjs.resolve('better-sqlite3/build/Release/better_sqlite3.node')
