@@ -7,14 +7,12 @@
  *   console.log(cairn.images())
  *   cairn.close()
  */
-import { createReadStream, createWriteStream } from 'node:fs'
-import { rename, rm } from 'node:fs/promises'
 import type { Readable, Writable } from 'node:stream'
 import { ImageStore } from './image/store.js'
 import { defaultRoot } from './api/root.js'
 import {
   diskUsage, imageHistory, inspectImage, listImages, pruneImages, removeImages, tagImage,
-  type DiskUsage, type HistoryRow, type ImageInspect, type ImageSummary, type ListImagesOptions, type PruneResult,
+  type DiskUsage, type HistoryRow, type ImageInspect, type ImageSummary, type ListImagesOptions, type PruneResult, type PruneImagesOptions,
   type RemoveOptions, type RemoveResult,
 } from './api/images.js'
 import { importImage, type ImportOptions, type ImportResult } from './api/import.js'
@@ -22,18 +20,26 @@ import { saveImages, type SaveOptions } from './api/save.js'
 import { loadImages, type LoadResult } from './api/load.js'
 import type { OperationOptions } from './api/events.js'
 import type { Digest } from './oci/digest.js'
-import { randomName } from './util/fs.js'
+import { openInputFile, writeOutputFile } from './util/userfiles.js'
 import { commitContainer, commitSnapshot, type CommitContainerOptions, type CommitOptions, type CommitResult, type CommitSource } from './api/commit.js'
 import {
-  containerDiff, containerLogs, copyFromContainer, copyToContainer, createContainer, execInContainer, exportContainer, inspectContainer,
+  containerDiff, containerLogs, containerPorts, copyFromContainer, copyToContainer, createContainer, execInContainer, exportContainer, inspectContainer,
   killContainers, listContainers, pauseContainer, removeContainers, renameContainer, resumeContainer, runContainer, startContainer, stopContainers,
   type BatchResult, type Change, type ContainerInspect, type ContainerSummary, type CopyOptions, type CreateOptions, type CreateResult,
-  type ExecOptions, type LogEntry, type RunOptions, type RunResult, type StartContainerOptions,
+  type ExecOptions, type LogEntry, type RunOptions, type RunResult, type StartContainerOptions, type ListContainersOptions,
 } from './api/containers.js'
+import {
+  connectNetwork, createNetwork, disconnectNetwork, inspectNetwork, listNetworks, pruneNetworks, removeNetwork,
+  type CreateNetworkOptions, type NetworkResource,
+} from './api/networks.js'
+import type { FilterArgs } from './api/filters.js'
+import type { PublishedPort } from './network/types.js'
 import { pushImage, type PushOptions, type PushResult } from './api/push.js'
 import { pullImage, type PullOptions, type PullResult } from './api/pull.js'
 import { login, logout, type LoginOptions, type LoginResult } from './api/login.js'
 import type { Credentials } from './remote/credentials.js'
+import { buildImage, type BuildOptions, type BuildResult } from './build/builder.js'
+import { buildCacheUsage, pruneBuildCache, type BuildCacheUsage, type BuilderPruneResult } from './build/cache.js'
 
 export interface CairnOptions {
   /** The store folder (default: /var/lib/cairn as root, else $XDG_DATA_HOME/cairn). */
@@ -62,8 +68,10 @@ export class Cairn {
 
   /** `cairn import`: a root filesystem tarball (path, or a stream) becomes a one-layer image. */
   async import(source: string | Readable, opts: ImportOptions = {}): Promise<ImportResult> {
-    const stream = typeof source === 'string' ? createReadStream(source, { highWaterMark: 1 << 20 }) : source
-    const o: ImportOptions = typeof source === 'string' && opts.sourceName === undefined ? { ...opts, sourceName: source } : opts
+    const stream = typeof source === 'string' ? await openInputFile(source) : source
+    const o: ImportOptions = { ...opts }
+    if (typeof source === 'string' && o.sourceName === undefined) o.sourceName = source
+    if ('size' in stream && typeof stream.size === 'number' && o.sourceSize === undefined) o.sourceSize = stream.size
     return importImage(this.store, stream, o)
   }
 
@@ -91,19 +99,12 @@ export class Cairn {
   async save(images: string | readonly string[], out: string | Writable, opts: SaveOptions = {}): Promise<void> {
     const names = typeof images === 'string' ? [images] : images
     if (typeof out !== 'string') return saveImages(this.store, names, out, opts)
-    const tmp = `${out}.${randomName('tmp-')}`
-    try {
-      await saveImages(this.store, names, createWriteStream(tmp, { flags: 'wx' }), opts)
-      await rename(tmp, out)
-    } catch (err) {
-      await rm(tmp, { force: true })
-      throw err
-    }
+    await writeOutputFile(out, (o) => saveImages(this.store, names, o, opts))
   }
 
   /** `cairn load`: from a file path or a stream. */
   async load(input: string | Readable, opts: OperationOptions = {}): Promise<LoadResult> {
-    return loadImages(this.store, typeof input === 'string' ? createReadStream(input, { highWaterMark: 1 << 20 }) : input, opts)
+    return loadImages(this.store, typeof input === 'string' ? await openInputFile(input) : input, opts)
   }
 
   /** `cairn system df` */
@@ -112,7 +113,7 @@ export class Cairn {
   }
 
   /** `cairn image prune` */
-  async prune(opts: { all?: boolean } = {}): Promise<PruneResult> {
+  async prune(opts: PruneImagesOptions = {}): Promise<PruneResult> {
     return pruneImages(this.store, opts)
   }
 
@@ -174,7 +175,7 @@ export class Cairn {
   }
 
   /** `cairn ps [-a]` */
-  async ps(opts: { all?: boolean } = {}): Promise<ContainerSummary[]> {
+  async ps(opts: ListContainersOptions = {}): Promise<ContainerSummary[]> {
     return listContainers(this.store, opts)
   }
 
@@ -203,6 +204,48 @@ export class Cairn {
     return copyToContainer(this.store, src, container, destPath, opts)
   }
 
+  /** `cairn port`: the ports a running container publishes, as bound. */
+  async ports(container: string): Promise<PublishedPort[]> {
+    return containerPorts(this.store, container)
+  }
+
+  // ---------------------------------------------------------------- networks (the host's, shared by every store)
+
+  /** `cairn network create`: a bridge network with NAT (unless `internal`) and name resolution between its containers. */
+  createNetwork(opts: CreateNetworkOptions): NetworkResource {
+    return createNetwork(opts)
+  }
+
+  /** `cairn network ls` */
+  listNetworks(opts: { filters?: FilterArgs } = {}): NetworkResource[] {
+    return listNetworks(opts)
+  }
+
+  /** `cairn network inspect`: with this store's running containers on it. */
+  async inspectNetwork(network: string): Promise<NetworkResource> {
+    return inspectNetwork(this.store, network)
+  }
+
+  /** `cairn network rm`: refused while a running container is on it. */
+  removeNetwork(network: string): void {
+    removeNetwork(network)
+  }
+
+  /** `cairn network prune`: the user networks no running container is on; their names. */
+  async pruneNetworks(opts: { filters?: FilterArgs } = {}): Promise<string[]> {
+    return pruneNetworks(opts)
+  }
+
+  /** `cairn network connect`: now if the container runs, else from its next start. */
+  async connect(network: string, container: string, opts: { aliases?: string[]; ipv4Address?: string } = {}): Promise<void> {
+    return connectNetwork(this.store, network, container, opts)
+  }
+
+  /** `cairn network disconnect` */
+  async disconnect(network: string, container: string): Promise<void> {
+    return disconnectNetwork(this.store, network, container)
+  }
+
   /** `cairn diff` */
   async diff(container: string): Promise<Change[]> {
     return containerDiff(this.store, container)
@@ -211,14 +254,7 @@ export class Cairn {
   /** `cairn export`: to a stream, or atomically to a file path. */
   async export(container: string, out: string | Writable): Promise<void> {
     if (typeof out !== 'string') return exportContainer(this.store, container, out)
-    const tmp = `${out}.${randomName('tmp-')}`
-    try {
-      await exportContainer(this.store, container, createWriteStream(tmp, { flags: 'wx' }))
-      await rename(tmp, out)
-    } catch (err) {
-      await rm(tmp, { force: true })
-      throw err
-    }
+    await writeOutputFile(out, (o) => exportContainer(this.store, container, o))
   }
 
   /** `cairn pause` (cgroup freezer, through the runtime) */
@@ -229,6 +265,23 @@ export class Cairn {
   /** `cairn unpause` */
   async unpause(container: string): Promise<void> {
     return resumeContainer(this.store, container)
+  }
+
+  // ---------------------------------------------------------------- builds
+
+  /** `cairn build`: a Dockerfile's target stage as an image, step by step, through the build cache. */
+  async build(opts: BuildOptions): Promise<BuildResult> {
+    return buildImage(this.store, opts)
+  }
+
+  /** `cairn builder prune` */
+  async pruneBuildCache(opts: { all?: boolean } = {}): Promise<BuilderPruneResult> {
+    return pruneBuildCache(this.store, opts)
+  }
+
+  /** The build cache's entries and bytes (for `system df`). */
+  buildCacheUsage(): BuildCacheUsage {
+    return buildCacheUsage(this.store)
   }
 
   /** `cairn commit`: the container's changes as a new image (paused while read unless `pause: false`). */
@@ -249,13 +302,19 @@ export { applyLayer } from './layer/apply.js'
 export { tarDirectory } from './layer/diff.js'
 export { defaultRoot } from './api/root.js'
 export type { ProgressEvent, ProgressListener, OperationOptions } from './api/events.js'
-export type { DiskUsage, HistoryRow, ImageInspect, ImageSummary, ListImagesOptions, PruneResult, RemoveOptions, RemoveResult, ImportOptions, ImportResult, SaveOptions, LoadResult }
+export type { DiskUsage, HistoryRow, ImageInspect, ImageSummary, ListImagesOptions, PruneResult, PruneImagesOptions, ListContainersOptions, RemoveOptions, RemoveResult, ImportOptions, ImportResult, SaveOptions, LoadResult }
 export type { PushOptions, PushResult, PushedTag, PushedLayer, RemoteOptions } from './api/push.js'
 export type { PullOptions, PullResult, PulledLayer } from './api/pull.js'
 export type { LoginOptions, LoginResult } from './api/login.js'
 export { Registry, Repository, type RegistryOptions, type Manifest } from './remote/client.js'
 export { DockerCredentials, type Credentials } from './remote/credentials.js'
 export { loadRemoteConfig, defaultRemoteConfig, type RemoteConfig } from './remote/config.js'
+export { parseFilterArgs, type FilterArgs } from './api/filters.js'
+export { parsePublish, parseVolumeFlag, parseMountFlag, parseAddHost, resolveEnv, parseLabels } from './api/flags.js'
+export type { NetworkResource, CreateNetworkOptions } from './api/networks.js'
+export type { PortSpec, PublishedPort, ExtraHost, Endpoint, Attachment } from './network/types.js'
+export type { MountSpec, BindMountSpec } from './container/config.js'
+export { systemDiskUsage, systemInfo, versionInfo, volumesDiskUsage, buildCacheDiskUsage, type SystemDiskUsage, type SystemInfo, type VersionInfo } from './api/system.js'
 export { pauseContainer, resumeContainer, containerSnapshot, containerCommitSource, withContainerPaused, containerEngine, type ContainerCommitSource } from './api/containers.js'
 export type { BatchResult, Change, ContainerInspect, ContainerSummary, CopyOptions, CreateOptions, CreateResult, ExecOptions, LogEntry, RunOptions, RunResult, StartContainerOptions }
 export type { ContainerSpec, ContainerRow, ContainerState } from './container/types.js'
@@ -266,3 +325,7 @@ export { detectRuntime, OciRuntime } from './runtime/runtime.js'
 export { commitSnapshot, type CommitContainerOptions, type CommitOptions, type CommitResult, type CommitSource }
 export { openSnapshotter, unpackImage, snapshotChanges, snapshotLayer, type Snapshotter, type StorageDriver, type Mount } from './snapshot/index.js'
 export { mountAll, unmount } from './mount/index.js'
+export { commitImage, scratchConfig, type CommitImageInput } from './api/commit.js'
+export type { BuildOptions, BuildResult, BuildCacheUsage, BuilderPruneResult }
+export type { BuildEvent, BuildListener, StepRef } from './build/events.js'
+export { parseDockerfile, type Dockerfile, type Instruction, type Stage } from './build/dockerfile.js'

@@ -2,6 +2,7 @@
  * The container verbs (`create`, `run`, `start`, `stop`, `kill`, `exec`, `logs`, `ps`, `rm`,
  * `inspect`, `rename`, `cp`, `diff`, `export`, `pause`, `unpause`): they return data; the CLI prints.
  */
+import { createHash } from 'node:crypto'
 import type { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { CairnError, hasCode } from '../errors/index.js'
@@ -21,6 +22,12 @@ import {
 import { ContainerStates, type ContainerRow, type ContainerSpec } from '../container/types.js'
 import { readLogs, type LogEntry, type ReadLogsOptions } from '../container/logs.js'
 import { copyIn, copyOut, type CopyOptions } from '../container/copy.js'
+import type { Attachment, PublishedPort } from '../network/types.js'
+import { lstat, readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import {
+  ContainerFilterKeys, ContainerStatusValues, invalidFilter, matchLabels, matchRegexp, validateFilterKeys, values, type FilterArgs,
+} from './filters.js'
 
 export type { CreateOptions, ExecOptions, ContainerSpec, LogEntry, CopyOptions, Change }
 
@@ -209,8 +216,32 @@ export interface ContainerSummary {
   startedAt?: Date
   finishedAt?: Date
   labels: Record<string, string>
+  /** Sources of the bind mounts (Docker's `Mounts` column shows these). */
   mounts: string[]
+  /** Where they are mounted in the container (the `volume` filter matches either). */
+  mountDestinations: string[]
   networkMode: string
+  /** The networks it is attached to, by name (`bridge`, a user network's, `none` or `host`). */
+  networks: string[]
+  /** While it runs: its published ports (host address and port as bound). */
+  ports: PublishedPort[]
+  /** Ports its image exposes (`80/tcp`), shown in PORTS while it runs even when not published. */
+  exposedPorts: string[]
+  /** With `size`: bytes of its writable layer (Docker's SizeRw). */
+  sizeRw?: number
+  /** With `size`: the image's size plus the writable layer (Docker's SizeRootFs). */
+  sizeRootFs?: number
+}
+
+export interface ListContainersOptions {
+  /** Stopped and created containers too (`-a`). */
+  all?: boolean
+  /** Docker's `--filter`: `status`, `name`, `id`, `label`, `ancestor`, `exited`, `before`, `since`, `volume`, `network`, … */
+  filters?: FilterArgs
+  /** The `last` most recently created containers, whatever their state (`-n`; `-l` is 1). */
+  last?: number
+  /** Compute the writable layer's size (`-s`: a walk of the container's changes). */
+  size?: boolean
 }
 
 function stateWord(s: ContainerRow['state']): ContainerStatusWord {
@@ -249,23 +280,113 @@ function displayImage(store: ImageStore, row: ContainerRow): string {
   return row.image_id.slice(7, 19)
 }
 
-/** `docker ps [-a]`: running (and paused) containers, or all; newest first. */
-export async function listContainers(store: ImageStore, opts: { all?: boolean } = {}): Promise<ContainerSummary[]> {
+/** The network a container's mode puts it on, as Docker names it. */
+/** The networks a container is on, by name, as `ps` shows them. */
+function networkNames(spec: ContainerSpec | undefined): string[] {
+  if (!spec) return []
+  const mode = spec.hostConfig.networkMode
+  if (spec.networks !== undefined) return spec.networks.map((n) => n.network)
+  if (mode.startsWith('container:')) return []
+  return [mode === 'host' ? 'host' : 'none']
+}
+
+/** Docker's `publish`/`expose` filter value (`8080`, `8080/tcp`, `8000-8010`) against ports. */
+function matchPort(filter: string, ports: readonly { port: number; protocol: string }[]): boolean {
+  const [range = '', proto] = filter.split('/')
+  const [lo, hi] = range.includes('-') ? range.split('-').map(Number) : [Number(range), Number(range)]
+  return ports.some((p) => p.port >= (lo ?? NaN) && p.port <= (hi ?? NaN) && (proto === undefined || proto === p.protocol))
+}
+
+/** Docker's `State` word of a row (the `status` filter matches it). */
+function stateOf(row: ContainerRow): ContainerStatusWord {
+  return stateWord(row.state)
+}
+
+/**
+ * `docker ps [-a] [-n N] [--filter …] [-s]`: running (and paused) containers, or all; newest
+ * first; filtered as Docker's daemon filters (`status` implies all).
+ */
+export async function listContainers(store: ImageStore, opts: ListContainersOptions = {}): Promise<ContainerSummary[]> {
+  const filters = opts.filters ?? {}
+  validateFilterKeys(filters, ContainerFilterKeys)
+  for (const v of values(filters, 'status')) if (!(ContainerStatusValues as readonly string[]).includes(v)) throw invalidFilter('status', v)
+  const exited = values(filters, 'exited').map((v) => {
+    if (!/^[+-]?\d+$/.test(v)) throw new CairnError('INVALID_ARGUMENT', `strconv.Atoi: parsing ${JSON.stringify(v)}: invalid syntax`)
+    return Number(v)
+  })
   const engine = containerEngine(store)
   await engine.reconcile()
+  const refContainer = (v: string): ContainerRow => {
+    const r = engine.rows.tryResolve(v)
+    if (!r) throw new CairnError('NAME_UNKNOWN', `no such container ${v}`)
+    return r
+  }
+  let before = values(filters, 'before').map(refContainer)[0]
+  const since = values(filters, 'since').map(refContainer)[0]
+  // ancestor: the images named and every image built on them
+  let ancestors: Set<string> | undefined
+  if (values(filters, 'ancestor').length > 0) {
+    ancestors = new Set()
+    const all = store.list()
+    for (const a of values(filters, 'ancestor')) {
+      let img: ImageRecord | undefined
+      try {
+        img = store.tryResolve(a)
+      } catch {
+        img = undefined
+      }
+      if (!img) continue
+      const queue = [img.id]
+      while (queue.length > 0) {
+        const id = queue.pop() as Digest
+        if (ancestors.has(id)) continue
+        ancestors.add(id)
+        for (const c of all) if (c.parent === id) queue.push(c.id)
+      }
+    }
+  }
+  const all = (opts.all ?? false) || values(filters, 'status').length > 0
+  const limit = opts.last ?? -1
   const now = Date.now()
   const out: ContainerSummary[] = []
   for (const row of engine.rows.list()) {
     if (row.state === ContainerStates.creating) continue
+    if (before) {
+      if (row.id === before.id) before = undefined
+      continue
+    }
+    if (since && row.id === since.id) break
     const live = row.state === ContainerStates.running || row.state === ContainerStates.paused
-    if (!opts.all && !live) continue
-    const argv = JSON.parse(row.command) as string[]
+    if (!live && !all && limit <= 0) continue
+    if (!matchRegexp(filters, 'name', `/${row.name}`, row.name)) continue
+    if (!matchRegexp(filters, 'id', row.id)) continue
     let spec: ContainerSpec | undefined
     try {
       spec = await engine.readSpec(row.id)
     } catch {
       spec = undefined
     }
+    const labels = spec?.config.Labels ?? {}
+    if (!matchLabels(filters, 'label', labels)) continue
+    if (limit > 0 && out.length === limit) break
+    if (exited.length > 0 && !(row.state === ContainerStates.exited && row.finished_at !== null && exited.includes(row.exit_code))) continue
+    if (!matchRegexp(filters, 'status', stateOf(row))) continue
+    if (values(filters, 'health').length > 0 && !values(filters, 'health').includes('none')) continue
+    if (values(filters, 'is-task').length > 0 && !values(filters, 'is-task').includes('false')) continue
+    const mounts = spec?.hostConfig.mounts ?? []
+    if (values(filters, 'volume').length > 0 && !values(filters, 'volume').some((v) => mounts.some((m) => m.source === v || m.destination === v))) continue
+    if (ancestors && !ancestors.has(row.image_id)) continue
+    const networks = networkNames(spec)
+    const attachment = live ? await engine.attachmentOf(row.id) : undefined
+    const ports = attachment?.ports ?? []
+    const exposedPorts = live ? Object.keys(spec?.config.ExposedPorts ?? {}) : []
+    if (values(filters, 'publish').length > 0 && !values(filters, 'publish').some((v) => matchPort(v, ports.map((p) => ({ port: p.hostPort, protocol: p.protocol }))))) continue
+    if (values(filters, 'expose').length > 0 && !values(filters, 'expose').some((v) => matchPort(v, [
+      ...Object.keys(spec?.config.ExposedPorts ?? {}).map((k) => ({ port: Number(k.split('/')[0]), protocol: k.split('/')[1] ?? 'tcp' })),
+      ...(spec?.hostConfig.portBindings ?? []).map((p) => ({ port: p.containerPort, protocol: p.protocol })),
+    ]))) continue
+    if (values(filters, 'network').length > 0 && !values(filters, 'network').some((v) => networks.includes(v))) continue
+    const argv = JSON.parse(row.command) as string[]
     const s: ContainerSummary = {
       id: row.id,
       name: row.name,
@@ -273,18 +394,62 @@ export async function listContainers(store: ImageStore, opts: { all?: boolean } 
       imageId: row.image_id,
       command: commandString(argv[0] ?? '', argv.slice(1)),
       created: new Date(row.created),
-      state: stateWord(row.state),
+      state: stateOf(row),
       status: statusText(row, now),
       exitCode: row.exit_code,
-      labels: spec?.config.Labels ?? {},
-      mounts: (spec?.hostConfig.mounts ?? []).map((m) => m.source),
+      labels,
+      mounts: mounts.map((m) => m.source),
+      mountDestinations: mounts.map((m) => m.destination),
       networkMode: spec?.hostConfig.networkMode ?? 'default',
+      networks,
+      ports,
+      exposedPorts,
     }
     if (row.started_at !== null) s.startedAt = new Date(row.started_at)
     if (row.finished_at !== null) s.finishedAt = new Date(row.finished_at)
+    if (opts.size) {
+      s.sizeRw = spec ? await writableLayerSize(engine, spec, row.id) : 0
+      s.sizeRootFs = (store.get(row.image_id)?.size ?? 0) + s.sizeRw
+    }
     out.push(s)
   }
   return out
+}
+
+/**
+ * Bytes in a container's writable layer, counted as Docker counts a directory's size: regular
+ * files and symlinks by their length, each inode once, folders and empty files not at all.
+ */
+export async function writableLayerSize(engine: ContainerEngine, spec: ContainerSpec, id: string): Promise<number> {
+  const snap = await engine.snapshotterOf(spec.driver)
+  const key = snapshotKeys(id).key
+  const seen = new Set<number>()
+  let size = 0
+  const count = async (p: string): Promise<void> => {
+    const st = await lstat(p).catch(() => undefined)
+    if (!st || st.isDirectory() || st.size === 0 || seen.has(st.ino)) return
+    seen.add(st.ino)
+    size += st.size
+  }
+  const upper = await snap.changesDir(key).catch(() => undefined)
+  if (upper !== undefined) {
+    const walk = async (dir: string): Promise<void> => {
+      const entries = await readdir(dir, { withFileTypes: true }).catch(() => [])
+      for (const e of entries) {
+        const p = join(dir, e.name)
+        if (e.isDirectory()) await walk(p)
+        else await count(p)
+      }
+    }
+    await walk(upper)
+    return size
+  }
+  const full = await snap.fullDir(key).catch(() => undefined)
+  if (full === undefined) return 0
+  for (const c of await snapshotChanges(snap, key).catch(() => [] as Change[])) {
+    if (c.kind !== 'D') await count(join(full, c.path))
+  }
+  return size
 }
 
 const ZERO_TIME = '0001-01-01T00:00:00Z'
@@ -324,6 +489,12 @@ export interface ContainerInspect {
   HostConfig: {
     Binds: string[] | null
     NetworkMode: string
+    PortBindings: Record<string, { HostIp: string; HostPort: string }[]>
+    PublishAllPorts: boolean
+    Dns: string[]
+    DnsOptions: string[]
+    DnsSearch: string[]
+    ExtraHosts: string[] | null
     AutoRemove: boolean
     Runtime: string
     LogConfig: { Type: string; Config: Record<string, string> }
@@ -331,7 +502,111 @@ export interface ContainerInspect {
   GraphDriver: { Name: string; Data: Record<string, string> | null }
   Mounts: { Type: 'bind'; Source: string; Destination: string; Mode: string; RW: boolean; Propagation: string }[]
   Config: ContainerSpec['config']
-  NetworkSettings: { SandboxKey: string; Networks: Record<string, unknown> }
+  NetworkSettings: NetworkSettings
+}
+
+/** Docker's NetworkSettings of a container's inspect. */
+export interface NetworkSettings {
+  Bridge: string
+  SandboxID: string
+  HairpinMode: boolean
+  LinkLocalIPv6Address: string
+  LinkLocalIPv6PrefixLen: number
+  Ports: Record<string, { HostIp: string; HostPort: string }[] | null>
+  SandboxKey: string
+  SecondaryIPAddresses: null
+  SecondaryIPv6Addresses: null
+  EndpointID: string
+  Gateway: string
+  GlobalIPv6Address: string
+  GlobalIPv6PrefixLen: number
+  IPAddress: string
+  IPPrefixLen: number
+  IPv6Gateway: string
+  MacAddress: string
+  Networks: Record<string, EndpointSettings>
+}
+
+export interface EndpointSettings {
+  IPAMConfig: { IPv4Address: string } | null
+  Links: null
+  Aliases: string[] | null
+  NetworkID: string
+  EndpointID: string
+  Gateway: string
+  IPAddress: string
+  IPPrefixLen: number
+  IPv6Gateway: string
+  GlobalIPv6Address: string
+  GlobalIPv6PrefixLen: number
+  MacAddress: string
+  DriverOpts: null
+}
+
+function endpointId(containerId: string, network: string): string {
+  return createHash('sha256').update(`${containerId} ${network}`).digest('hex')
+}
+
+/** A container's NetworkSettings: its endpoints while it runs (from its attachment), the networks it is on otherwise. */
+function networkSettings(spec: ContainerSpec, attachment: Attachment | undefined, running: boolean): NetworkSettings {
+  const ports: NetworkSettings['Ports'] = {}
+  if (running) {
+    for (const k of Object.keys(spec.config.ExposedPorts ?? {})) ports[k] = null
+    for (const p of attachment?.ports ?? []) {
+      const key = `${p.containerPort}/${p.protocol}`
+      ;(ports[key] ??= []).push({ HostIp: p.hostIp, HostPort: String(p.hostPort) })
+    }
+  }
+  const networks: Record<string, EndpointSettings> = {}
+  const empty = (name: string, aliases: string[] | null, fixed?: string): EndpointSettings => ({
+    IPAMConfig: fixed !== undefined ? { IPv4Address: fixed } : null, Links: null, Aliases: aliases, NetworkID: '', EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0,
+    IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, MacAddress: '', DriverOpts: null,
+  })
+  for (const name of networkNames(spec)) networks[name] = empty(name, null)
+  for (const req of spec.networks ?? []) networks[req.network] = empty(req.network, req.aliases.length > 0 ? [...req.aliases] : null, req.ipv4Address)
+  for (const e of running ? attachment?.endpoints ?? [] : []) {
+    networks[e.network] = {
+      ...(networks[e.network] ?? empty(e.network, null)),
+      Aliases: e.aliases.length > 0 ? [...e.aliases] : null,
+      NetworkID: e.networkId,
+      EndpointID: endpointId(spec.id, e.network),
+      Gateway: e.gateway,
+      IPAddress: e.ipAddress,
+      IPPrefixLen: e.prefixLength,
+      MacAddress: e.macAddress,
+    }
+  }
+  // the default bridge's endpoint is also shown at the top, as Docker does
+  const bridge = running ? attachment?.endpoints.find((e) => e.network === 'bridge') : undefined
+  return {
+    Bridge: '',
+    SandboxID: attachment?.netnsPath !== undefined && running ? createHash('sha256').update(attachment.netnsPath).digest('hex') : '',
+    HairpinMode: false,
+    LinkLocalIPv6Address: '',
+    LinkLocalIPv6PrefixLen: 0,
+    Ports: ports,
+    SandboxKey: running ? attachment?.netnsPath ?? '' : '',
+    SecondaryIPAddresses: null,
+    SecondaryIPv6Addresses: null,
+    EndpointID: bridge ? endpointId(spec.id, 'bridge') : '',
+    Gateway: bridge?.gateway ?? '',
+    GlobalIPv6Address: '',
+    GlobalIPv6PrefixLen: 0,
+    IPAddress: bridge?.ipAddress ?? '',
+    IPPrefixLen: bridge?.prefixLength ?? 0,
+    IPv6Gateway: '',
+    MacAddress: bridge?.macAddress ?? '',
+    Networks: networks,
+  }
+}
+
+/** Docker's HostConfig.PortBindings: `80/tcp` → [{ HostIp, HostPort }] as asked ('' for any). */
+function portBindings(spec: ContainerSpec): Record<string, { HostIp: string; HostPort: string }[]> {
+  const out: Record<string, { HostIp: string; HostPort: string }[]> = {}
+  for (const p of spec.hostConfig.portBindings ?? []) {
+    ;(out[`${p.containerPort}/${p.protocol}`] ??= []).push({ HostIp: p.hostIp, HostPort: p.hostPort === 0 ? '' : String(p.hostPort) })
+  }
+  return out
 }
 
 export async function inspectContainer(store: ImageStore, nameOrId: string): Promise<ContainerInspect> {
@@ -388,6 +663,12 @@ export async function inspectContainer(store: ImageStore, nameOrId: string): Pro
     HostConfig: {
       Binds: spec.hostConfig.binds.length > 0 ? spec.hostConfig.binds : null,
       NetworkMode: spec.hostConfig.networkMode,
+      PortBindings: portBindings(spec),
+      PublishAllPorts: spec.hostConfig.publishAllPorts ?? false,
+      Dns: spec.hostConfig.dns ?? [],
+      DnsOptions: spec.hostConfig.dnsOptions ?? [],
+      DnsSearch: spec.hostConfig.dnsSearch ?? [],
+      ExtraHosts: (spec.hostConfig.extraHosts ?? []).length > 0 ? (spec.hostConfig.extraHosts ?? []).map((h) => `${h.name}:${h.ip}`) : null,
       AutoRemove: spec.hostConfig.autoRemove,
       Runtime: row.runtime,
       LogConfig: { Type: 'json-file', Config: {} },
@@ -395,8 +676,17 @@ export async function inspectContainer(store: ImageStore, nameOrId: string): Pro
     GraphDriver: { Name: spec.driver, Data: data },
     Mounts: spec.hostConfig.mounts.map((m) => ({ Type: 'bind' as const, Source: m.source, Destination: m.destination, Mode: m.readonly ? 'ro' : '', RW: !m.readonly, Propagation: 'rprivate' })),
     Config: spec.config,
-    NetworkSettings: { SandboxKey: '', Networks: spec.hostConfig.networkMode === 'host' ? { host: {} } : { none: {} } },
+    NetworkSettings: networkSettings(spec, running ? await engine.attachmentOf(row.id) : undefined, running),
   }
+}
+
+/** `docker port`: the ports a running container publishes, as bound (none when it is not running). */
+export async function containerPorts(store: ImageStore, nameOrId: string): Promise<PublishedPort[]> {
+  const engine = containerEngine(store)
+  await engine.reconcile()
+  const row = engine.resolve(nameOrId)
+  if (row.state !== ContainerStates.running && row.state !== ContainerStates.paused) return []
+  return (await engine.attachmentOf(row.id))?.ports ?? []
 }
 
 /** The container named so, or undefined (for `inspect`, which also takes images). */
@@ -440,9 +730,10 @@ export async function execInContainer(store: ImageStore, nameOrId: string, comma
 // ---------------------------------------------------------------- file system
 
 /** `docker diff`: the writable layer's changes (overlay: read from it alone; native: compared with the image). */
+/** `docker diff`: the container's changes, paths absolute (`/etc/hosts`) as Docker gives them. */
 export async function containerDiff(store: ImageStore, nameOrId: string, opts: { signal?: AbortSignal } = {}): Promise<Change[]> {
   const { snapshotter, key } = await containerSnapshot(store, nameOrId)
-  return snapshotChanges(snapshotter, key, opts)
+  return (await snapshotChanges(snapshotter, key, opts)).map((c) => ({ ...c, path: `/${c.path}` }))
 }
 
 /** The snapshot holding a container's changes (what `commit` makes a layer of). */

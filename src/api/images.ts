@@ -1,9 +1,13 @@
 /** `images`, `tag`, `rmi`, `inspect`, `history`, `system df`, `image prune`: the store's read and name verbs. */
 import { CairnError } from '../errors/index.js'
 import type { Digest } from '../oci/digest.js'
-import type { ContainerConfig, HistoryEntry } from '../oci/types.js'
+import type { ContainerConfig, HistoryEntry, ImageConfig } from '../oci/types.js'
 import { familiarString, parseReference, withDefaultTag } from '../oci/reference.js'
 import { repoOf, type DeleteRecord, type ImageRecord, type ImageStore } from '../image/store.js'
+import { readFileSync } from 'node:fs'
+import {
+  danglingFilter, ImageFilterKeys, ImagePruneFilterKeys, matchLabels, parseUntil, pathMatch, validateFilterKeys, values, type FilterArgs,
+} from './filters.js'
 
 export interface ImageSummary {
   id: Digest
@@ -23,6 +27,27 @@ export interface ListImagesOptions {
   all?: boolean
   /** `REPOSITORY[:TAG]` filter, as `docker images ubuntu` takes it. */
   reference?: string
+  /** Docker's `--filter`: `dangling`, `label`, `before`, `since`, `reference`. */
+  filters?: FilterArgs
+}
+
+/** The labels of an image's config (read at once: a config is a few kilobytes). */
+export function imageLabels(store: ImageStore, img: ImageRecord): Record<string, string> {
+  try {
+    const cfg = JSON.parse(readFileSync(store.content.path(img.configDigest), 'utf8')) as ImageConfig
+    return cfg.config?.Labels ?? {}
+  } catch {
+    return {}
+  }
+}
+
+/** Docker's FamiliarMatch: the pattern against `name:tag`, then against the name alone. */
+function familiarMatch(pattern: string, familiar: string): boolean {
+  if (pathMatch(pattern, familiar)) return true
+  const at = familiar.indexOf('@')
+  const colon = familiar.lastIndexOf(':')
+  const name = at >= 0 ? familiar.slice(0, at) : colon > familiar.lastIndexOf('/') ? familiar.slice(0, colon) : familiar
+  return pathMatch(pattern, name)
 }
 
 export function listImages(store: ImageStore, opts: ListImagesOptions = {}): ImageSummary[] {
@@ -32,12 +57,23 @@ export function listImages(store: ImageStore, opts: ListImagesOptions = {}): Ima
     filter = { repo: `${ref.domain}/${ref.path}` }
     if (ref.tag !== undefined) filter.tag = ref.tag
   }
+  const filters = opts.filters ?? {}
+  validateFilterKeys(filters, ImageFilterKeys)
+  const dangling = danglingFilter(filters)
+  const createdOf = (key: string): number[] => values(filters, key).map((r) => store.resolve(r).created.getTime())
+  const before = createdOf('before')
+  const since = createdOf('since')
+  const patterns = values(filters, 'reference')
   const out: ImageSummary[] = []
   const all = store.list()
   const hasChildren = new Set(all.flatMap((i) => (i.parent ? [i.parent] : [])))
   for (const img of all) {
     const intermediate = img.tags.length === 0 && img.repoDigests.length === 0 && hasChildren.has(img.id)
     if (intermediate && !opts.all) continue
+    const isDangling = img.tags.length === 0
+    if (dangling !== undefined && dangling !== isDangling) continue
+    if (before.some((t) => img.created.getTime() >= t) || since.some((t) => img.created.getTime() <= t)) continue
+    if (values(filters, 'label').length > 0 && !matchLabels(filters, 'label', imageLabels(store, img))) continue
     let tags = img.tags
     let digests = img.repoDigests
     if (filter) {
@@ -46,10 +82,17 @@ export function listImages(store: ImageStore, opts: ListImagesOptions = {}): Ima
       digests = digests.filter((d) => repoOf(d) === f.repo)
       if (tags.length === 0 && (f.tag !== undefined || digests.length === 0)) continue
     }
+    let repoTags = tags.map((t) => familiarString(parseReference(t)))
+    let repoDigests = digests.map((d) => familiarString(parseReference(d)))
+    if (patterns.length > 0) {
+      repoTags = repoTags.filter((t) => patterns.some((p) => familiarMatch(p, t)))
+      repoDigests = repoDigests.filter((d) => patterns.some((p) => familiarMatch(p, d)))
+      if (repoTags.length === 0 && repoDigests.length === 0) continue
+    }
     const s: ImageSummary = {
       id: img.id,
-      repoTags: tags.map((t) => familiarString(parseReference(t))),
-      repoDigests: digests.map((d) => familiarString(parseReference(d))),
+      repoTags,
+      repoDigests,
       created: img.created,
       size: img.size,
       intermediate,
@@ -260,8 +303,28 @@ export interface PruneResult {
   reclaimed: number
 }
 
-/** `docker image prune [-a]`: dangling images, or with `all` every image no container uses. */
-export async function pruneImages(store: ImageStore, opts: { all?: boolean } = {}): Promise<PruneResult> {
+export interface PruneImagesOptions {
+  /** Every image no container uses, not only dangling ones (`-a`). */
+  all?: boolean
+  /** Docker's prune filters: `until` (a duration or a time), `label`, `label!`, `dangling`. */
+  filters?: FilterArgs
+}
+
+/** `docker image prune [-a] [--filter …]`: dangling images, or with `all` every image no container uses. */
+export async function pruneImages(store: ImageStore, opts: PruneImagesOptions = {}): Promise<PruneResult> {
+  const filters = opts.filters ?? {}
+  validateFilterKeys(filters, ImagePruneFilterKeys)
+  const now = Date.now()
+  const until = values(filters, 'until').map((u) => parseUntil(u, now))
+  const danglingOnly = danglingFilter(filters) ?? !opts.all
+  const wanted = (img: ImageRecord): boolean => {
+    if (until.some((t) => img.created.getTime() >= t)) return false
+    if (values(filters, 'label').length === 0 && values(filters, 'label!').length === 0) return true
+    const labels = imageLabels(store, img)
+    if (!matchLabels(filters, 'label', labels)) return false
+    // label!=k[=v]: none of them may hold
+    return !values(filters, 'label!').some((v) => matchLabels({ l: [v] }, 'l', labels))
+  }
   const result: PruneResult = { records: [], reclaimed: 0 }
   const sizes = new Map(store.layers().map((l) => [l.chainId, l.size]))
   // repeat: removing a child can leave its parent dangling
@@ -269,7 +332,8 @@ export async function pruneImages(store: ImageStore, opts: { all?: boolean } = {
     const candidates = store.list().filter((img) => {
       if (store.containerUsers(img.id).length > 0) return false
       if (store.children(img.id).length > 0) return false
-      return opts.all ? true : img.tags.length === 0 && img.repoDigests.length === 0
+      if (!wanted(img)) return false
+      return danglingOnly ? img.tags.length === 0 && img.repoDigests.length === 0 : true
     })
     if (candidates.length === 0) break
     for (const img of candidates) {

@@ -97,10 +97,9 @@ async function pullOne(store: ImageStore, repo: Repository, ref: Reference, plat
   const domain = repo.registry.domain
   const byDigest = ref.digest !== undefined
   const wanted = ref.digest ?? ref.tag ?? 'latest'
-  emit(opts, { id: wanted, status: `Pulling from ${ref.path}` })
-
-  // the manifest (through an index if need be)
+  // the manifest (through an index if need be); as Docker, "Pulling from" once the registry answered
   const top = await repo.manifest(wanted, signal)
+  emit(opts, { id: wanted, status: `Pulling from ${ref.path}` })
   let manifestBytes = top.bytes
   let manifestMediaType = top.mediaType
   if (isIndexMediaType(top.mediaType)) {

@@ -2,19 +2,23 @@
  * `create`, `run`, `start`, `stop`, `kill`, `exec`, `logs`, `ps`, `rm`, `rename`, `cp`, `diff`,
  * `export`, `pause`, `unpause` (and `container …`): argument parsing and printing only.
  */
-import { createWriteStream } from 'node:fs'
-import { rename, rm } from 'node:fs/promises'
 import type { Command } from 'commander'
-import { CairnError, isCairnError } from '../errors/index.js'
+import { CairnError } from '../errors/index.js'
 import type { ImageStore } from '../image/store.js'
 import type { BatchResult, ContainerSummary, RunOptions } from '../api/containers.js'
 import type { CreateOptions, ExecOptions } from '../container/engine.js'
-import { ago, ellipsis, renderTable, shortId } from '../util/format.js'
-import { randomName } from '../util/fs.js'
+import { ago, ellipsis, humanSize, shortId } from '../util/format.js'
+import { writeOutputFile } from '../util/userfiles.js'
+import { displayPorts, portLines } from '../network/display.js'
+import { printError, reportError } from './errors.js'
 import { collect, interruptSignal, withStore } from './context.js'
 import { familiarString, parseReference } from '../oci/reference.js'
 import { takeStandby } from './standby.js'
-import { formatRows } from './template.js'
+import { formatWrite, goContext, goMethod, goQuote } from './template.js'
+import { parseFilterArgs } from '../api/filters.js'
+import { inspectCommand } from './inspect.js'
+
+export { goQuote }
 
 /** The container verbs, loaded when a container command runs (other commands start faster). */
 const api = (): Promise<typeof import('../api/containers.js')> => import('../api/containers.js')
@@ -23,9 +27,24 @@ const api = (): Promise<typeof import('../api/containers.js')> => import('../api
 const EXIT_ENGINE = 125
 
 /** The flags of create and run: CreateOptions' own fields where the names agree, then the CLI's. */
-type CreateFlags = Pick<CreateOptions, 'interactive' | 'tty' | 'name' | 'env' | 'workdir' | 'user' | 'entrypoint' | 'hostname' | 'network' | 'runtime'> & {
-  /** `-v`, repeatable (CreateOptions.volumes). */
+type CreateFlags = Pick<CreateOptions, 'interactive' | 'tty' | 'name' | 'workdir' | 'user' | 'hostname' | 'domainname' | 'network' | 'runtime' | 'dns' | 'dnsSearch'> & {
+  /** `-e`, `--env-file` (resolved against this process's environment). */
+  env?: string[]
+  envFile?: string[]
+  /** `--entrypoint` (one word; '' clears the image's). */
+  entrypoint?: string
+  /** `-v`, `--mount`, repeatable. */
   volume?: string[]
+  mount?: string[]
+  /** `-p`, `-P`. */
+  publish?: string[]
+  publishAll?: boolean
+  networkAlias?: string[]
+  ip?: string
+  addHost?: string[]
+  dnsOption?: string[]
+  label?: string[]
+  labelFile?: string[]
   /** Checked here (CreateOptions.storageDriver is typed). */
   storageDriver?: string
   /** `--rm` (CreateOptions.autoRemove). */
@@ -42,12 +61,25 @@ function addCreateOptions(c: Command, run: boolean): Command {
     .option('-t, --tty', 'allocate a pseudo-TTY')
     .option('--name <name>', 'assign a name to the container')
     .option('-e, --env <K=V>', 'set environment variables (repeatable)', collect)
+    .option('--env-file <file>', 'read in a file of environment variables (repeatable)', collect)
+    .option('-l, --label <K=V>', 'set meta data on a container (repeatable)', collect)
+    .option('--label-file <file>', 'read in a line delimited file of labels (repeatable)', collect)
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('-u, --user <user>', 'username or UID (format: <name|uid>[:<group|gid>])')
     .option('--entrypoint <cmd>', "overwrite the default ENTRYPOINT of the image ('' clears it)")
     .option('-h, --hostname <name>', 'container host name')
-    .option('--network <mode>', 'none (the default: a network namespace with loopback only; Cairn has no bridge) or host')
-    .option('-v, --volume <host:ctr[:ro]>', 'bind mount a host directory (repeatable)', collect)
+    .option('--domainname <name>', 'container NIS domain name')
+    .option('--network <mode>', 'connect a container to a network: bridge (the default), none, host, container:NAME, or a network\'s name', 'default')
+    .option('--network-alias <alias>', 'add a network-scoped alias for the container (repeatable)', collect)
+    .option('--ip <address>', 'IPv4 address on its user network (e.g., 172.30.100.104)')
+    .option('-p, --publish <[ip:][host:]ctr[/proto]>', "publish a container's port(s) to the host (repeatable)", collect)
+    .option('-P, --publish-all', 'publish all exposed ports to random ports')
+    .option('--add-host <host:ip>', 'add a custom host-to-IP mapping (repeatable)', collect)
+    .option('--dns <ip>', 'set custom DNS servers (repeatable)', collect)
+    .option('--dns-search <domain>', 'set custom DNS search domains (repeatable)', collect)
+    .option('--dns-option <option>', 'set DNS options (repeatable)', collect)
+    .option('-v, --volume <host:ctr[:ro]>', 'bind mount a host directory, made if missing (repeatable)', collect)
+    .option('--mount <spec>', 'attach a filesystem mount: type=bind,source=/x,target=/y[,readonly] (repeatable)', collect)
     .option('--runtime <name>', RUNTIME_HELP)
     .option('--storage-driver <driver>', 'overlay or native (default: the store\'s)')
     .option('--rm', 'automatically remove the container when it exits')
@@ -59,18 +91,34 @@ function addCreateOptions(c: Command, run: boolean): Command {
   return c
 }
 
-function createOptions(image: string, command: string[], f: CreateFlags, cmd: Command): CreateOptions {
+/** The flags of create and run as the engine's typed options (Docker's syntaxes parsed here, at the edge). */
+async function createOptions(image: string, command: string[], f: CreateFlags, cmd: Command): Promise<CreateOptions> {
+  const flags = await import('../api/flags.js')
   const globals = cmd.optsWithGlobals<{ storageDriver?: string }>()
   const driver = f.storageDriver ?? globals.storageDriver
   if (driver !== undefined && driver !== 'overlay' && driver !== 'native') throw new CairnError('INVALID_ARGUMENT', `unknown storage driver ${JSON.stringify(driver)} (overlay or native)`)
   const o: CreateOptions = { image, command, network: f.network ?? 'default' }
+  const env = [...(await flags.readLineFiles(f.envFile ?? [])), ...(f.env ?? [])]
+  if (env.length > 0) o.env = flags.resolveEnv(env, process.env)
+  const labels = [...(await flags.readLineFiles(f.labelFile ?? [])), ...(f.label ?? [])]
+  if (labels.length > 0) o.labels = flags.parseLabels(labels)
   if (f.name !== undefined) o.name = f.name
-  if (f.env) o.env = f.env
   if (f.workdir !== undefined) o.workdir = f.workdir
   if (f.user !== undefined) o.user = f.user
-  if (f.entrypoint !== undefined) o.entrypoint = f.entrypoint
+  if (f.entrypoint !== undefined) o.entrypoint = f.entrypoint === '' ? [] : [f.entrypoint]
   if (f.hostname !== undefined) o.hostname = f.hostname
-  if (f.volume) o.volumes = f.volume
+  if (f.domainname !== undefined) o.domainname = f.domainname
+  const mounts = [...(f.volume ?? []).map(flags.parseVolumeFlag), ...(f.mount ?? []).map(flags.parseMountFlag)]
+  if (mounts.length > 0) o.mounts = mounts
+  const ports = (f.publish ?? []).flatMap(flags.parsePublish)
+  if (ports.length > 0) o.ports = ports
+  if (f.publishAll) o.publishAllPorts = true
+  if (f.networkAlias) o.networkAliases = f.networkAlias
+  if (f.ip !== undefined) o.ipv4Address = f.ip
+  if (f.addHost) o.extraHosts = f.addHost.map(flags.parseAddHost)
+  if (f.dns) o.dns = f.dns
+  if (f.dnsSearch) o.dnsSearch = f.dnsSearch
+  if (f.dnsOption) o.dnsOptions = f.dnsOption
   if (f.runtime !== undefined) o.runtime = f.runtime
   if (driver !== undefined) o.storageDriver = driver
   if (f.tty) o.tty = true
@@ -95,8 +143,8 @@ async function ensureImage(store: ImageStore, image: string, policy: string | un
     const ref = parseReference(image)
     process.stderr.write(`Unable to find image '${familiarString(ref.tag === undefined && ref.digest === undefined ? { ...ref, tag: 'latest' } : ref)}' locally\n`)
   }
-  const [{ pullImage }, { TransferRenderer }] = await Promise.all([import('../api/pull.js'), import('./remote.js')])
-  const renderer = new TransferRenderer(process.stderr)
+  const [{ pullImage }, { ProgressRenderer }] = await Promise.all([import('../api/pull.js'), import('./progress.js')])
+  const renderer = new ProgressRenderer(process.stderr, { totals: true })
   try {
     await pullImage(store, image, { signal: interruptSignal(), onProgress: renderer.onProgress })
   } finally {
@@ -104,18 +152,9 @@ async function ensureImage(store: ImageStore, image: string, policy: string | un
   }
 }
 
-/** Prints an error as Docker does and returns the exit code it carries (or `fallback`). */
-function report(err: unknown, fallback: number): number {
-  if (!isCairnError(err) && !(err instanceof Error)) throw err
-  process.stderr.write(`Error: ${err.message}\n`)
-  if (process.env['CAIRN_DEBUG'] && err.stack) process.stderr.write(`${err.stack}\n`)
-  const d = isCairnError(err) ? (err.detail as { exitCode?: unknown } | undefined) : undefined
-  return d && typeof d.exitCode === 'number' ? d.exitCode : fallback
-}
-
 function printBatch(r: BatchResult): void {
   for (const n of r.done) process.stdout.write(`${n}\n`)
-  for (const e of r.errors) process.stderr.write(`Error: ${e.error.message}\n`)
+  for (const e of r.errors) printError(e.error)
   if (r.errors.length > 0) process.exitCode = 1
 }
 
@@ -138,43 +177,46 @@ function isTerminal(): boolean {
   return process.stdin.isTTY === true && process.stdout.isTTY === true
 }
 
-/** Go's strconv.Quote, as `docker ps` quotes the COMMAND column. */
-export function goQuote(s: string): string {
-  let out = '"'
-  for (const ch of s) {
-    const c = ch.codePointAt(0) as number
-    if (ch === '"' || ch === '\\') out += `\\${ch}`
-    else if (ch === '\n') out += '\\n'
-    else if (ch === '\t') out += '\\t'
-    else if (ch === '\r') out += '\\r'
-    else if (c < 0x20 || c === 0x7f) out += `\\x${c.toString(16).padStart(2, '0')}`
-    else out += ch
-  }
-  return `${out}"`
-}
-
-/** Go's time.Time.String() in UTC, as `docker ps --format` shows CreatedAt. */
-function goTime(d: Date): string {
+/** Go's time.Time.String() in UTC, as Docker shows CreatedAt. */
+export function goTime(d: Date): string {
   const iso = d.toISOString()
   return `${iso.slice(0, 10)} ${iso.slice(11, 19)} +0000 UTC`
 }
 
-export function psRows(list: ContainerSummary[], trunc: boolean): Record<string, string>[] {
-  return list.map((c) => ({
+/** `docker ps`'s header words, by field. */
+export const PS_HEADERS: Record<string, string> = {
+  ID: 'CONTAINER ID', Image: 'IMAGE', Command: 'COMMAND', CreatedAt: 'CREATED AT', RunningFor: 'CREATED', Ports: 'PORTS',
+  State: 'STATE', Status: 'STATUS', Size: 'SIZE', Names: 'NAMES', Labels: 'LABELS', Mounts: 'MOUNTS', LocalVolumes: 'LOCAL VOLUMES',
+  Networks: 'NETWORKS', Platform: 'PLATFORM',
+}
+
+const PS_TABLE = 'table {{.ID}}\\t{{.Image}}\\t{{.Command}}\\t{{.RunningFor}}\\t{{.Status}}\\t{{.Ports}}\\t{{.Names}}'
+
+/** Docker's SIZE: the writable layer, and the whole when known (`0B (virtual 1.98MB)`). */
+function sizeText(c: ContainerSummary): string {
+  const rw = humanSize(c.sizeRw ?? 0)
+  return c.sizeRootFs !== undefined && c.sizeRootFs > 0 ? `${rw} (virtual ${humanSize(c.sizeRootFs)})` : rw
+}
+
+/** What a `ps` template sees of a container: Docker's ContainerContext. */
+export function psRows(list: ContainerSummary[], trunc: boolean): Record<string, unknown>[] {
+  return list.map((c) => goContext('*formatter.ContainerContext', {
     Command: goQuote(trunc ? ellipsis(c.command, 20) : c.command),
     CreatedAt: goTime(c.created),
     ID: trunc ? shortId(c.id) : c.id,
     Image: c.image,
-    Labels: Object.entries(c.labels).map(([k, v]) => `${k}=${v}`).join(','),
+    Labels: Object.keys(c.labels).sort().map((k) => `${k}=${c.labels[k] ?? ''}`).join(','),
     LocalVolumes: '0',
-    Mounts: c.mounts.join(','),
+    Mounts: c.mounts.map((m) => (trunc ? ellipsis(m, 15) : m)).join(','),
     Names: c.name,
-    Networks: c.networkMode === 'host' ? 'host' : 'none',
-    Ports: '',
+    Networks: c.networks.join(','),
+    Platform: null,
+    Ports: displayPorts(c.ports, c.exposedPorts),
     RunningFor: ago(c.created),
-    Size: '0B',
+    Size: sizeText(c),
     State: c.state,
     Status: c.status,
+    Label: goMethod(['string'], (k: string) => c.labels[k] ?? ''),
   }))
 }
 
@@ -189,24 +231,26 @@ function register(parent: Command, managed: boolean): void {
       await withStore(cmd, async (store) => {
         try {
           await ensureImage(store, image, f.pull)
-          const r = await (await api()).createContainer(store, createOptions(image, command, f, cmd))
+          const r = await (await api()).createContainer(store, await createOptions(image, command, f, cmd))
           process.stdout.write(`${r.id}\n`)
         } catch (err) {
-          process.exitCode = report(err, EXIT_ENGINE)
+          process.exitCode = reportError(err, EXIT_ENGINE)
         }
       })
     })
 
   addCreateOptions(parent.command('run').description('Run a command in a new container'), true)
     .action(async (image: string, command: string[], f: CreateFlags, cmd: Command) => {
+      if (f.tty && f.interactive && !f.detach && process.stdin.isTTY !== true) {
+        printError(new CairnError('INVALID_ARGUMENT', 'the input device is not a TTY'))
+        process.exitCode = 1
+        return
+      }
       await withStore(cmd, async (store) => {
         try {
-          if (f.tty && f.interactive && !f.detach && process.stdin.isTTY !== true) {
-            throw new CairnError('INVALID_ARGUMENT', 'the input device is not a TTY', { detail: { exitCode: 1 } })
-          }
           await ensureImage(store, image, f.pull)
           let unproxy: (() => void) | undefined
-          const o: RunOptions = { ...createOptions(image, command, f, cmd), detach: f.detach ?? false, terminal: isTerminal() }
+          const o: RunOptions = { ...(await createOptions(image, command, f, cmd)), detach: f.detach ?? false, terminal: isTerminal() }
           if (f.interactive && !f.detach) o.stdin = 'inherit'
           if (!f.detach && !f.tty) o.onStarted = (id) => (unproxy = proxySignals(store, id))
           const monitor = takeStandby()
@@ -216,7 +260,7 @@ function register(parent: Command, managed: boolean): void {
           if (f.detach) process.stdout.write(`${r.id}\n`)
           else process.exitCode = r.exitCode ?? 0
         } catch (err) {
-          process.exitCode = report(err, EXIT_ENGINE)
+          process.exitCode = reportError(err, EXIT_ENGINE)
         }
       })
     })
@@ -244,7 +288,7 @@ function register(parent: Command, managed: boolean): void {
             if (attach) process.exitCode = r.exitCode ?? 0
             else process.stdout.write(`${n}\n`)
           } catch (err) {
-            process.exitCode = report(err, 1)
+            process.exitCode = reportError(err, 1)
           }
         }
       })
@@ -297,18 +341,20 @@ function register(parent: Command, managed: boolean): void {
     .argument('<command...>')
     .passThroughOptions()
     .action(async (name: string, command: string[], f: { interactive?: boolean; tty?: boolean; detach?: boolean; env?: string[]; workdir?: string; user?: string }, cmd: Command) => {
+      if (f.tty && f.interactive && process.stdin.isTTY !== true) {
+        printError(new CairnError('INVALID_ARGUMENT', 'the input device is not a TTY'))
+        process.exitCode = 1
+        return
+      }
       await withStore(cmd, async (store) => {
         try {
-          if (f.tty && f.interactive && process.stdin.isTTY !== true) {
-            throw new CairnError('INVALID_ARGUMENT', 'the input device is not a TTY', { detail: { exitCode: 1 } })
-          }
           const o: ExecOptions = { interactive: f.interactive ?? false, tty: f.tty ?? false, detach: f.detach ?? false, terminal: isTerminal() }
-          if (f.env) o.env = f.env.map((e) => (e.includes('=') || process.env[e] === undefined ? e : `${e}=${process.env[e] ?? ''}`))
+          if (f.env) o.env = (await import('../api/flags.js')).resolveEnv(f.env, process.env)
           if (f.workdir !== undefined) o.workdir = f.workdir
           if (f.user !== undefined) o.user = f.user
           process.exitCode = await (await api()).execInContainer(store, name, command, o)
         } catch (err) {
-          process.exitCode = report(err, 1)
+          process.exitCode = reportError(err, 1, 126)
         }
       })
     })
@@ -348,24 +394,27 @@ function register(parent: Command, managed: boolean): void {
   const ps = managed ? parent.command('ls').alias('ps').alias('list') : parent.command('ps')
   ps.description('List containers')
     .option('-a, --all', 'show all containers (default shows just running)')
+    .option('-f, --filter <filter>', 'filter output based on conditions provided (repeatable)', collect)
+    .option('-n, --last <n>', 'show n last created containers (includes all states)', '-1')
+    .option('-l, --latest', 'show the latest created container (includes all states)')
     .option('-q, --quiet', 'only display container IDs')
+    .option('-s, --size', 'display total file sizes')
     .option('--no-trunc', "don't truncate output")
-    .option('--format <format>', "'json', or a Go-style template such as '{{.ID}} {{.Names}}'")
-    .action(async (f: { all?: boolean; quiet?: boolean; trunc?: boolean; format?: string }, cmd: Command) => {
+    .option('--format <format>', "'table', 'table TEMPLATE', 'json' or a Go template such as '{{.ID}} {{.Names}}'")
+    .action(async (f: { all?: boolean; filter?: string[]; last: string; latest?: boolean; quiet?: boolean; size?: boolean; trunc?: boolean; format?: string }, cmd: Command) => {
+      const last = Number(f.last)
+      if (!Number.isInteger(last)) throw new CairnError('INVALID_ARGUMENT', `invalid argument "${f.last}" for "-n, --last" flag: strconv.ParseInt: parsing ${JSON.stringify(f.last)}: invalid syntax`)
+      const filters = parseFilterArgs(f.filter ?? [])
       await withStore(cmd, async (store) => {
-        const list = await (await api()).listContainers(store, { all: f.all ?? false })
         const trunc = f.trunc !== false
+        const size = (f.size ?? false) || (f.format !== undefined && f.format.includes('.Size'))
+        const list = await (await api()).listContainers(store, { all: f.all ?? false, filters, last: f.latest ? 1 : last, size: size && !f.quiet })
         if (f.quiet) {
           process.stdout.write(list.map((c) => `${trunc ? shortId(c.id) : c.id}\n`).join(''))
           return
         }
-        const rows = psRows(list, trunc)
-        if (f.format !== undefined) {
-          process.stdout.write(formatRows(f.format, rows, { ID: 'CONTAINER ID', Image: 'IMAGE', Command: 'COMMAND', RunningFor: 'CREATED', CreatedAt: 'CREATED AT', Status: 'STATUS', Ports: 'PORTS', Names: 'NAMES', State: 'STATE' }))
-          return
-        }
-        process.stdout.write(renderTable(['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'],
-          rows.map((r) => [r.ID as string, r.Image as string, r.Command as string, r.RunningFor as string, r.Status as string, r.Ports as string, r.Names as string])))
+        const format = f.format === undefined || f.format === 'table' ? (f.size ? `${PS_TABLE}\\t{{.Size}}` : PS_TABLE) : f.format
+        process.stdout.write(formatWrite(format, psRows(list, trunc), { headers: PS_HEADERS, errors: { parse: 'failed to parse template: ', exec: 'failed to execute template: ' } }))
       })
     })
 
@@ -383,20 +432,32 @@ function register(parent: Command, managed: boolean): void {
       .command('inspect')
       .description('Display detailed information on one or more containers')
       .argument('<container...>')
-      .action(async (names: string[], _f: object, cmd: Command) => {
-        await withStore(cmd, async (store) => {
-          const out: unknown[] = []
-          for (const n of names) {
-            try {
-              out.push(await (await api()).inspectContainer(store, n))
-            } catch (err) {
-              process.exitCode = report(err, 1)
-            }
-          }
-          process.stdout.write(`${JSON.stringify(out, null, 4)}\n`)
-        })
+      .option('-f, --format <format>', "format the output using a Go template ('json' for JSON)")
+      .option('-s, --size', 'display total file sizes (Cairn: accepted, not shown)')
+      .action(async (names: string[], f: { format?: string }, cmd: Command) => {
+        await withStore(cmd, async (store) => inspectCommand(store, names, { type: 'container', format: f.format }))
       })
   }
+
+  parent
+    .command('port')
+    .description('List port mappings or a specific mapping for the container')
+    .argument('<container>')
+    .argument('[private-port]', 'PRIVATE_PORT[/PROTO]')
+    .action(async (name: string, priv: string | undefined, _f: object, cmd: Command) => {
+      await withStore(cmd, async (store) => {
+        const ports = await (await api()).containerPorts(store, name)
+        let filter: { port: number; protocol: string } | undefined
+        if (priv !== undefined) {
+          const [port = '', protocol = 'tcp'] = priv.split('/')
+          if (!/^\d+$/.test(port)) throw new CairnError('INVALID_ARGUMENT', `Error: invalid port (${port}): invalid syntax`)
+          filter = { port: Number(port), protocol }
+        }
+        const lines = portLines(ports, filter)
+        if (filter && lines.length === 0) throw new CairnError('INVALID_ARGUMENT', `No public port '${filter.port}/${filter.protocol}' published for ${name}`)
+        process.stdout.write(lines.map((l) => `${l}\n`).join(''))
+      })
+    })
 
   parent
     .command('rename')
@@ -438,7 +499,7 @@ function register(parent: Command, managed: boolean): void {
     .action(async (name: string, _f: object, cmd: Command) => {
       await withStore(cmd, async (store) => {
         const changes = await (await api()).containerDiff(store, name)
-        process.stdout.write(changes.map((c) => `${c.kind} /${c.path}\n`).join(''))
+        process.stdout.write(changes.map((c) => `${c.kind} ${c.path}\n`).join(''))
       })
     })
 
@@ -456,14 +517,8 @@ function register(parent: Command, managed: boolean): void {
           await (await api()).exportContainer(store, name, process.stdout)
           return
         }
-        const tmp = `${f.output}.${randomName('tmp-')}`
-        try {
-          await (await api()).exportContainer(store, name, createWriteStream(tmp, { flags: 'wx' }))
-          await rename(tmp, f.output)
-        } catch (err) {
-          await rm(tmp, { force: true })
-          throw err
-        }
+        const output = f.output
+        await writeOutputFile(output, async (out) => (await api()).exportContainer(store, name, out))
       })
     })
 }

@@ -1,14 +1,34 @@
 /** `images`, `tag`, `rmi`, `inspect`, `history`, `system df`, `image …`: printing only. */
-import { createRequire } from 'node:module'
 import type { Command } from 'commander'
-import { CairnError } from '../errors/index.js'
-import { diskUsage, imageHistory, inspectImage, listImages, pruneImages, removeImages, tagImage, type ImageSummary } from '../api/images.js'
+import { imageHistory, listImages, pruneImages, removeImages, tagImage, type ImageSummary } from '../api/images.js'
+import { parseFilterArgs } from '../api/filters.js'
 import type { DeleteRecord } from '../image/store.js'
-import { ago, ellipsis, humanSize, renderTable, shortId } from '../util/format.js'
-import { withStore } from './context.js'
-import { formatRows, type Row } from './template.js'
+import { ago, formatCreatedBy, humanSize, humanSizeWithPrecision, shortId } from '../util/format.js'
+import { collect, withStore } from './context.js'
+import { printError } from './errors.js'
+import { confirm } from './prompt.js'
+import { inspectCommand } from './inspect.js'
+import { formatWrite, goContext } from './template.js'
 
-interface ImagesOpts { all?: boolean; quiet?: boolean; digests?: boolean; trunc?: boolean; format?: string }
+interface ImagesOpts { all?: boolean; quiet?: boolean; digests?: boolean; trunc?: boolean; format?: string; filter?: string[] }
+
+/** Go's time.Time.String() in UTC, as Docker shows an image's CreatedAt. */
+function goTime(d: Date): string {
+  const iso = d.toISOString()
+  return `${iso.slice(0, 10)} ${iso.slice(11, 19)} +0000 UTC`
+}
+
+/** Docker's header words of `images` and `history` columns, by field. */
+export const IMAGE_HEADERS: Record<string, string> = {
+  ID: 'IMAGE ID', Repository: 'REPOSITORY', Tag: 'TAG', Digest: 'DIGEST', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT',
+  Size: 'SIZE', Containers: 'CONTAINERS', VirtualSize: 'SIZE', SharedSize: 'SHARED SIZE', UniqueSize: 'UNIQUE SIZE',
+}
+const HISTORY_HEADERS: Record<string, string> = {
+  ID: 'IMAGE', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', CreatedBy: 'CREATED BY', Size: 'SIZE', Comment: 'COMMENT',
+}
+const IMAGES_TABLE = 'table {{.Repository}}\\t{{.Tag}}\\t{{.ID}}\\t{{.CreatedSince}}\\t{{.Size}}'
+const IMAGES_TABLE_DIGESTS = 'table {{.Repository}}\\t{{.Tag}}\\t{{.Digest}}\\t{{.ID}}\\t{{.CreatedSince}}\\t{{.Size}}'
+const HISTORY_TABLE = 'table {{.ID}}\\t{{.CreatedSince}}\\t{{.CreatedBy}}\\t{{.Size}}\\t{{.Comment}}'
 
 export function registerImageCommands(program: Command): void {
   const image = program.command('image').description('Manage images')
@@ -22,10 +42,12 @@ export function registerImageCommands(program: Command): void {
       .option('-q, --quiet', 'only show image IDs')
       .option('--digests', 'show digests')
       .option('--no-trunc', "don't truncate output")
-      .option('--format <format>', "'json', or a Go-style template such as '{{.Repository}}:{{.Tag}}'")
+      .option('-f, --filter <filter>', 'filter output based on conditions provided (repeatable): dangling, label, before, since, reference', collect)
+      .option('--format <format>', "'table', 'table TEMPLATE', 'json' or a Go template such as '{{.Repository}}:{{.Tag}}'")
       .action(async (repository: string | undefined, opts: ImagesOpts, cmd: Command) => {
+        const filters = parseFilterArgs(opts.filter ?? [])
         await withStore(cmd, (store) => {
-          const listOpts: { all?: boolean; reference?: string } = { all: opts.all ?? false }
+          const listOpts: { all?: boolean; reference?: string; filters: Record<string, string[]> } = { all: opts.all ?? false, filters }
           if (repository !== undefined) listOpts.reference = repository
           process.stdout.write(renderImages(listImages(store, listOpts), opts))
         })
@@ -57,7 +79,7 @@ export function registerImageCommands(program: Command): void {
         await withStore(cmd, async (store) => {
           const res = await removeImages(store, images, { force: opts.force ?? false, noPrune: opts.prune === false })
           process.stdout.write(renderDeleteRecords(res.records))
-          for (const e of res.errors) process.stderr.write(`Error: ${e.error.message}\n`)
+          for (const e of res.errors) printError(e.error)
           if (res.errors.length > 0) process.exitCode = 1
         })
       })
@@ -65,31 +87,15 @@ export function registerImageCommands(program: Command): void {
   }
 
   for (const [parent, name] of [[program, 'inspect'], [image, 'inspect']] as const) {
-    parent
+    const c = parent
       .command(name)
-      .description('Display detailed information on one or more images')
-      .argument('<name...>', 'images by name or ID')
-      .option('-f, --format <format>', 'format the output using a Go-style template')
-      .action(async (names: string[], opts: { format?: string }, cmd: Command) => {
-        await withStore(cmd, async (store) => {
-          const out: unknown[] = []
-          let failed = false
-          for (const n of names) {
-            try {
-              // `cairn inspect` finds a container or an image, as Docker's does (containers first)
-              const ctr = parent === program ? await (await import('../api/containers.js')).tryInspectContainer(store, n) : undefined
-              out.push(ctr ?? (await inspectImage(store, n)))
-            } catch (err) {
-              if (!(err instanceof CairnError)) throw err
-              process.stderr.write(`Error: ${err.message}\n`)
-              failed = true
-            }
-          }
-          if (opts.format !== undefined) process.stdout.write(formatRows(opts.format, out as Row[]))
-          else process.stdout.write(`${JSON.stringify(out, null, 4)}\n`)
-          if (failed) process.exitCode = 1
-        })
-      })
+      .description(parent === program ? 'Return low-level information on containers or images' : 'Display detailed information on one or more images')
+      .argument('<name...>', parent === program ? 'containers or images, by name or ID' : 'images by name or ID')
+      .option('-f, --format <format>', "format the output using a Go template ('json' for JSON)")
+    if (parent === program) c.option('--type <type>', 'only containers or only images: container or image')
+    c.action(async (names: string[], opts: { format?: string; type?: string }, cmd: Command) => {
+      await withStore(cmd, (store) => inspectCommand(store, names, { type: parent === program ? opts.type : 'image', format: opts.format }))
+    })
   }
 
   for (const [parent, name] of [[program, 'history'], [image, 'history']] as const) {
@@ -100,7 +106,7 @@ export function registerImageCommands(program: Command): void {
       .option('-H, --human [bool]', 'print sizes and dates in human readable format', (v) => v !== 'false', true)
       .option('--no-trunc', "don't truncate output")
       .option('-q, --quiet', 'only show image IDs')
-      .option('--format <format>', "'json' or a Go-style template")
+      .option('--format <format>', "'table', 'table TEMPLATE', 'json' or a Go template")
       .action(async (img: string, opts: { human: boolean; trunc?: boolean; quiet?: boolean; format?: string }, cmd: Command) => {
         await withStore(cmd, async (store) => {
           const rows = await imageHistory(store, img)
@@ -110,20 +116,20 @@ export function registerImageCommands(program: Command): void {
             process.stdout.write(rows.map((r) => `${id(r.id)}\n`).join(''))
             return
           }
-          const data = rows.map((r) => ({
-            ID: id(r.id),
-            CreatedAt: r.created ? r.created.toISOString() : '',
-            CreatedSince: r.created ? ago(r.created) : 'N/A',
-            CreatedBy: trunc ? ellipsis(r.createdBy.replace(/\s+/g, ' '), 45) : r.createdBy,
-            Size: opts.human ? humanSize(r.size) : String(r.size),
-            Comment: r.comment,
-          }))
-          if (opts.format !== undefined) {
-            process.stdout.write(formatRows(opts.format, data))
-            return
-          }
-          process.stdout.write(renderTable(['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'],
-            data.map((d) => [d.ID, opts.human ? d.CreatedSince : d.CreatedAt, d.CreatedBy, d.Size, d.Comment])))
+          const data = rows.map((r) => {
+            const createdAt = r.created ? r.created.toISOString().replace(/\.\d+Z$/, 'Z') : '0001-01-01T00:00:00Z'
+            return goContext('*image.historyContext', {
+              Comment: r.comment,
+              CreatedAt: createdAt,
+              CreatedBy: formatCreatedBy(r.createdBy, trunc),
+              CreatedSince: !opts.human ? createdAt : r.created ? ago(r.created) : 'N/A',
+              ID: id(r.id),
+              Size: opts.human ? humanSize(r.size) : String(r.size),
+            })
+          })
+          const format = opts.format === undefined || opts.format === 'table' ? HISTORY_TABLE : opts.format
+          const headers = opts.human ? HISTORY_HEADERS : { ...HISTORY_HEADERS, CreatedSince: 'CREATED AT' }
+          process.stdout.write(formatWrite(format, data, { headers }))
         })
       })
   }
@@ -133,8 +139,10 @@ export function registerImageCommands(program: Command): void {
       .command('prune')
       .description('Remove unused images')
       .option('-a, --all', 'remove all unused images, not just dangling ones')
+      .option('--filter <filter>', 'provide filter values (e.g. until=<timestamp>, label=<key>=<value>)', collect)
       .option('-f, --force', 'do not prompt for confirmation')
-      .action(async (opts: { all?: boolean; force?: boolean }, cmd: Command) => {
+      .action(async (opts: { all?: boolean; force?: boolean; filter?: string[] }, cmd: Command) => {
+        const filters = parseFilterArgs(opts.filter ?? [])
         if (!opts.force) {
           const warning = opts.all
             ? 'WARNING! This will remove all images without at least one container associated to them.'
@@ -142,70 +150,18 @@ export function registerImageCommands(program: Command): void {
           if (!(await confirm(`${warning}\nAre you sure you want to continue? [y/N] `))) return
         }
         await withStore(cmd, async (store) => {
-          const res = await pruneImages(store, { all: opts.all ?? false })
+          const res = await pruneImages(store, { all: opts.all ?? false, filters })
           if (res.records.length > 0) {
             process.stdout.write('Deleted Images:\n')
             process.stdout.write(res.records.map((r) => ('untagged' in r ? `untagged: ${r.untagged}\n` : `deleted: ${r.deleted}\n`)).join(''))
             process.stdout.write('\n')
           }
-          process.stdout.write(`Total reclaimed space: ${humanSize(res.reclaimed)}\n`)
+          process.stdout.write(`Total reclaimed space: ${humanSizeWithPrecision(res.reclaimed, 4)}\n`)
         })
       })
   }
   prune(image)
 
-  const system = program.command('system').description('Manage Cairn')
-  system
-    .command('df')
-    .description('Show disk usage')
-    .option('-v, --verbose', 'show detailed information on space usage')
-    .option('--format <format>', "'json' or a Go-style template")
-    .action(async (opts: { verbose?: boolean; format?: string }, cmd: Command) => {
-      await withStore(cmd, async (store) => {
-        const du = await diskUsage(store)
-        const pct = (a: number, b: number): string => (b > 0 ? ` (${Math.round((a / b) * 100)}%)` : '')
-        const rows = [
-          { Type: 'Images', TotalCount: String(du.images.total), Active: String(du.images.active), Size: humanSize(du.images.size), Reclaimable: `${humanSize(du.images.reclaimable)}${pct(du.images.reclaimable, du.images.size)}` },
-          { Type: 'Layers', TotalCount: String(du.layers.total), Active: String(du.layers.shared), Size: humanSize(du.layers.size), Reclaimable: `${humanSize(du.layers.sharedSize)} shared` },
-          { Type: 'Blobs on disk', TotalCount: String(du.blobs.count), Active: '', Size: humanSize(du.blobs.size), Reclaimable: '' },
-        ]
-        if (opts.format !== undefined) {
-          process.stdout.write(formatRows(opts.format, rows))
-          return
-        }
-        if (!opts.verbose) {
-          process.stdout.write(renderTable(['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'], rows.map((r) => [r.Type, r.TotalCount, r.Active, r.Size, r.Reclaimable])))
-          return
-        }
-        process.stdout.write(`Images space usage:\n\n`)
-        const imgRows: string[][] = []
-        for (const p of du.perImage) {
-          const names = p.repoTags.length ? p.repoTags : ['<none>:<none>']
-          for (const n of names) {
-            const { repo, tag } = splitFamiliar(n)
-            imgRows.push([repo, tag, shortId(p.id), ago(p.created), humanSize(p.size), humanSize(p.sharedSize), humanSize(p.uniqueSize), String(p.containers)])
-          }
-        }
-        process.stdout.write(renderTable(['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE', 'SHARED SIZE', 'UNIQUE SIZE', 'CONTAINERS'], imgRows))
-        process.stdout.write(`\nLayers space usage:\n\n`)
-        process.stdout.write(renderTable(['TOTAL', 'SHARED', 'SIZE', 'SHARED SIZE', 'BLOBS ON DISK'], [[String(du.layers.total), String(du.layers.shared), humanSize(du.layers.size), humanSize(du.layers.sharedSize), humanSize(du.blobs.size)]]))
-      })
-    })
-}
-
-async function confirm(question: string): Promise<boolean> {
-  if (!process.stdin.isTTY) {
-    process.stderr.write(`${question}\n`)
-    throw new CairnError('INVALID_ARGUMENT', 'not a terminal: give -f to confirm')
-  }
-  // loaded here, not at start-up: only a confirmation needs it
-  const { createInterface } = createRequire(import.meta.url)('node:readline/promises') as typeof import('node:readline/promises')
-  const rl = createInterface({ input: process.stdin, output: process.stderr })
-  try {
-    return /^y(es)?$/i.test((await rl.question(question)).trim())
-  } finally {
-    rl.close()
-  }
 }
 
 export function renderDeleteRecords(records: DeleteRecord[]): string {
@@ -243,28 +199,26 @@ export function imageRows(images: ImageSummary[]): { repo: string; tag: string; 
   return rows
 }
 
-function renderImages(images: ImageSummary[], opts: ImagesOpts): string {
-  const trunc = opts.trunc !== false
-  const rows = imageRows(images)
-  const id = (d: string): string => (trunc ? shortId(d) : d)
-  if (opts.quiet) return rows.map((r) => `${id(r.img.id)}\n`).join('')
-  const data = rows.map((r) => ({
-    Containers: String(r.img.containers),
-    CreatedAt: r.img.created.toISOString(),
+/** What an `images` template sees of a row: Docker's imageContext. */
+export function imageContexts(images: ImageSummary[], trunc: boolean): Record<string, unknown>[] {
+  return imageRows(images).map((r) => goContext('*formatter.imageContext', {
+    Containers: 'N/A',
+    CreatedAt: goTime(r.img.created),
     CreatedSince: ago(r.img.created),
     Digest: r.digest,
-    ID: id(r.img.id),
+    ID: trunc ? shortId(r.img.id) : r.img.id,
     Repository: r.repo,
     SharedSize: 'N/A',
     Size: humanSize(r.img.size),
     Tag: r.tag,
     UniqueSize: 'N/A',
-    VirtualSize: humanSize(r.img.size),
+    VirtualSize: humanSizeWithPrecision(r.img.size, 4),
   }))
-  if (opts.format !== undefined) {
-    return formatRows(opts.format, data, { Repository: 'REPOSITORY', Tag: 'TAG', ID: 'IMAGE ID', CreatedSince: 'CREATED', Size: 'SIZE', Digest: 'DIGEST' })
-  }
-  const headers = opts.digests ? ['REPOSITORY', 'TAG', 'DIGEST', 'IMAGE ID', 'CREATED', 'SIZE'] : ['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE']
-  return renderTable(headers, data.map((d) => (opts.digests ? [d.Repository, d.Tag, d.Digest, d.ID, d.CreatedSince, d.Size] : [d.Repository, d.Tag, d.ID, d.CreatedSince, d.Size])))
 }
 
+function renderImages(images: ImageSummary[], opts: ImagesOpts): string {
+  const trunc = opts.trunc !== false
+  if (opts.quiet) return imageRows(images).map((r) => `${trunc ? shortId(r.img.id) : r.img.id}\n`).join('')
+  const format = opts.format === undefined || opts.format === 'table' ? (opts.digests ? IMAGES_TABLE_DIGESTS : IMAGES_TABLE) : opts.format
+  return formatWrite(format, imageContexts(images, trunc), { headers: IMAGE_HEADERS })
+}

@@ -4,7 +4,7 @@
  */
 import { realpathSync } from 'node:fs'
 import { Command, CommanderError, Option } from 'commander'
-import { isCairnError } from '../errors/index.js'
+import { printError } from './errors.js'
 
 /** Exit codes: Docker uses 1 for a failed operation and 125 for a usage error. */
 export const ExitCodes = { failure: 1, usage: 125 } as const
@@ -19,18 +19,23 @@ const Modules = {
   commit: async (): Promise<Register> => (await import('./commit.js')).registerCommitCommand,
   registry: async (): Promise<Register> => (await import('./registry.js')).registerRegistryCommands,
   remote: async (): Promise<Register> => (await import('./remote.js')).registerRemoteCommands,
+  system: async (): Promise<Register> => (await import('./system.js')).registerSystemCommands,
+  network: async (): Promise<Register> => (await import('./network.js')).registerNetworkCommands,
+  build: async (): Promise<Register> => (await import('./build.js')).registerBuildCommands,
 } as const
 type ModuleName = keyof typeof Modules
 const ALL = Object.keys(Modules) as ModuleName[]
 
-const CONTAINER_VERBS = ['create', 'run', 'start', 'stop', 'kill', 'pause', 'unpause', 'exec', 'logs', 'ps', 'rm', 'rename', 'cp', 'diff', 'export']
+const CONTAINER_VERBS = ['create', 'run', 'start', 'stop', 'kill', 'pause', 'unpause', 'exec', 'logs', 'ps', 'rm', 'rename', 'cp', 'diff', 'export', 'port']
 /** Which modules a top-level command needs; anything else (help, `image`, `container`) loads them all. */
 const NEEDS: Record<string, ModuleName[]> = {
-  images: ['images'], tag: ['images'], rmi: ['images'], inspect: ['images'], history: ['images'], system: ['images'],
+  images: ['images'], tag: ['images'], rmi: ['images'], inspect: ['images'], history: ['images'],
+  system: ['system'], info: ['system'], version: ['system'], network: ['network'],
   import: ['images', 'transfer'], save: ['images', 'transfer'], load: ['images', 'transfer'],
   commit: ['containers', 'commit'],
   registry: ['registry'],
   login: ['remote'], logout: ['remote'], push: ['remote'], pull: ['remote'],
+  build: ['build'], builder: ['build'],
   ...Object.fromEntries(CONTAINER_VERBS.map((v) => [v, ['containers'] as ModuleName[]])),
 }
 
@@ -84,16 +89,14 @@ export async function main(argv: string[]): Promise<number> {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0
       return ExitCodes.usage
     }
+    // a template error (cli/template.ts's FormatError): Docker's own words, its exit code
+    if (err instanceof Error && err.name === 'FormatError' && typeof (err as { exitCode?: unknown }).exitCode === 'number') {
+      process.stderr.write(`${err.message}\n`)
+      return (err as unknown as { exitCode: number }).exitCode
+    }
     printError(err)
     return ExitCodes.failure
   }
-}
-
-export function printError(err: unknown): void {
-  if (isCairnError(err)) process.stderr.write(`Error: ${err.message}\n`)
-  else if (err instanceof Error) process.stderr.write(`Error: ${err.message}\n`)
-  else process.stderr.write(`Error: ${String(err)}\n`)
-  if (process.env['CAIRN_DEBUG'] && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`)
 }
 
 const isMain = process.argv[1] !== undefined && import.meta.url === new URL(`file://${realpathSync(process.argv[1])}`).href

@@ -1,15 +1,13 @@
 /** `import`, `save`, `load`: printing only. */
-import { createReadStream, createWriteStream } from 'node:fs'
-import { rename, rm } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import type { Command } from 'commander'
-import { CairnError, isErrno } from '../errors/index.js'
+import { CairnError } from '../errors/index.js'
 import { importImage } from '../api/import.js'
 import { loadImages } from '../api/load.js'
 import { saveImages, type ArchiveFormat } from '../api/save.js'
 import type { Compression } from '../oci/mediatype.js'
 import type { ManifestFormat } from '../image/manifest.js'
-import { randomName } from '../util/fs.js'
+import { openInputFile, writeOutputFile } from '../util/userfiles.js'
 import { collect, interruptSignal, withStore } from './context.js'
 import { ProgressRenderer } from './progress.js'
 
@@ -32,7 +30,10 @@ export function registerTransferCommands(program: Command): void {
         const timestamp = parseTimestamp(opts.timestamp ?? process.env['SOURCE_DATE_EPOCH'])
         const source = await openInput(file)
         await withStore(cmd, async (store) => {
+          const renderer = process.stderr.isTTY ? new ProgressRenderer(process.stderr) : undefined
           const res = await importImage(store, source, {
+            ...(renderer ? { onProgress: renderer.onProgress } : {}),
+            ...('size' in source && typeof source.size === 'number' ? { sourceSize: source.size } : {}),
             ...(repository !== undefined ? { reference: repository } : {}),
             ...(opts.message !== undefined ? { message: opts.message } : {}),
             changes: opts.change ?? [],
@@ -42,7 +43,7 @@ export function registerTransferCommands(program: Command): void {
             ...(timestamp !== undefined ? { timestamp } : {}),
             ...(opts.platform !== undefined ? { platform: parsePlatform(opts.platform) } : {}),
             signal: interruptSignal(),
-          })
+          }).finally(() => renderer?.finish())
           process.stdout.write(`${res.id}\n`)
         })
       })
@@ -63,19 +64,13 @@ export function registerTransferCommands(program: Command): void {
         await withStore(cmd, async (store) => {
           const signal = interruptSignal()
           const format = opts.format as ArchiveFormat
-          const progress = process.stderr.isTTY ? new ProgressRenderer(process.stderr).onProgress : undefined
-          if (opts.output === undefined || opts.output === '-') {
-            await saveImages(store, images, process.stdout, { format, compression, signal, ...(progress ? { onProgress: progress } : {}) })
-            return
-          }
-          // written beside the target and renamed: a failed save never leaves a truncated archive
-          const tmp = `${opts.output}.${randomName('tmp-')}`
+          const renderer = process.stderr.isTTY ? new ProgressRenderer(process.stderr) : undefined
+          const o = { format, compression, signal, ...(renderer ? { onProgress: renderer.onProgress } : {}) }
           try {
-            await saveImages(store, images, createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 }), { format, compression, signal, ...(progress ? { onProgress: progress } : {}) })
-            await rename(tmp, opts.output)
-          } catch (err) {
-            await rm(tmp, { force: true })
-            throw err
+            if (opts.output === undefined || opts.output === '-') await saveImages(store, images, process.stdout, o)
+            else await writeOutputFile(opts.output, (out) => saveImages(store, images, out, o))
+          } finally {
+            renderer?.finish()
           }
         })
       })
@@ -91,8 +86,9 @@ export function registerTransferCommands(program: Command): void {
         }
         const source = await openInput(opts.input ?? '-')
         await withStore(cmd, async (store) => {
-          const progress = !opts.quiet && process.stdout.isTTY ? new ProgressRenderer(process.stdout).onProgress : undefined
-          const res = await loadImages(store, source, { signal: interruptSignal(), ...(progress ? { onProgress: progress } : {}) })
+          const renderer = !opts.quiet && process.stdout.isTTY ? new ProgressRenderer(process.stdout) : undefined
+          const res = await loadImages(store, source, { signal: interruptSignal(), ...(renderer ? { onProgress: renderer.onProgress } : {}) })
+            .finally(() => renderer?.finish())
           for (const img of res.images) {
             for (const r of img.retagged) {
               process.stdout.write(`The image ${r.tag} already exists, renaming the old one with ID ${r.previous} to empty string\n`)
@@ -105,17 +101,8 @@ export function registerTransferCommands(program: Command): void {
   }
 }
 
-async function openInput(file: string): Promise<Readable> {
-  if (file === '-') return process.stdin
-  const stream = createReadStream(file, { highWaterMark: 1 << 20 })
-  await new Promise<void>((resolve, reject) => {
-    stream.once('open', () => resolve())
-    stream.once('error', (err) => {
-      if (isErrno(err, 'ENOENT')) reject(new CairnError('INVALID_ARGUMENT', `open ${file}: no such file or directory`))
-      else reject(err)
-    })
-  })
-  return stream
+function openInput(file: string): Promise<Readable> {
+  return file === '-' ? Promise.resolve(process.stdin) : openInputFile(file)
 }
 
 function parseCompression(s: string): Compression {

@@ -6,7 +6,7 @@
  * container is paused while its files are copied, so that it cannot swap a directory for a
  * symlink under our feet (CVE-2018-15664).
  */
-import { copyFileSync, constants, createReadStream, lchownSync, linkSync, lstatSync, lutimesSync, chmodSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, unlinkSync, type Stats } from 'node:fs'
+import { copyFileSync, constants, createReadStream, createWriteStream, lchownSync, linkSync, lstatSync, lutimesSync, chmodSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, type Stats } from 'node:fs'
 import { basename, dirname, posix } from 'node:path'
 import type { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -17,6 +17,8 @@ import { readTar, writeTar, type TarEntryInput } from '../layer/tar.js'
 import { tarDirectory } from '../layer/diff.js'
 import { applyLayer } from '../layer/apply.js'
 import type { BindMount } from '../runtime/spec.js'
+import { randomName } from '../util/fs.js'
+import { invalidOutputPath } from '../util/userfiles.js'
 
 export interface CopyOptions {
   /** `-a`: keep the source's owners (default: root in the container, the caller on the host). */
@@ -55,68 +57,106 @@ function contentsOnly(p: string): boolean {
 
 type Owner = { uid: number; gid: number } | 'preserve'
 
-/** Copies one entry (recursively), never following a link at the destination. */
-async function copyEntry(src: string, dst: string, owner: Owner, links: Map<string, string>, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) throw new CairnError('ABORTED', 'copy aborted')
+/** Where a copy writes: into a container (entries are replaced) or onto the host (devices and FIFOs are written through, as GNU cp does). */
+type Side = 'container' | 'host'
+
+interface CopyState {
+  owner: Owner
+  side: Side
+  /** Hard links seen: the source's dev:ino → the first copy made of it. */
+  links: Map<string, string>
+  signal?: AbortSignal | undefined
+}
+
+/**
+ * Copies one entry (recursively), never following a link at the destination. A file, link or
+ * node is made under a temporary name beside its destination and renamed over it, so that what
+ * was there is replaced whole or not at all.
+ */
+async function copyEntry(src: string, dst: string, state: CopyState): Promise<void> {
+  if (state.signal?.aborted) throw new CairnError('ABORTED', 'copy aborted')
   const st = lstatSync(src)
   const existing = lstatOrUndefined(dst)
   if (st.isDirectory()) {
-    if (existing && !existing.isDirectory()) unlinkSync(dst)
-    if (!existing || !existing.isDirectory()) mkdirSync(dst, { mode: 0o700 })
-    for (const name of readdirSync(src)) await copyEntry(`${src}/${name}`, `${dst}/${name}`, owner, links, signal)
-  } else {
-    if (existing?.isDirectory()) throw new CairnError('INVALID_ARGUMENT', `cannot overwrite directory ${JSON.stringify(dst)} with non-directory ${JSON.stringify(src)}`)
-    if (existing) unlinkSync(dst)
-    const key = `${st.dev}:${st.ino}`
-    const linked = st.nlink > 1 && !st.isDirectory() ? links.get(key) : undefined
-    if (linked !== undefined) {
-      linkSync(linked, dst)
-      return
+    if (existing && !existing.isDirectory()) {
+      if (state.side === 'host' && isSpecial(existing)) throw invalidOutputPath(dst, existing)
+      unlinkSync(dst)
     }
-    if (st.isFile()) copyFileSync(src, dst, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE)
-    else if (st.isSymbolicLink()) symlinkSync(readlinkSync(src), dst)
-    else if (st.isFIFO()) await mkfifo(dst)
-    else if (st.isCharacterDevice() || st.isBlockDevice()) {
-      await mknod(dst, st.isCharacterDevice() ? 'char' : 'block', Math.floor(st.rdev / 256) & 0xfff, (st.rdev & 0xff) | ((st.rdev >> 12) & ~0xff))
-    } else return // sockets are not copied (as tar skips them)
-    if (st.nlink > 1) links.set(key, dst)
+    if (!existing || !existing.isDirectory()) mkdirSync(dst, { mode: 0o700 })
+    for (const name of readdirSync(src)) await copyEntry(`${src}/${name}`, `${dst}/${name}`, state)
+    setMetadata(dst, st, state.owner)
+    return
   }
+  if (existing?.isDirectory()) throw new CairnError('INVALID_ARGUMENT', `cannot overwrite directory ${JSON.stringify(dst)} with non-directory ${JSON.stringify(src)}`)
+  if (existing && state.side === 'host' && isSpecial(existing)) {
+    // a device or FIFO on the host is never replaced: a file's bytes are written into it, as cp does
+    if (!st.isFile() || existing.isSocket()) throw invalidOutputPath(dst, existing)
+    await pipeline(createReadStream(src), createWriteStream(dst, { flags: 'w' }), state.signal ? { signal: state.signal } : {})
+    return
+  }
+  const made = existing ? `${dirname(dst)}/.${randomName('cairn-cp-')}` : dst
+  try {
+    const key = `${st.dev}:${st.ino}`
+    const linked = st.nlink > 1 ? state.links.get(key) : undefined
+    if (linked !== undefined) {
+      linkSync(linked, made)
+    } else {
+      if (st.isFile()) copyFileSync(src, made, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE)
+      else if (st.isSymbolicLink()) symlinkSync(readlinkSync(src), made)
+      else if (st.isFIFO()) await mkfifo(made)
+      else if (st.isCharacterDevice() || st.isBlockDevice()) {
+        await mknod(made, st.isCharacterDevice() ? 'char' : 'block', Math.floor(st.rdev / 256) & 0xfff, (st.rdev & 0xff) | ((st.rdev >> 12) & ~0xff))
+      } else return // sockets are not copied (as tar skips them)
+      setMetadata(made, st, state.owner)
+    }
+    if (made !== dst) renameSync(made, dst)
+  } catch (err) {
+    if (made !== dst) rmSync(made, { force: true })
+    throw err
+  }
+  if (st.nlink > 1 && !state.links.has(`${st.dev}:${st.ino}`)) state.links.set(`${st.dev}:${st.ino}`, dst)
+}
+
+function isSpecial(st: Stats): boolean {
+  return st.isCharacterDevice() || st.isBlockDevice() || st.isFIFO() || st.isSocket()
+}
+
+function setMetadata(p: string, st: Stats, owner: Owner): void {
   const uid = owner === 'preserve' ? st.uid : owner.uid
   const gid = owner === 'preserve' ? st.gid : owner.gid
-  lchownSync(dst, uid, gid)
-  if (!st.isSymbolicLink()) chmodSync(dst, st.mode & 0o7777)
-  lutimesSync(dst, st.atime, st.mtime)
+  lchownSync(p, uid, gid)
+  if (!st.isSymbolicLink()) chmodSync(p, st.mode & 0o7777)
+  lutimesSync(p, st.atime, st.mtime)
 }
 
 /**
  * Copies `srcHost` to `dstHost` following Docker's rules. `srcName` is the source as the user
  * wrote it (for `/.` and trailing slashes); `dstName` likewise.
  */
-async function copyByRules(srcHost: string, srcName: string, dstHost: string, dstName: string, owner: Owner, signal?: AbortSignal): Promise<void> {
+async function copyByRules(srcHost: string, srcName: string, dstHost: string, dstName: string, state: CopyState): Promise<void> {
   const src = lstatSync(srcHost)
   const dst = lstatOrUndefined(dstHost)
-  const links = new Map<string, string>()
   if (src.isDirectory()) {
     if (dst && !dst.isDirectory()) throw new CairnError('INVALID_ARGUMENT', `cannot copy a directory to a file: ${dstName}`)
     if (!dst) {
       if (!lstatOrUndefined(dirname(dstHost))?.isDirectory()) throw new CairnError('INVALID_ARGUMENT', `destination directory ${JSON.stringify(dirname(dstName))} must exist`)
-      await copyEntry(srcHost, dstHost, owner, links, signal)
+      await copyEntry(srcHost, dstHost, state)
       return
     }
     if (contentsOnly(srcName)) {
-      for (const name of readdirSync(srcHost)) await copyEntry(`${srcHost}/${name}`, `${dstHost}/${name}`, owner, links, signal)
+      for (const name of readdirSync(srcHost)) await copyEntry(`${srcHost}/${name}`, `${dstHost}/${name}`, state)
       return
     }
-    await copyEntry(srcHost, `${dstHost}/${basename(srcHost)}`, owner, links, signal)
+    await copyEntry(srcHost, `${dstHost}/${basename(srcHost)}`, state)
     return
   }
   if (dst?.isDirectory()) {
-    await copyEntry(srcHost, `${dstHost}/${basename(srcHost)}`, owner, links, signal)
+    await copyEntry(srcHost, `${dstHost}/${basename(srcHost)}`, state)
     return
   }
   if (!dst && dstName.endsWith('/')) throw new CairnError('INVALID_ARGUMENT', `destination directory ${JSON.stringify(dstName)} must exist`)
   if (!lstatOrUndefined(dirname(dstHost))?.isDirectory()) throw new CairnError('INVALID_ARGUMENT', `destination directory ${JSON.stringify(dirname(dstName))} must exist`)
-  await copyEntry(srcHost, dstHost, owner, links, signal)
+  await copyEntry(srcHost, dstHost, state)
 }
 
 /** The host path and name a user-given source (container side) resolves to. */
@@ -138,18 +178,18 @@ export async function copyOut(rootfs: string, binds: readonly BindMount[], conta
   }
   const owner: Owner = opts.archive ? 'preserve' : { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }
   // the host side is the caller's own: its symlinks are followed as cp would
-  await copyByRules(host, ctrPath, hostTarget(dest), dest, owner, opts.signal)
+  await copyByRules(host, ctrPath, hostTarget(dest), dest, { owner, side: 'host', links: new Map(), signal: opts.signal })
 }
 
+/** The host destination with its symlinks followed (as cp follows them); a missing path stays as it is. */
 function hostTarget(p: string): string {
-  // follow a symlink at the destination on the host (as cp does), keep a missing path as is
-  try {
-    const st = lstatSync(p)
-    if (st.isSymbolicLink()) return posix.resolve(dirname(p), readlinkSync(p))
-  } catch {
-    // missing
+  let cur = posix.resolve(p)
+  for (let i = 0; i < 40; i++) {
+    const st = lstatOrUndefined(cur)
+    if (!st?.isSymbolicLink()) return cur
+    cur = posix.resolve(dirname(cur), readlinkSync(cur))
   }
-  return posix.resolve(p)
+  throw new CairnError('INVALID_ARGUMENT', `too many levels of symbolic links: ${p}`)
 }
 
 /** `cp SRC CONTAINER:DEST` (SRC on the host, or a Readable tar stream for `-`). */
@@ -174,7 +214,7 @@ export async function copyIn(rootfs: string, binds: readonly BindMount[], contai
     if (lstatOrUndefined(followed)?.isDirectory()) dstHost = followed
   }
   const owner: Owner = opts.archive ? 'preserve' : { uid: 0, gid: 0 }
-  await copyByRules(opts.followLink ? resolveHostLink(srcHost) : srcHost, src, dstHost, `${container}:${ctrPath}`, owner, opts.signal)
+  await copyByRules(opts.followLink ? resolveHostLink(srcHost) : srcHost, src, dstHost, `${container}:${ctrPath}`, { owner, side: 'container', links: new Map(), signal: opts.signal })
 }
 
 function resolveHostLink(p: string): string {

@@ -13,14 +13,14 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { hostname as osHostname } from 'node:os'
 import { mkdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises'
-import { closeSync, existsSync, openSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs'
 import type { Readable, Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { CairnError, hasCode, isCairnError, type ErrorCode } from '../errors/index.js'
+import { CairnError, hasCode, type ErrorCode } from '../errors/index.js'
 import type { Digest } from '../oci/digest.js'
 import type { ContainerConfig } from '../oci/types.js'
 import { writeFileAtomic } from '../util/fs.js'
-import { emit, type OperationOptions } from '../util/progress.js'
+import { emit } from '../util/progress.js'
 import type { ImageStore } from '../image/store.js'
 import { FsSnapshotter } from '../snapshot/snapshotter.js'
 import type { Snapshotter, StorageDriver } from '../snapshot/types.js'
@@ -33,37 +33,11 @@ import { randomContainerName } from './names.js'
 import { ensureDir, lookPath, populateInitLayer, readFileIn } from './rootfs.js'
 import { ContainerRows, isAlive, selfIdentity, validateName, type ProcessIdentity } from './rows.js'
 import { monitorEnv, SHIM, type MonitorStandby } from './standby.js'
-import { containerPaths, ContainerStates, type ContainerPaths, type ContainerRow, type ContainerSpec, type ExitRecord, type NetworkMode } from './types.js'
+import { containerPaths, ContainerStates, type ContainerPaths, type ContainerRow, type ContainerSpec, type ExitRecord } from './types.js'
+import type { CreateOptions, MountSpec } from './config.js'
+import type { AttachResult, Attachment, AttachRequest, EndpointRequest, NetworkManager, NetworkMode, PortSpec } from '../network/index.js'
 
-export interface CreateOptions extends OperationOptions {
-  /** The image, by name or ID (prefix). */
-  image: string
-  /** Arguments after the image: the command (or the entrypoint's arguments). */
-  command?: string[]
-  name?: string
-  /** `-e K=V` (or `-e K`: unsets K). */
-  env?: string[]
-  /** `-w`: absolute path. */
-  workdir?: string
-  /** `-u USER[:GROUP]`. */
-  user?: string
-  /** `--entrypoint`; the empty string clears the image's. */
-  entrypoint?: string
-  hostname?: string
-  /** `default` (= `none`: a network namespace with loopback only; Cairn has no bridge), `none`, `host`. */
-  network?: string
-  /** `-v HOSTDIR:CTRDIR[:ro|rw]`. */
-  volumes?: string[]
-  /** `-t`: a terminal. */
-  tty?: boolean
-  /** `-i`: keep standard input open. */
-  interactive?: boolean
-  /** `--rm`: removed when its process exits. */
-  autoRemove?: boolean
-  /** `crun`, `runc` or a path; default: crun when it works here, else runc. */
-  runtime?: string
-  storageDriver?: StorageDriver
-}
+export type { CreateOptions }
 
 /** The monitor's messages to whoever started it (one JSON object per line on fd 3). */
 export type ShimEvent =
@@ -153,32 +127,22 @@ async function writeFileRenamed(path: string, data: string, mode = 0o600): Promi
   }
 }
 
-/** Parses `-v HOST:CTR[:ro|rw]`; the host folder must exist. */
-export function parseVolume(spec: string): BindMount {
-  const parts = spec.split(':')
-  if (parts.length < 2 || parts.length > 3) throw new CairnError('INVALID_ARGUMENT', `invalid volume specification: '${spec}'`, { detail: { exitCode: 125 } })
-  const [source = '', destination = '', mode = 'rw'] = parts
-  if (!source.startsWith('/')) {
-    throw new CairnError('INVALID_ARGUMENT', `invalid volume specification: '${spec}': named volumes are not supported, give an absolute host path`, { detail: { exitCode: 125 } })
+/** A mount as the runtime takes it; a `-v` source that is missing is made (as Docker's `-v` does), a `--mount` one is an error. */
+function bindOf(m: MountSpec): BindMount {
+  if (!m.source.startsWith('/')) throw new CairnError('INVALID_ARGUMENT', `invalid mount config for type "bind": invalid mount path: '${m.source}' mount path must be absolute`)
+  if (!m.target.startsWith('/') || m.target.replace(/\/+$/, '') === '') {
+    throw new CairnError('INVALID_ARGUMENT', `invalid mount config for type "bind": invalid mount path: '${m.target}' mount path must be absolute and not /`)
   }
-  if (!destination.startsWith('/') || destination.replace(/\/+$/, '') === '') {
-    throw new CairnError('INVALID_ARGUMENT', `invalid volume specification: '${spec}': the container path must be absolute and not /`, { detail: { exitCode: 125 } })
+  if (!existsSync(m.source)) {
+    if (!m.createSource) throw new CairnError('INVALID_ARGUMENT', `invalid mount config for type "bind": bind source path does not exist: ${m.source}`)
+    mkdirSync(m.source, { recursive: true, mode: 0o755 })
   }
-  const modes = mode.split(',')
-  if (modes.some((m) => !['ro', 'rw', 'z', 'Z', 'rprivate', 'private'].includes(m))) {
-    throw new CairnError('INVALID_ARGUMENT', `invalid volume specification: '${spec}': unknown mode ${mode}`, { detail: { exitCode: 125 } })
-  }
-  if (!existsSync(source)) {
-    throw new CairnError('INVALID_ARGUMENT', `invalid mount config for type "bind": bind source path does not exist: ${source}`, { detail: { exitCode: 125 } })
-  }
-  return { source, destination: destination.replace(/\/+$/, ''), readonly: modes.includes('ro') }
+  return { source: m.source, destination: m.target.replace(/\/+$/, ''), readonly: m.readonly }
 }
 
-function parseNetwork(n: string | undefined): NetworkMode {
-  if (n === undefined || n === '' || n === 'default') return 'default'
-  if (n === 'none' || n === 'host') return n
-  if (n === 'bridge') throw new CairnError('NOT_SUPPORTED', 'Cairn has no bridge network: use --network none (the default: loopback only) or --network host', { detail: { exitCode: 125 } })
-  throw new CairnError('INVALID_ARGUMENT', `network ${n} not found (Cairn knows none and host)`, { detail: { exitCode: 125 } })
+/** Docker's `Binds` entry of a bind mount. */
+function bindString(b: BindMount): string {
+  return `${b.source}:${b.destination}${b.readonly ? ':ro' : ''}`
 }
 
 /** Docker's `ps` COMMAND: the path, then each argument, quoted with '' when it holds a space. */
@@ -254,6 +218,56 @@ export class ContainerEngine {
     return this.rows.resolve(nameOrId)
   }
 
+  private networks: NetworkManager | undefined
+
+  /** The host's networks (loaded when a container first needs one). */
+  async network(): Promise<NetworkManager> {
+    if (!this.networks) {
+      const { NetworkManager } = await import('../network/index.js')
+      this.networks = new NetworkManager()
+    }
+    return this.networks
+  }
+
+  /**
+   * Docker's network options checked and resolved at create: the mode to record (`default` and
+   * `bridge` mean the default network; `container:` names the other by ID) and, for bridge
+   * modes, the network with the container's aliases and fixed address.
+   */
+  private async networkRequest(opts: CreateOptions): Promise<{ mode: string; networks?: EndpointRequest[] }> {
+    const given = opts.network ?? 'default'
+    const aliases = opts.networkAliases ?? []
+    const ports = (opts.ports ?? []).length > 0 || (opts.publishAllPorts ?? false)
+    const conflict = (what: string): CairnError => new CairnError('INVALID_ARGUMENT', `conflicting options: ${what} and the network mode`)
+    if (given === 'none' || given === 'host' || given.startsWith('container:')) {
+      if (aliases.length > 0) throw new CairnError('INVALID_ARGUMENT', 'network-scoped alias is supported only for containers in user defined networks')
+      if (opts.ipv4Address !== undefined) throw new CairnError('INVALID_ARGUMENT', 'user specified IP address is supported on user defined networks only')
+    }
+    if (given === 'none') {
+      if (ports) throw new CairnError('INVALID_ARGUMENT', 'conflicting options: port publishing and the container type network mode')
+      return { mode: 'none' }
+    }
+    if (given === 'host') return { mode: 'host' }
+    if (given.startsWith('container:')) {
+      const other = this.resolve(given.slice('container:'.length))
+      if (opts.hostname !== undefined && opts.hostname !== '') throw conflict('hostname')
+      if ((opts.dns ?? []).length > 0) throw conflict('dns')
+      if ((opts.extraHosts ?? []).length > 0) throw new CairnError('INVALID_ARGUMENT', 'conflicting options: custom host-to-IP mapping and the network mode')
+      if (ports) throw new CairnError('INVALID_ARGUMENT', 'conflicting options: port publishing and the container type network mode')
+      return { mode: `container:${other.id}` }
+    }
+    const endpoint = (network: string): EndpointRequest => ({ network, aliases: [...aliases], ...(opts.ipv4Address !== undefined ? { ipv4Address: opts.ipv4Address } : {}) })
+    if (given === 'default' || given === 'bridge') {
+      if (aliases.length > 0) throw new CairnError('INVALID_ARGUMENT', 'network-scoped alias is supported only for containers in user defined networks')
+      if (opts.ipv4Address !== undefined) throw new CairnError('INVALID_ARGUMENT', 'user specified IP address is supported on user defined networks only')
+      return { mode: given, networks: [endpoint('bridge')] }
+    }
+    // a user network: it must exist (by name or ID); the container records its name
+    const def = (await this.network()).get(given)
+    if (def.name === 'bridge') return { mode: 'bridge', networks: [endpoint('bridge')] }
+    return { mode: def.name, networks: [endpoint(def.name)] }
+  }
+
   // ---------------------------------------------------------------- create
 
   /**
@@ -264,20 +278,21 @@ export class ContainerEngine {
     await this.reconcile()
     const name = opts.name !== undefined && opts.name !== '' ? validateName(opts.name) : undefined
     const image = this.store.resolve(opts.image)
-    const network = parseNetwork(opts.network)
-    const mounts = (opts.volumes ?? []).map(parseVolume)
     if (opts.workdir !== undefined && opts.workdir !== '' && !opts.workdir.startsWith('/')) {
-      throw new CairnError('INVALID_ARGUMENT', `the working directory '${opts.workdir}' is invalid, it needs to be an absolute path`, { detail: { exitCode: 125 } })
+      throw new CairnError('INVALID_ARGUMENT', `the working directory '${opts.workdir}' is invalid, it needs to be an absolute path`)
     }
+    const net = await this.networkRequest(opts)
+    const mounts = (opts.mounts ?? []).map(bindOf)
     const imageConfig = (await this.store.config(image)).config ?? {}
     const config = mergeConfig(imageConfig, opts)
     const argv = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])]
-    if (argv.length === 0) throw new CairnError('INVALID_ARGUMENT', 'No command specified', { detail: { exitCode: 125 } })
+    if (argv.length === 0) throw new CairnError('INVALID_ARGUMENT', 'No command specified')
     const runtime = await detectRuntime({ storeRoot: this.root, ...(opts.runtime !== undefined ? { prefer: opts.runtime } : {}) })
     const snap = await this.snapshotter(opts.storageDriver)
 
     const id = randomBytes(32).toString('hex')
-    config.Hostname = opts.hostname !== undefined && opts.hostname !== '' ? opts.hostname : network === 'host' ? osHostname() : id.slice(0, 12)
+    config.Hostname = opts.hostname !== undefined && opts.hostname !== '' ? opts.hostname : net.mode === 'host' ? osHostname() : id.slice(0, 12)
+    if (opts.domainname !== undefined) config.Domainname = opts.domainname
     const keys = snapshotKeys(id)
     const created = new Date()
     const owner = selfIdentity()
@@ -301,7 +316,12 @@ export class ContainerEngine {
     const spec: ContainerSpec = {
       id, name: finalName as string, created: created.toISOString(), image: image.id, imageRef: opts.image,
       path: argv[0] as string, args: argv.slice(1), config,
-      hostConfig: { binds: [...(opts.volumes ?? [])], mounts, networkMode: network, autoRemove: opts.autoRemove ?? false, runtime: opts.runtime ?? '' },
+      hostConfig: {
+        binds: mounts.map(bindString), mounts, networkMode: net.mode, autoRemove: opts.autoRemove ?? false, runtime: opts.runtime ?? '',
+        portBindings: [...(opts.ports ?? [])], publishAllPorts: opts.publishAllPorts ?? false,
+        dns: [...(opts.dns ?? [])], dnsSearch: [...(opts.dnsSearch ?? [])], dnsOptions: [...(opts.dnsOptions ?? [])], extraHosts: [...(opts.extraHosts ?? [])],
+      },
+      ...(net.networks ? { networks: net.networks } : {}),
       driver: snap.driver, snapshotKey: keys.key, initKey: '',
       runtime: { name: runtime.name, path: runtime.path },
     }
@@ -362,6 +382,7 @@ export class ContainerEngine {
     }
   }
 
+  /** The container's /etc/hostname, and first /etc/hosts and /etc/resolv.conf (written again when it starts, with its network). */
   private async writeEtcFiles(spec: ContainerSpec): Promise<void> {
     const p = this.paths(spec.id)
     const net = spec.hostConfig.networkMode === 'host' ? 'host' : 'private'
@@ -370,6 +391,123 @@ export class ContainerEngine {
     await writeFile(p.hostname, hostnameFile(spec.config.Hostname), { mode: 0o644 })
     await writeFile(p.hosts, hostsFile({ hostname: spec.config.Hostname, network: net, ...(hostHosts !== undefined ? { hostHosts } : {}) }), { mode: 0o644 })
     await writeFile(p.resolvConf, resolvConfFile(hostResolv, net), { mode: 0o644 })
+  }
+
+  /** How a container is networked, from its configuration. */
+  private modeOf(spec: ContainerSpec): NetworkMode {
+    const m = spec.hostConfig.networkMode
+    if (m === 'host') return { kind: 'host' }
+    if (m === 'none') return { kind: 'none' }
+    if (m.startsWith('container:')) return { kind: 'container', container: m.slice('container:'.length) }
+    // containers made before Cairn had networks: loopback only
+    if (spec.networks === undefined || spec.networks.length === 0) return { kind: 'none' }
+    return { kind: 'bridge', networks: spec.networks }
+  }
+
+  /** The ports a starting container publishes: those asked for, and with -P every exposed one not asked for. */
+  private portsOf(spec: ContainerSpec): PortSpec[] {
+    const asked = spec.hostConfig.portBindings ?? []
+    if (!spec.hostConfig.publishAllPorts) return [...asked]
+    const out = [...asked]
+    for (const key of Object.keys(spec.config.ExposedPorts ?? {})) {
+      const [port = '', proto = 'tcp'] = key.split('/')
+      const containerPort = Number(port)
+      const protocol = proto === 'udp' || proto === 'sctp' ? proto : 'tcp'
+      if (!Number.isInteger(containerPort) || containerPort <= 0) continue
+      if (!out.some((p) => p.containerPort === containerPort && p.protocol === protocol)) out.push({ containerPort, protocol, hostIp: '', hostPort: 0 })
+    }
+    return out
+  }
+
+  /** Brings up a starting container's network (in its monitor, which holds the published ports). */
+  private async attachNetwork(spec: ContainerSpec): Promise<AttachResult> {
+    const mode = this.modeOf(spec)
+    const hc = spec.hostConfig
+    const req: AttachRequest = {
+      containerId: spec.id, containerName: spec.name, hostname: spec.config.Hostname, domainname: spec.config.Domainname,
+      mode, ports: mode.kind === 'bridge' ? this.portsOf(spec) : [],
+      dns: hc.dns ?? [], dnsSearch: hc.dnsSearch ?? [], dnsOptions: hc.dnsOptions ?? [], extraHosts: hc.extraHosts ?? [],
+    }
+    if (mode.kind === 'container') {
+      const other = this.rows.get(mode.container)
+      if (!other || (other.state !== ContainerStates.running && other.state !== ContainerStates.paused) || other.pid <= 0) {
+        throw new CairnError('CONFLICT', `cannot join network of a non running container: ${mode.container}`)
+      }
+      const op = this.paths(other.id)
+      req.joined = {
+        netnsPath: `/proc/${other.pid}/ns/net`,
+        hosts: await readFile(op.hosts, 'utf8'),
+        resolvConf: await readFile(op.resolvConf, 'utf8'),
+      }
+    }
+    const p = this.paths(spec.id)
+    return (await this.network()).attach(req, selfIdentity(), (a) => writeFileRenamed(p.network, JSON.stringify(a)))
+  }
+
+  /** Takes back what a container's network holds (from its record: also after a crash); nothing to do without one. */
+  async detachNetwork(id: string): Promise<void> {
+    const p = this.paths(id)
+    let attachment: Attachment
+    try {
+      attachment = JSON.parse(await readFile(p.network, 'utf8')) as Attachment
+    } catch {
+      return
+    }
+    await (await this.network()).detach(id, attachment)
+    await rm(p.network, { force: true })
+  }
+
+  /**
+   * `network connect`: a running container gets the network now (its monitor stays the lease's
+   * holder); a stopped one at its next start. Refused for `none`, `host` and `container:` modes.
+   */
+  async connectNetwork(nameOrId: string, network: string, opts: { aliases?: string[]; ipv4Address?: string } = {}): Promise<void> {
+    await this.reconcile()
+    const row = this.resolve(nameOrId)
+    const spec = await this.readSpec(row.id)
+    const net = await this.network()
+    const def = net.get(network)
+    if (spec.networks === undefined) {
+      throw new CairnError('CONFLICT', 'container sharing network namespace with another container or host cannot be connected to any other network')
+    }
+    if (spec.networks.some((n) => n.network === def.name)) throw new CairnError('CONFLICT', `endpoint with name ${row.name} already exists in network ${def.name}`)
+    if (def.name === 'bridge' && ((opts.aliases ?? []).length > 0 || opts.ipv4Address !== undefined)) {
+      throw new CairnError('INVALID_ARGUMENT', 'network-scoped alias is supported only for containers in user defined networks')
+    }
+    const wanted: EndpointRequest = { network: def.name, aliases: [...(opts.aliases ?? [])], ...(opts.ipv4Address !== undefined ? { ipv4Address: opts.ipv4Address } : {}) }
+    if ((row.state === ContainerStates.running || row.state === ContainerStates.paused) && row.shim_pid !== null) {
+      const attachment = await this.attachmentOf(row.id)
+      if (!attachment) throw new CairnError('CONFLICT', `container ${row.id.slice(0, 12)} has no network to connect`)
+      const next = await net.connect(row.id, row.name, attachment, wanted, { pid: row.shim_pid, start: row.shim_start ?? '' })
+      await writeFileRenamed(this.paths(row.id).network, JSON.stringify(next))
+    }
+    spec.networks.push(wanted)
+    await writeFileAtomic(this.paths(row.id).spec, `${JSON.stringify(spec, null, 2)}\n`, 0o600)
+  }
+
+  /** `network disconnect`: off the network now if it runs, and for its next starts. */
+  async disconnectNetwork(nameOrId: string, network: string): Promise<void> {
+    await this.reconcile()
+    const row = this.resolve(nameOrId)
+    const spec = await this.readSpec(row.id)
+    const net = await this.network()
+    const def = net.get(network)
+    if (!spec.networks?.some((n) => n.network === def.name)) throw new CairnError('CONFLICT', `container ${row.id} is not connected to network ${def.name}`)
+    if (row.state === ContainerStates.running || row.state === ContainerStates.paused) {
+      const attachment = await this.attachmentOf(row.id)
+      if (attachment) await writeFileRenamed(this.paths(row.id).network, JSON.stringify(await net.disconnect(row.id, attachment, def.name)))
+    }
+    spec.networks = spec.networks.filter((n) => n.network !== def.name)
+    await writeFileAtomic(this.paths(row.id).spec, `${JSON.stringify(spec, null, 2)}\n`, 0o600)
+  }
+
+  /** The network attachment of a running container, if it has one (for inspect, ps, port). */
+  async attachmentOf(id: string): Promise<Attachment | undefined> {
+    try {
+      return JSON.parse(await readFile(this.paths(id).network, 'utf8')) as Attachment
+    } catch {
+      return undefined
+    }
   }
 
   /** Removes everything of a container: mount, runtime state, snapshots, folder, row. */
@@ -385,6 +523,7 @@ export class ContainerEngine {
         // the runtime is gone or never knew it
       }
     }
+    await this.detachNetwork(id).catch(() => undefined)
     if (driver !== '') {
       const snap = await this.snapshotterOf(driver)
       const keys = [snapshotKeys(id).key]
@@ -465,7 +604,7 @@ export class ContainerEngine {
     const first = await events.next()
     if (first.event === 'failed') {
       await events.closed
-      throw new CairnError(first.code, first.message, { detail: { exitCode: first.exitCode } })
+      throw new CairnError(first.code, first.message)
     }
     if (first.event !== 'started') {
       await events.closed
@@ -517,7 +656,7 @@ export class ContainerEngine {
    * The monitor's work before the runtime runs (in the monitor process): mount the root
    * filesystem, resolve the user, check the command, write the bundle.
    */
-  async prepareStart(id: string): Promise<{ spec: ContainerSpec; bundle: string }> {
+  async prepareStart(id: string): Promise<{ spec: ContainerSpec; bundle: string; releasePorts: () => Promise<void> }> {
     const spec = await this.readSpec(id)
     const p = this.paths(id)
     const snap = await this.snapshotterOf(spec.driver)
@@ -530,25 +669,37 @@ export class ContainerEngine {
     ensureDir(p.rootfs, cwd)
     const binds = spec.hostConfig.mounts
     for (const b of binds) {
-      if (!existsSync(b.source)) throw new CairnError('INVALID_ARGUMENT', `invalid mount config for type "bind": bind source path does not exist: ${b.source}`, { detail: { exitCode: 125 } })
+      if (!existsSync(b.source)) throw new CairnError('INVALID_ARGUMENT', `invalid mount config for type "bind": bind source path does not exist: ${b.source}`)
     }
     lookPath(p.rootfs, spec.path, { path: envValue(env, 'PATH'), cwd, skipUnder: binds.map((b) => b.destination) })
-    const runtimeSpec = generateSpec({
-      process: { args: [spec.path, ...spec.args], env, cwd, user, terminal: cfg.Tty, nofile: containerNofile() },
-      rootfs: p.rootfs,
-      hostname: cfg.Hostname,
-      network: spec.hostConfig.networkMode === 'host' ? 'host' : 'private',
-      binds,
-      etc: { hosts: p.hosts, hostname: p.hostname, resolvConf: p.resolvConf },
-      cgroupsPath: `/cairn/${id}`,
-    })
-    await writeFileRenamed(`${p.bundle}/config.json`, JSON.stringify(runtimeSpec, null, 2))
-    return { spec, bundle: p.bundle }
+    // the network last: it is what takes longest to undo
+    const net = await this.attachNetwork(spec)
+    try {
+      await writeFileRenamed(p.hosts, net.hosts, 0o644)
+      await writeFileRenamed(p.resolvConf, net.resolvConf, 0o644)
+      const netns = net.attachment.netnsPath
+      const runtimeSpec = generateSpec({
+        process: { args: [spec.path, ...spec.args], env, cwd, user, terminal: cfg.Tty, nofile: containerNofile() },
+        rootfs: p.rootfs,
+        hostname: cfg.Hostname,
+        network: netns !== undefined ? { path: netns } : spec.hostConfig.networkMode === 'host' ? 'host' : 'private',
+        binds,
+        etc: { hosts: p.hosts, hostname: p.hostname, resolvConf: p.resolvConf },
+        cgroupsPath: `/cairn/${id}`,
+      })
+      await writeFileRenamed(`${p.bundle}/config.json`, JSON.stringify(runtimeSpec, null, 2))
+    } catch (err) {
+      await net.releasePorts()
+      await this.detachNetwork(id).catch(() => undefined)
+      throw err
+    }
+    return { spec, bundle: p.bundle, releasePorts: net.releasePorts }
   }
 
   /** The monitor gives up before the process ran: back to created/exited, with the error. */
   async abortStart(id: string, err: unknown, exitCode: number): Promise<void> {
     const p = this.paths(id)
+    await this.detachNetwork(id).catch(() => undefined)
     await unmount(p.rootfs).catch(() => unmount(p.rootfs, { lazy: true }).catch(() => undefined))
     const row = this.rows.get(id)
     if (!row) return
@@ -568,8 +719,11 @@ export class ContainerEngine {
     const p = this.paths(id)
     const rec: ExitRecord = { exitCode, finishedAt: Date.now() }
     await writeFileRenamed(p.exit, `${JSON.stringify(rec)}\n`).catch(() => undefined)
-    // unmounted before it shows as exited: an exited container is never mounted
-    await unmount(p.rootfs).catch(() => unmount(p.rootfs, { lazy: true }).catch(() => undefined))
+    // unmounted and disconnected before it shows as exited: an exited container holds neither
+    await Promise.all([
+      unmount(p.rootfs).catch(() => unmount(p.rootfs, { lazy: true }).catch(() => undefined)),
+      this.detachNetwork(id).catch(() => undefined),
+    ])
     this.rows.transition(id, [ContainerStates.running, ContainerStates.paused, ContainerStates.starting], ContainerStates.exited, null, undefined, {
       exit_code: exitCode, finished_at: rec.finishedAt, pid: 0, shim_pid: null, shim_start: null,
     })
@@ -698,13 +852,7 @@ export class ContainerEngine {
     let env = processEnv(cfg.Env ?? [], cfg.Hostname, tty, opts.env ?? [])
     if (envValue(env, 'HOME') === undefined) env = replaceOrAppendEnv(env, [`HOME=${user.home}`])
     const cwd = opts.workdir !== undefined && opts.workdir !== '' ? opts.workdir : cfg.WorkingDir !== '' ? cfg.WorkingDir : '/'
-    try {
-      lookPath(p.rootfs, command[0] as string, { path: envValue(env, 'PATH'), cwd, skipUnder: spec.hostConfig.mounts.map((b) => b.destination) })
-    } catch (err) {
-      // Docker 20.10's exit code for any exec that cannot start is 126
-      if (isCairnError(err)) throw new CairnError(err.code, err.message, { detail: { exitCode: 126 } })
-      throw err
-    }
+    lookPath(p.rootfs, command[0] as string, { path: envValue(env, 'PATH'), cwd, skipUnder: spec.hostConfig.mounts.map((b) => b.destination) })
     const proc = processSpec({ args: command, env, cwd, user, terminal: tty, nofile: containerNofile() })
     const procFile = `${p.dir}/exec-${randomBytes(8).toString('hex')}.json`
     await writeFile(procFile, JSON.stringify(proc), { mode: 0o600 }) // it holds the environment
@@ -797,6 +945,7 @@ export class ContainerEngine {
         if (isAlive(row.owner_pid, row.owner_start)) return
         if (!this.rows.transition(row.id, [ContainerStates.starting], ContainerStates.starting, me, seenOwner)) return
         await this.runtimeOf(row).delete(row.id, { force: true }).catch(() => undefined)
+        await this.detachNetwork(row.id).catch(() => undefined)
         await unmount(this.paths(row.id).rootfs).catch(() => undefined)
         this.rows.transition(row.id, [ContainerStates.starting], row.started_at === null ? ContainerStates.created : ContainerStates.exited, null)
         return
@@ -830,6 +979,7 @@ export class ContainerEngine {
           await rt.delete(row.id, { force: true }).catch(() => undefined)
           rec = { exitCode: LOST_EXIT_CODE, finishedAt: Date.now() }
         }
+        await this.detachNetwork(row.id).catch(() => undefined)
         await unmount(p.rootfs).catch(() => unmount(p.rootfs, { lazy: true }).catch(() => undefined))
         this.rows.transition(row.id, [row.state], ContainerStates.exited, null, undefined, {
           exit_code: rec.exitCode, finished_at: rec.finishedAt, pid: 0, shim_pid: null, shim_start: null,
@@ -850,14 +1000,16 @@ function mergeConfig(image: ContainerConfig, opts: CreateOptions): ContainerSpec
   if (opts.entrypoint === undefined) {
     entrypoint = image.Entrypoint ?? null
     cmd = userCmd.length > 0 ? [...userCmd] : image.Cmd ?? null
-  } else if (opts.entrypoint === '') {
+  } else if (opts.entrypoint.length === 0 || (opts.entrypoint.length === 1 && opts.entrypoint[0] === '')) {
+    // cleared: the command alone runs (the image's CMD unless one is given)
     entrypoint = null
     cmd = userCmd.length > 0 ? [...userCmd] : image.Cmd ?? null
   } else {
-    entrypoint = [opts.entrypoint]
+    // a new entrypoint drops the image's CMD, as Docker does
+    entrypoint = [...opts.entrypoint]
     cmd = userCmd.length > 0 ? [...userCmd] : null
   }
-  const env = replaceOrAppendEnv(image.Env ?? [], (opts.env ?? []).map((e) => (e.includes('=') || process.env[e] === undefined ? e : `${e}=${process.env[e] ?? ''}`)))
+  const env = replaceOrAppendEnv(image.Env ?? [], opts.env ?? [])
   const cfg: ContainerSpec['config'] = {
     Hostname: '',
     Domainname: '',
@@ -873,7 +1025,7 @@ function mergeConfig(image: ContainerConfig, opts: CreateOptions): ContainerSpec
     Image: opts.image,
     WorkingDir: opts.workdir !== undefined && opts.workdir !== '' ? opts.workdir : image.WorkingDir ?? '',
     Entrypoint: entrypoint,
-    Labels: { ...(image.Labels ?? {}) },
+    Labels: { ...(image.Labels ?? {}), ...(opts.labels ?? {}) },
   }
   if (image.Volumes) cfg.Volumes = image.Volumes
   if (image.OnBuild) cfg.OnBuild = image.OnBuild

@@ -12,7 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync, writeSync } from 'node:fs'
 import { appendFile, readFile, rm } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { isCairnError, type ErrorCode } from '../errors/index.js'
+import { hasCode, isCairnError, type ErrorCode } from '../errors/index.js'
 import { runtimeMessage } from '../runtime/runtime.js'
 import { JsonLogWriter, type LogStream } from './logs.js'
 import { selfIdentity } from './rows.js'
@@ -26,10 +26,17 @@ export function startExitCode(message: string): number {
   return 125
 }
 
-function exitCodeOf(err: unknown): number {
-  const d = isCairnError(err) ? (err.detail as { exitCode?: unknown } | undefined) : undefined
-  if (d && typeof d.exitCode === 'number') return d.exitCode
+/** The exit code a container that could not start records (Docker's State.ExitCode): 127, 126, else 125. */
+export function exitCodeOf(err: unknown): number {
+  if (hasCode(err, 'COMMAND_NOT_FOUND')) return 127
+  if (hasCode(err, 'COMMAND_NOT_EXECUTABLE')) return 126
+  if (isCairnError(err)) return 125
   return startExitCode(err instanceof Error ? err.message : String(err))
+}
+
+/** The error code of a start the runtime refused, from the exit code its message implies. */
+function startErrorCode(exitCode: number): ErrorCode {
+  return exitCode === 127 ? 'COMMAND_NOT_FOUND' : exitCode === 126 ? 'COMMAND_NOT_EXECUTABLE' : 'CONFLICT'
 }
 
 function shQuote(s: string): string {
@@ -57,9 +64,11 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
   engine.rows.transition(id, [ContainerStates.starting], ContainerStates.starting, me)
 
   let bundle: string
+  // the published ports this monitor holds while the container runs
+  let releasePorts: () => Promise<void> = async () => undefined
   if (trace) await log('claimed')
   try {
-    ;({ bundle } = await engine.prepareStart(id))
+    ;({ bundle, releasePorts } = await engine.prepareStart(id))
   } catch (err) {
     const exitCode = exitCodeOf(err)
     await engine.abortStart(id, err, exitCode)
@@ -68,7 +77,12 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
   }
   const row = engine.rows.get(id)
   if (trace) await log('prepared')
-  if (!row) return 125
+  if (!row) {
+    // removed meanwhile: give back what was set up for it
+    await releasePorts()
+    await engine.detachNetwork(id).catch(() => undefined)
+    return 125
+  }
   const rt = engine.runtimeOf(row)
   await Promise.all([p.pidFile, p.runtimeLog].map((f) => rm(f, { force: true })))
   const argv = rt.runArgs(id, bundle, p.pidFile, p.runtimeLog)
@@ -147,8 +161,9 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
     const exitCodeForUser = startExitCode(message)
     await log(`start failed: ${message}`)
     await rt.delete(id, { force: true }).catch(() => undefined)
+    await releasePorts()
     await engine.abortStart(id, new Error(message), exitCodeForUser)
-    report({ event: 'failed', code: 'CONFLICT' as ErrorCode, message: `failed to start container ${id.slice(0, 12)}: ${message}`, exitCode: exitCodeForUser })
+    report({ event: 'failed', code: startErrorCode(exitCodeForUser), message: `failed to start container ${id.slice(0, 12)}: ${message}`, exitCode: exitCodeForUser })
     return exitCodeForUser
   }
 
@@ -160,6 +175,7 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
 
   const code = await exited
   await logWriter?.close()
+  await releasePorts()
   await engine.markExited(id, code)
   if (row.auto_remove) {
     await engine.removeStopped(id).catch((err: unknown) => log(`--rm: ${err instanceof Error ? err.message : String(err)}`))

@@ -64,7 +64,7 @@ export function populateInitLayer(root: string): void {
 export function ensureDir(root: string, ctrPath: string): void {
   const host = resolveInRoot(root, entryComponents(ctrPath), { mkdirs: true })
   if (!statSync(host).isDirectory()) {
-    throw new CairnError('INVALID_ARGUMENT', `the working directory ${ctrPath} is not a directory`, { detail: { exitCode: 125 } })
+    throw new CairnError('INVALID_ARGUMENT', `the working directory ${ctrPath} is not a directory`)
   }
 }
 
@@ -81,8 +81,8 @@ function findExecutable(root: string, ctrPath: string): 'ok' | 'ENOENT' | 'EISDI
   return 'EACCES'
 }
 
-function execError(file: string, what: string, exitCode: number): CairnError {
-  return new CairnError('INVALID_ARGUMENT', `exec: ${JSON.stringify(file)}: ${what}`, { detail: { exitCode } })
+function execError(file: string, what: string, exitCode: 126 | 127): CairnError {
+  return new CairnError(exitCode === 127 ? 'COMMAND_NOT_FOUND' : 'COMMAND_NOT_EXECUTABLE', `exec: ${JSON.stringify(file)}: ${what}`)
 }
 
 /**

@@ -2,6 +2,7 @@
 import type { Digest } from '../oci/digest.js'
 import type { ContainerConfig } from '../oci/types.js'
 import type { BindMount } from '../runtime/spec.js'
+import type { EndpointRequest, ExtraHost, PortSpec } from '../network/types.js'
 import type { StorageDriver } from '../snapshot/types.js'
 
 /**
@@ -43,7 +44,6 @@ export interface ContainerRow {
   auto_remove: number
 }
 
-export type NetworkMode = 'default' | 'none' | 'host'
 
 /** What `create` decided, kept in `containers/<id>/container.json` (Docker's config.v2 + hostconfig). */
 export interface ContainerSpec {
@@ -75,14 +75,27 @@ export interface ContainerSpec {
     Labels: Record<string, string>
   }
   hostConfig: {
-    /** `-v` as given. */
+    /** Docker's `Binds`: the bind mounts as `HOST:CTR[:ro]`. */
     binds: string[]
     mounts: BindMount[]
-    networkMode: NetworkMode
+    /**
+     * Docker's NetworkMode: `bridge` (the default network), `none`, `host`, `container:<id>`, or
+     * a user network's name. (`default` in containers made before Cairn had networks: loopback only.)
+     */
+    networkMode: string
     autoRemove: boolean
     /** The runtime name asked for (empty: detected). */
     runtime: string
+    /** Published ports as asked (host port 0: any free one, chosen at start). */
+    portBindings?: PortSpec[]
+    publishAllPorts?: boolean
+    dns?: string[]
+    dnsSearch?: string[]
+    dnsOptions?: string[]
+    extraHosts?: ExtraHost[]
   }
+  /** Its networks (bridge modes): names, aliases, fixed addresses; Docker's NetworkingConfig. */
+  networks?: EndpointRequest[]
   driver: StorageDriver
   /** The container's writable snapshot. */
   snapshotKey: string
@@ -107,6 +120,8 @@ export interface ContainerPaths {
   pidFile: string
   runtimeLog: string
   shimLog: string
+  /** The network attachment while it runs (what to take back after a crash). */
+  network: string
 }
 
 export function containerPaths(root: string, id: string): ContainerPaths {
@@ -124,6 +139,7 @@ export function containerPaths(root: string, id: string): ContainerPaths {
     pidFile: `${dir}/init.pid`,
     runtimeLog: `${dir}/runtime.json`,
     shimLog: `${dir}/shim.log`,
+    network: `${dir}/network.json`,
   }
 }
 

@@ -8,7 +8,7 @@
  * the old state or the new one, and never an image that points at a missing blob.
  */
 import { mkdirSync } from 'node:fs'
-import { CairnError } from '../errors/index.js'
+import { CairnError, isErrno, userMessage } from '../errors/index.js'
 import { ContentStore, type StagedBlob } from '../content/store.js'
 import { openDatabase, type DB } from '../metadata/db.js'
 import { chainIds, isDigest, type Digest } from '../oci/digest.js'
@@ -116,7 +116,12 @@ export class ImageStore {
   }
 
   static async open(root: string): Promise<ImageStore> {
-    mkdirSync(root, { recursive: true, mode: 0o711 })
+    try {
+      mkdirSync(root, { recursive: true, mode: 0o711 })
+    } catch (err) {
+      if (isErrno(err, 'EEXIST') || isErrno(err, 'ENOTDIR')) throw new CairnError('INVALID_ARGUMENT', `invalid store root ${JSON.stringify(root)}: not a directory`)
+      throw new CairnError('INVALID_ARGUMENT', `invalid store root ${JSON.stringify(root)}: ${userMessage(err)}`, { cause: err })
+    }
     const content = new ContentStore(root)
     await content.init()
     const db = openDatabase(`${root}/cairn.db`)

@@ -170,33 +170,63 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE containers ADD COLUMN auto_remove INTEGER NOT NULL DEFAULT 0;
   CREATE INDEX containers_state ON containers(state);
   `,
+  `
+  -- the build cache (src/build): a step's result (an image, usually an untagged intermediate
+  -- one) by the key of its inputs: the image it ran on, the instruction with the args and env
+  -- it sees, and for COPY/ADD the checksums of the files it copies
+  CREATE TABLE build_cache (
+    key TEXT PRIMARY KEY,
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    parent TEXT,                      -- the image the step ran on (NULL: from scratch)
+    description TEXT NOT NULL,        -- the instruction, as the build printed it
+    created INTEGER NOT NULL,         -- ms since epoch
+    last_used INTEGER NOT NULL
+  );
+  CREATE INDEX build_cache_image ON build_cache(image_id);
+
+  -- content checksums of context files, by path and stat (inode, size, mtime, ctime), so that an
+  -- unchanged file is not read again by the next build; the cache keys hold the checksums
+  CREATE TABLE build_file_hashes (
+    key TEXT PRIMARY KEY,             -- host path NUL dev:ino:size:mtime:ctime
+    digest TEXT NOT NULL,
+    used INTEGER NOT NULL             -- ms since epoch
+  );
+  `,
 ]
 
 export function openDatabase(path: string): DB {
+  return openSqlite(path, MIGRATIONS, 'the metadata database')
+}
+
+/**
+ * A SQLite database in WAL mode with its schema brought up to date by `migrations` (index i
+ * upgrades `user_version` i to i+1). Also used for state outside a store (network leases).
+ */
+export function openSqlite(path: string, migrations: readonly string[], what: string): DB {
   let db: DB
   try {
     db = new Database(path, nativeBinding === undefined ? { timeout: 60_000 } : { timeout: 60_000, nativeBinding })
   } catch (err) {
-    throw new CairnError('STORE_CORRUPT', `cannot open the metadata database ${path}: ${(err as Error).message}`, { cause: err })
+    throw new CairnError('STORE_CORRUPT', `cannot open ${what} ${path}: ${(err as Error).message}`, { cause: err })
   }
   db.pragma('journal_mode = WAL')
   db.pragma('synchronous = FULL')
   db.pragma('foreign_keys = ON')
-  migrate(db)
+  migrate(db, migrations)
   return db
 }
 
-function migrate(db: DB): void {
+function migrate(db: DB, migrations: readonly string[]): void {
   const current = db.pragma('user_version', { simple: true }) as number
-  if (current > MIGRATIONS.length) {
-    throw new CairnError('NOT_SUPPORTED', `this store was written by a newer Cairn (schema ${current}, this one knows ${MIGRATIONS.length})`)
+  if (current > migrations.length) {
+    throw new CairnError('NOT_SUPPORTED', `this store was written by a newer Cairn (schema ${current}, this one knows ${migrations.length})`)
   }
-  if (current === MIGRATIONS.length) return
+  if (current === migrations.length) return
   db.transaction(() => {
     // re-read inside the write lock: another process may have migrated meanwhile
     const v = db.pragma('user_version', { simple: true }) as number
-    for (let i = v; i < MIGRATIONS.length; i++) {
-      db.exec(MIGRATIONS[i] as string)
+    for (let i = v; i < migrations.length; i++) {
+      db.exec(migrations[i] as string)
       db.pragma(`user_version = ${i + 1}`)
     }
   }).immediate()

@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { CairnError, isErrno } from '../errors/index.js'
 import { writeFileAtomic } from '../util/fs.js'
+import { followLinks } from '../util/userfiles.js'
 import { DockerHub, credentialKey, normalizeServer } from './config.js'
 
 export interface Credentials {
@@ -67,7 +68,9 @@ export class DockerCredentials {
   }
 
   private async write(cfg: ConfigFile): Promise<void> {
-    await writeFileAtomic(this.path, `${JSON.stringify(cfg, null, '\t')}\n`, 0o600)
+    // a config.json that is a symlink (dotfile managers make them) stays one: its target is rewritten, as Docker does
+    const { path } = await followLinks(this.path)
+    await writeFileAtomic(path, `${JSON.stringify(cfg, null, '\t')}\n`, 0o600)
   }
 
   /** Which helper (if any) holds the credentials of `server`. */

@@ -3,7 +3,7 @@
  * gives the code when there is one; the HTTP status decides otherwise. Whether to retry is
  * decided from the status or the code (the `temporary` flag), never from message text.
  */
-import { CairnError, ErrorCodes, isCairnError, type ErrorCode } from '../errors/index.js'
+import { CairnError, ErrorCodes, isCairnError, userMessage, type ErrorCode } from '../errors/index.js'
 
 /** What a request was about, to name the right `*_UNKNOWN` code for a 404. */
 export type Subject = 'blob' | 'manifest' | 'upload' | 'repository' | 'registry' | 'token'
@@ -99,10 +99,14 @@ export function networkError(err: unknown, what: string): unknown {
   if (isCairnError(err)) return err
   const code = (err as { code?: unknown } | null)?.code
   if (typeof code === 'string' && NETWORK_CODES.has(code)) {
-    return new CairnError('UNAVAILABLE', `${what}: ${(err as Error).message}`, { temporary: true, cause: err })
+    return new CairnError('UNAVAILABLE', `${what}: ${userMessage(err)}`, { temporary: true, cause: err })
   }
   if (err instanceof Error && err.message === 'aborted' && code === 'ECONNRESET') {
     return new CairnError('UNAVAILABLE', `${what}: connection closed`, { temporary: true, cause: err })
+  }
+  // a name that does not resolve, a bad certificate, …: said with the request, not retried
+  if (typeof code === 'string' && (code === 'ENOTFOUND' || code.startsWith('ERR_TLS') || code.includes('CERT') || code.startsWith('UNABLE_TO') || code.startsWith('SELF_SIGNED') || code === 'DEPTH_ZERO_SELF_SIGNED_CERT')) {
+    return new CairnError('UNAVAILABLE', `${what}: ${userMessage(err)}`, { cause: err })
   }
   return err
 }

@@ -115,7 +115,8 @@ export class Transport {
 
   private async once(method: string, url: URL, headers: Record<string, string>, body: RequestBody | undefined, req: HttpRequest): Promise<HttpResponse> {
     if (req.signal?.aborted) throw new CairnError('ABORTED', 'operation aborted', { cause: req.signal.reason })
-    const what = `${method} ${url.href}`
+    // Go's url.Error form, as Docker prints it: Get "https://host/v2/": dial tcp …
+    const what = `${method.charAt(0)}${method.slice(1).toLowerCase()} ${JSON.stringify(url.href)}`
     const proxied = proxyFor(url, this.env)
     const { agent, path, extraHeaders } = this.agentFor(url)
     const isHttps = url.protocol === 'https:'

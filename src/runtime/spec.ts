@@ -136,8 +136,11 @@ export interface SpecInput {
   rootfs: string
   readonlyRootfs?: boolean
   hostname: string
-  /** `private`: a network namespace of its own (only loopback); `host`: the host's network. */
-  network: 'private' | 'host'
+  /**
+   * `private`: a network namespace of its own (only loopback); `host`: the host's network;
+   * `{ path }`: a namespace made beforehand (with its interfaces), joined by the runtime.
+   */
+  network: 'private' | 'host' | { path: string }
   binds?: readonly BindMount[]
   /** Host files bind-mounted over /etc/hosts, /etc/hostname and /etc/resolv.conf, as Docker does. */
   etc?: { hosts: string; hostname: string; resolvConf: string }
@@ -206,6 +209,7 @@ export function generateSpec(input: SpecInput): RuntimeSpec {
 
   const namespaces: RuntimeSpec['linux']['namespaces'] = [{ type: 'mount' }]
   if (input.network === 'private') namespaces.push({ type: 'network' })
+  else if (typeof input.network === 'object') namespaces.push({ type: 'network', path: input.network.path })
   namespaces.push({ type: 'uts' }, { type: 'pid' }, { type: 'ipc' })
 
   const spec: RuntimeSpec = {

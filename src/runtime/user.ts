@@ -79,7 +79,7 @@ export function resolveUser(spec: string, passwd: string | undefined, group: str
     : users.find((u) => u.name === userPart || (wantUid !== undefined && u.uid === wantUid))
   if (userPart !== '' && !byUser) {
     if (wantUid === undefined) {
-      throw new CairnError('INVALID_ARGUMENT', `unable to find user ${userPart}: no matching entries in passwd file`, { detail: { exitCode: 125 } })
+      throw new CairnError('INVALID_ARGUMENT', `unable to find user ${userPart}: no matching entries in passwd file`)
     }
     result.uid = wantUid
   } else if (byUser) {
@@ -94,7 +94,7 @@ export function resolveUser(spec: string, passwd: string | undefined, group: str
     const g = groups.find((x) => x.name === groupPart || (wantGid !== undefined && x.gid === wantGid))
     if (g) result.gid = g.gid
     else if (wantGid !== undefined) result.gid = wantGid
-    else throw new CairnError('INVALID_ARGUMENT', `unable to find group ${groupPart}: no matching entries in group file`, { detail: { exitCode: 125 } })
+    else throw new CairnError('INVALID_ARGUMENT', `unable to find group ${groupPart}: no matching entries in group file`)
   } else if (matchedName !== undefined) {
     const extra = groups.filter((g) => g.members.includes(matchedName as string)).map((g) => g.gid)
     result.additionalGids = [...new Set(extra)]

@@ -1,10 +1,16 @@
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { open, rename, mkdir, unlink } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { isErrno } from '../errors/index.js'
 
 /** fsyncs a directory so that a rename or unlink inside it is durable. */
 export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r')
+  return syncFile(dir)
+}
+
+/** fsyncs a file (or directory) by path: its data is on disk once this resolves. */
+export async function syncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r')
   try {
     await fh.sync()
   } finally {
@@ -42,6 +48,32 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     throw err
   }
   await fsyncDir(dir)
+}
+
+/** writeFileAtomic's synchronous twin, for writes made inside a synchronous lock (a database transaction). */
+export function writeFileAtomicSync(path: string, data: string | Uint8Array, mode = 0o644): void {
+  const dir = path.slice(0, path.lastIndexOf('/')) || '/'
+  mkdirSync(dir, { recursive: true })
+  const tmp = `${dir}/.tmp-${randomName()}`
+  const fd = openSync(tmp, 'wx', mode)
+  try {
+    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data)
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+  try {
+    renameSync(tmp, path)
+  } catch (err) {
+    unlinkSync(tmp)
+    throw err
+  }
+  const dfd = openSync(dir, 'r')
+  try {
+    fsyncSync(dfd)
+  } finally {
+    closeSync(dfd)
+  }
 }
 
 export async function unlinkIfExists(path: string): Promise<boolean> {

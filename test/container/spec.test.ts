@@ -10,7 +10,8 @@ import {
 import { resolveUser } from '../../src/runtime/user.js'
 import { hostsFile, resolvConfFile } from '../../src/runtime/etc.js'
 import { runtimeMessage } from '../../src/runtime/runtime.js'
-import { commandString, normalizeSignal, parseVolume } from '../../src/container/engine.js'
+import { commandString, normalizeSignal } from '../../src/container/engine.js'
+import { parseAddHost, parsePublish, parseVolumeFlag, parseMountFlag } from '../../src/api/flags.js'
 import { startExitCode } from '../../src/container/monitor.js'
 import { statusText } from '../../src/api/containers.js'
 import { goQuote, psRows } from '../../src/cli/containers.js'
@@ -152,7 +153,7 @@ describe("ps, as Docker's CLI prints it", () => {
     assert.equal(goQuote('say "hi"\n'), '"say \\"hi\\"\\n"')
     const [row] = psRows([{
       id: 'a'.repeat(64), name: 'n', image: 'busybox', imageId: 'sha256:x', command: "sh -c 'echo hello; sleep 1'", created: new Date(now),
-      state: 'running', status: 'Up 1 second', exitCode: 0, labels: {}, mounts: [], networkMode: 'default',
+      state: 'running', status: 'Up 1 second', exitCode: 0, labels: {}, mounts: [], mountDestinations: [], networkMode: 'default', networks: ['none'], ports: [], exposedPorts: [],
     }], true)
     assert.equal(row?.['Command'], '"sh -c \'echo hello; …"')
     assert.equal(row?.['ID'], 'aaaaaaaaaaaa')
@@ -169,12 +170,32 @@ describe('signals, volumes, runtime messages, exit codes', () => {
   })
 
   test('-v HOST:CTR[:ro]: absolute paths, an existing source', () => {
-    assert.deepEqual(parseVolume('/tmp:/data:ro'), { source: '/tmp', destination: '/data', readonly: true })
-    assert.deepEqual(parseVolume('/tmp:/data/'), { source: '/tmp', destination: '/data', readonly: false })
-    assert.throws(() => parseVolume('/nonexistent-cairn-path:/data'), /bind source path does not exist: \/nonexistent-cairn-path/)
-    assert.throws(() => parseVolume('named:/data'), /named volumes are not supported/)
-    assert.throws(() => parseVolume('/tmp:relative'), /must be absolute/)
-    assert.throws(() => parseVolume('/tmp:/data:rx'), /unknown mode/)
+    assert.deepEqual(parseVolumeFlag('/tmp:/data:ro'), { type: 'bind', source: '/tmp', target: '/data', readonly: true, createSource: true })
+    assert.deepEqual(parseVolumeFlag('/tmp:/data/'), { type: 'bind', source: '/tmp', target: '/data', readonly: false, createSource: true })
+    assert.throws(() => parseVolumeFlag('named:/data'), /named volumes are not supported/)
+    assert.throws(() => parseVolumeFlag('/tmp:relative'), /must be absolute/)
+    assert.throws(() => parseVolumeFlag('/tmp:/data:rx'), /^Error: invalid mode: rx$|invalid mode: rx/)
+    assert.throws(() => parseVolumeFlag('/tmp:/'), /destination can't be '\/'/)
+    // --mount refuses a missing source (the engine checks); -v makes it
+    assert.deepEqual(parseMountFlag('type=bind,source=/tmp,target=/data,readonly'), { type: 'bind', source: '/tmp', target: '/data', readonly: true })
+    assert.throws(() => parseMountFlag('type=bind,target=/data'), /field Source must not be empty/)
+    assert.throws(() => parseMountFlag('type=bind,src=/a,dst=/b,bogus=1'), /unexpected key 'bogus'/)
+    // -p, as docker's nat.ParsePortSpec
+    assert.deepEqual(parsePublish('8080:80'), [{ containerPort: 80, protocol: 'tcp', hostIp: '', hostPort: 8080 }])
+    assert.deepEqual(parsePublish('127.0.0.1:8080:80/udp'), [{ containerPort: 80, protocol: 'udp', hostIp: '127.0.0.1', hostPort: 8080 }])
+    assert.deepEqual(parsePublish('80'), [{ containerPort: 80, protocol: 'tcp', hostIp: '', hostPort: 0 }])
+    assert.deepEqual(parsePublish('127.0.0.1::80'), [{ containerPort: 80, protocol: 'tcp', hostIp: '127.0.0.1', hostPort: 0 }])
+    assert.deepEqual(parsePublish('8000-8001:80-81').map((p) => [p.hostPort, p.containerPort]), [[8000, 80], [8001, 81]])
+    assert.deepEqual(parsePublish('[::1]:8080:80'), [{ containerPort: 80, protocol: 'tcp', hostIp: '::1', hostPort: 8080 }])
+    assert.throws(() => parsePublish('8080:80/xyz'), /invalid proto: xyz/)
+    assert.throws(() => parsePublish('x:80'), /invalid hostPort: x/)
+    assert.throws(() => parsePublish('80:0'), /invalid containerPort: 0/)
+    assert.throws(() => parsePublish('8000-8002:80-81'), /invalid ranges specified/)
+    assert.throws(() => parsePublish('1.2.3:80:80'), /invalid IP address: 1\.2\.3/)
+    // --add-host
+    assert.deepEqual(parseAddHost('db:10.0.0.5'), { name: 'db', ip: '10.0.0.5' })
+    assert.deepEqual(parseAddHost('gw:host-gateway'), { name: 'gw', ip: 'host-gateway' })
+    assert.throws(() => parseAddHost('db:nope'), /invalid IP address in add-host: "nope"/)
   })
 
   test("the runtime's own words, without its log decoration", () => {

@@ -3,7 +3,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { chmod, lstat, mkdir, readFile, symlink, writeFile } from 'node:fs/promises'
 import { mergeScopes, parseChallenges } from '../../src/remote/auth.js'
 import { parseRange } from '../../src/remote/client.js'
 import { apiHost, credentialKey, defaultRemoteConfig, isInsecure, normalizeServer } from '../../src/remote/config.js'
@@ -132,6 +132,16 @@ esac
     assert.deepEqual(await helped.get('registry.local:5000'), { username: 'alice', password: 's3cret' })
     assert.equal(await helped.erase('registry.local:5000'), true)
     assert.equal(await helped.get('registry.local:5000'), undefined)
+
+    // a config.json that is a symlink (as dotfile managers make it) stays one: its target is rewritten
+    await mkdir(`${dir}/dotfiles`)
+    await mkdir(`${dir}/linked`)
+    await writeFile(`${dir}/dotfiles/docker.json`, '{}')
+    await symlink('../dotfiles/docker.json', `${dir}/linked/config.json`)
+    await new DockerCredentials(`${dir}/linked`).store('registry.local:5000', { username: 'bob', password: 'pw' })
+    assert.ok((await lstat(`${dir}/linked/config.json`)).isSymbolicLink())
+    const target = JSON.parse(await readFile(`${dir}/dotfiles/docker.json`, 'utf8')) as { auths: Record<string, { auth: string }> }
+    assert.equal(Buffer.from(target.auths['registry.local:5000']?.auth ?? '', 'base64').toString(), 'bob:pw')
   } finally {
     await cleanup()
   }
