@@ -1,6 +1,7 @@
 #!/bin/sh
 # Builds Cairn's Node-API addon (native/: gzip members made by libdeflate) with node-gyp.
-# Run by `npm ci` / `npm install` (the package's install script) and by scripts/ensure-deps.sh.
+# Run by `npm ci` / `npm install` (the package's install script), by scripts/ensure-deps.sh, and by
+# scripts/node-line.sh for another Node.js line (`sh scripts/build-native.sh DIR`).
 #
 # It never fails the install: without libdeflate's headers (Debian: libdeflate-dev), a compiler or
 # Node's headers, it says so in one line and Cairn compresses gzip with zlib instead (slower, also
@@ -8,7 +9,9 @@
 # from 18 on. Node's headers: npm's `nodedir` (npm_config_nodedir), else the ones installed beside
 # the running node (/usr/include/node for Debian's and NodeSource's packages, <prefix>/include/node
 # for nodejs.org's tarballs), else node-gyp downloads them.
-cd "$(dirname "$0")/.." || exit 0
+# The project folder to build in: the argument (scripts/node-line.sh builds in its tree), else this
+# script's project.
+cd "${1:-$(dirname "$0")/..}" || exit 0
 
 say() { printf 'cairn: %s\n' "$*" >&2; }
 
