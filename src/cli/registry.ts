@@ -9,6 +9,7 @@ import type { Writable } from 'node:stream'
 import { Command, Option } from 'commander'
 import { CairnError } from '../errors/index.js'
 import { humanSize } from '../util/format.js'
+import { keepYoungGenerationSmall } from '../util/reclaim.js'
 import {
   checkRegistry,
   collectGarbage,
@@ -169,6 +170,8 @@ export function registerRegistryCommands(program: Command): void {
       .option('--manifest-limit <size>', 'largest manifest accepted (default 4MiB)')
       .option('--no-metrics', 'do not serve /metrics'),
   ).action(async (o: ServeOpts) => {
+    // a server lives long: its memory stays near what it needs (src/util/reclaim.ts)
+    keepYoungGenerationSmall()
     const cfg = applyServeFlags(await baseConfig(o), o)
     const log = accessLogSink(cfg.accessLog)
     const stopped = stopSignal()

@@ -43,6 +43,7 @@ import type {
   ByteRange,
   Hold,
   ManifestPut,
+  RandomAccessBlob,
   ReferrerEntry,
   RegistryStorage,
   RepositoryLink,
@@ -305,6 +306,19 @@ export class FilesystemStorage implements RegistryStorage {
       if (range.end - range.start >= SERVE_HWM) opts.highWaterMark = SERVE_HWM
     }
     return fh.createReadStream(opts)
+  }
+
+  async openBlobFile(digest: Digest): Promise<RandomAccessBlob> {
+    const p = this.blobPath(digest)
+    const fh = await open(p, 'r').catch(async (err: unknown) => {
+      if (!isErrno(err, 'ENOENT')) throw err
+      if ((await this.statBlob(digest)) === undefined) throw new CairnError('BLOB_UNKNOWN', `blob unknown: ${digest}`)
+      return open(p, 'r')
+    })
+    return {
+      read: async (buf, length, position) => (await fh.read(buf, 0, length, position)).bytesRead,
+      close: () => fh.close(),
+    }
   }
 
   async readBlob(digest: Digest, maxBytes: number): Promise<Buffer> {

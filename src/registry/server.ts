@@ -26,6 +26,7 @@ import { CairnError, hasCode, isCairnError } from '../errors/index.js'
 import { digestOf, parseDigest, type Digest } from '../oci/digest.js'
 import { MediaTypes } from '../oci/mediatype.js'
 import { isNameValid, isTagValid } from '../oci/reference.js'
+import { noteReceived } from '../util/reclaim.js'
 import { AccessPolicy, type AccessConfig, type Action, type Identity } from './access.js'
 import { formatScope, parseBearer, parseBasic, tokenActions, TokenVerifier, type Htpasswd, type ResourceAccess, type TokenSigner } from './auth.js'
 import { httpError, HttpStatusOverrides, toWireError } from './errors.js'
@@ -33,7 +34,8 @@ import { FilesystemStorage } from './fs-storage.js'
 import { baseMediaType, parseManifest, referrerDescriptor } from './manifest.js'
 import { RegistryMetrics } from './metrics.js'
 import { RateLimiter, type RateLimitOptions } from './ratelimit.js'
-import type { BlobStat, RegistryStorage, UploadState } from './storage.js'
+import { sendRange } from './send.js'
+import type { BlobStat, ByteRange, RandomAccessBlob, RegistryStorage, UploadState } from './storage.js'
 import { sendTokenResult, TokenService } from './token.js'
 import { collectGarbage, purgeUploads, type GcReport } from './gc.js'
 
@@ -834,17 +836,27 @@ class RegistryApp {
       this.send(ctx, 200, base, Buffer.alloc(0))
       return
     }
-    const stream = await this.storage.openBlob(digest, range ?? { start: 0, end: st.size - 1 })
-    const length = range ? range.end - range.start + 1 : st.size
+    const bytes = range ?? { start: 0, end: st.size - 1 }
+    // a file is sent through reusable buffers (send.ts), another storage's stream piped
+    const source = this.storage.openBlobFile ? { file: await this.storage.openBlobFile(digest) } : { stream: await this.storage.openBlob(digest, bytes) }
+    const length = bytes.end - bytes.start + 1
     const headers = { ...base, 'Content-Length': String(length) }
     if (range) ctx.res.writeHead(206, { ...headers, 'Content-Range': `bytes ${range.start}-${range.end}/${st.size}` })
     else ctx.res.writeHead(200, headers)
-    await this.stream(ctx, stream, length)
+    await this.stream(ctx, source, bytes, length)
   }
 
-  private async stream(ctx: Ctx, stream: Readable, length: number): Promise<void> {
+  private async stream(ctx: Ctx, source: { file: RandomAccessBlob } | { stream: Readable }, bytes: ByteRange, length: number): Promise<void> {
     try {
-      await pipeline(stream, ctx.res)
+      if ('file' in source) {
+        try {
+          await sendRange(source.file, bytes.start, bytes.end, ctx.res)
+        } finally {
+          await source.file.close()
+        }
+      } else {
+        await pipeline(source.stream, ctx.res)
+      }
       ctx.bytesOut += length
     } catch (err) {
       // the client went away, or the file could not be read after the headers: cut the connection
@@ -982,6 +994,7 @@ class RegistryApp {
     const counted = countBytes(ctx.req, (n) => {
       ctx.bytesIn += n
       this.metrics.bytesReceived.inc({}, n)
+      noteReceived(n)
     })
     try {
       return await this.storage.writeUpload(u.id, u.offset, counted, announced === undefined ? {} : { length: announced })

@@ -50,6 +50,13 @@ export interface ByteRange {
   end: number
 }
 
+/** A blob that can be read at any offset (an open file); see RegistryStorage.openBlobFile. */
+export interface RandomAccessBlob {
+  /** Reads up to `length` bytes at `position` into the start of `buf`; resolves to the count read. */
+  read(buf: Buffer, length: number, position: number): Promise<number>
+  close(): Promise<void>
+}
+
 export interface UploadState {
   id: string
   repository: string
@@ -126,6 +133,11 @@ export interface RegistryStorage {
   statBlob(digest: Digest): Promise<BlobStat | undefined>
   /** A fresh stream of the blob (or of a range of it); BLOB_UNKNOWN when absent. */
   openBlob(digest: Digest, range?: ByteRange): Promise<Readable>
+  /**
+   * Optional, for storage on a local file system: the blob opened for reads at any offset, which the
+   * server sends through reusable buffers (send.ts) instead of a stream; BLOB_UNKNOWN when absent.
+   */
+  openBlobFile?(digest: Digest): Promise<RandomAccessBlob>
   /** A small blob whole (manifests); SIZE_INVALID above `maxBytes`, BLOB_UNKNOWN when absent. */
   readBlob(digest: Digest, maxBytes: number): Promise<Buffer>
   listBlobs(signal?: AbortSignal): AsyncIterable<BlobStat>

@@ -1,33 +1,30 @@
 /**
- * Loads better-sqlite3 once, for the metadata database and for the registry's file locks.
+ * One loader of better-sqlite3, for the metadata database and for the registry's file locks.
  *
- * better-sqlite3 is CommonJS: require() loads it without the ES-module wrapper's export scan,
- * and naming its addon file skips the `bindings` package's search (both count in every
- * command's start-up time).
+ * better-sqlite3 is imported statically so that the command's bundle (scripts/bundle.ts) carries
+ * its JavaScript, compiled from the bundle's code cache instead of resolved and compiled file by
+ * file at every start; naming its addon file skips the `bindings` package's search. Both count in
+ * every command's start-up time.
  */
 import { createRequire } from 'node:module'
-import type BetterSqlite3 from 'better-sqlite3'
+import Database from 'better-sqlite3'
 
-export type SqliteDatabase = BetterSqlite3.Database
+export type SqliteDatabase = Database.Database
 
-let loaded: { Database: typeof BetterSqlite3; nativeBinding: string | undefined } | undefined
+let nativeBinding: string | undefined | null = null
 
-function load(): { Database: typeof BetterSqlite3; nativeBinding: string | undefined } {
-  if (loaded) return loaded
-  const requireCjs = createRequire(import.meta.url)
-  const Database = requireCjs('better-sqlite3') as typeof BetterSqlite3
-  let nativeBinding: string | undefined
+function addonPath(): string | undefined {
+  if (nativeBinding !== null) return nativeBinding
   try {
-    nativeBinding = requireCjs.resolve('better-sqlite3/build/Release/better_sqlite3.node')
+    nativeBinding = createRequire(import.meta.url).resolve('better-sqlite3/build/Release/better_sqlite3.node')
   } catch {
     nativeBinding = undefined // another layout: better-sqlite3 finds its addon itself
   }
-  loaded = { Database, nativeBinding }
-  return loaded
+  return nativeBinding
 }
 
 /** Opens (or creates) a SQLite database with better-sqlite3's options. */
-export function openSqliteFile(path: string, options: BetterSqlite3.Options = {}): SqliteDatabase {
-  const { Database, nativeBinding } = load()
-  return new Database(path, nativeBinding === undefined ? options : { ...options, nativeBinding })
+export function openSqliteFile(path: string, options: Database.Options = {}): SqliteDatabase {
+  const binding = addonPath()
+  return new Database(path, binding === undefined ? options : { ...options, nativeBinding: binding })
 }
