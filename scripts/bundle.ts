@@ -10,7 +10,7 @@
  * resolved from `node_modules` as usual.
  */
 import { build } from 'esbuild'
-import { copyFile, rm } from 'node:fs/promises'
+import { copyFile, mkdir, rm } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
@@ -35,3 +35,9 @@ await build({
 })
 // the code-cache launcher (src/cli/launch.cts, compiled by tsc) goes beside the bundles it starts
 await copyFile(`${PROJECT}build/src/cli/launch.cjs`, `${OUT}/launch.cjs`)
+// Docker's default seccomp profile is read at run time from beside the module that loads it:
+// the library's (build/src/runtime/) and the bundles' (build/cli/)
+for (const dir of [`${PROJECT}build/src/runtime/seccomp`, `${OUT}/seccomp`]) {
+  await mkdir(dir, { recursive: true })
+  await copyFile(`${PROJECT}src/runtime/seccomp/default.json`, `${dir}/default.json`)
+}

@@ -14,7 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REQUIRED=(tar attr zstd)
 # Needed by the interop tests and benchmarks, which need root anyway (dockerd, debootstrap, netns);
 # `time` is GNU time, which the benchmarks read peak RSS from.
-ROOT_ONLY=(docker.io skopeo debootstrap busybox-static runc pigz iproute2 time docker-registry apache2-utils crun tmux curl)
+ROOT_ONLY=(docker.io skopeo debootstrap busybox-static runc pigz iproute2 time docker-registry apache2-utils crun tmux curl tini gcc libc6-dev)
 
 log() { printf 'ensure-deps: %s\n' "$*" >&2; }
 

@@ -153,7 +153,7 @@ describe("ps, as Docker's CLI prints it", () => {
     assert.equal(goQuote('say "hi"\n'), '"say \\"hi\\"\\n"')
     const [row] = psRows([{
       id: 'a'.repeat(64), name: 'n', image: 'busybox', imageId: 'sha256:x', command: "sh -c 'echo hello; sleep 1'", created: new Date(now),
-      state: 'running', status: 'Up 1 second', exitCode: 0, labels: {}, mounts: [], mountDestinations: [], networkMode: 'default', networks: ['none'],
+      state: 'running', status: 'Up 1 second', exitCode: 0, labels: {}, mounts: [], mountDestinations: [], networkMode: 'default', networks: ['none'], ports: [], exposedPorts: [],
     }], true)
     assert.equal(row?.['Command'], '"sh -c \'echo hello; …"')
     assert.equal(row?.['ID'], 'aaaaaaaaaaaa')
