@@ -8,10 +8,10 @@ import { existsSync, lstatSync, readdirSync, statSync, type Stats } from 'node:f
 import { cpus, release } from 'node:os'
 import { CairnError } from '../errors/index.js'
 import { hostCapabilities, normalizeCapabilities } from '../runtime/capabilities.js'
-import { defaultSeccompProfile, nativeArch, parseSeccompProfile, type SeccompProfile } from '../runtime/seccomp.js'
+import { defaultSeccompProfile, missingKernelArchitectures, nativeArch, parseSeccompProfile, type SeccompProfile } from '../runtime/seccomp.js'
 import { appArmorEnabled, DEFAULT_APPARMOR_PROFILE, ensureDefaultAppArmorProfile } from '../runtime/apparmor.js'
 import { onlineCpus, swapLimitSupported } from '../runtime/cgroups.js'
-import { findRuntimeBinary } from '../runtime/runtime.js'
+import { findRuntimeBinary, RUN_DIR } from '../runtime/runtime.js'
 import type { DeviceInput, HostFacts, ResourcesInput, RuntimeDevice, SecurityInput, SpecInput } from '../runtime/spec.js'
 import { resolveGroups } from '../runtime/user.js'
 import type { CreateOptions, DeviceMapping, ResourceLimits } from './config.js'
@@ -198,8 +198,11 @@ export function initBinary(): string {
 let facts: HostFacts | undefined
 
 /** What the spec needs of the host (read once per process; its devices only when asked). */
-export function hostFacts(withDevices: boolean): HostFacts {
-  facts ??= { capabilities: hostCapabilities(), arch: nativeArch(), kernel: release(), seccompDefault: defaultSeccompProfile() }
+export async function hostFacts(withDevices: boolean): Promise<HostFacts> {
+  facts ??= {
+    capabilities: hostCapabilities(), arch: nativeArch(), kernel: release(), seccompDefault: defaultSeccompProfile(),
+    missingArchitectures: await missingKernelArchitectures(`${RUN_DIR}/kernel-abis.json`),
+  }
   return withDevices ? { ...facts, devices: hostDevices() } : facts
 }
 
@@ -240,7 +243,7 @@ export async function confinementInput(spec: ContainerSpec, group: string | unde
   const resources: ResourcesInput = { ...(hc.resources ?? {}) }
   const out: Awaited<ReturnType<typeof confinementInput>> = {
     security,
-    host: hostFacts(privileged),
+    host: await hostFacts(privileged),
     resources,
     additionalGids: resolveGroups(hc.groupAdd ?? [], group),
   }

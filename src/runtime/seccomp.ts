@@ -11,7 +11,10 @@
  * Docker's words, which a schema library would not give.
  */
 import { readFileSync } from 'node:fs'
+import { release } from 'node:os'
+import { gunzipSync } from 'node:zlib'
 import { CairnError } from '../errors/index.js'
+import { writeFileAtomic } from '../util/fs.js'
 
 export interface SeccompArg {
   index: number
@@ -147,6 +150,50 @@ export interface SeccompContext {
   arch: string
   /** The kernel release (`uname -r`). */
   kernel: string
+  /**
+   * Secondary ABIs this kernel cannot run (`SCMP_ARCH_X32` without CONFIG_X86_X32_ABI): left out
+   * of the filter, since no process can make their system calls, and each ABI costs the runtime
+   * a third of the filter's compile time at every start.
+   */
+  missingArchitectures?: readonly string[]
+}
+
+/** Kernel options that provide the secondary ABIs a profile's archMap may name. */
+const ABI_OPTIONS: Record<string, string> = { SCMP_ARCH_X32: 'CONFIG_X86_X32_ABI', SCMP_ARCH_X86: 'CONFIG_IA32_EMULATION' }
+
+/**
+ * The secondary ABIs the running kernel was built without, from its configuration
+ * (/proc/config.gz, else /boot/config-RELEASE); none when the configuration cannot be read.
+ * The verdict is kept for the boot in `cacheFile` (reading the configuration takes a while).
+ */
+export async function missingKernelArchitectures(cacheFile?: string): Promise<string[]> {
+  let bootId = ''
+  try {
+    bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
+  } catch {
+    // no boot id: no cache
+  }
+  if (cacheFile !== undefined && bootId !== '') {
+    try {
+      const c = JSON.parse(readFileSync(cacheFile, 'utf8')) as { bootId?: string; missing?: string[] }
+      if (c.bootId === bootId && Array.isArray(c.missing)) return c.missing
+    } catch {
+      // not cached yet
+    }
+  }
+  let config: string | undefined
+  try {
+    config = gunzipSync(readFileSync('/proc/config.gz')).toString('utf8')
+  } catch {
+    try {
+      config = readFileSync(`/boot/config-${release()}`, 'utf8')
+    } catch {
+      config = undefined
+    }
+  }
+  const missing = config === undefined ? [] : Object.entries(ABI_OPTIONS).filter(([, opt]) => !new RegExp(`^${opt}=y$`, 'm').test(config)).map(([arch]) => arch)
+  if (cacheFile !== undefined && bootId !== '') await writeFileAtomic(cacheFile, `${JSON.stringify({ bootId, missing })}\n`).catch(() => undefined)
+  return missing
 }
 
 /**
@@ -163,7 +210,8 @@ export function seccompForSpec(profile: SeccompProfile, ctx: SeccompContext): Li
   if (profile.architectures && profile.architectures.length > 0) out.architectures = [...profile.architectures]
   else if (scmp !== undefined) {
     const m = (profile.archMap ?? []).find((a) => a.architecture === scmp)
-    if (m) out.architectures = [m.architecture, ...(m.subArchitectures ?? [])]
+    const missing = ctx.missingArchitectures ?? []
+    if (m) out.architectures = [m.architecture, ...(m.subArchitectures ?? []).filter((a) => !missing.includes(a))]
   }
   if (profile.flags && profile.flags.length > 0) out.flags = [...profile.flags]
   if (profile.listenerPath !== undefined && profile.listenerPath !== '') out.listenerPath = profile.listenerPath

@@ -188,6 +188,8 @@ export interface HostFacts {
   kernel: string
   /** Docker's default seccomp profile. */
   seccompDefault?: SeccompProfile
+  /** Secondary ABIs the kernel cannot run (left out of seccomp filters): `SCMP_ARCH_X32`. */
+  missingArchitectures?: readonly string[]
   /** The host's device nodes, which a privileged container gets. */
   devices?: readonly RuntimeDevice[]
 }
@@ -461,7 +463,7 @@ export function generateSpec(input: SpecInput): RuntimeSpec {
   if (wanted !== 'unconfined' && !(privileged && wanted === 'default')) {
     const profile = wanted === 'default' ? host?.seccompDefault : wanted
     if (profile === undefined || host === undefined) throw new TypeError('generateSpec: the default seccomp profile needs host.seccompDefault, host.arch and host.kernel')
-    const filter = seccompForSpec(profile, { capabilities: caps, arch: host.arch, kernel: host.kernel })
+    const filter = seccompForSpec(profile, { capabilities: caps, arch: host.arch, kernel: host.kernel, ...(host.missingArchitectures ? { missingArchitectures: host.missingArchitectures } : {}) })
     if (filter) spec.linux.seccomp = filter
   }
   if (input.sysctls && Object.keys(input.sysctls).length > 0) spec.linux.sysctl = { ...input.sysctls }

@@ -50,6 +50,10 @@ describe("Docker's default seccomp profile", () => {
     assert.equal(filter.defaultErrnoRet, 1)
     assert.deepEqual(filter.architectures, ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'])
     assert.deepEqual(seccompForSpec(profile, { capabilities: [], arch: 'arm64', kernel: '6.1' })?.architectures, ['SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM'])
+    // an ABI the kernel cannot run (no CONFIG_X86_X32_ABI) is left out; the native one never is
+    assert.deepEqual(seccompForSpec(profile, { capabilities: [], arch: 'amd64', kernel: '6.1', missingArchitectures: ['SCMP_ARCH_X32', 'SCMP_ARCH_X86_64'] })?.architectures,
+      ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86'])
+    assert.deepEqual(generateSpec({ ...base, host: { ...host, missingArchitectures: ['SCMP_ARCH_X32'] } }).linux.seccomp?.architectures, ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86'])
   })
 
   test('allows the ordinary calls, refuses the dangerous ones under the default capabilities', () => {
