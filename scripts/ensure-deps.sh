@@ -13,8 +13,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # Needed by tests that run without root (tar interop, xattrs, zstd layers).
 REQUIRED=(tar attr zstd)
 # Needed by the interop tests and benchmarks, which need root anyway (dockerd, debootstrap, netns);
-# `time` is GNU time, which the benchmarks read peak RSS from.
-ROOT_ONLY=(docker.io skopeo debootstrap busybox-static runc pigz iproute2 time docker-registry apache2-utils crun tmux curl tini gcc libc6-dev)
+# `time` is GNU time, which the benchmarks read peak RSS from; `tini` is what `--init` runs in a
+# container; gcc and libc6-dev build the static probe the confinement tests run inside containers.
+ROOT_ONLY=(docker.io skopeo debootstrap busybox-static runc pigz iproute2 time docker-registry apache2-utils crun tmux curl buildah netavark aardvark-dns iptables util-linux wrk tini gcc libc6-dev)
 
 log() { printf 'ensure-deps: %s\n' "$*" >&2; }
 

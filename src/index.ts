@@ -41,6 +41,8 @@ import { pushImage, type PushOptions, type PushResult } from './api/push.js'
 import { pullImage, type PullOptions, type PullResult } from './api/pull.js'
 import { login, logout, type LoginOptions, type LoginResult } from './api/login.js'
 import type { Credentials } from './remote/credentials.js'
+import { buildImage, type BuildOptions, type BuildResult } from './build/builder.js'
+import { buildCacheUsage, pruneBuildCache, type BuildCacheUsage, type BuilderPruneResult } from './build/cache.js'
 
 export interface CairnOptions {
   /** The store folder (default: /var/lib/cairn as root, else $XDG_DATA_HOME/cairn). */
@@ -70,7 +72,9 @@ export class Cairn {
   /** `cairn import`: a root filesystem tarball (path, or a stream) becomes a one-layer image. */
   async import(source: string | Readable, opts: ImportOptions = {}): Promise<ImportResult> {
     const stream = typeof source === 'string' ? await openInputFile(source) : source
-    const o: ImportOptions = typeof source === 'string' && opts.sourceName === undefined ? { ...opts, sourceName: source } : opts
+    const o: ImportOptions = { ...opts }
+    if (typeof source === 'string' && o.sourceName === undefined) o.sourceName = source
+    if ('size' in stream && typeof stream.size === 'number' && o.sourceSize === undefined) o.sourceSize = stream.size
     return importImage(this.store, stream, o)
   }
 
@@ -286,6 +290,23 @@ export class Cairn {
     return resumeContainer(this.store, container)
   }
 
+  // ---------------------------------------------------------------- builds
+
+  /** `cairn build`: a Dockerfile's target stage as an image, step by step, through the build cache. */
+  async build(opts: BuildOptions): Promise<BuildResult> {
+    return buildImage(this.store, opts)
+  }
+
+  /** `cairn builder prune` */
+  async pruneBuildCache(opts: { all?: boolean } = {}): Promise<BuilderPruneResult> {
+    return pruneBuildCache(this.store, opts)
+  }
+
+  /** The build cache's entries and bytes (for `system df`). */
+  buildCacheUsage(): BuildCacheUsage {
+    return buildCacheUsage(this.store)
+  }
+
   /** `cairn commit`: the container's changes as a new image (paused while read unless `pause: false`). */
   async commit(container: string, opts: CommitContainerOptions = {}): Promise<CommitResult> {
     return commitContainer(this.store, container, opts)
@@ -333,3 +354,7 @@ export { detectRuntime, OciRuntime } from './runtime/runtime.js'
 export { commitSnapshot, type CommitContainerOptions, type CommitOptions, type CommitResult, type CommitSource }
 export { openSnapshotter, unpackImage, snapshotChanges, snapshotLayer, type Snapshotter, type StorageDriver, type Mount } from './snapshot/index.js'
 export { mountAll, unmount } from './mount/index.js'
+export { commitImage, scratchConfig, type CommitImageInput } from './api/commit.js'
+export type { BuildOptions, BuildResult, BuildCacheUsage, BuilderPruneResult }
+export type { BuildEvent, BuildListener, StepRef } from './build/events.js'
+export { parseDockerfile, type Dockerfile, type Instruction, type Stage } from './build/dockerfile.js'

@@ -9,12 +9,12 @@ import { CairnError } from '../errors/index.js'
 import type { Digest } from '../oci/digest.js'
 import type { Compression } from '../oci/mediatype.js'
 import { MediaTypes } from '../oci/mediatype.js'
-import type { ContainerConfig, Descriptor } from '../oci/types.js'
-import { familiarString, parseRepositoryTag } from '../oci/reference.js'
+import { hostPlatform, type ContainerConfig, type Descriptor, type ImageConfig } from '../oci/types.js'
+import { familiarString, parseRepositoryTag, type Reference } from '../oci/reference.js'
 import { tarDirectory } from '../layer/diff.js'
 import type { TarHeaderInit } from '../layer/tar.js'
 import { snapshotLayer, type Snapshotter } from '../snapshot/index.js'
-import { stageLayerTar } from '../image/layerblob.js'
+import { stageLayerTar, type StagedLayer } from '../image/layerblob.js'
 import { buildManifest, layerDescriptor, manifestMediaType, serializeConfig, serializeManifest, type ManifestFormat } from '../image/manifest.js'
 import { commitConfig, EMPTY_TAR_DIFF_ID } from '../image/commitconfig.js'
 import type { ImageRecord, ImageStore, LayerInput } from '../image/store.js'
@@ -48,7 +48,6 @@ export interface CommitSource {
   key: string
   /** The container's effective config (image defaults with its run options). */
   container: ContainerConfig
-  containerId?: string
   /** The container's command line, recorded as `created_by`. */
   createdBy: string
   /** For `squash`: the container's merged tree, mounted. */
@@ -69,70 +68,129 @@ export async function commitSnapshot(store: ImageStore, src: CommitSource, opts:
   const created = opts.timestamp !== undefined ? new Date(opts.timestamp * 1000) : new Date()
   if (Number.isNaN(created.getTime())) throw new CairnError('INVALID_ARGUMENT', `invalid timestamp: ${String(opts.timestamp)}`)
   if (opts.squash && src.mergedDir === undefined) throw new CairnError('INVALID_ARGUMENT', 'squash needs the container\'s merged filesystem')
-  const parentConfig = await store.config(src.image)
-  const parentManifest = await store.manifest(src.image)
-  const format: ManifestFormat = opts.format ?? (src.image.manifestMediaType === MediaTypes.OciManifest ? 'oci' : 'docker')
-  const compression = opts.compression ?? 'none'
   const common = { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.timestamp !== undefined ? { timestamp: opts.timestamp } : {}) }
 
   emit(opts, { id: '', status: 'Committing' })
+  return commitImage(store, {
+    parent: src.image,
+    layer: (onEntry) => opts.squash
+      ? Promise.resolve(tarDirectory(src.mergedDir as string, { ...common, onEntry }))
+      : snapshotLayer(src.snapshotter, src.key, { ...common, onEntry }),
+    squash: opts.squash ?? false,
+    config: (parent, diffId) => commitConfig({
+      parent,
+      container: src.container,
+      createdBy: src.createdBy,
+      ...(opts.message !== undefined ? { message: opts.message } : {}),
+      ...(opts.author !== undefined ? { author: opts.author } : {}),
+      changes: opts.changes ?? [],
+      created,
+      ...(diffId !== undefined ? { diffId } : {}),
+      squash: opts.squash ?? false,
+    }),
+    ...(opts.compression !== undefined ? { compression: opts.compression } : {}),
+    ...(opts.format !== undefined ? { format: opts.format } : {}),
+    ...(ref ? { reference: ref } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.onProgress ? { onBytes: (n: number) => emit(opts, { id: '', status: 'Committing', current: n }) } : {}),
+  })
+}
+
+/** What `commitImage` makes a new image of. */
+export interface CommitImageInput {
+  /** The image below the new one; undefined for an image from scratch. */
+  parent?: ImageRecord
+  /**
+   * The new layer's uncompressed tar (`onEntry` must see each entry as it is written, so that
+   * its size is known); undefined for a change of the config alone (an `empty_layer` step).
+   */
+  layer?: (onEntry: (h: TarHeaderInit) => void) => Promise<Readable>
+  /**
+   * An empty layer (nothing changed) stays a layer (as BuildKit keeps a step's empty layer);
+   * by default it is dropped and the config's step says `empty_layer`.
+   */
+  keepEmptyLayer?: boolean
+  /** One layer holding everything: the parent's layers are not kept. */
+  squash?: boolean
+  /** The new config, from the parent's (undefined from scratch) and the new layer's diffID (undefined: no layer). */
+  config: (parent: ImageConfig, diffId: Digest | undefined) => ImageConfig
+  /** How the new layer is stored (default none: compressed at push). */
+  compression?: Compression
+  /** Manifest family; default: the parent image's (docker from scratch). */
+  format?: ManifestFormat
+  reference?: Reference
+  signal?: AbortSignal
+  onBytes?: (n: number) => void
+}
+
+/** The config an image from scratch starts from. */
+export function scratchConfig(): ImageConfig {
+  const p = hostPlatform()
+  return { architecture: p.architecture, ...(p.variant !== undefined ? { variant: p.variant } : {}), os: p.os, rootfs: { type: 'layers', diff_ids: [] } }
+}
+
+/**
+ * The one way a new image is made on top of another: its layer streamed into the content
+ * store (tar → diffID hash → optional compression → digest hash), then its config and manifest,
+ * recorded in one transaction with the parent image as its parent. Used by `commit` and `build`.
+ */
+export async function commitImage(store: ImageStore, input: CommitImageInput): Promise<CommitResult> {
+  const parentConfig = input.parent ? await store.config(input.parent) : scratchConfig()
+  const parentManifest = input.parent ? await store.manifest(input.parent) : undefined
+  const format: ManifestFormat = input.format ?? (input.parent?.manifestMediaType === MediaTypes.OciManifest ? 'oci' : 'docker')
+  const compression = input.compression ?? 'none'
+
   // the layer's size as Docker counts it, added up from the entries as they are written
   let size = 0
   const onEntry = (h: TarHeaderInit): void => {
     if (h.type === 'file') size += h.size ?? 0
     else if (h.type === 'symlink') size += Buffer.byteLength(h.linkname ?? '')
   }
-  const tar: Readable = opts.squash
-    ? tarDirectory(src.mergedDir as string, { ...common, onEntry })
-    : await snapshotLayer(src.snapshotter, src.key, { ...common, onEntry })
-  const layer = await stageLayerTar(store.content, tar, {
-    compression,
-    ...(opts.signal ? { signal: opts.signal } : {}),
-    ...(opts.onProgress ? { onBytes: (n: number) => emit(opts, { id: '', status: 'Committing', current: n }) } : {}),
-  })
-  const empty = layer.diffId === EMPTY_TAR_DIFF_ID && !opts.squash
-  if (empty) await store.content.discard(layer.staged)
-
-  const config = commitConfig({
-    parent: parentConfig,
-    container: src.container,
-    ...(src.containerId !== undefined ? { containerId: src.containerId } : {}),
-    createdBy: src.createdBy,
-    ...(opts.message !== undefined ? { message: opts.message } : {}),
-    ...(opts.author !== undefined ? { author: opts.author } : {}),
-    changes: opts.changes ?? [],
-    created,
-    ...(empty ? {} : { diffId: layer.diffId }),
-    squash: opts.squash ?? false,
-  })
-
-  const layers: LayerInput[] = []
-  if (!opts.squash) {
-    for (const [i, d] of parentManifest.layers.entries()) {
-      const diffId = parentConfig.rootfs.diff_ids[i]
-      const stored = diffId ? store.layerByDigest(d.digest) : undefined
-      if (!diffId || !stored) throw new CairnError('STORE_CORRUPT', `layer ${d.digest} of ${src.image.id} has no record in the store`)
-      layers.push({ descriptor: sameFamily(d, format), diffId, size: stored.size, diffSize: stored.diffSize })
+  let layer: StagedLayer | undefined
+  if (input.layer) {
+    layer = await stageLayerTar(store.content, await input.layer(onEntry), {
+      compression,
+      ...(input.signal ? { signal: input.signal } : {}),
+      ...(input.onBytes ? { onBytes: input.onBytes } : {}),
+    })
+    if (layer.diffId === EMPTY_TAR_DIFF_ID && !input.squash && !input.keepEmptyLayer) {
+      await store.content.discard(layer.staged)
+      layer = undefined
     }
   }
-  if (!empty) {
-    layers.push({ descriptor: layerDescriptor(format, compression, layer.staged), diffId: layer.diffId, size, diffSize: layer.diffSize, staged: layer.staged })
+  try {
+    const config = input.config(parentConfig, layer?.diffId)
+    const layers: LayerInput[] = []
+    if (!input.squash && input.parent && parentManifest) {
+      for (const [i, d] of parentManifest.layers.entries()) {
+        const diffId = parentConfig.rootfs.diff_ids[i]
+        const stored = diffId ? store.layerByDigest(d.digest) : undefined
+        if (!diffId || !stored) throw new CairnError('STORE_CORRUPT', `layer ${d.digest} of ${input.parent.id} has no record in the store`)
+        layers.push({ descriptor: sameFamily(d, format), diffId, size: stored.size, diffSize: stored.diffSize })
+      }
+    }
+    if (layer) {
+      layers.push({ descriptor: layerDescriptor(format, compression, layer.staged), diffId: layer.diffId, size, diffSize: layer.diffSize, staged: layer.staged })
+    }
+    const configStaged = await store.content.stageBytes(serializeConfig(config))
+    const manifestStaged = await store.content.stageBytes(serializeManifest(buildManifest(format, configStaged, layers.map((l) => l.descriptor))))
+    const res = store.addImage({
+      manifest: manifestStaged,
+      manifestMediaType: manifestMediaType(format),
+      config: configStaged,
+      configJson: config,
+      layers,
+      ...(input.parent ? { parent: input.parent.id } : {}),
+      ...(input.reference ? { tags: [input.reference] } : {}),
+    })
+    const out: CommitResult = { id: res.id, size: layer ? size : 0 }
+    if (layer) out.diffId = layer.diffId
+    if (input.reference) out.tag = familiarString(input.reference)
+    return out
+  } catch (err) {
+    if (layer) await store.content.discard(layer.staged).catch(() => undefined)
+    throw err
   }
-  const configStaged = await store.content.stageBytes(serializeConfig(config))
-  const manifestStaged = await store.content.stageBytes(serializeManifest(buildManifest(format, configStaged, layers.map((l) => l.descriptor))))
-  const res = store.addImage({
-    manifest: manifestStaged,
-    manifestMediaType: manifestMediaType(format),
-    config: configStaged,
-    configJson: config,
-    layers,
-    parent: src.image.id,
-    ...(ref ? { tags: [ref] } : {}),
-  })
-  const out: CommitResult = { id: res.id, size: empty ? 0 : size }
-  if (!empty) out.diffId = layer.diffId
-  if (ref) out.tag = familiarString(ref)
-  return out
 }
 
 /** A parent layer's descriptor in the new manifest's media-type family (same blob). */

@@ -171,7 +171,8 @@ async function loadDocker(store: ImageStore, archive: ArchiveDir, opts: Operatio
   const cache: LayerCache = { facts: new Map(), staged: new Set() }
   const result: LoadResult = { images: [] }
   for (const entry of entries) {
-    if (typeof entry?.Config !== 'string' || !Array.isArray(entry.Layers)) throw new CairnError('INVALID_ARCHIVE', 'invalid archive: a manifest.json entry lacks Config or Layers')
+    if (typeof entry?.Config !== 'string' || !isStringList(entry.Layers)) throw new CairnError('INVALID_ARCHIVE', 'invalid archive: a manifest.json entry lacks Config or Layers')
+    if (entry.RepoTags !== undefined && entry.RepoTags !== null && !isStringList(entry.RepoTags)) throw new CairnError('INVALID_ARCHIVE', 'invalid archive: a manifest.json entry has RepoTags that are not a list of names')
     const { value: config, bytes: configBytes } = await archive.json<ImageConfig>(entry.Config)
     const diffIds = validateConfig(config, entry.Config)
     if (diffIds.length !== entry.Layers.length) {
@@ -206,9 +207,9 @@ async function loadDocker(store: ImageStore, archive: ArchiveDir, opts: Operatio
 
 async function loadOci(store: ImageStore, archive: ArchiveDir, opts: OperationOptions): Promise<LoadResult> {
   const { value: layout } = await archive.json<{ imageLayoutVersion?: string }>('oci-layout')
-  if (typeof layout.imageLayoutVersion !== 'string') throw new CairnError('INVALID_ARCHIVE', 'invalid archive: oci-layout lacks imageLayoutVersion')
+  if (typeof layout?.imageLayoutVersion !== 'string') throw new CairnError('INVALID_ARCHIVE', 'invalid archive: oci-layout lacks imageLayoutVersion')
   const { value: index } = await archive.json<ImageIndex>('index.json')
-  if (!Array.isArray(index.manifests)) throw new CairnError('INVALID_ARCHIVE', 'invalid archive: index.json has no manifests')
+  if (!isDescriptorList(index?.manifests)) throw new CairnError('INVALID_ARCHIVE', 'invalid archive: index.json has no manifests')
   const cache: LayerCache = { facts: new Map(), staged: new Set() }
   const result: LoadResult = { images: [] }
   const blobPath = (d: Digest): string => {
@@ -228,6 +229,7 @@ async function loadOci(store: ImageStore, archive: ArchiveDir, opts: OperationOp
     if (!isIndexMediaType(desc.mediaType)) return desc
     if (depth > 4) throw new CairnError('INVALID_ARCHIVE', 'invalid archive: indexes nested too deeply')
     const { value: sub } = await readBlobJson<ImageIndex>(desc)
+    if (!isDescriptorList(sub?.manifests)) throw new CairnError('INVALID_ARCHIVE', `invalid archive: index ${desc.digest} has no manifests`)
     const host = hostPlatform()
     const candidates = sub.manifests.filter((m) => !m.platform || (m.platform.os === host.os && m.platform.architecture === host.architecture))
     for (const c of candidates) {
@@ -240,12 +242,13 @@ async function loadOci(store: ImageStore, archive: ArchiveDir, opts: OperationOp
     const desc = await pick(top, 0)
     if (!desc) throw new CairnError('INVALID_ARCHIVE', `invalid archive: no manifest for ${hostPlatform().os}/${hostPlatform().architecture} in ${top.digest}`)
     const { value: manifest, bytes: manifestBytes } = await readBlobJson<ImageManifest>(desc)
-    if (!manifest.config || !Array.isArray(manifest.layers)) throw new CairnError('INVALID_ARCHIVE', `invalid archive: ${desc.digest} is not an image manifest`)
+    if (!isObject(manifest) || !isObject(manifest.config) || !isDescriptorList(manifest.layers)) throw new CairnError('INVALID_ARCHIVE', `invalid archive: ${desc.digest} is not an image manifest`)
     const { value: config, bytes: configBytes } = await readBlobJson<ImageConfig>(manifest.config)
     const diffIds = validateConfig(config, manifest.config.digest)
     if (diffIds.length !== manifest.layers.length) throw new CairnError('INVALID_ARCHIVE', `invalid archive: the config lists ${diffIds.length} layers, the manifest ${manifest.layers.length}`)
     const layers: LayerInput[] = []
     for (const [i, l] of manifest.layers.entries()) {
+      if (!isDigest(l.digest)) throw new CairnError('INVALID_ARCHIVE', `invalid archive: ${desc.digest} lists a layer with a bad digest`)
       const short = digestHex(l.digest).slice(0, 12)
       const { facts, staged } = await layerFromFile(store, archive.resolve(blobPath(l.digest)), cache, short, opts)
       if (facts.digest !== l.digest) throw new CairnError('DIGEST_INVALID', `invalid archive: layer ${l.digest} has digest ${facts.digest}`)
@@ -274,9 +277,9 @@ function dockerLayerType(mediaType: string): string {
 function ociTags(desc: Descriptor): Reference[] {
   const a = desc.annotations ?? {}
   const full = a['io.containerd.image.name']
-  if (full) return [parseTag(full)]
+  if (typeof full === 'string' && full !== '') return [parseTag(full)]
   const refName = a['org.opencontainers.image.ref.name']
-  if (refName && /[/:]/.test(refName)) {
+  if (typeof refName === 'string' && /[/:]/.test(refName)) {
     try {
       return [parseTag(refName)]
     } catch {
@@ -291,6 +294,19 @@ function parseTag(name: string): Reference {
   if (ref.digest !== undefined && ref.tag === undefined) throw new CairnError('INVALID_ARCHIVE', `invalid archive: ${name} is not a tag`)
   const out: Reference = { domain: ref.domain, path: ref.path, tag: ref.tag ?? 'latest' }
   return out
+}
+
+// JSON from an archive is untrusted: shapes are checked before use
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+function isStringList(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((x) => typeof x === 'string')
+}
+
+function isDescriptorList(v: unknown): v is Descriptor[] {
+  return Array.isArray(v) && v.every((d) => isObject(d) && (d.annotations === undefined || isObject(d.annotations)))
 }
 
 function validateConfig(config: ImageConfig, name: string): Digest[] {

@@ -78,11 +78,36 @@ export async function volumesDiskUsage(_store: ImageStore): Promise<VolumeUsage[
 }
 
 /**
- * The build cache. Cairn does not build images yet: the seam where the build cache's records go
- * when it does.
+ * The build cache (`cairn build`'s steps, the `build_cache` table): a record per cached step, its
+ * size that of the layer the step added, `shared` when an image that is kept (tagged, or used by
+ * a container) stands on that layer. The total counts each layer once.
  */
-export async function buildCacheDiskUsage(_store: ImageStore): Promise<{ records: BuildCacheUsage[]; size: number }> {
-  return { records: [], size: 0 }
+export async function buildCacheDiskUsage(store: ImageStore): Promise<{ records: BuildCacheUsage[]; size: number }> {
+  const rows = store.db.prepare('SELECT key, image_id, parent, created, last_used FROM build_cache ORDER BY created').all() as
+    { key: string; image_id: Digest; parent: Digest | null; created: number; last_used: number }[]
+  if (rows.length === 0) return { records: [], size: 0 }
+  const sizes = new Map(store.layers().map((l) => [l.chainId, l.size]))
+  const kept = new Set<Digest>()
+  for (const img of store.list()) {
+    if (img.tags.length === 0 && img.repoDigests.length === 0 && store.containerUsers(img.id).length === 0) continue
+    for (const c of store.imageChains(img.id)) kept.add(c)
+  }
+  const counted = new Set<Digest>()
+  let total = 0
+  const records = rows.map((r): BuildCacheUsage => {
+    const top = store.imageChains(r.image_id).at(-1)
+    const below = r.parent !== null ? store.imageChains(r.parent).at(-1) : undefined
+    const size = top !== undefined && top !== below ? sizes.get(top) ?? 0 : 0
+    if (top !== undefined && top !== below && !counted.has(top)) {
+      counted.add(top)
+      total += size
+    }
+    return {
+      id: r.key.slice(0, 25), type: 'regular', size, created: new Date(r.created), lastUsed: new Date(r.last_used),
+      usageCount: 1, inUse: false, shared: top !== undefined && kept.has(top),
+    }
+  })
+  return { records, size: total }
 }
 
 /** `docker system df`: images with their shared and unique bytes, containers, volumes, build cache. */

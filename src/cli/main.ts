@@ -21,6 +21,7 @@ const Modules = {
   remote: async (): Promise<Register> => (await import('./remote.js')).registerRemoteCommands,
   system: async (): Promise<Register> => (await import('./system.js')).registerSystemCommands,
   network: async (): Promise<Register> => (await import('./network.js')).registerNetworkCommands,
+  build: async (): Promise<Register> => (await import('./build.js')).registerBuildCommands,
 } as const
 type ModuleName = keyof typeof Modules
 const ALL = Object.keys(Modules) as ModuleName[]
@@ -34,6 +35,7 @@ const NEEDS: Record<string, ModuleName[]> = {
   commit: ['containers', 'commit'],
   registry: ['registry'],
   login: ['remote'], logout: ['remote'], push: ['remote'], pull: ['remote'],
+  build: ['build'], builder: ['build'],
   ...Object.fromEntries(CONTAINER_VERBS.map((v) => [v, ['containers'] as ModuleName[]])),
 }
 

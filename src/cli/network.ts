@@ -6,7 +6,7 @@ import { shortId } from '../util/format.js'
 import { collect, withStore } from './context.js'
 import { printError } from './errors.js'
 import { printInspect } from './inspect.js'
-import { confirm } from './images.js'
+import { confirm } from './prompt.js'
 import { formatWrite, goContext } from './template.js'
 
 const api = (): Promise<typeof import('../api/networks.js')> => import('../api/networks.js')

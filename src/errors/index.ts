@@ -40,6 +40,8 @@ export const ErrorCodes = {
   // a container's command: not found (Docker's exit code 127), found but not executable (126)
   COMMAND_NOT_FOUND: 'COMMAND_NOT_FOUND',
   COMMAND_NOT_EXECUTABLE: 'COMMAND_NOT_EXECUTABLE',
+  /** A build step failed (a RUN's command exited non-zero); its exit code is in `detail`. */
+  BUILD_FAILED: 'BUILD_FAILED',
 } as const
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

@@ -3,6 +3,10 @@
  * container's runtime settings (and `-c` changes) as the new defaults, one more history entry
  * (`created_by` the container's command, `comment` from -m, `author` from -a), and one more
  * diffID, unless the change was empty, in which case the history entry says `empty_layer`.
+ *
+ * Nothing that names the container goes in (no `container`, no `container_config`, an empty
+ * `Hostname`), as BuildKit and Docker 25 and later write configs: two containers with the same
+ * change, committed with the same timestamp, give the same image ID.
  */
 import type { Digest } from '../oci/digest.js'
 import type { ContainerConfig, HistoryEntry, ImageConfig } from '../oci/types.js'
@@ -15,7 +19,6 @@ export interface CommitConfigInput {
   parent: ImageConfig
   /** The container's effective config (image defaults merged with run options). */
   container: ContainerConfig
-  containerId?: string
   /** The container's command line, for `created_by`. */
   createdBy: string
   message?: string
@@ -31,6 +34,9 @@ export interface CommitConfigInput {
 export function commitConfig(input: CommitConfigInput): ImageConfig {
   const created = input.created.toISOString()
   const config = applyChanges(input.container, input.changes ?? [])
+  // the hostname a container was given is its own ID unless set: not the image's business
+  if (config.Hostname !== undefined) config.Hostname = ''
+  if (config.Domainname !== undefined) config.Domainname = ''
   const entry: HistoryEntry = { created, created_by: input.createdBy }
   if (input.author) entry.author = input.author
   if (input.message) entry.comment = input.message
@@ -48,7 +54,6 @@ export function commitConfig(input: CommitConfigInput): ImageConfig {
     ...(input.author ? { author: input.author } : {}),
     ...(input.message ? { comment: input.message } : {}),
     config,
-    ...(input.containerId ? { container: input.containerId, container_config: input.container } : {}),
     created,
     history,
     rootfs: { type: 'layers', diff_ids: diffIds },

@@ -1,7 +1,7 @@
 /**
  * Layer compression: detection by magic bytes, streaming (de)compression for
  * gzip and zstd. zstd uses node:zlib when this Node has it (22.15+), else the
- * `zstd-napi` package.
+ * `zstd-napi` package; either way the zstd framing is checked by Cairn (zstdframe.ts).
  */
 import { createRequire } from 'node:module'
 import { availableParallelism } from 'node:os'
@@ -10,6 +10,7 @@ import { pipeline } from 'node:stream/promises'
 import * as zlib from 'node:zlib'
 import { CairnError, isCairnError, throwIfAborted } from '../errors/index.js'
 import type { Compression } from '../oci/mediatype.js'
+import { CheckedZstdDecompress } from './zstdframe.js'
 
 export type { Compression } from '../oci/mediatype.js'
 
@@ -108,8 +109,9 @@ export function decompressor(compression: Compression): Transform {
     case 'gzip':
       return zlib.createGunzip()
     case 'zstd': {
+      // Cairn reads the framing: a decompressor may take a truncated stream for a whole one
       const native = nodeZstd()
-      return native ? native.createZstdDecompress() : new (loadZstdNapi().DecompressStream)()
+      return new CheckedZstdDecompress(native ? () => native.createZstdDecompress() : () => new (loadZstdNapi().DecompressStream)())
     }
     default:
       throw new CairnError('INVALID_ARGUMENT', `unknown compression ${JSON.stringify(compression as string)}`)

@@ -170,6 +170,28 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE containers ADD COLUMN auto_remove INTEGER NOT NULL DEFAULT 0;
   CREATE INDEX containers_state ON containers(state);
   `,
+  `
+  -- the build cache (src/build): a step's result (an image, usually an untagged intermediate
+  -- one) by the key of its inputs: the image it ran on, the instruction with the args and env
+  -- it sees, and for COPY/ADD the checksums of the files it copies
+  CREATE TABLE build_cache (
+    key TEXT PRIMARY KEY,
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    parent TEXT,                      -- the image the step ran on (NULL: from scratch)
+    description TEXT NOT NULL,        -- the instruction, as the build printed it
+    created INTEGER NOT NULL,         -- ms since epoch
+    last_used INTEGER NOT NULL
+  );
+  CREATE INDEX build_cache_image ON build_cache(image_id);
+
+  -- content checksums of context files, by path and stat (inode, size, mtime, ctime), so that an
+  -- unchanged file is not read again by the next build; the cache keys hold the checksums
+  CREATE TABLE build_file_hashes (
+    key TEXT PRIMARY KEY,             -- host path NUL dev:ino:size:mtime:ctime
+    digest TEXT NOT NULL,
+    used INTEGER NOT NULL             -- ms since epoch
+  );
+  `,
 ]
 
 export function openDatabase(path: string): DB {

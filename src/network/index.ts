@@ -203,6 +203,11 @@ export class NetworkManager {
     }
   }
 
+  /** Once no container on the host has a bridge network, netavark's shared chains go too (see netavark.ts). */
+  async removeIdleChains(): Promise<void> {
+    if (this.leases.live().length === 0) await this.netavark.removeIdleChains()
+  }
+
   /**
    * Connects a running container to one more network (`network connect`): an address, an
    * interface named after the ones it has, netavark's setup for that network alone. Returns the
@@ -278,7 +283,7 @@ export class NetworkManager {
    * Idempotent, and works from the record alone (after a crash, or a reboot that already took the
    * namespace and the rules).
    */
-  async detach(containerId: string, attachment: Attachment | undefined): Promise<void> {
+  async detach(containerId: string, attachment: Attachment | undefined, opts: { idleCleanup?: boolean } = {}): Promise<void> {
     const errors: unknown[] = []
     if (attachment?.netavarkOptions !== undefined && attachment.netnsPath !== undefined) {
       await this.netavark.teardown(attachment.netnsPath, attachment.netavarkOptions as NetavarkOptions).catch((err: unknown) => {
@@ -288,7 +293,7 @@ export class NetworkManager {
     }
     if (attachment?.ownNetns !== undefined) await deleteNetns(attachment.ownNetns).catch((err: unknown) => errors.push(err))
     this.leases.release(containerId)
-    if (attachment?.netavarkOptions !== undefined && this.leases.live().length === 0) await this.netavark.removeIdleChains()
+    if (attachment?.netavarkOptions !== undefined && (opts.idleCleanup ?? true)) await this.removeIdleChains()
     if (errors.length > 0) throw errors[0]
   }
 }

@@ -83,6 +83,22 @@ for (const driver of ['overlay', 'native'] as StorageDriver[]) {
       assert.match((await cs.cliOk(['images'])).stdout, new RegExp(`<none>\\s+<none>\\s+${id.slice(7, 19)}`))
     })
 
+    test('SOURCE_DATE_EPOCH: two containers with the same change commit to the same image ID (no container ID or hostname in the config)', async (t) => {
+      if (!(await requireContainers(t)) || !cs) return
+      const ids: string[] = []
+      for (const name of ['same-a', 'same-b']) {
+        await cs.cliOk(['run', '--name', name, 'busybox', 'sh', '-c', 'echo same > /same'])
+        ids.push((await cs.cliOk(['commit', name], { env: { ...process.env, SOURCE_DATE_EPOCH: '1700000000' } })).stdout.trim())
+        await new Promise((r) => setTimeout(r, 1100)) // different wall-clock mtimes
+      }
+      assert.equal(ids[0], ids[1])
+      const cfg = JSON.parse((await sh('cat', [`${cs.root}/blobs/sha256/${(ids[0] as string).slice(7)}`])).stdout) as Record<string, unknown> & { config: { Hostname?: string } }
+      assert.equal(cfg['container'], undefined)
+      assert.equal(cfg['container_config'], undefined)
+      assert.equal(cfg.config.Hostname ?? '', '')
+      await cs.cliOk(['rm', 'same-a', 'same-b'])
+    })
+
     test('a container writing continuously is paused during commit: the layer untars cleanly', async (t) => {
       if (!(await requireContainers(t)) || !cs) return
       await cs.cliOk(['run', '-d', '--name', 'writer', 'busybox', 'sh', '-c', 'mkdir /data; i=0; while true; do echo "$i $i $i $i" > /data/f$((i % 50)); i=$((i+1)); done'])

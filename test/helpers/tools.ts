@@ -24,6 +24,10 @@ export const Tools = {
   tar: '/bin/tar',
   /** util-linux (essential) */
   setpriv: '/usr/bin/setpriv',
+  /** netavark (container networks) */
+  netavark: '/usr/lib/podman/netavark',
+  /** aardvark-dns (names on user networks) */
+  aardvark: '/usr/lib/podman/aardvark-dns',
 } as const
 
 export type ToolName = keyof typeof Tools

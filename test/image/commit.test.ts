@@ -59,7 +59,7 @@ for (const driver of ['overlay', 'native'] as StorageDriver[]) {
       })
       const res = await commitSnapshot(cairn.store, {
         image: cairn.store.get(baseId)!, snapshotter: snap, key: 'vim',
-        container: { Cmd: ['/bin/bash'], Env: ['PATH=/usr/bin:/bin'] }, containerId: 'eba4a23b97c9'.padEnd(64, '0'), createdBy: '/bin/bash',
+        container: { Cmd: ['/bin/bash'], Env: ['PATH=/usr/bin:/bin'], Hostname: 'eba4a23b97c9' }, createdBy: '/bin/bash',
       }, { message: 'ubuntu install vim', author: 'huzd', reference: 'ubuntuwithvim:1.0.0' })
       assert.match(res.id, /^sha256:[a-f0-9]{64}$/)
       const [row] = cairn.images({ reference: 'ubuntuwithvim:1.0.0' })

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises'
 import { describe, it } from 'node:test'
 import { gzipSync } from 'node:zlib'
 import { runOk } from '../helpers/exec.js'
-import { compressStream, decompressStream, detectCompression, sniffCompression, zstdBackend, type Compression } from '../../src/layer/compression.js'
+import { compressStream, decompressor, decompressStream, detectCompression, sniffCompression, zstdBackend, type Compression } from '../../src/layer/compression.js'
 import { chunked, collect, rejectsWithCode, tempDir } from './helpers.js'
 
 async function compress(data: Buffer, compression: Compression, level?: number): Promise<Buffer> {
@@ -16,6 +16,13 @@ async function compress(data: Buffer, compression: Compression, level?: number):
     for await (const c of source) chunks.push(c)
   })
   return Buffer.concat(chunks)
+}
+
+/** A zstd block header: last-block flag, type (0 raw, 1 RLE, 2 compressed, 3 reserved), size. */
+function blockHeader(last: boolean, type: number, size: number): Buffer {
+  const b = Buffer.alloc(3)
+  b.writeUIntLE((size << 3) | (type << 1) | (last ? 1 : 0), 0, 3)
+  return b
 }
 
 // Compressible but not trivial: text with random bits.
@@ -90,6 +97,41 @@ describe('layer compression', () => {
     await rejectsWithCode(collect(decompressStream(Readable.from([gz.subarray(0, gz.length - 20)]))), 'INVALID_LAYER', /gzip/)
     const zst = await compress(DATA, 'zstd')
     await rejectsWithCode(collect(decompressStream(Readable.from([zst.subarray(0, zst.length - 20)]))), 'INVALID_LAYER', /zstd/)
+  })
+
+  it('fails with INVALID_LAYER on a zstd stream cut anywhere, whatever the decompressor says', async () => {
+    // Node.js 22's built-in zstd decompresses a stream cut inside its checksum to all the data,
+    // and one cut earlier to nothing, without an error: Cairn checks the framing itself
+    const zst = await compress(DATA, 'zstd')
+    const cuts = [1, 2, 3, 4, 5, 20, 100, Math.floor(zst.length / 2), zst.length - 5, zst.length - 4] // (shorter than the magic it is not zstd)
+    for (const cut of cuts) {
+      await rejectsWithCode(collect(decompressStream(chunked(zst.subarray(0, zst.length - cut), 4096))), 'INVALID_LAYER', /zstd/)
+      await rejectsWithCode(collect(decompressor('zstd').end(zst.subarray(0, zst.length - cut))), 'INVALID_LAYER', /zstd/)
+    }
+    // a whole stream followed by a second one cut short
+    await rejectsWithCode(collect(decompressStream(Readable.from([zst, zst.subarray(0, 10)]))), 'INVALID_LAYER', /truncated/)
+    await rejectsWithCode(collect(decompressor('zstd').end(Buffer.alloc(0))), 'INVALID_LAYER', /no zstd frame/)
+  })
+
+  it('reads zstd frames of every block type, several frames and skippable frames', async () => {
+    // hand-made frames: single segment, 1-byte content size, no checksum
+    const raw = Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x20, 5]), blockHeader(true, 0, 5), Buffer.from('hello')])
+    const rle = Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x20, 7]), blockHeader(false, 1, 4), Buffer.from('x'), blockHeader(true, 1, 3), Buffer.from('y')])
+    const skippable = Buffer.concat([Buffer.from([0x5e, 0x2a, 0x4d, 0x18, 3, 0, 0, 0]), Buffer.from('abc')])
+    const zst = await compress(DATA, 'zstd')
+    const small = Buffer.concat([raw, skippable, rle])
+    for (const size of [1, 7]) assert.deepEqual(await collect(decompressStream(chunked(small, size))), Buffer.from('helloxxxxyyy'))
+    const all = Buffer.concat([small, zst, zst])
+    for (const size of [999, 4096]) {
+      assert.deepEqual(await collect(decompressStream(chunked(all, size))), Buffer.concat([Buffer.from('helloxxxxyyy'), DATA, DATA]))
+    }
+    // a frame that decompresses to other than its declared size
+    const lying = Buffer.from(raw)
+    lying[5] = 6
+    await rejectsWithCode(collect(decompressStream(Readable.from([lying]))), 'INVALID_LAYER', /zstd/)
+    // reserved block type, and a bad magic after a good frame
+    await rejectsWithCode(collect(decompressStream(Readable.from([Buffer.concat([raw.subarray(0, 6), blockHeader(true, 3, 0)])]))), 'INVALID_LAYER', /reserved block type/)
+    await rejectsWithCode(collect(decompressStream(Readable.from([Buffer.concat([raw, Buffer.from('nope')])]))), 'INVALID_LAYER', /magic/)
   })
 
   it('honours an AbortSignal', async () => {

@@ -88,6 +88,10 @@ describe('crash safety (SIGKILL)', () => {
         }
       }
       const workers = [0, 1, 2, 3, 4, 5].map(pusher)
+      // on a loaded machine (or under coverage) the first push may take longer than the jitter:
+      // the kill waits for one to be acknowledged in this round (at most 30 s), then the jitter
+      const before = acknowledged.length
+      for (const deadline = Date.now() + 30_000; acknowledged.length === before && Date.now() < deadline;) await sleep(20)
       await sleep(250 + round * 100)
       await reg.kill()
       running = false

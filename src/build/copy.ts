@@ -1,0 +1,492 @@
+/**
+ * COPY and ADD without a container: the sources are found (globs, .dockerignore, symlinks kept
+ * inside their root), checksummed by content for the cache key, and written straight into the
+ * new layer's tar under the destination (resolved in the image below, whose symlinks are
+ * followed inside its root, as a process there would). ADD also unpacks a local tar archive
+ * and downloads a URL.
+ */
+import { createHash } from 'node:crypto'
+import { closeSync, constants, createReadStream, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, statSync, type Stats } from 'node:fs'
+import { posix, relative } from 'node:path'
+import type { Readable } from 'node:stream'
+import { CairnError, isErrno } from '../errors/index.js'
+import { writeTar, readTar, type TarEntryInput, type TarHeaderInit } from '../layer/tar.js'
+import { decompressStream } from '../layer/compression.js'
+import { resolveInRoot } from '../layer/path.js'
+import { sortByUtf8 } from '../util/sort.js'
+import { parseGroup, parsePasswd } from '../runtime/user.js'
+
+/** Where COPY reads from: the context (with its ignore rules) or another image's tree. */
+export interface SourceRoot {
+  dir: string
+  kind: 'context' | 'image'
+  ignored?: (rel: string) => boolean
+  hasExceptions?: boolean
+}
+
+/** One file or folder a COPY names, and everything under it. */
+export interface Source {
+  /** The pattern as given (for messages). */
+  pattern: string
+  /** Path relative to the root (`''` for the root itself). */
+  rel: string
+  host: string
+  st: Stats
+  /** A file downloaded for ADD (mode 0600, named from the URL). */
+  download?: boolean
+  /** A local archive ADD unpacks. */
+  archive?: boolean
+}
+
+export interface TreeEntry {
+  /** Path relative to the source (`''` for the source itself). */
+  rel: string
+  host: string
+  st: Stats
+}
+
+const GLOB = /[*?[]/
+
+function notFound(pattern: string): CairnError {
+  return new CairnError('INVALID_ARGUMENT', `file not found in build context or excluded by .dockerignore: stat ${pattern}: file does not exist`)
+}
+
+function forbidden(pattern: string, why = ''): CairnError {
+  return new CairnError('UNSAFE_PATH', `forbidden path outside the build context: ${pattern}${why ? ` (${why})` : ''}`)
+}
+
+/** Go's filepath.Match for one path segment. */
+export function matchSegment(pattern: string, name: string): boolean {
+  let re = '^'
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i] as string
+    if (c === '*') re += '[^/]*'
+    else if (c === '?') re += '[^/]'
+    else if (c === '[') {
+      const end = pattern.indexOf(']', i + 2)
+      if (end < 0) throw new CairnError('INVALID_ARGUMENT', `syntax error in pattern ${pattern}`)
+      let body = pattern.slice(i + 1, end)
+      if (body.startsWith('^') || body.startsWith('!')) body = `^${body.slice(1)}`
+      re += `[${body.replace(/\\(?!\])/g, '\\\\')}]`
+      i = end
+    } else if (c === '\\' && i + 1 < pattern.length) re += (pattern[++i] as string).replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')
+    else re += c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')
+  }
+  return new RegExp(`${re}$`).test(name)
+}
+
+/** A source path made relative to its root; `..` that would leave it is refused. */
+export function cleanSource(pattern: string): string {
+  const n = posix.normalize(pattern.replace(/^\/+/, '') || '.')
+  if (n === '..' || n.startsWith('../')) throw forbidden(pattern)
+  return n === '.' ? '' : n.replace(/\/$/, '')
+}
+
+/** The host path of `rel` under the root: a context path must stay inside it; an image's is resolved as inside it. */
+function hostOf(root: SourceRoot, rel: string, pattern: string): string {
+  if (root.kind === 'image') return resolveInRoot(root.dir, rel.split('/'))
+  const host = rel === '' ? root.dir : `${root.dir}/${rel}`
+  let real: string
+  try {
+    real = realpathSync(host)
+  } catch (err) {
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) {
+      // a dangling symlink on the way: refuse one that points out, else it is just missing
+      try {
+        const l = lstatSync(host)
+        if (l.isSymbolicLink()) {
+          const target = readlinkSync(host)
+          const abs = posix.resolve(posix.dirname(host), target)
+          if (!isInsideDir(realpathSync(root.dir), abs)) throw forbidden(pattern, `${rel} -> ${target}`)
+        }
+      } catch (e) {
+        if (e instanceof CairnError) throw e
+      }
+      throw notFound(pattern)
+    }
+    throw err
+  }
+  const top = realpathSync(root.dir)
+  if (!isInsideDir(top, real)) throw forbidden(pattern, `${rel} -> ${real}`)
+  return real
+}
+
+function isInsideDir(root: string, p: string): boolean {
+  const r = relative(root, p)
+  return r === '' || (!r.startsWith('..') && !posix.isAbsolute(r))
+}
+
+/** Every path under the root matching a (possibly globbed) cleaned pattern. */
+function expandGlob(root: SourceRoot, rel: string): string[] {
+  const parts = rel === '' ? [] : rel.split('/')
+  let current = ['']
+  for (const part of parts) {
+    const next: string[] = []
+    for (const base of current) {
+      if (!GLOB.test(part)) {
+        next.push(base === '' ? part : `${base}/${part}`)
+        continue
+      }
+      let names: string[]
+      try {
+        names = readdirSync(base === '' ? root.dir : `${root.dir}/${base}`)
+      } catch {
+        continue
+      }
+      for (const n of sortByUtf8(names, (x) => x)) if (matchSegment(part, n)) next.push(base === '' ? n : `${base}/${n}`)
+    }
+    current = next
+  }
+  return current
+}
+
+/** The sources a COPY/ADD names, in order; errors for missing, excluded or escaping ones. */
+export function resolveSources(root: SourceRoot, patterns: readonly string[]): Source[] {
+  const out: Source[] = []
+  for (const pattern of patterns) {
+    const rel = cleanSource(pattern)
+    const globbed = GLOB.test(rel)
+    const matches = globbed ? expandGlob(root, rel) : [rel]
+    let found = 0
+    for (const m of matches) {
+      if (root.ignored?.(m)) continue
+      let host: string
+      try {
+        host = hostOf(root, m, pattern)
+      } catch (err) {
+        if (globbed && err instanceof CairnError && err.code === 'INVALID_ARGUMENT') continue
+        throw err
+      }
+      let st: Stats
+      try {
+        st = statSync(host)
+      } catch {
+        if (globbed) continue
+        throw notFound(pattern)
+      }
+      out.push({ pattern, rel: m, host, st })
+      found++
+    }
+    if (found === 0) {
+      if (globbed) throw new CairnError('INVALID_ARGUMENT', `no source files were specified: ${pattern} matches no file in the build context`)
+      throw notFound(pattern)
+    }
+  }
+  return out
+}
+
+/** A source's entries (a folder's own entry first, then its tree, sorted), without what .dockerignore excludes. */
+export function sourceTree(root: SourceRoot, src: Source): TreeEntry[] {
+  if (!src.st.isDirectory()) return [{ rel: '', host: src.host, st: src.st }]
+  const out: TreeEntry[] = [{ rel: '', host: src.host, st: src.st }]
+  const walk = (hostDir: string, relDir: string): void => {
+    for (const name of sortByUtf8(readdirSync(hostDir), (x) => x)) {
+      const host = `${hostDir}/${name}`
+      const rel = relDir === '' ? name : `${relDir}/${name}`
+      const ctxRel = src.rel === '' ? rel : `${src.rel}/${rel}`
+      const st = lstatSync(host)
+      const excluded = root.ignored?.(ctxRel) ?? false
+      if (st.isDirectory()) {
+        if (excluded && !root.hasExceptions) continue
+        const at = out.length
+        out.push({ rel, host, st })
+        walk(host, rel)
+        // an excluded folder stays only for what an exception brought back inside it
+        if (excluded && out.length === at + 1) out.pop()
+        continue
+      }
+      if (excluded) continue
+      if (st.isSocket()) continue
+      out.push({ rel, host, st })
+    }
+  }
+  walk(src.host, '')
+  return out
+}
+
+/**
+ * Content hashes of files already read, by path and stat (a file is read once per build, and
+ * not again by a later build while its inode, size, mtime and ctime stay the same).
+ */
+export interface HashMemo {
+  get(key: string): string | undefined
+  set(key: string, digest: string): void
+}
+
+function fileHash(host: string, st: Stats, memo: HashMemo): string {
+  const k = `${host}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`
+  const known = memo.get(k)
+  if (known) return known
+  const h = createHash('sha256')
+  const fd = openSync(host, constants.O_RDONLY | constants.O_NOFOLLOW)
+  try {
+    const buf = Buffer.allocUnsafe(Math.min(Math.max(st.size, 1), 1 << 20))
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null)
+      if (n === 0) break
+      h.update(buf.subarray(0, n))
+    }
+  } finally {
+    closeSync(fd)
+  }
+  const d = h.digest('hex')
+  memo.set(k, d)
+  return d
+}
+
+/**
+ * The checksum of what a COPY reads: names, types, modes and contents (never mtimes), so that
+ * the same files give the same key whenever they were written.
+ */
+export function checksumSources(root: SourceRoot, sources: readonly Source[], memo: HashMemo): string {
+  const h = createHash('sha256')
+  for (const src of sources) {
+    h.update(`source ${src.rel}\n`)
+    for (const e of sourceTree(root, src)) {
+      const st = e.st
+      const mode = (st.mode & 0o7777).toString(8)
+      const owner = root.kind === 'image' ? ` ${st.uid}:${st.gid}` : ''
+      if (st.isDirectory()) h.update(`d ${e.rel} ${mode}${owner}\n`)
+      else if (st.isSymbolicLink()) h.update(`l ${e.rel} ${mode}${owner} ${readlinkSync(e.host)}\n`)
+      else if (st.isFile()) h.update(`f ${e.rel} ${mode}${owner} ${st.size} ${fileHash(e.host, st, memo)}\n`)
+      else h.update(`o ${e.rel} ${mode}${owner} ${st.rdev}\n`)
+    }
+  }
+  return h.digest('hex')
+}
+
+// ---------------------------------------------------------------- the layer
+
+const SMALL_FILE = 1 << 20
+
+function readWhole(host: string, size: number): Buffer {
+  const buf = Buffer.allocUnsafe(size)
+  const fd = openSync(host, constants.O_RDONLY | constants.O_NOFOLLOW)
+  try {
+    let got = 0
+    while (got < size) {
+      const n = readSync(fd, buf, got, size - got, got)
+      if (n === 0) throw new CairnError('CONFLICT', `${host} shrank while it was being copied`)
+      got += n
+    }
+  } finally {
+    closeSync(fd)
+  }
+  return buf
+}
+
+export interface Owner {
+  uid: number
+  gid: number
+}
+
+/** `--chown=user[:group]` against the image's own /etc/passwd and /etc/group. */
+export function resolveChown(spec: string, rootfs: string | undefined): Owner {
+  const [u = '', g] = spec.split(':')
+  const read = (p: string): string => {
+    if (rootfs === undefined) return ''
+    try {
+      const host = resolveInRoot(rootfs, p.split('/'))
+      return readFileText(host)
+    } catch {
+      return ''
+    }
+  }
+  let uid: number
+  let primary: number | undefined
+  if (/^\d+$/.test(u)) uid = Number(u)
+  else {
+    const e = parsePasswd(read('etc/passwd')).find((p) => p.name === u)
+    if (!e) throw new CairnError('INVALID_ARGUMENT', `unable to convert uid/gid chown string to host mapping: can't find uid for user ${u}: no such user: ${u}`)
+    uid = e.uid
+    primary = e.gid
+  }
+  let gid: number
+  if (g === undefined || g === '') gid = primary ?? uid
+  else if (/^\d+$/.test(g)) gid = Number(g)
+  else {
+    const e = parseGroup(read('etc/group')).find((x) => x.name === g)
+    if (!e) throw new CairnError('INVALID_ARGUMENT', `unable to convert uid/gid chown string to host mapping: can't find gid for group ${g}: no such group: ${g}`)
+    gid = e.gid
+  }
+  return { uid, gid }
+}
+
+function readFileText(host: string): string {
+  const fd = openSync(host, constants.O_RDONLY)
+  try {
+    const st = statSync(host)
+    const buf = Buffer.alloc(st.size)
+    readSync(fd, buf, 0, st.size, 0)
+    return buf.toString('utf8')
+  } finally {
+    closeSync(fd)
+  }
+}
+
+export interface CopyLayerOptions {
+  /** The destination, absolute (WORKDIR already applied), as written (a trailing `/` matters). */
+  dest: string
+  /** The image below, mounted read-only (undefined: from scratch, nothing exists). */
+  rootfs?: string
+  /** Context sources are owned by 0:0; an image's keep their owners. */
+  rootKind: 'context' | 'image'
+  chown?: Owner
+  chmod?: number
+  /** Seconds: later mtimes are clamped to it (SOURCE_DATE_EPOCH); also the mtime of folders made. */
+  timestamp?: number
+  root: SourceRoot
+  signal?: AbortSignal
+  /** Sees each entry's header as it is written (sizes are added up from them). */
+  onEntry?: (h: TarHeaderInit) => void
+}
+
+function ancestors(rel: string): string[] {
+  const parts = rel.split('/').filter(Boolean)
+  return parts.map((_, i) => parts.slice(0, i + 1).join('/'))
+}
+
+function lstatIn(rootfs: string | undefined, rel: string): Stats | undefined {
+  if (rootfs === undefined || rel === '') return undefined
+  try {
+    return lstatSync(`${rootfs}/${rel}`)
+  } catch {
+    return undefined
+  }
+}
+
+/** The destination resolved in the image: its real path (symlinks followed inside the root), relative. */
+function realDest(rootfs: string | undefined, dest: string): string {
+  const comps = posix.normalize(dest).split('/').filter(Boolean)
+  if (rootfs === undefined) return comps.join('/')
+  const host = resolveInRoot(rootfs, comps)
+  return relative(rootfs, host).split('\\').join('/')
+}
+
+/**
+ * The layer of a COPY/ADD as a tar stream: the destination's folders (those that exist keep
+ * their metadata, new ones are made 0755), then each source's tree under the destination.
+ */
+export function copyLayer(sources: readonly Source[], opts: CopyLayerOptions): Readable {
+  const now = opts.timestamp ?? Math.floor(Date.now() / 1000)
+  const clamp = (t: number): number => (opts.timestamp !== undefined && t > opts.timestamp ? opts.timestamp : t)
+  const endsWithSlash = opts.dest.endsWith('/') || /\/\.$/.test(opts.dest)
+  const destAbs = posix.normalize(`/${opts.dest}`)
+  const single = sources.length === 1 ? sources[0] : undefined
+  const destIsDirExisting = opts.rootfs !== undefined && destAbs !== '/' && (() => {
+    try {
+      return statSync(resolveInRoot(opts.rootfs as string, destAbs.split('/').filter(Boolean))).isDirectory()
+    } catch {
+      return false
+    }
+  })()
+  const intoDir = endsWithSlash || destAbs === '/' || sources.length > 1 || (single !== undefined && (single.st.isDirectory() || single.archive === true)) || destIsDirExisting
+  if (sources.length > 1 && !endsWithSlash && !destIsDirExisting) {
+    throw new CairnError('INVALID_ARGUMENT', 'When using COPY with more than one source file, the destination must be a directory and end with a /')
+  }
+  // the folder the sources land in, resolved through the image's symlinks
+  const dirRel = intoDir ? realDest(opts.rootfs, destAbs) : realDest(opts.rootfs, posix.dirname(destAbs))
+  const fileName = intoDir ? undefined : posix.basename(destAbs)
+  const owner = (st: Stats): Owner => opts.chown ?? (opts.rootKind === 'image' ? { uid: st.uid, gid: st.gid } : { uid: 0, gid: 0 })
+  const mode = (st: Stats): number => (opts.chmod !== undefined ? opts.chmod : st.mode & 0o7777)
+
+  async function* entries(): AsyncGenerator<TarEntryInput, void, undefined> {
+    const written = new Set<string>()
+    // the destination folder and every folder above it
+    for (const a of ancestors(dirRel)) {
+      const st = lstatIn(opts.rootfs, a)
+      const isLast = a === dirRel
+      if (st?.isDirectory()) {
+        yield { header: { path: `${a}/`, type: 'directory', mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: clamp(Math.floor(st.mtimeMs / 1000)) } }
+      } else {
+        const srcDir = isLast && single?.st.isDirectory() ? single.st : undefined
+        const o = opts.chown ?? { uid: 0, gid: 0 }
+        yield { header: { path: `${a}/`, type: 'directory', mode: srcDir ? mode(srcDir) : 0o755, uid: o.uid, gid: o.gid, mtime: srcDir ? clamp(Math.floor(srcDir.mtimeMs / 1000)) : now } }
+      }
+      written.add(a)
+    }
+    for (const src of sources) {
+      if (opts.signal?.aborted) throw new CairnError('ABORTED', 'operation aborted')
+      if (src.archive) {
+        yield* archiveEntries(src, dirRel, opts, clamp)
+        continue
+      }
+      const base = src.st.isDirectory() ? dirRel : fileName !== undefined ? (dirRel === '' ? fileName : `${dirRel}/${fileName}`) : (dirRel === '' ? posix.basename(src.rel || src.host) : `${dirRel}/${posix.basename(src.rel || src.host)}`)
+      for (const e of sourceTree(opts.root, src)) {
+        const path = e.rel === '' ? base : base === '' ? e.rel : `${base}/${e.rel}`
+        if (path === '' || (e.rel === '' && src.st.isDirectory())) continue // the destination folder itself: written above
+        const st = e.st
+        const o = owner(st)
+        const h: TarHeaderInit = { path, type: 'file', mode: mode(st), uid: o.uid, gid: o.gid, mtime: clamp(Math.floor(st.mtimeMs / 1000)) }
+        if (src.download) h.mode = opts.chmod ?? 0o600
+        if (st.isDirectory()) yield { header: { ...h, path: `${path}/`, type: 'directory' } }
+        else if (st.isSymbolicLink()) yield { header: { ...h, type: 'symlink', mode: 0o777, linkname: readlinkSync(e.host) } }
+        else if (st.isFile()) {
+          h.size = st.size
+          // small files (most of them) in one synchronous read: a stream per file costs more than the read
+          if (st.size === 0) yield { header: h }
+          else if (st.size <= SMALL_FILE) yield { header: h, body: readWhole(e.host, st.size) }
+          else yield { header: h, body: createReadStream(e.host, { highWaterMark: 1 << 20 }) }
+        } else if (st.isFIFO()) yield { header: { ...h, type: 'fifo' } }
+        // devices and sockets are not copied
+      }
+    }
+  }
+  async function* observed(): AsyncGenerator<TarEntryInput, void, undefined> {
+    for await (const e of entries()) {
+      opts.onEntry?.(e.header as TarHeaderInit)
+      yield e
+    }
+  }
+  return writeTar(observed(), opts.signal ? { signal: opts.signal } : {})
+}
+
+/** ADD of a local archive: its entries, under the destination folder (names that would leave it are refused). */
+async function* archiveEntries(src: Source, dirRel: string, opts: CopyLayerOptions, clamp: (t: number) => number): AsyncGenerator<TarEntryInput, void, undefined> {
+  const under = (name: string): string | undefined => {
+    const n = posix.normalize(name.replace(/^\/+/, ''))
+    if (n === '.' || n === '') return undefined
+    if (n === '..' || n.startsWith('../')) throw new CairnError('UNSAFE_PATH', `${src.pattern}: the archive entry ${JSON.stringify(name)} leaves the destination`)
+    return dirRel === '' ? n.replace(/\/$/, '') : `${dirRel}/${n.replace(/\/$/, '')}`
+  }
+  const input = decompressStream(createReadStream(src.host, { highWaterMark: 1 << 20 }), opts.signal ? { signal: opts.signal } : {})
+  for await (const { header, body } of readTar(input, opts.signal ? { signal: opts.signal } : {})) {
+    const path = under(header.path)
+    if (path === undefined) {
+      body.resume()
+      continue
+    }
+    const h: TarHeaderInit = {
+      ...header,
+      path: header.type === 'directory' ? `${path}/` : path,
+      mtime: clamp(header.mtime),
+      ...(opts.chown ? { uid: opts.chown.uid, gid: opts.chown.gid } : {}),
+      ...(opts.chmod !== undefined ? { mode: opts.chmod } : {}),
+    }
+    if (header.type === 'hardlink') {
+      const target = under(header.linkname)
+      if (target === undefined) throw new CairnError('UNSAFE_PATH', `${src.pattern}: a hard link to the archive's root`)
+      h.linkname = target
+    }
+    if (header.type === 'file') yield { header: h, body }
+    else {
+      body.resume()
+      yield { header: h }
+    }
+  }
+}
+
+/** Whether a local file is an archive ADD unpacks (tar, possibly gzip/zstd-compressed). */
+export function isLocalArchive(host: string, st: Stats): boolean {
+  if (!st.isFile() || st.size < 4) return false
+  const fd = openSync(host, constants.O_RDONLY)
+  try {
+    const head = Buffer.alloc(Math.min(st.size, 512))
+    readSync(fd, head, 0, head.length, 0)
+    if (head[0] === 0x1f && head[1] === 0x8b) return true
+    if (head.readUInt32LE(0) === 0xfd2fb528) return true
+    return head.length >= 262 && head.subarray(257, 262).toString('latin1') === 'ustar'
+  } finally {
+    closeSync(fd)
+  }
+}

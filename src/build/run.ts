@@ -1,0 +1,86 @@
+/**
+ * A RUN step in a real container: the only place the builder calls the container engine. The
+ * container is created on the step's parent image, started attached (its output goes to
+ * `onOutput`), and, when its command succeeded, its snapshot is handed to `commit` before the
+ * container is removed; whatever happens, no container is left.
+ *
+ * Network: `default` is the host's network for now (Cairn has no bridge yet); switching it to
+ * the bridge is the one line in `engineNetwork`.
+ */
+import { Writable } from 'node:stream'
+import { parseVolumeFlag } from '../api/flags.js'
+import { containerEngine } from '../api/containers.js'
+import { MonitorStandby } from '../container/standby.js'
+import type { Snapshotter } from '../snapshot/types.js'
+import type { ImageStore } from '../image/store.js'
+
+export type BuildNetwork = 'default' | 'none' | 'host'
+
+/** The container engine's network for a build's `--network`: `default` is the default bridge, as with Docker. */
+function engineNetwork(n: BuildNetwork): 'default' | 'none' | 'host' {
+  return n
+}
+
+export interface RunStepInput {
+  /** The image the step runs on (the previous step's result). */
+  image: string
+  argv: string[]
+  /** Added to the image's environment (build args the step sees). */
+  env: string[]
+  network: BuildNetwork
+  /** `HOST:CTR[:ro]` binds (RUN --mount=type=cache|bind). */
+  volumes?: string[]
+  signal?: AbortSignal
+  /** Called once the container exists, with its ID. */
+  onContainer?: (id: string) => void
+  onOutput?: (stream: 'stdout' | 'stderr', data: Buffer) => void
+}
+
+export interface RunStepResult<T> {
+  exitCode: number
+  /** What `commit` returned, when the command succeeded. */
+  committed?: T
+}
+
+function sink(fn: ((d: Buffer) => void) | undefined): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, done) {
+      fn?.(chunk)
+      done()
+    },
+  })
+}
+
+export async function runStep<T>(store: ImageStore, input: RunStepInput, commit: (snapshotter: Snapshotter, key: string) => Promise<T>): Promise<RunStepResult<T>> {
+  const engine = containerEngine(store)
+  // the container's monitor loads while the container is made
+  const monitor = MonitorStandby.start()
+  const spec = await engine.create({
+    image: input.image, command: input.argv, entrypoint: [], env: input.env, network: engineNetwork(input.network),
+    ...(input.volumes && input.volumes.length > 0 ? { mounts: input.volumes.map(parseVolumeFlag) } : {}),
+  }).catch((err: unknown) => {
+    monitor.dismiss()
+    throw err
+  })
+  const onAbort = (): void => {
+    void engine.kill(spec.id, 'KILL').catch(() => undefined)
+  }
+  try {
+    input.onContainer?.(spec.id)
+    const started = await engine.start(spec.id, {
+      attach: true,
+      monitor,
+      stdout: sink((d) => input.onOutput?.('stdout', d)),
+      stderr: sink((d) => input.onOutput?.('stderr', d)),
+    })
+    input.signal?.addEventListener('abort', onAbort, { once: true })
+    if (input.signal?.aborted) onAbort()
+    const exitCode = await started.wait()
+    input.signal?.throwIfAborted()
+    if (exitCode !== 0) return { exitCode }
+    return { exitCode, committed: await commit(await engine.snapshotterOf(spec.driver), spec.snapshotKey) }
+  } finally {
+    input.signal?.removeEventListener('abort', onAbort)
+    await engine.remove(spec.id, { force: true }).catch(() => undefined)
+  }
+}

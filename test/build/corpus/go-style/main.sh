@@ -1,0 +1,2 @@
+# the "compiler": writes what the binary will print
+echo "hello from a static binary"
