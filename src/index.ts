@@ -255,7 +255,7 @@ export class Cairn {
   }
 
   /** `cairn network prune`: the user networks no running container is on; their names. */
-  pruneNetworks(opts: { filters?: FilterArgs } = {}): string[] {
+  async pruneNetworks(opts: { filters?: FilterArgs } = {}): Promise<string[]> {
     return pruneNetworks(opts)
   }
 

@@ -116,7 +116,7 @@ export function registerNetworkCommands(program: Command): void {
     .option('--filter <key=value>', 'provide filter values (e.g. until=<timestamp>)', collect)
     .action(async (f: { force?: boolean; filter?: string[] }) => {
       if (!f.force && !(await confirm('WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] '))) return
-      const removed = (await api()).pruneNetworks({ filters: parseFilterArgs(f.filter ?? []) })
+      const removed = await (await api()).pruneNetworks({ filters: parseFilterArgs(f.filter ?? []) })
       if (removed.length > 0) process.stdout.write(`Deleted Networks:\n${removed.map((n) => `${n}\n`).join('')}\n`)
     })
 

@@ -452,12 +452,8 @@ export class ContainerEngine {
     return (await this.network()).attach(req, selfIdentity(), (a) => writeFileRenamed(p.network, JSON.stringify(a)))
   }
 
-  /**
-   * Takes back what a container's network holds (from its record: also after a crash); nothing to
-   * do without one. With `deferIdleCleanup`, removing netavark's shared chains (when nothing uses
-   * them any more) waits for `finishNetworkCleanup` (the monitor does it after reporting the exit).
-   */
-  async detachNetwork(id: string, opts: { deferIdleCleanup?: boolean } = {}): Promise<void> {
+  /** Takes back what a container's network holds (from its record: also after a crash); nothing to do without one. */
+  async detachNetwork(id: string): Promise<void> {
     const p = this.paths(id)
     let attachment: Attachment
     try {
@@ -465,18 +461,8 @@ export class ContainerEngine {
     } catch {
       return
     }
-    await (await this.network()).detach(id, attachment, { idleCleanup: !(opts.deferIdleCleanup ?? false) })
-    if (opts.deferIdleCleanup) this.idleCleanupPending = true
+    await (await this.network()).detach(id, attachment)
     await rm(p.network, { force: true })
-  }
-
-  private idleCleanupPending = false
-
-  /** The shared firewall chains a deferred detach left to check (see detachNetwork). */
-  async finishNetworkCleanup(): Promise<void> {
-    if (!this.idleCleanupPending) return
-    this.idleCleanupPending = false
-    await (await this.network()).removeIdleChains().catch(() => undefined)
   }
 
   /**
@@ -762,7 +748,7 @@ export class ContainerEngine {
     // unmounted and disconnected before it shows as exited: an exited container holds neither
     await Promise.all([
       unmount(p.rootfs).catch(() => unmount(p.rootfs, { lazy: true }).catch(() => undefined)),
-      this.detachNetwork(id, { deferIdleCleanup: true }).catch(() => undefined),
+      this.detachNetwork(id).catch(() => undefined),
     ])
     this.rows.transition(id, [ContainerStates.running, ContainerStates.paused, ContainerStates.starting], ContainerStates.exited, null, undefined, {
       exit_code: exitCode, finished_at: rec.finishedAt, pid: 0, shim_pid: null, shim_start: null,

@@ -187,7 +187,5 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
     await engine.removeStopped(id).catch((err: unknown) => log(`--rm: ${err instanceof Error ? err.message : String(err)}`))
   }
   report({ event: 'exited', exitCode: code })
-  // after the starter has its answer: the host's shared firewall chains, if nothing uses them now
-  await engine.finishNetworkCleanup()
   return code
 }

@@ -203,7 +203,11 @@ export class NetworkManager {
     }
   }
 
-  /** Once no container on the host has a bridge network, netavark's shared chains go too (see netavark.ts). */
+  /**
+   * netavark's shared chains (empty but for their jumps once no container uses them) stay between
+   * containers, as Docker's and podman's do: making them again costs a dozen iptables calls per
+   * start. This removes them when no container on the host has a bridge network (`network prune`).
+   */
   async removeIdleChains(): Promise<void> {
     if (this.leases.live().length === 0) await this.netavark.removeIdleChains()
   }
@@ -283,7 +287,7 @@ export class NetworkManager {
    * Idempotent, and works from the record alone (after a crash, or a reboot that already took the
    * namespace and the rules).
    */
-  async detach(containerId: string, attachment: Attachment | undefined, opts: { idleCleanup?: boolean } = {}): Promise<void> {
+  async detach(containerId: string, attachment: Attachment | undefined): Promise<void> {
     const errors: unknown[] = []
     if (attachment?.netavarkOptions !== undefined && attachment.netnsPath !== undefined) {
       await this.netavark.teardown(attachment.netnsPath, attachment.netavarkOptions as NetavarkOptions).catch((err: unknown) => {
@@ -293,7 +297,6 @@ export class NetworkManager {
     }
     if (attachment?.ownNetns !== undefined) await deleteNetns(attachment.ownNetns).catch((err: unknown) => errors.push(err))
     this.leases.release(containerId)
-    if (attachment?.netavarkOptions !== undefined && (opts.idleCleanup ?? true)) await this.removeIdleChains()
     if (errors.length > 0) throw errors[0]
   }
 }
