@@ -145,11 +145,15 @@ describe('confinement and limits, beside Docker', { concurrency: false }, () => 
   const cli = (args: readonly string[]): Promise<RunResult> => (s as ContainerStore).cli(args, { timeoutMs: 120_000 })
   const cliOk = (args: readonly string[]): Promise<RunResult> => (s as ContainerStore).cliOk(args, { timeoutMs: 120_000 })
   const docker = (args: readonly string[]): Promise<RunResult> => (dockerd as Dockerd).run(args, { timeoutMs: 120_000 })
-  const probeIn = async (runner: (a: readonly string[]) => Promise<RunResult>, opts: readonly string[], args: readonly string[]): Promise<string> => {
-    const r = await runner(['run', '--rm', '--network', 'none', ...opts, IMAGE, '/probe', ...args])
-    const out = r.stdout.trim()
-    if (!/^(allowed|refused)/.test(out)) throw new Error(`probe ${args.join(' ')}: exit ${String(r.code)}: ${out} ${r.stderr}`)
-    return out
+  /** Every case of `group` in one container: the probe runs each in a child process of its own and prints `CASE: outcome` lines. */
+  const probeEach = async (runner: (a: readonly string[]) => Promise<RunResult>, opts: readonly string[], group: readonly Case[]): Promise<string[]> => {
+    const r = await runner(['run', '--rm', '--network', 'none', ...opts, IMAGE, '/probe', '--each', ...group.map((c) => c.args.join('='))])
+    const lines = r.stdout.split('\n')
+    return group.map((c) => {
+      const out = lines.find((l) => l.startsWith(`${c.args[0] ?? ''}: `))?.slice((c.args[0] ?? '').length + 2).trim() ?? ''
+      if (!/^(allowed|refused)/.test(out)) throw new Error(`probe ${c.args.join(' ')}: exit ${String(r.code)}: ${out} ${r.stdout} ${r.stderr}`)
+      return out
+    })
   }
 
   test('the escape battery: refused under the defaults, each by a named layer; at least everything Docker refuses', async (t) => {
@@ -174,12 +178,25 @@ describe('confinement and limits, beside Docker', { concurrency: false }, () => 
     // the seccomp filter a default container gets, asked about each case's syscall
     const filter = seccompForSpec(defaultSeccompProfile(), { capabilities: DEFAULT_CAPABILITIES, arch: 'amd64', kernel: '6.1' }) as LinuxSeccomp
     const seccompAllows = (name: string): boolean => filter.syscalls.some((r) => r.names.includes(name) && r.action === 'SCMP_ACT_ALLOW')
+    // one container per set of options and runner, every case in a child process of the probe
+    const groups = new Map<string, Case[]>()
+    for (const c of cases) {
+      const key = (c.opts ?? []).join(' ')
+      groups.set(key, [...(groups.get(key) ?? []), c])
+    }
+    const outcomes = new Map<Case, { cairn: string; unconfined: string; docker: string }>()
+    for (const group of groups.values()) {
+      const opts = group[0]?.opts ?? []
+      const [cairnOut, unconfinedOut, dockerOut] = await Promise.all([
+        probeEach(cli, opts, group),
+        probeEach(cli, [...opts, '--security-opt', 'seccomp=unconfined'], group),
+        probeEach(docker, opts, group),
+      ])
+      group.forEach((c, i) => outcomes.set(c, { cairn: cairnOut[i] ?? '', unconfined: unconfinedOut[i] ?? '', docker: dockerOut[i] ?? '' }))
+    }
     const rows: string[] = []
     for (const c of cases) {
-      const opts = c.opts ?? []
-      const cairnOutcome = await probeIn(cli, opts, c.args)
-      const unconfined = await probeIn(cli, [...opts, '--security-opt', 'seccomp=unconfined'], c.args)
-      const dockerOutcome = await probeIn(docker, opts, c.args)
+      const { cairn: cairnOutcome, unconfined, docker: dockerOutcome } = outcomes.get(c) ?? { cairn: '', unconfined: '', docker: '' }
       const layers: string[] = []
       if (unconfined.startsWith('allowed')) layers.push('seccomp')
       else {

@@ -7,6 +7,8 @@
  * only read, and the mounts are made in the container's own mount namespace.
  *
  *   probe CASE [ARG]
+ *   probe --each CASE[=ARG]...    every case in a child process of its own, one
+ *                                 "CASE: outcome" line each, in order
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -27,6 +29,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* "allowed", or "refused ERRNO at STEP" */
@@ -50,14 +53,7 @@ static int write_file(const char *path, const char *text) {
   return n == (ssize_t)strlen(text) ? 0 : -1;
 }
 
-int main(int argc, char **argv) {
-  if (argc < 2) {
-    fprintf(stderr, "usage: probe CASE [ARG]\n");
-    return 2;
-  }
-  const char *c = argv[1];
-  const char *arg = argc > 2 ? argv[2] : "";
-
+static int run_case(const char *c, const char *arg) {
   if (!strcmp(c, "mount-proc")) {
     mkdir("/tmp/probe-proc", 0755);
     return result_at(mount("proc", "/tmp/probe-proc", "proc", 0, NULL), "mount");
@@ -189,4 +185,41 @@ int main(int argc, char **argv) {
   }
   fprintf(stderr, "probe: unknown case %s\n", c);
   return 2;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: probe CASE [ARG] | probe --each CASE[=ARG]...\n");
+    return 2;
+  }
+  if (strcmp(argv[1], "--each") != 0) return run_case(argv[1], argc > 2 ? argv[2] : "");
+  for (int i = 2; i < argc; i++) {
+    char name[256];
+    snprintf(name, sizeof name, "%s", argv[i]);
+    char *eq = strchr(name, '=');
+    const char *arg = "";
+    if (eq) {
+      *eq = 0;
+      arg = eq + 1;
+    }
+    printf("%s: ", name);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) {
+      printf("error fork %s\n", strerrorname_np(errno));
+      return 2;
+    }
+    if (pid == 0) {
+      int rc = run_case(name, arg);
+      fflush(stdout);
+      _exit(rc);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) == 2) {
+      printf("error (status %d)\n", status);
+      fflush(stdout);
+    }
+  }
+  return 0;
 }
