@@ -7,7 +7,8 @@
  *   - Cairn with `--security-opt seccomp=unconfined`,
  *   - Docker's defaults (its own seccomp profile), and Docker unconfined for the record;
  *
- * the four interleaved, so that the machine's load falls on all of them alike.
+ * the four interleaved, their order turned each iteration, so that the machine's load falls on all
+ * of them alike.
  *
  *   npm run build && node build/bench/confinement.js [--iterations 15] [--out FILE]
  *
@@ -66,7 +67,11 @@ async function main(): Promise<void> {
     process.stderr.write(`run --rm true × ${n} × ${variants.length}…\n`)
     const loadBefore = loadavg()[0] ?? 0
     for (let i = 0; i < n; i++) {
-      for (const [name, c] of variants) samples[name]?.push((await exec(c)).wallS)
+      // the order turns each iteration, so that no variant always follows the same one (and its clean-up)
+      for (let j = 0; j < variants.length; j++) {
+        const [name, c] = variants[(i + j) % variants.length] as [string, Cmd]
+        samples[name]?.push((await exec(c)).wallS)
+      }
     }
     const loadAfter = loadavg()[0] ?? 0
     const med = (k: string): number => median(samples[k] ?? [])
@@ -76,7 +81,7 @@ async function main(): Promise<void> {
     let md = `# Confinement: what the seccomp filter costs a container's start, Cairn and Docker side by side\n\n`
     md += `${new Date().toISOString()}; ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Linux ${release()}; `
     md += `docker ${dockerVersion} (overlay2, private dockerd), Cairn with ${rt} on overlay; \`run --rm --network none IMAGE true\`, `
-    md += `${n} runs of each, interleaved; medians (wall seconds). Load average (1 min) ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after `
+    md += `${n} runs of each, interleaved (the order turned each iteration); medians (wall seconds). Load average (1 min) ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after `
     md += `(above the number of CPUs: other work shared the machine, and every variant ran slower for it).\n\n`
     md += `| variant | median (s) | min (s) |\n|---|---:|---:|\n`
     for (const [name] of variants) md += `| ${name} | ${fmt(med(name))} | ${fmt(Math.min(...(samples[name] ?? [])))} |\n`
