@@ -11,7 +11,7 @@
  * `node_modules` as usual.
  */
 import { build, type Plugin } from 'esbuild'
-import { copyFile, readFile, rm } from 'node:fs/promises'
+import { copyFile, mkdir, readFile, rm } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
@@ -55,3 +55,9 @@ await build({
 })
 // the code-cache launcher (src/cli/launch.cts, compiled by tsc) goes beside the bundles it starts
 await copyFile(`${PROJECT}build/src/cli/launch.cjs`, `${OUT}/launch.cjs`)
+// Docker's default seccomp profile is read at run time from beside the module that loads it:
+// the library's (build/src/runtime/) and the bundles' (build/cli/)
+for (const dir of [`${PROJECT}build/src/runtime/seccomp`, `${OUT}/seccomp`]) {
+  await mkdir(dir, { recursive: true })
+  await copyFile(`${PROJECT}src/runtime/seccomp/default.json`, `${dir}/default.json`)
+}

@@ -18,6 +18,7 @@ import { JsonLogWriter, type LogStream } from './logs.js'
 import { selfIdentity } from './rows.js'
 import { ContainerStates } from './types.js'
 import { signalNumber, type ContainerEngine, type ShimArgs, type ShimEvent } from './engine.js'
+import { watchOom, type OomWatch } from './oom.js'
 
 /** Docker's exit codes for a process that could not be started: 127 not found, 126 not executable, else 125. */
 export function startExitCode(message: string): number {
@@ -64,11 +65,12 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
   engine.rows.transition(id, [ContainerStates.starting], ContainerStates.starting, me)
 
   let bundle: string
+  let spec: Awaited<ReturnType<ContainerEngine['prepareStart']>>['spec']
   // the published ports this monitor holds while the container runs
   let releasePorts: () => Promise<void> = async () => undefined
   if (trace) await log('claimed')
   try {
-    ;({ bundle, releasePorts } = await engine.prepareStart(id))
+    ;({ bundle, releasePorts, spec } = await engine.prepareStart(id))
   } catch (err) {
     const exitCode = exitCodeOf(err)
     await engine.abortStart(id, err, exitCode)
@@ -172,11 +174,15 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
   for (const h of held.splice(0)) deliver(h.stream, h.chunk)
   engine.markRunning(id, pid, me)
   report({ event: 'started', pid })
+  // a memory limit can get the container OOM-killed: listen for it while it runs
+  const oom: OomWatch | undefined = (spec.hostConfig.resources?.memory ?? 0) > 0 ? watchOom(rt, id, pid) : undefined
 
   const code = await exited
+  const oomKilled = (await oom?.stop()) ?? false
+  if (oomKilled) await log('OOM-killed')
   await logWriter?.close()
   await releasePorts()
-  await engine.markExited(id, code)
+  await engine.markExited(id, code, { oomKilled })
   if (row.auto_remove) {
     await engine.removeStopped(id).catch((err: unknown) => log(`--rm: ${err instanceof Error ? err.message : String(err)}`))
   }
