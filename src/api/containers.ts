@@ -23,6 +23,8 @@ import { ContainerStates, type ContainerRow, type ContainerSpec } from '../conta
 import { readLogs, type LogEntry, type ReadLogsOptions } from '../container/logs.js'
 import { healthOf, healthWord, probeCommand, readHealth } from '../container/health.js'
 import type { HealthState } from '../container/types.js'
+import { appArmorProfileFor, securityOptionsOf } from '../container/confine.js'
+import { DEFAULT_SHM_SIZE, MASKED_PATHS, READONLY_PATHS } from '../runtime/spec.js'
 import { copyIn, copyOut, type CopyOptions } from '../container/copy.js'
 import type { Attachment, PublishedPort } from '../network/types.js'
 import { lstat, readdir } from 'node:fs/promises'
@@ -521,7 +523,7 @@ export interface ContainerInspect {
     LogConfig: { Type: string; Config: Record<string, string> }
     RestartPolicy: { Name: string; MaximumRetryCount: number }
     VolumesFrom: string[] | null
-  }
+  } & ConfinementHostConfig
   GraphDriver: { Name: string; Data: Record<string, string> | null }
   Mounts: MountPointInspect[]
   Config: ContainerSpec['config']
@@ -538,6 +540,83 @@ export interface MountPointInspect {
   Mode: string
   RW: boolean
   Propagation: string
+}
+
+/** Docker's HostConfig fields of confinement and limits (names, order and empty values as Docker 20.10 shows them). */
+export interface ConfinementHostConfig {
+  CapAdd: string[] | null
+  CapDrop: string[] | null
+  GroupAdd: string[] | null
+  IpcMode: string
+  OomScoreAdj: number
+  PidMode: string
+  Privileged: boolean
+  ReadonlyRootfs: boolean
+  SecurityOpt: string[] | null
+  Tmpfs?: Record<string, string>
+  ShmSize: number
+  Sysctls?: Record<string, string>
+  CpuShares: number
+  Memory: number
+  NanoCpus: number
+  CgroupParent: string
+  BlkioWeight: number
+  CpuPeriod: number
+  CpuQuota: number
+  CpusetCpus: string
+  CpusetMems: string
+  Devices: { PathOnHost: string; PathInContainer: string; CgroupPermissions: string }[]
+  MemoryReservation: number
+  MemorySwap: number
+  MemorySwappiness: null
+  OomKillDisable: boolean
+  PidsLimit: number | null
+  Ulimits: { Name: string; Hard: number; Soft: number }[] | null
+  MaskedPaths: string[] | null
+  ReadonlyPaths: string[] | null
+  Init?: boolean
+}
+
+/** A container's confinement and limits as Docker's inspect shows them. */
+function confinementHostConfig(spec: ContainerSpec): ConfinementHostConfig {
+  const hc = spec.hostConfig
+  const r = hc.resources ?? {}
+  const privileged = hc.privileged ?? false
+  const nonEmpty = <T>(a: T[] | undefined): T[] | null => (a !== undefined && a.length > 0 ? [...a] : null)
+  const out: ConfinementHostConfig = {
+    CapAdd: nonEmpty(hc.capAdd),
+    CapDrop: nonEmpty(hc.capDrop),
+    GroupAdd: nonEmpty(hc.groupAdd),
+    IpcMode: 'private',
+    OomScoreAdj: 0,
+    PidMode: '',
+    Privileged: privileged,
+    ReadonlyRootfs: hc.readonlyRootfs ?? false,
+    SecurityOpt: nonEmpty(hc.securityOpt),
+    ShmSize: hc.shmSize ?? DEFAULT_SHM_SIZE,
+    CpuShares: r.cpuShares ?? 0,
+    Memory: r.memory ?? 0,
+    NanoCpus: r.nanoCpus ?? 0,
+    CgroupParent: '',
+    BlkioWeight: 0,
+    CpuPeriod: 0,
+    CpuQuota: 0,
+    CpusetCpus: r.cpusetCpus ?? '',
+    CpusetMems: '',
+    Devices: (hc.devices ?? []).map((d) => ({ PathOnHost: d.pathOnHost, PathInContainer: d.pathInContainer, CgroupPermissions: d.cgroupPermissions })),
+    MemoryReservation: r.memoryReservation ?? 0,
+    MemorySwap: r.memorySwap ?? 0,
+    MemorySwappiness: null,
+    OomKillDisable: r.oomKillDisable ?? false,
+    PidsLimit: r.pidsLimit ?? null,
+    Ulimits: nonEmpty((hc.ulimits ?? []).map((u) => ({ Name: u.name, Hard: u.hard, Soft: u.soft }))),
+    MaskedPaths: privileged ? null : [...MASKED_PATHS],
+    ReadonlyPaths: privileged ? null : [...READONLY_PATHS],
+  }
+  if (hc.tmpfs && Object.keys(hc.tmpfs).length > 0) out.Tmpfs = { ...hc.tmpfs }
+  if (hc.sysctls && Object.keys(hc.sysctls).length > 0) out.Sysctls = { ...hc.sysctls }
+  if (hc.init) out.Init = true
+  return out
 }
 
 /** Docker's NetworkSettings of a container's inspect. */
@@ -668,8 +747,9 @@ export async function inspectContainer(store: ImageStore, nameOrId: string): Pro
   const mounts: MountPointInspect[] = spec.hostConfig.mounts.map((m) => (m.volume
     ? { Type: 'volume' as const, Name: m.volume.name, Source: m.source, Destination: m.destination, Driver: m.volume.driver, Mode: '', RW: !m.readonly, Propagation: '' }
     : { Type: 'bind' as const, Source: m.source, Destination: m.destination, Mode: m.readonly ? 'ro' : '', RW: !m.readonly, Propagation: 'rprivate' }))
-  for (const t of spec.hostConfig.tmpfs ?? []) mounts.push({ Type: 'tmpfs', Source: '', Destination: t.destination, Mode: '', RW: !t.readonly, Propagation: '' })
+  for (const t of spec.hostConfig.tmpfsMounts ?? []) mounts.push({ Type: 'tmpfs', Source: '', Destination: t.destination, Mode: '', RW: !t.readonly, Propagation: '' })
   const restart = spec.hostConfig.restartPolicy ?? { Name: 'no', MaximumRetryCount: 0 }
+  const exit = await engine.exitRecord(row.id)
   return {
     Id: row.id,
     Created: spec.created,
@@ -681,7 +761,7 @@ export async function inspectContainer(store: ImageStore, nameOrId: string): Pro
       Running: running || row.state === ContainerStates.restarting,
       Paused: row.state === ContainerStates.paused,
       Restarting: row.state === ContainerStates.restarting,
-      OOMKilled: false,
+      OOMKilled: exit?.oomKilled ?? false,
       Dead: false,
       Pid: running ? row.pid : 0,
       ExitCode: row.exit_code,
@@ -701,7 +781,7 @@ export async function inspectContainer(store: ImageStore, nameOrId: string): Pro
     Platform: 'linux',
     MountLabel: '',
     ProcessLabel: '',
-    AppArmorProfile: '',
+    AppArmorProfile: appArmorProfileFor(spec.hostConfig.privileged ?? false, securityOptionsOf(spec.hostConfig.securityOpt ?? []).apparmorProfile) ?? '',
     ExecIDs: null,
     HostConfig: {
       Binds: spec.hostConfig.binds.length > 0 ? spec.hostConfig.binds : null,
@@ -717,6 +797,7 @@ export async function inspectContainer(store: ImageStore, nameOrId: string): Pro
       LogConfig: { Type: 'json-file', Config: {} },
       RestartPolicy: { Name: restart.Name === '' ? 'no' : restart.Name, MaximumRetryCount: restart.MaximumRetryCount },
       VolumesFrom: (spec.hostConfig.volumesFrom ?? []).length > 0 ? [...(spec.hostConfig.volumesFrom ?? [])] : null,
+      ...confinementHostConfig(spec),
     },
     GraphDriver: { Name: spec.driver, Data: data },
     Mounts: mounts,

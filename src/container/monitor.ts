@@ -24,6 +24,7 @@ import { selfIdentity } from './rows.js'
 import { ContainerStates } from './types.js'
 import { containerAttributes, restartDecision, signalNumber, type ContainerEngine, type ShimArgs, type ShimEvent } from './engine.js'
 import { HealthMonitor } from './health.js'
+import { watchOom, type OomWatch } from './oom.js'
 
 /** Docker's exit codes for a process that could not be started: 127 not found, 126 not executable, else 125. */
 export function startExitCode(message: string): number {
@@ -53,7 +54,8 @@ function shQuote(s: string): string {
 type RunOutcome =
   | { kind: 'failed'; exitCode: number }
   | { kind: 'gone' }
-  | { kind: 'exited'; exitCode: number; ranMs: number }
+  /** `oomKilled`: the kernel's OOM killer ended this run (Docker's State.OOMKilled). */
+  | { kind: 'exited'; exitCode: number; ranMs: number; oomKilled: boolean }
 
 export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promise<number> {
   const report = (e: ShimEvent): void => {
@@ -90,7 +92,7 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
     let bundle: string
     // the published ports this monitor holds while the container runs
     let releasePorts: () => Promise<void> = async () => undefined
-    let spec
+    let spec: Awaited<ReturnType<ContainerEngine['prepareStart']>>['spec']
     if (trace) await log('claimed')
     try {
       ;({ bundle, releasePorts, spec } = await engine.prepareStart(id))
@@ -198,6 +200,8 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
     // stopped by its user while it was being started again: it ends now
     if (!first && engine.rows.get(id)?.manual_stop === 1) await rt.kill(id, 'KILL').catch(() => undefined)
     if (first) report({ event: 'started', pid })
+    // a memory limit can get the container OOM-killed: listen for it while this run lasts
+    const oom: OomWatch | undefined = (spec.hostConfig.resources?.memory ?? 0) > 0 ? watchOom(rt, id, pid) : undefined
     const health = await HealthMonitor.start(engine, spec, startedAt).catch(async (err: unknown) => {
       await log(`health checks: ${err instanceof Error ? err.message : String(err)}`)
       return undefined
@@ -205,9 +209,14 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
 
     const code = await exited
     current = undefined
+    const oomKilled = (await oom?.stop()) ?? false
+    if (oomKilled) {
+      await log('OOM-killed')
+      engine.event('container', 'oom', id, containerAttributes(spec))
+    }
     await health?.stop()
     await releasePorts()
-    return { kind: 'exited', exitCode: code, ranMs: Date.now() - startedAt }
+    return { kind: 'exited', exitCode: code, ranMs: Date.now() - startedAt, oomKilled }
   }
 
   let first = true
@@ -232,7 +241,7 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
         exitCode: outcome.exitCode, manualStop: row.manual_stop === 1, restartCount: row.restart_count, ranMs: outcome.ranMs, backoff,
       })
       : { restart: false, delay: 0 }
-    await engine.markExited(id, outcome.exitCode, { restarting: decision.restart })
+    await engine.markExited(id, outcome.exitCode, { restarting: decision.restart, oomKilled: outcome.oomKilled })
     if (spec) engine.event('container', 'die', id, containerAttributes(spec, { exitCode: String(outcome.exitCode), execDuration: String(Math.trunc(outcome.ranMs / 1000)) }))
     if (!decision.restart) {
       if (row?.auto_remove) {

@@ -1,8 +1,8 @@
 /**
  * What a container mounts, decided at create as Docker decides it: the mounts of
- * `--volumes-from` containers first, the user's own (`-v`, `--mount`) over them at the same
- * path, then an anonymous volume for each of the image's VOLUMEs that nothing else covers. Two
- * of the user's own at one path are Docker's "Duplicate mount point".
+ * `--volumes-from` containers first, the user's own (`-v`, `--mount`, `--tmpfs`) over them at the
+ * same path, then an anonymous volume for each of the image's VOLUMEs that nothing else covers.
+ * Two of the user's own at one path (a `--tmpfs` among them) are Docker's "Duplicate mount point".
  */
 import { existsSync, mkdirSync } from 'node:fs'
 import { CairnError } from '../errors/index.js'
@@ -63,10 +63,19 @@ export function tmpfsOf(m: TmpfsMountSpec): TmpfsMount {
 
 /**
  * Plans a container's mounts. `from` are the mounts of the `--volumes-from` containers (their
- * modes already applied); `imageVolumes` the image's VOLUME paths.
+ * modes already applied); `imageVolumes` the image's VOLUME paths; `tmpfsPaths` the paths of
+ * `--tmpfs` (mounted from the container's HostConfig.Tmpfs, not planned here, but they take
+ * their paths).
  */
-export function planMounts(user: readonly MountSpec[], from: readonly ContainerMount[], imageVolumes: readonly string[]): MountPlan {
+export function planMounts(
+  user: readonly MountSpec[], from: readonly ContainerMount[], imageVolumes: readonly string[], tmpfsPaths: readonly string[] = [],
+): MountPlan {
   const seen = new Set<string>()
+  for (const t of tmpfsPaths) {
+    const dst = clean(t)
+    if (seen.has(dst)) throw new CairnError('INVALID_ARGUMENT', `Duplicate mount point: ${dst}`)
+    seen.add(dst)
+  }
   const own: PlannedMount[] = []
   const tmpfs: TmpfsMount[] = []
   const anonymousTargets: string[] = []

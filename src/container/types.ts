@@ -6,6 +6,7 @@ export type { HealthConfig }
 import type { BindMount } from '../runtime/spec.js'
 import type { EndpointRequest, ExtraHost, PortSpec } from '../network/types.js'
 import type { StorageDriver } from '../snapshot/types.js'
+import type { DeviceMapping, ResourceLimits, Ulimit } from './config.js'
 
 /**
  * Lifecycle states. `creating`, `starting` and `removing` are transitional and owned by one
@@ -131,7 +132,8 @@ export interface ContainerSpec {
     binds: string[]
     /** Bind mounts and volumes (each a bind of its data folder). */
     mounts: ContainerMount[]
-    tmpfs?: TmpfsMount[]
+    /** `--mount type=tmpfs` (Docker keeps these in Mounts; `--tmpfs` is `tmpfs` below). */
+    tmpfsMounts?: TmpfsMount[]
     /** `--volumes-from` as given (`CONTAINER[:ro|rw]`). */
     volumesFrom?: string[]
     restartPolicy?: RestartPolicy
@@ -150,6 +152,28 @@ export interface ContainerSpec {
     dnsSearch?: string[]
     dnsOptions?: string[]
     extraHosts?: ExtraHost[]
+    // Confinement and limits (absent in containers made before Cairn had them: Docker's defaults)
+    privileged?: boolean
+    /** Normalized (`CAP_NET_ADMIN`, `ALL`). */
+    capAdd?: string[]
+    capDrop?: string[]
+    /**
+     * Docker's SecurityOpt: `seccomp=unconfined`, `seccomp=<the profile's JSON>`,
+     * `no-new-privileges`, `apparmor=PROFILE`, as given.
+     */
+    securityOpt?: string[]
+    readonlyRootfs?: boolean
+    /** `--tmpfs`: path → options (Docker's HostConfig.Tmpfs). */
+    tmpfs?: Record<string, string>
+    devices?: DeviceMapping[]
+    ulimits?: Ulimit[]
+    /** Bytes of /dev/shm. */
+    shmSize?: number
+    groupAdd?: string[]
+    sysctls?: Record<string, string>
+    init?: boolean
+    /** Cgroup limits, as `update` last set them (memorySwap resolved: twice the memory by default). */
+    resources?: ResourceLimits
   }
   /** Its networks (bridge modes): names, aliases, fixed addresses; Docker's NetworkingConfig. */
   networks?: EndpointRequest[]
@@ -207,4 +231,6 @@ export function containerPaths(root: string, id: string): ContainerPaths {
 export interface ExitRecord {
   exitCode: number
   finishedAt: number
+  /** The kernel's OOM killer killed a process of the container (Docker's State.OOMKilled). */
+  oomKilled?: boolean
 }

@@ -143,6 +143,13 @@ describe('mount plans', () => {
     assert.throws(() => planMounts([{ type: 'volume', source: 'a', target: '/d', readonly: false }, { type: 'tmpfs', target: '/d/', readonly: false }], [], []), /Duplicate mount point: \/d/)
   })
 
+  test('--tmpfs takes its path: a --mount there is a duplicate, --volumes-from and image VOLUMEs yield to it', () => {
+    assert.throws(() => planMounts([{ type: 'tmpfs', target: '/scratch', readonly: false }], [], [], ['/scratch/']), /Duplicate mount point: \/scratch/)
+    assert.throws(() => planMounts([{ type: 'bind', source: '/', target: '/run', readonly: true }], [], [], ['/run']), /Duplicate mount point: \/run/)
+    const plan = planMounts([], [{ source: '/v/x/_data', destination: '/run', readonly: false, volume: { name: 'x', anonymous: false, driver: 'local' } }], ['/run', '/data'], ['/run'])
+    assert.deepEqual(plan.mounts.map((m) => (m.kind === 'volume' ? m.destination : m.mount.destination)), ['/data'])
+  })
+
   test('volume names as the local driver takes them', () => {
     checkVolumeName('my_vol-1.0')
     assert.throws(() => checkVolumeName('a'), /includes invalid characters for a local volume name/)
