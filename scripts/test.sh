@@ -18,6 +18,10 @@ COVERAGE_LINES=82
 COVERAGE_BRANCHES=76
 # The other Node.js lines the suite runs on, after the machine's.
 NODE_LINES=${CAIRN_TEST_NODE_LINES-24.22.3}
+# Test files run this many at a time (node --test's --test-concurrency): most of a file's time is
+# spent waiting (daemons starting, containers, registries), and every file keeps to its own stores,
+# daemons, ports and names, so files overlap well even on two cores.
+CONCURRENCY=${CAIRN_TEST_CONCURRENCY:-3}
 # Fuzzing in the suite is a smoke test: a few seconds per target per run (bench/fuzz.sh runs longer).
 export CAIRN_FUZZ_SECONDS=${CAIRN_FUZZ_SECONDS:-3}
 
@@ -74,12 +78,12 @@ run "Node.js $(node --version)" . node_modules/.bin/c8 \
   --reporter text-summary --reporter json-summary \
   --include 'build/src/**' --exclude 'build/cli/**' \
   --check-coverage --lines "$COVERAGE_LINES" --branches "$COVERAGE_BRANCHES" \
-  node --test "${files[@]/#/build/}" || status=$?
+  node --test --test-concurrency="$CONCURRENCY" "${files[@]/#/build/}" || status=$?
 
 for version in $NODE_LINES; do
   tree=$(bash scripts/node-line.sh "$version") || { status=1; continue; }
   run "Node.js v$version" "$tree" env PATH="$PWD/.cache/node/$version/bin:$PATH" \
-    node --test "${files[@]/#/build/}" || status=$?
+    node --test --test-concurrency="$CONCURRENCY" "${files[@]/#/build/}" || status=$?
 done
 remove_idle_chains
 exit "$status"
