@@ -293,7 +293,11 @@ class Builder {
     if (this.opts.target !== undefined) {
       target = this.df.stages.find((s) => s.name === this.opts.target?.toLowerCase())
       if (!target) throw new CairnError('INVALID_ARGUMENT', `failed to reach build target ${this.opts.target} in Dockerfile`)
-    } else target = this.df.stages.at(-1) as Stage
+    } else {
+      // a Dockerfile has a stage (the parser says so); the assertion narrows target, which the rule misses
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
+      target = this.df.stages.at(-1) as Stage
+    }
     const needed = new Set<Stage>()
     const visiting = new Set<Stage>()
     const visit = (s: Stage): void => {
@@ -402,7 +406,7 @@ class Builder {
     } catch (err) {
       throw this.stepError(fromRef, err, t0)
     }
-    this.emit({ type: 'done', ref: fromRef, id: state.image?.id ?? ('sha256:' as Digest), cached: true, seconds: (performance.now() - t0) / 1000 })
+    this.emit({ type: 'done', ref: fromRef, id: state.image?.id ?? 'sha256:', cached: true, seconds: (performance.now() - t0) / 1000 })
     let steps = stage.steps
     const triggers = state.config.config?.OnBuild ?? []
     if (triggers.length > 0) {

@@ -210,7 +210,7 @@ export function jsonArray(s: string): string[] | undefined {
   if (!s.startsWith('[')) return undefined
   try {
     const v: unknown = JSON.parse(s)
-    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[]
+    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v
   } catch {
     // not JSON: the shell form
   }

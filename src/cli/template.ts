@@ -566,6 +566,8 @@ class Parser {
   }
 
   private next(): Item {
+    // the items end with EOF; the assertion makes `it` an Item, which the rule misses
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
     const it = this.items[this.i] ?? (this.items[this.items.length - 1] as Item)
     if (this.i < this.items.length) this.i++
     this.lastLine = it.line
@@ -664,7 +666,7 @@ class Parser {
     const list: ListNode = { kind: 'list', pos: this.peekNonSpace().pos, nodes: [] }
     while (this.peekNonSpace().typ !== T.eof) {
       const n = this.textOrAction()
-      if (n.kind === 'end' || n.kind === 'else') return { list, next: n as EndOrElse }
+      if (n.kind === 'end' || n.kind === 'else') return { list, next: n }
       list.nodes.push(n as Node)
     }
     this.fail('unexpected EOF')

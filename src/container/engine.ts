@@ -314,7 +314,7 @@ export class ContainerEngine {
       }
     }
     const spec: ContainerSpec = {
-      id, name: finalName as string, created: created.toISOString(), image: image.id, imageRef: opts.image,
+      id, name: finalName, created: created.toISOString(), image: image.id, imageRef: opts.image,
       path: argv[0] as string, args: argv.slice(1), config,
       hostConfig: {
         binds: mounts.map(bindString), mounts, networkMode: net.mode, autoRemove: opts.autoRemove ?? false, runtime: opts.runtime ?? '',
@@ -1106,9 +1106,9 @@ function shimEvents(child: ChildProcess): { next: () => Promise<ShimEvent | { ev
     detach: () => {
       pipe?.removeAllListeners('data')
       pipe?.destroy()
-      ;(child.stdout as Readable | null)?.destroy()
-      ;(child.stderr as Readable | null)?.destroy()
-      ;(child.stdin as Writable | null)?.destroy()
+      child.stdout?.destroy()
+      child.stderr?.destroy()
+      child.stdin?.destroy()
     },
   }
 }

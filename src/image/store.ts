@@ -574,7 +574,7 @@ function toRecord(r: ImageRow, tags: string[], repoDigests: string[]): ImageReco
 /** `sha256:<64 hex>` or bare 64 hex → the image ID it names. */
 function idFromString(s: string): Digest | undefined {
   if (/^[a-f0-9]{64}$/.test(s)) return `sha256:${s}`
-  if (s.startsWith('sha256:') && isDigest(s)) return s as Digest
+  if (s.startsWith('sha256:') && isDigest(s)) return s
   return undefined
 }
 

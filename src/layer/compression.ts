@@ -97,7 +97,7 @@ export function compressStream(compression: Compression, opts: CompressOptions =
       return new (loadZstdNapi().CompressStream)({ compressionLevel: level, checksumFlag: true, nbWorkers: Math.max(1, availableParallelism()) })
     }
     default:
-      throw new CairnError('INVALID_ARGUMENT', `unknown compression ${JSON.stringify(compression as string)}`)
+      throw new CairnError('INVALID_ARGUMENT', `unknown compression ${JSON.stringify(compression)}`)
   }
 }
 
@@ -114,7 +114,7 @@ export function decompressor(compression: Compression): Transform {
       return new CheckedZstdDecompress(native ? () => native.createZstdDecompress() : () => new (loadZstdNapi().DecompressStream)())
     }
     default:
-      throw new CairnError('INVALID_ARGUMENT', `unknown compression ${JSON.stringify(compression as string)}`)
+      throw new CairnError('INVALID_ARGUMENT', `unknown compression ${JSON.stringify(compression)}`)
   }
 }
 

@@ -127,7 +127,7 @@ export function parseBasic(header: string | undefined): { user: string; password
 export function parseBearer(header: string | undefined): string | undefined {
   if (header === undefined) return undefined
   const m = /^Bearer\s+([A-Za-z0-9\-_.=]+)\s*$/i.exec(header)
-  return m ? (m[1] as string) : undefined
+  return m ? m[1] : undefined
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -59,7 +59,7 @@ export function loadRemoteConfig(path: string = process.env['CAIRN_CONFIG'] ?? D
   const list = raw['insecure-registries']
   if (list !== undefined) {
     if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) throw new CairnError('INVALID_ARGUMENT', `${path}: insecure-registries must be a list of strings`)
-    cfg.insecureRegistries = list as string[]
+    cfg.insecureRegistries = list
   }
   const num = (key: string, min: number): number | undefined => {
     const v = raw[key]

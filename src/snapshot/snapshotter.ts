@@ -174,7 +174,7 @@ export class FsSnapshotter implements Snapshotter {
         if (set.changes === 0) {
           // another process linked it first: use theirs
           await rm(`${this.home}/l/${link}`, { force: true })
-          link = this.mustRow(r.key).link as string
+          link = this.mustRow(r.key).link
         }
       }
       out.push(`l/${link}`)

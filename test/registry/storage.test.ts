@@ -129,7 +129,7 @@ for (const [name, make] of Object.entries(IMPLEMENTATIONS)) {
       // references are checked after the revision is visible: a missing one withdraws it
       const other = Buffer.from('{"schemaVersion":2,"x":1}')
       await assert.rejects(
-        s.putManifest('m/x', { digest: sha256(other) as Digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes: other, references: [sha256('missing') as Digest] }, 'v3'),
+        s.putManifest('m/x', { digest: sha256(other), mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes: other, references: [sha256('missing')] }, 'v3'),
         (e: unknown) => (e as { code?: string }).code === 'MANIFEST_BLOB_UNKNOWN',
       )
       assert.equal(await s.getManifest('m/x', sha256(other) as Digest), undefined)
