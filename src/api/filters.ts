@@ -134,7 +134,7 @@ export function parseUntil(value: string, now = Date.now()): number {
 const DURATION_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
 
 /** Go's time.ParseDuration, in milliseconds (undefined when it is not one). */
-export function parseGoDuration(s: string): number | undefined {
+function parseGoDuration(s: string): number | undefined {
   const m = /^([+-])?((?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+$/.exec(s)
   if (!m) return s === '0' ? 0 : undefined
   let total = 0

@@ -17,12 +17,12 @@ import { listContainers, type ContainerSummary } from './containers.js'
 const run = promisify(execFile)
 
 /** Cairn's version (the package's, as `cairn -v` prints it). */
-export function cairnVersion(): string {
+function cairnVersion(): string {
   return process.env['npm_package_version'] ?? '0.1.0'
 }
 
 /** The Engine API version whose shapes Cairn's output follows. */
-export const API_VERSION = '1.41'
+const API_VERSION = '1.41'
 
 // ---------------------------------------------------------------------------------------------
 // system df
@@ -181,7 +181,7 @@ export interface VersionInfo {
 }
 
 /** Go's GOARCH names for Node's. */
-export function goArch(a: string = arch()): string {
+function goArch(a: string = arch()): string {
   return ({ x64: 'amd64', ia32: '386', arm: 'arm', arm64: 'arm64', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' } as Record<string, string>)[a] ?? a
 }
 
@@ -261,7 +261,7 @@ export interface SystemInfo {
 }
 
 /** cgroup v2 when the unified hierarchy is mounted at /sys/fs/cgroup, else v1. */
-export function cgroupVersion(): '1' | '2' {
+function cgroupVersion(): '1' | '2' {
   return existsSync('/sys/fs/cgroup/cgroup.controllers') ? '2' : '1'
 }
 

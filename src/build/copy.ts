@@ -176,7 +176,7 @@ export function resolveSources(root: SourceRoot, patterns: readonly string[]): S
 }
 
 /** A source's entries (a folder's own entry first, then its tree, sorted), without what .dockerignore excludes. */
-export function sourceTree(root: SourceRoot, src: Source): TreeEntry[] {
+function sourceTree(root: SourceRoot, src: Source): TreeEntry[] {
   if (!src.st.isDirectory()) return [{ rel: '', host: src.host, st: src.st }]
   const out: TreeEntry[] = [{ rel: '', host: src.host, st: src.st }]
   const walk = (hostDir: string, relDir: string): void => {

@@ -178,13 +178,13 @@ function isTerminal(): boolean {
 }
 
 /** Go's time.Time.String() in UTC, as Docker shows CreatedAt. */
-export function goTime(d: Date): string {
+function goTime(d: Date): string {
   const iso = d.toISOString()
   return `${iso.slice(0, 10)} ${iso.slice(11, 19)} +0000 UTC`
 }
 
 /** `docker ps`'s header words, by field. */
-export const PS_HEADERS: Record<string, string> = {
+const PS_HEADERS: Record<string, string> = {
   ID: 'CONTAINER ID', Image: 'IMAGE', Command: 'COMMAND', CreatedAt: 'CREATED AT', RunningFor: 'CREATED', Ports: 'PORTS',
   State: 'STATE', Status: 'STATUS', Size: 'SIZE', Names: 'NAMES', Labels: 'LABELS', Mounts: 'MOUNTS', LocalVolumes: 'LOCAL VOLUMES',
   Networks: 'NETWORKS', Platform: 'PLATFORM',

@@ -3,7 +3,7 @@ import { ImageStore } from '../image/store.js'
 import { defaultRoot } from '../api/root.js'
 
 /** The store named by the global `--root` option (or CAIRN_ROOT, or the default). */
-export function rootOf(cmd: Command): string {
+function rootOf(cmd: Command): string {
   const opts = cmd.optsWithGlobals<{ root?: string }>()
   return opts.root ?? defaultRoot()
 }

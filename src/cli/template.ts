@@ -28,7 +28,7 @@ const METHODS = Symbol('go.methods')
 type ParamType = 'any' | 'string' | 'int'
 
 /** A method of a struct: `{{.Label "com.example.vendor"}}`. */
-export class GoMethod {
+class GoMethod {
   constructor(readonly params: readonly ParamType[], readonly fn: (...args: never[]) => unknown) {}
 }
 
@@ -83,7 +83,7 @@ function typeName(v: unknown): string {
 // Errors
 
 /** A template that does not parse: `template: NAME:LINE: message`. */
-export class TemplateParseError extends Error {
+class TemplateParseError extends Error {
   override readonly name = 'TemplateParseError'
 }
 
@@ -1112,7 +1112,7 @@ function compare(a: unknown, b: unknown, equality: boolean): number {
 // Go's fmt and encoding/json, as far as templates reach them
 
 /** Go's %v (the way text/template prints a value). */
-export function fmtValue(v: unknown, top = true): string {
+function fmtValue(v: unknown, top = true): string {
   if (v === undefined) return top ? '<no value>' : '<nil>'
   if (v === null) return '<nil>'
   if (typeof v === 'string') return v
@@ -1297,7 +1297,7 @@ function jsEscape(s: string): string {
  * Go's encoding/json: maps with sorted keys, structs in field order, methods left out; `<`, `>`
  * and `&` escaped only with `escapeHTML` (Docker's `json` function turns that off).
  */
-export function goJSON(v: unknown, escapeHTML: boolean): string {
+function goJSON(v: unknown, escapeHTML: boolean): string {
   if (v === undefined || v === null) return 'null'
   if (typeof v === 'object' && !Array.isArray(v)) {
     const own = (v as { [JSON_OF]?: () => string })[JSON_OF]
@@ -1743,10 +1743,10 @@ export interface FormatErrors {
   exec: string
 }
 
-export const DEFAULT_FORMAT_ERRORS: FormatErrors = { parse: 'template parsing error: ', exec: 'template parsing error: ' }
+const DEFAULT_FORMAT_ERRORS: FormatErrors = { parse: 'template parsing error: ', exec: 'template parsing error: ' }
 
 /** A template error as the CLI prints it, with the exit code Docker gives it. */
-export class FormatError extends Error {
+class FormatError extends Error {
   override readonly name = 'FormatError'
   constructor(message: string, readonly exitCode: number) {
     super(message)
@@ -1754,12 +1754,12 @@ export class FormatError extends Error {
 }
 
 /** Docker's `table` check: the format starts with the word `table`. */
-export function isTableFormat(format: string): boolean {
+function isTableFormat(format: string): boolean {
   return format.startsWith('table')
 }
 
 /** Docker's preFormat: `table` dropped, `json` as `{{json .}}`, spaces trimmed, `\t` and `\n` unescaped. */
-export function preFormat(format: string): string {
+function preFormat(format: string): string {
   let f = format
   if (isTableFormat(f)) f = f.slice('table'.length)
   else if (f === 'json') f = '{{json .}}'

@@ -100,7 +100,7 @@ export interface ExecOptions {
 
 const SNAPSHOT_PREFIX = 'ctr-'
 /** Exit code recorded when a container's monitor vanished without recording one (as Docker's 255). */
-export const LOST_EXIT_CODE = 255
+const LOST_EXIT_CODE = 255
 
 /** The container's writable snapshot. */
 export function snapshotKeys(id: string): { key: string } {
@@ -111,7 +111,7 @@ export function snapshotKeys(id: string): { key: string } {
  * The committed init layer of an image (Docker's mount points for /etc/hosts, /proc, … on its
  * layers), shared by all its containers; `chain` is the image's top chain ID.
  */
-export function initLayerName(chain: Digest | undefined): string {
+function initLayerName(chain: Digest | undefined): string {
   return `${SNAPSHOT_PREFIX}init-${chain === undefined ? 'empty' : chain.slice(chain.indexOf(':') + 1)}`
 }
 

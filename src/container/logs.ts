@@ -20,7 +20,7 @@ export interface LogEntry {
 /** Docker splits lines longer than this into several entries. */
 const MAX_PARTIAL = 16 * 1024
 
-export function logTime(ms: number = Date.now(), sub = 0): string {
+function logTime(ms: number = Date.now(), sub = 0): string {
   const iso = new Date(ms).toISOString() // 2024-01-01T00:00:00.123Z
   return `${iso.slice(0, 23)}${String(sub).padStart(6, '0')}Z`
 }

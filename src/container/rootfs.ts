@@ -9,7 +9,7 @@ import { CairnError, isErrno } from '../errors/index.js'
 import { entryComponents, resolveInRoot } from '../layer/path.js'
 
 /** The host path of `ctrPath` (absolute, in the container) below `root`, symlinks resolved inside. */
-export function hostPathIn(root: string, ctrPath: string, opts: { followFinal?: boolean; mkdirs?: boolean } = {}): string {
+function hostPathIn(root: string, ctrPath: string, opts: { followFinal?: boolean; mkdirs?: boolean } = {}): string {
   return resolveInRoot(root, entryComponents(ctrPath), opts)
 }
 
@@ -28,7 +28,7 @@ export function readFileIn(root: string, ctrPath: string): string | undefined {
  * so that the runtime never creates them in the container's own writable layer (where `diff`
  * and `commit` would see them).
  */
-export const INIT_ENTRIES: readonly { path: string; type: 'dir' | 'file' | 'symlink'; target?: string }[] = [
+const INIT_ENTRIES: readonly { path: string; type: 'dir' | 'file' | 'symlink'; target?: string }[] = [
   { path: '/dev/pts', type: 'dir' },
   { path: '/dev/shm', type: 'dir' },
   { path: '/proc', type: 'dir' },

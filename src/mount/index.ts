@@ -63,20 +63,6 @@ export async function isMounted(path: string): Promise<boolean> {
   return false
 }
 
-/** Mount points at or below `dir`, deepest first (for cleaning up). */
-export async function mountsUnder(dir: string): Promise<string[]> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8')
-  const base = dir.replace(/\/+$/, '')
-  const out: string[] = []
-  for (const line of info.split('\n')) {
-    const mp = line.split(' ')[4]
-    if (mp === undefined) continue
-    const p = unescapeMountPath(mp)
-    if (p === base || p.startsWith(`${base}/`)) out.push(p)
-  }
-  return out.sort((a, b) => b.length - a.length)
-}
-
 function unescapeMountPath(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)))
 }

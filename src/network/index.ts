@@ -22,8 +22,8 @@ import {
 } from './types.js'
 
 export * from './types.js'
-export { NetworkDefinitions, PREDEFINED, type CreateNetworkOptions } from './definitions.js'
-export { loadNetworkConfig, type NetworkConfig } from './config.js'
+export { type CreateNetworkOptions } from './definitions.js'
+export { type NetworkConfig } from './config.js'
 
 /** The network namespace made for a container on bridge networks. */
 export function netnsName(containerId: string): string {

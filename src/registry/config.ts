@@ -44,8 +44,8 @@ export interface RegistryConfig {
   tokenServerListen: string
 }
 
-export const DEFAULT_LISTEN = '127.0.0.1:5000'
-export const DEFAULT_TOKEN_SERVER_LISTEN = '127.0.0.1:5001'
+const DEFAULT_LISTEN = '127.0.0.1:5000'
+const DEFAULT_TOKEN_SERVER_LISTEN = '127.0.0.1:5001'
 
 /** Default storage root: /var/lib/cairn-registry as root, else $XDG_DATA_HOME/cairn-registry. */
 export function defaultRegistryRoot(): string {

@@ -23,8 +23,8 @@ export const DockerHub = {
   configKey: 'https://index.docker.io/v1/',
 } as const
 
-export const DEFAULT_CONFIG_FILE = '/etc/cairn/config.json'
-export const DEFAULT_CERTS_DIR = '/etc/cairn/certs.d'
+const DEFAULT_CONFIG_FILE = '/etc/cairn/config.json'
+const DEFAULT_CERTS_DIR = '/etc/cairn/certs.d'
 
 export interface RemoteConfig {
   /** Hosts (`host[:port]`) and IPv4 CIDR ranges allowed to use plain HTTP or unverified TLS. */

@@ -12,7 +12,7 @@ import { gzip as gzipCb } from 'node:zlib'
 
 const gzip = promisify(gzipCb) as (buf: Buffer, opts: { level: number }) => Promise<Buffer>
 
-export const PGZIP_BLOCK = 1 << 20
+const PGZIP_BLOCK = 1 << 20
 
 export function parallelGzip(opts: { level?: number; blockSize?: number; parallelism?: number } = {}): Transform {
   const level = opts.level ?? 6

@@ -21,13 +21,13 @@ export const RuntimeNames = ['crun', 'runc'] as const
 export type RuntimeName = (typeof RuntimeNames)[number]
 
 /** How to install each runtime on Debian. */
-export const INSTALL_HINT: Record<RuntimeName, string> = {
+const INSTALL_HINT: Record<RuntimeName, string> = {
   crun: 'apt-get install crun',
   runc: 'apt-get install runc',
 }
 
 /** Where runtimes keep their state and Cairn its probe cache: tmpfs, gone at reboot like the containers. */
-export const RUN_DIR = '/run/cairn'
+const RUN_DIR = '/run/cairn'
 
 const SEARCH_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin']
 

@@ -132,7 +132,7 @@ function bucket(count: number): number {
 }
 
 /** The number of seconds a fuzz target runs: CAIRN_FUZZ_SECONDS, else 3. */
-export function fuzzSeconds(): number {
+function fuzzSeconds(): number {
   const s = Number(process.env.CAIRN_FUZZ_SECONDS ?? '3')
   return Number.isFinite(s) && s > 0 ? s : 3
 }
@@ -143,7 +143,7 @@ function corpusDir(name: string): string | undefined {
   return base ? join(base, name) : undefined
 }
 
-export class Fuzzer {
+class Fuzzer {
   private readonly post: Post
   private readonly session: Session
   private readonly seen = new Uint8Array(1 << 22)
