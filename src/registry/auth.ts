@@ -310,10 +310,10 @@ export class TokenVerifier {
     if (parts.length !== 3) throw unauthorized('malformed token')
     const [h, p, s] = parts as [string, string, string]
     let header: { alg?: unknown }
-    let claims: Partial<TokenClaims>
+    let claims: Partial<TokenClaims> | null
     try {
       header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as { alg?: unknown }
-      claims = JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) as Partial<TokenClaims>
+      claims = JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) as Partial<TokenClaims> | null
     } catch {
       throw unauthorized('malformed token')
     }
