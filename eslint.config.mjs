@@ -24,6 +24,8 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', {
         argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_', caughtErrors: 'none',
       }],
+      // a closure made before a variable's one assignment reads it: it cannot be a const
+      'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
       // an async function without await is how a synchronous step fulfils an async interface
       '@typescript-eslint/require-await': 'off',
       // tar headers, terminals and Go templates match control characters on purpose

@@ -223,6 +223,8 @@ export async function versionInfo(): Promise<VersionInfo> {
 // info
 
 /** Docker's `/info` answer, the fields Cairn can fill, under Docker's names. */
+type IndexInfo = { Name: string; Mirrors: string[]; Secure: boolean; Official: boolean }
+
 export interface SystemInfo {
   ID: string
   Containers: number
@@ -241,7 +243,7 @@ export interface SystemInfo {
   OSType: string
   Architecture: string
   IndexServerAddress: string
-  RegistryConfig: { InsecureRegistryCIDRs: string[]; IndexConfigs: Record<string, { Name: string; Mirrors: string[]; Secure: boolean; Official: boolean }>; Mirrors: string[] }
+  RegistryConfig: { InsecureRegistryCIDRs: string[]; IndexConfigs: Record<string, IndexInfo>; Mirrors: string[] }
   NCPU: number
   MemTotal: number
   DockerRootDir: string
@@ -328,9 +330,9 @@ export async function systemInfo(store: ImageStore): Promise<SystemInfo> {
     IndexServerAddress: 'https://index.docker.io/v1/',
     RegistryConfig: {
       InsecureRegistryCIDRs: ['127.0.0.0/8', ...remote.insecureRegistries.filter((r) => r.includes('/'))],
-      IndexConfigs: Object.fromEntries([
+      IndexConfigs: Object.fromEntries<IndexInfo>([
         ['docker.io', { Name: 'docker.io', Mirrors: [], Secure: true, Official: true }],
-        ...remote.insecureRegistries.filter((r) => !r.includes('/')).map((r) => [r, { Name: r, Mirrors: [], Secure: false, Official: false }] as const),
+        ...remote.insecureRegistries.filter((r) => !r.includes('/')).map((r): [string, IndexInfo] => [r, { Name: r, Mirrors: [], Secure: false, Official: false }]),
       ]),
       Mirrors: [],
     },

@@ -16,6 +16,7 @@ import { posix } from 'node:path'
 import { PassThrough, Readable, type Writable } from 'node:stream'
 import { once } from 'node:events'
 import { pipeline } from 'node:stream/promises'
+import type { ReadableStream } from 'node:stream/web'
 import { CairnError, hasCode, isCairnError } from '../errors/index.js'
 import { chainIds, type Digest } from '../oci/digest.js'
 import { hostPlatform, type ContainerConfig, type HistoryEntry, type ImageConfig } from '../oci/types.js'
@@ -323,7 +324,8 @@ class Builder {
     this.checkSources(needed)
     await this.sweep()
     // every stage starts now: each waits for what it needs, the independent ones run at once
-    for (const s of needed) this.startStage(s)
+    // (startStage keeps each promise in this.results, awaited below)
+    for (const s of needed) void this.startStage(s)
     try {
       const state = await (this.results.get(target.index) as Promise<State>)
       return (await this.ensureImage(state)).id
@@ -933,7 +935,6 @@ class Builder {
     const link = ins.flags.some((f) => f.name === 'link')
     const sig = this.signal
     const store = this.store
-    const self = this
     const plan: Plan = {
       parts: {
         [ins.kind]: { from: fromId, patterns, dest, chown: chownSpec ?? null, chmod: chmod ?? null, checksum, urls, docs: extra.filter((e) => !e.download).map((e) => createHash('sha256').update(e.pattern).digest('hex')), link },
@@ -959,7 +960,7 @@ class Builder {
                 await pipeline(tar, out)
               }
               if (needsRoot && rootImage) {
-                await self.withRootfs({ image: rootImage, config: await store.config(rootImage), args: new Map(), cmdSet: false }, async (dir) => produce(dir ?? await emptyDir(store)))
+                await this.withRootfs({ image: rootImage, config: await store.config(rootImage), args: new Map(), cmdSet: false }, async (dir) => produce(dir ?? await emptyDir(store)))
               } else await produce(undefined)
             } catch (err) {
               out.destroy(err as Error)
@@ -1057,7 +1058,7 @@ async function download(url: string, dest: string, signal: AbortSignal): Promise
   }
   if (!res.ok || !res.body) throw new CairnError('UNAVAILABLE', `failed to load ${url}: ${res.status} ${res.statusText}`)
   const hash = createHash('sha256')
-  const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>)
+  const body = Readable.fromWeb(res.body as ReadableStream<Uint8Array>)
   body.on('data', (c: Buffer) => hash.update(c))
   await pipeline(body, createWriteStream(dest, { mode: 0o600 }), { signal })
   const lm = res.headers.get('last-modified')

@@ -95,7 +95,7 @@ export function parseDockerfile(text: string): Dockerfile {
   const df = ast.DockerfileParser.parse(src)
   const escape = df.getEscapeCharacter()
   if (escape !== '\\' && escape !== '`') throw parseError(1, `invalid escape token '${escape}' does not match ` + '` or \\')
-  const syntax = df.getDirectives().find((d) => d.getDirective() === 'syntax')?.getValue()
+  const syntax = df.getDirectives().find((d) => d.getDirective() === ast.Directive.syntax)?.getValue()
   const lines = src.split('\n')
   const instructions = df.getInstructions().map((i) => readInstruction(i, lines, escape))
   if (instructions.length === 0) throw new CairnError('INVALID_ARGUMENT', 'the Dockerfile cannot be empty')

@@ -17,11 +17,12 @@ import { takeStandby } from './standby.js'
 import { formatWrite, goContext, goMethod, goQuote } from './template.js'
 import { parseFilterArgs } from '../api/filters.js'
 import { inspectCommand } from './inspect.js'
+import type * as ContainersApi from '../api/containers.js'
 
 export { goQuote }
 
 /** The container verbs, loaded when a container command runs (other commands start faster). */
-const api = (): Promise<typeof import('../api/containers.js')> => import('../api/containers.js')
+const api = (): Promise<typeof ContainersApi> => import('../api/containers.js')
 
 /** Docker's exit codes: 125 the engine failed, 126 the command cannot run, 127 it was not found. */
 const EXIT_ENGINE = 125

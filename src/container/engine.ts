@@ -577,7 +577,7 @@ export class ContainerEngine {
     // a detached monitor's own stderr (a crash, say) goes to its log
     const shimErr = args.attach || tty === 'inherit' ? undefined : openSync(this.paths(id).shimLog, 'a', 0o600)
     try {
-      child = fits && standby ? standby.take(args) : spawn(process.execPath, [...SHIM, JSON.stringify(args)], {
+      child = fits ? standby.take(args) : spawn(process.execPath, [...SHIM, JSON.stringify(args)], {
         detached: tty !== 'inherit',
         stdio: tty === 'inherit' ? ['inherit', 'inherit', 'inherit', 'pipe'] : [stdinMode, args.attach ? 'pipe' : 'ignore', shimErr ?? 'pipe', 'pipe'],
         cwd: '/',
@@ -662,8 +662,8 @@ export class ContainerEngine {
     const snap = await this.snapshotterOf(spec.driver)
     if (!(await isMounted(p.rootfs))) await mountAll(await snap.mounts(spec.snapshotKey), p.rootfs)
     const cfg = spec.config
-    const user = resolveUser(cfg.User ?? '', readFileIn(p.rootfs, '/etc/passwd'), readFileIn(p.rootfs, '/etc/group'))
-    let env = processEnv(cfg.Env ?? [], cfg.Hostname, cfg.Tty)
+    const user = resolveUser(cfg.User, readFileIn(p.rootfs, '/etc/passwd'), readFileIn(p.rootfs, '/etc/group'))
+    let env = processEnv(cfg.Env, cfg.Hostname, cfg.Tty)
     if (envValue(env, 'HOME') === undefined) env = replaceOrAppendEnv(env, [`HOME=${user.home}`])
     const cwd = cfg.WorkingDir !== '' ? cfg.WorkingDir : '/'
     ensureDir(p.rootfs, cwd)
@@ -848,8 +848,8 @@ export class ContainerEngine {
     const p = this.paths(row.id)
     const cfg = spec.config
     const tty = opts.tty ?? false
-    const user = resolveUser(opts.user ?? cfg.User ?? '', readFileIn(p.rootfs, '/etc/passwd'), readFileIn(p.rootfs, '/etc/group'))
-    let env = processEnv(cfg.Env ?? [], cfg.Hostname, tty, opts.env ?? [])
+    const user = resolveUser(opts.user ?? cfg.User, readFileIn(p.rootfs, '/etc/passwd'), readFileIn(p.rootfs, '/etc/group'))
+    let env = processEnv(cfg.Env, cfg.Hostname, tty, opts.env ?? [])
     if (envValue(env, 'HOME') === undefined) env = replaceOrAppendEnv(env, [`HOME=${user.home}`])
     const cwd = opts.workdir !== undefined && opts.workdir !== '' ? opts.workdir : cfg.WorkingDir !== '' ? cfg.WorkingDir : '/'
     lookPath(p.rootfs, command[0] as string, { path: envValue(env, 'PATH'), cwd, skipUnder: spec.hostConfig.mounts.map((b) => b.destination) })

@@ -174,7 +174,7 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
   report({ event: 'started', pid })
 
   const code = await exited
-  await logWriter?.close()
+  await logWriter.close()
   await releasePorts()
   await engine.markExited(id, code)
   if (row.auto_remove) {

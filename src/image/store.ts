@@ -288,7 +288,7 @@ export class ImageStore {
   addImage(input: AddImageInput): AddImageResult {
     const id = input.config.digest
     const diffIds = input.layers.map((l) => l.diffId)
-    const configIds = input.configJson.rootfs?.diff_ids ?? []
+    const configIds = input.configJson.rootfs.diff_ids
     if (configIds.length !== diffIds.length || configIds.some((d, i) => d !== diffIds[i])) {
       throw new CairnError('MANIFEST_INVALID', `the config's rootfs.diff_ids do not match the image's ${diffIds.length} layers`)
     }

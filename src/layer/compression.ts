@@ -11,6 +11,7 @@ import * as zlib from 'node:zlib'
 import { CairnError, isCairnError, throwIfAborted } from '../errors/index.js'
 import type { Compression } from '../oci/mediatype.js'
 import { CheckedZstdDecompress } from './zstdframe.js'
+import type * as ZstdNapiModule from 'zstd-napi'
 
 export type { Compression } from '../oci/mediatype.js'
 
@@ -40,7 +41,8 @@ interface NodeZstd {
 }
 
 function nodeZstd(): NodeZstd | undefined {
-  const z = zlib as unknown as Partial<NodeZstd> & { constants: Partial<NodeZstd['constants']> }
+  // what this Node.js has: zstd is in node:zlib from 22.15 and 23.8 on
+  const z = zlib as unknown as { createZstdCompress?: unknown; createZstdDecompress?: unknown; constants: { ZSTD_c_compressionLevel?: unknown; ZSTD_c_checksumFlag?: unknown } }
   if (typeof z.createZstdCompress === 'function' && typeof z.createZstdDecompress === 'function' &&
     z.constants.ZSTD_c_compressionLevel !== undefined && z.constants.ZSTD_c_checksumFlag !== undefined) {
     return z as NodeZstd
@@ -48,7 +50,7 @@ function nodeZstd(): NodeZstd | undefined {
   return undefined
 }
 
-type ZstdNapi = typeof import('zstd-napi')
+type ZstdNapi = typeof ZstdNapiModule
 let zstdNapi: ZstdNapi | undefined
 
 function loadZstdNapi(): ZstdNapi {
@@ -134,7 +136,8 @@ export async function sniffCompression(
   source: AsyncIterable<Uint8Array> | Readable,
   opts: SniffOptions = {},
 ): Promise<{ compression: Compression; stream: Readable }> {
-  const it = source[Symbol.asyncIterator]()
+  // a Readable iterates as any: its chunks are Uint8Arrays (Buffers) here
+  const it: AsyncIterator<Uint8Array> = source[Symbol.asyncIterator]()
   const head: Buffer[] = []
   let length = 0
   let ended = false

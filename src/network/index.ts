@@ -32,7 +32,7 @@ export function netnsName(containerId: string): string {
 
 /** What attach returns: the setup, and a release of what only this process holds (the port sockets). */
 export interface AttachResult extends NetworkSetup {
-  releasePorts(): Promise<void>
+  releasePorts: () => Promise<void>
 }
 
 export class NetworkManager {

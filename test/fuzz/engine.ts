@@ -155,15 +155,15 @@ class Fuzzer {
     this.session = new Session()
     this.session.connect()
     this.post = (method, params) => {
-      let result: unknown
-      let error: Error | null = null
-      // a session in the same thread answers synchronously
+      // a session in the same thread answers synchronously (into this object, which TypeScript's
+      // narrowing does not take for untouched, as it would a variable)
+      const answer: { error: Error | null; result: unknown } = { error: null, result: undefined }
       this.session.post(method, params ?? {}, (err, res) => {
-        error = err
-        result = res
+        answer.error = err
+        answer.result = res
       })
-      if (error) throw error
-      return result
+      if (answer.error) throw answer.error
+      return answer.result
     }
     this.post('Profiler.enable')
     this.post('Profiler.startPreciseCoverage', { callCount: true, detailed: true })
