@@ -60,10 +60,10 @@ module.exports = {
     },
     {
       name: 'server-packages',
-      comment: 'the only npm package the registry server uses, itself or through what it imports, is bcryptjs',
+      comment: 'the only npm packages the registry server uses, itself or through what it imports, are bcryptjs and better-sqlite3',
       severity: 'error',
       from: { path: '^src/registry/' },
-      to: { path: 'node_modules/', pathNot: 'node_modules/bcryptjs/', reachable: true },
+      to: { path: 'node_modules/', pathNot: 'node_modules/(bcryptjs|better-sqlite3)/', reachable: true },
     },
     {
       name: 'cli-only-imported-by-cli',
