@@ -17,11 +17,12 @@ import { takeStandby } from './standby.js'
 import { formatWrite, goContext, goMethod, goQuote } from './template.js'
 import { parseFilterArgs } from '../api/filters.js'
 import { inspectCommand } from './inspect.js'
+import type * as ContainersApi from '../api/containers.js'
 
 export { goQuote }
 
 /** The container verbs, loaded when a container command runs (other commands start faster). */
-const api = (): Promise<typeof import('../api/containers.js')> => import('../api/containers.js')
+const api = (): Promise<typeof ContainersApi> => import('../api/containers.js')
 
 /** Docker's exit codes: 125 the engine failed, 126 the command cannot run, 127 it was not found. */
 const EXIT_ENGINE = 125
@@ -282,13 +283,13 @@ function isTerminal(): boolean {
 }
 
 /** Go's time.Time.String() in UTC, as Docker shows CreatedAt. */
-export function goTime(d: Date): string {
+function goTime(d: Date): string {
   const iso = d.toISOString()
   return `${iso.slice(0, 10)} ${iso.slice(11, 19)} +0000 UTC`
 }
 
 /** `docker ps`'s header words, by field. */
-export const PS_HEADERS: Record<string, string> = {
+const PS_HEADERS: Record<string, string> = {
   ID: 'CONTAINER ID', Image: 'IMAGE', Command: 'COMMAND', CreatedAt: 'CREATED AT', RunningFor: 'CREATED', Ports: 'PORTS',
   State: 'STATE', Status: 'STATUS', Size: 'SIZE', Names: 'NAMES', Labels: 'LABELS', Mounts: 'MOUNTS', LocalVolumes: 'LOCAL VOLUMES',
   Networks: 'NETWORKS', Platform: 'PLATFORM',

@@ -174,7 +174,7 @@ function jsonArray(s: string, change: string): string[] {
     throw invalid(change, 'not a valid JSON array')
   }
   if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw invalid(change, 'the JSON form must be an array of strings')
-  return v as string[]
+  return v
 }
 
 function envMap(env: readonly string[] | undefined): Map<string, string> {

@@ -52,11 +52,6 @@ export function isDigest(value: string): value is Digest {
   }
 }
 
-export function asDigest(value: string): Digest {
-  parseDigest(value)
-  return value as Digest
-}
-
 export function digestHex(d: Digest): string {
   return parseDigest(d).hex
 }

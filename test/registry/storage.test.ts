@@ -16,7 +16,7 @@ import { sha256, sha512 } from './helpers.js'
 interface Backend {
   /** A new instance on the same data, as after a restart. */
   open(opts?: { holdTtlMs?: number }): Promise<RegistryStorage>
-  cleanup(): Promise<void>
+  cleanup: () => Promise<void>
 }
 
 const IMPLEMENTATIONS: Record<string, () => Promise<Backend>> = {
