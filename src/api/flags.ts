@@ -102,7 +102,8 @@ function parseBool(key: string, value: string): boolean {
 export function parseRamBytes(s: string): number | undefined {
   const m = /^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$/.exec(s)
   if (!m) return undefined
-  const mult = { k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50 }[(m[2] ?? '').toLowerCase() as 'k'] ?? 1
+  const units: Record<string, number | undefined> = { k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50 }
+  const mult = units[(m[2] ?? '').toLowerCase()] ?? 1
   return Math.trunc(Number(m[1]) * mult)
 }
 

@@ -18,6 +18,9 @@ import { formatWrite, goContext, goMethod, goQuote } from './template.js'
 import { parseFilterArgs } from '../api/filters.js'
 import { inspectCommand } from './inspect.js'
 import type * as ContainersApi from '../api/containers.js'
+import type { ResourceLimits } from '../container/config.js'
+import type { ContainerStats } from '../api/resources.js'
+import type * as ResourcesApi from '../api/resources.js'
 
 export { goQuote }
 
@@ -98,9 +101,9 @@ function addLimitOptions(c: Command): Command {
 }
 
 /** The limit flags as typed limits (undefined: not given). */
-async function limitOptions(f: LimitFlags): Promise<import('../container/config.js').ResourceLimits> {
+async function limitOptions(f: LimitFlags): Promise<ResourceLimits> {
   const flags = await import('../api/flags.js')
-  const r: import('../container/config.js').ResourceLimits = {}
+  const r: ResourceLimits = {}
   if (f.memory !== undefined) r.memory = flags.parseBytes(f.memory, '-m, --memory')
   if (f.memorySwap !== undefined) r.memorySwap = flags.parseMemorySwap(f.memorySwap)
   if (f.memoryReservation !== undefined) r.memoryReservation = flags.parseBytes(f.memoryReservation, '--memory-reservation')
@@ -632,7 +635,7 @@ function register(parent: Command, managed: boolean): void {
 }
 
 /** `docker stats`'s header words, by field. */
-export const STATS_HEADERS: Record<string, string> = {
+const STATS_HEADERS: Record<string, string> = {
   Container: 'CONTAINER', ID: 'CONTAINER ID', Name: 'NAME', CPUPerc: 'CPU %', MemUsage: 'MEM USAGE / LIMIT', MemPerc: 'MEM %',
   NetIO: 'NET I/O', BlockIO: 'BLOCK I/O', PIDs: 'PIDS',
 }
@@ -640,7 +643,7 @@ export const STATS_HEADERS: Record<string, string> = {
 const STATS_TABLE = 'table {{.ID}}\\t{{.Name}}\\t{{.CPUPerc}}\\t{{.MemUsage}}\\t{{.MemPerc}}\\t{{.NetIO}}\\t{{.BlockIO}}\\t{{.PIDs}}'
 
 /** What a `stats` template sees of a container: Docker's stats context. */
-export function statsRows(list: readonly import('../api/resources.js').ContainerStats[], given: readonly string[], trunc: boolean): Record<string, unknown>[] {
+function statsRows(list: readonly ContainerStats[], given: readonly string[], trunc: boolean): Record<string, unknown>[] {
   return list.map((c, i) => goContext('*formatter.statsContext', {
     Container: given[i] ?? (trunc ? shortId(c.id) : c.id),
     Name: c.name,
@@ -656,7 +659,7 @@ export function statsRows(list: readonly import('../api/resources.js').Container
 
 /** `update`, `stats` and `top`: a running container's resources. */
 function registerResourceCommands(parent: Command): void {
-  const resources = (): Promise<typeof import('../api/resources.js')> => import('../api/resources.js')
+  const resources = (): Promise<typeof ResourcesApi> => import('../api/resources.js')
   addLimitOptions(parent
     .command('update')
     .description('Update configuration of one or more containers')
@@ -679,7 +682,7 @@ function registerResourceCommands(parent: Command): void {
       await withStore(cmd, async (store) => {
         const api = await resources()
         const format = f.format === undefined || f.format === 'table' ? STATS_TABLE : f.format
-        const render = (list: readonly import('../api/resources.js').ContainerStats[]): string =>
+        const render = (list: readonly ContainerStats[]): string =>
           formatWrite(format, statsRows(list, names, f.trunc !== false), { headers: STATS_HEADERS, errors: { parse: 'failed to parse template: ', exec: 'failed to execute template: ' } })
         if (f.stream === false) {
           process.stdout.write(render(await api.containerStats(store, names, { all: f.all ?? false, signal: interruptSignal() })))

@@ -197,7 +197,7 @@ function mergeHealthcheck(image: HealthConfig | undefined, user: HealthcheckOpti
 
 /** A container's events' attributes, as Docker gives them: its labels, its image (as named) and its name. */
 export function containerAttributes(spec: Pick<ContainerSpec, 'name' | 'config'>, extra: Record<string, string> = {}): Record<string, string> {
-  return { ...(spec.config.Labels ?? {}), image: spec.config.Image, name: spec.name, ...extra }
+  return { ...spec.config.Labels, image: spec.config.Image, name: spec.name, ...extra }
 }
 
 /** Docker's `ps` COMMAND: the path, then each argument, quoted with '' when it holds a space. */
@@ -404,7 +404,7 @@ export class ContainerEngine {
       })
       for (const v of attached.created) this.event('volume', 'create', v, { driver: 'local' })
       const spec: ContainerSpec = {
-        id, name: finalName as string, created: created.toISOString(), image: image.id, imageRef: opts.image,
+        id, name: finalName, created: created.toISOString(), image: image.id, imageRef: opts.image,
         path: argv[0] as string, args: argv.slice(1), config,
         hostConfig: {
           binds: mounts.filter((m) => !m.volume?.anonymous).map(bindString), mounts, networkMode: net.mode, autoRemove: opts.autoRemove ?? false, runtime: opts.runtime ?? '',
@@ -856,7 +856,7 @@ export class ContainerEngine {
       await writeFileRenamed(p.resolvConf, net.resolvConf, 0o644)
       const netns = net.attachment.netnsPath
       const { additionalGids, ...confined } = await confinementInput(spec, readFileIn(p.rootfs, '/etc/group'))
-      const gids = [...new Set([...(user.additionalGids ?? []), ...additionalGids])]
+      const gids = [...new Set([...user.additionalGids, ...additionalGids])]
       const runtimeSpec = generateSpec({
         process: {
           args: [spec.path, ...spec.args], env, cwd, user: { uid: user.uid, gid: user.gid, additionalGids: gids }, terminal: cfg.Tty,

@@ -6,7 +6,7 @@ import { posix } from 'node:path'
 import { CairnError } from '../errors/index.js'
 import type { ContainerConfig, HealthConfig } from '../oci/types.js'
 
-export const ChangeInstructions = ['CMD', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'HEALTHCHECK', 'LABEL', 'ONBUILD', 'USER', 'VOLUME', 'WORKDIR'] as const
+const ChangeInstructions = ['CMD', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'HEALTHCHECK', 'LABEL', 'ONBUILD', 'USER', 'VOLUME', 'WORKDIR'] as const
 
 /** Applies each change to a copy of `base` and returns it. */
 export function applyChanges(base: ContainerConfig, changes: readonly string[]): ContainerConfig {

@@ -344,7 +344,7 @@ export function mergeTmpfsOptions(options: readonly string[]): string[] {
 }
 
 /** Docker's NanoCPUs as CFS quota and period (period 100 ms). */
-export function cpuQuota(nanoCpus: number): { quota: number; period: number } {
+function cpuQuota(nanoCpus: number): { quota: number; period: number } {
   const period = 100_000
   return { quota: Math.round((nanoCpus * period) / 1e9), period }
 }
