@@ -26,7 +26,7 @@ await build({
   format: 'cjs',
   platform: 'node',
   target: 'node20',
-  external: ['better-sqlite3', 'zstd-napi'],
+  external: ['better-sqlite3', 'zstd-napi', '@lydell/node-pty'],
   // import.meta.url of the modules is the bundle's own URL
   define: { 'import.meta.url': 'cairnBundleUrl' },
   banner: { js: "const cairnBundleUrl = require('node:url').pathToFileURL(__filename).href;" },

@@ -17,8 +17,10 @@ import type { MonitorStandby } from '../container/standby.js'
 import { humanDuration } from '../util/format.js'
 import {
   commandString, ContainerEngine, snapshotKeys,
-  type CreateOptions, type ExecOptions, type StartedContainer,
+  type CreateOptions, type ExecOptions, type ExecProcess, type StartedContainer, type StartOptions,
 } from '../container/engine.js'
+import type { Stdio, TerminalSize } from '../container/stdio.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { ContainerStates, type ContainerRow, type ContainerSpec } from '../container/types.js'
 import { readLogs, type LogEntry, type ReadLogsOptions } from '../container/logs.js'
 import { copyIn, copyOut, type CopyOptions } from '../container/copy.js'
@@ -29,7 +31,7 @@ import {
   ContainerFilterKeys, ContainerStatusValues, invalidFilter, matchLabels, matchRegexp, validateFilterKeys, values, type FilterArgs,
 } from './filters.js'
 
-export type { CreateOptions, ExecOptions, ContainerSpec, LogEntry, CopyOptions, Change }
+export type { CreateOptions, ExecOptions, ExecProcess, ContainerSpec, LogEntry, CopyOptions, Change, Stdio, TerminalSize }
 
 const engines = new WeakMap<ImageStore, ContainerEngine>()
 
@@ -59,13 +61,8 @@ export async function createContainer(store: ImageStore, opts: CreateOptions): P
 export interface RunOptions extends CreateOptions {
   /** `-d`: return once the process runs. */
   detach?: boolean
-  /** Where the output goes when attached (default: this process's stdout and stderr). */
-  stdout?: Writable
-  stderr?: Writable
-  /** With `interactive`: what the container reads (`inherit`: this process's stdin). */
-  stdin?: 'inherit' | Readable
-  /** This process's stdin and stdout are a terminal (for `-t`). */
-  terminal?: boolean
+  /** Attached (not `detach`): the caller's streams (none: the output is only in the log). */
+  stdio?: Stdio
   /** Called once the container's process runs (e.g. to forward signals to it). */
   onStarted?: (id: string) => void
   /** A monitor started ahead of need (`MonitorStandby.start()`): used if it fits, else dismissed. */
@@ -75,24 +72,21 @@ export interface RunOptions extends CreateOptions {
 export interface RunResult {
   id: string
   name: string
-  /** The exit code of the container's process (undefined with `detach`). */
+  /** The exit code of the container's process (undefined with `detach`, or when the caller detached). */
   exitCode?: number
 }
 
 /**
  * `docker run`: create, then start. An error before the process runs (command not found:
- * exit code 127 in the error's `detail`) removes the container again: nothing is left.
+ * COMMAND_NOT_FOUND) removes the container again: nothing is left.
  */
 export async function runContainer(store: ImageStore, opts: RunOptions): Promise<RunResult> {
   const engine = containerEngine(store)
   const spec = await engine.create(opts)
   let started: StartedContainer
   try {
-    const s: Parameters<ContainerEngine['start']>[1] = { attach: !opts.detach }
-    if (opts.stdout) s.stdout = opts.stdout
-    if (opts.stderr) s.stderr = opts.stderr
-    if (opts.stdin !== undefined) s.stdin = opts.stdin
-    if (opts.terminal !== undefined) s.terminal = opts.terminal
+    const s: StartOptions = {}
+    if (!opts.detach) s.attach = [opts.stdio ?? {}]
     if (opts.monitor) s.monitor = opts.monitor
     started = await engine.start(spec.id, s)
   } catch (err) {
@@ -104,36 +98,82 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
     started.detach()
     return { id: spec.id, name: spec.name }
   }
-  return { id: spec.id, name: spec.name, exitCode: await started.wait() }
+  const exitCode = await started.wait()
+  return exitCode === undefined ? { id: spec.id, name: spec.name } : { id: spec.id, name: spec.name, exitCode }
 }
 
 export interface StartContainerOptions {
-  /** `-a`: stream the output and resolve with the exit code. */
-  attach?: boolean
-  /** `-i`: the container reads this process's stdin (or the stream given). */
-  interactive?: boolean
-  stdin?: 'inherit' | Readable
-  stdout?: Writable
-  stderr?: Writable
-  terminal?: boolean
+  /** `-a`: attach these streams and resolve with the exit code (or when the caller detaches). */
+  stdio?: Stdio
   onStarted?: (id: string) => void
 }
 
-/** `docker start` of one container: with `attach`, resolves once it exits, with its exit code. */
+/** `docker start` of one container: with `stdio`, resolves once it exits, with its exit code. */
 export async function startContainer(store: ImageStore, nameOrId: string, opts: StartContainerOptions = {}): Promise<{ id: string; exitCode?: number }> {
   const engine = containerEngine(store)
-  const s: Parameters<ContainerEngine['start']>[1] = { attach: opts.attach ?? false }
-  if (opts.stdout) s.stdout = opts.stdout
-  if (opts.stderr) s.stderr = opts.stderr
-  if (opts.interactive) s.stdin = opts.stdin ?? 'inherit'
-  if (opts.terminal !== undefined) s.terminal = opts.terminal
-  const started = await engine.start(nameOrId, s)
+  const started = await engine.start(nameOrId, opts.stdio ? { attach: [opts.stdio] } : {})
   opts.onStarted?.(started.id)
-  if (!opts.attach) {
+  if (!opts.stdio) {
     started.detach()
     return { id: started.id }
   }
-  return { id: started.id, exitCode: await started.wait() }
+  const exitCode = await started.wait()
+  return exitCode === undefined ? { id: started.id } : { id: started.id, exitCode }
+}
+
+/**
+ * `docker attach`: the caller's streams joined to a running container's process until it exits
+ * (its exit code) or the caller detaches (undefined).
+ */
+export async function attachContainer(store: ImageStore, nameOrId: string, stdio: Stdio): Promise<{ id: string; exitCode?: number }> {
+  const engine = containerEngine(store)
+  await engine.reconcile()
+  const row = engine.resolve(nameOrId)
+  const attached = await engine.attach(row.id, stdio)
+  const outcome = await attached.done
+  if (outcome.exitCode !== undefined) return { id: row.id, exitCode: outcome.exitCode }
+  const now = engine.rows.get(row.id)
+  if (!outcome.detached || !now || now.state === ContainerStates.exited) return { id: row.id, exitCode: await engine.waitExit(row.id) }
+  return { id: row.id }
+}
+
+/** Resizes a running container's terminal (`docker attach`/the Engine API's `/resize`). */
+export async function resizeContainer(store: ImageStore, nameOrId: string, size: TerminalSize): Promise<void> {
+  await containerEngine(store).resize(nameOrId, size)
+}
+
+/** Docker's `wait` conditions: `not-running` (default), `next-exit`, `removed`. */
+export type WaitCondition = 'not-running' | 'next-exit' | 'removed'
+
+/**
+ * `docker wait`: the exit code once the container is not running (`not-running`), once it
+ * exits after now (`next-exit`), or once it is removed (`removed`).
+ */
+export async function waitContainer(store: ImageStore, nameOrId: string, opts: { condition?: WaitCondition; signal?: AbortSignal } = {}): Promise<number> {
+  const engine = containerEngine(store)
+  await engine.reconcile()
+  const row = engine.resolve(nameOrId)
+  const condition = opts.condition ?? 'not-running'
+  if (condition === 'next-exit') {
+    // wait for a start if it has not started yet, then for its end
+    const startedAfter = row.started_at ?? 0
+    for (let i = 0; ; i++) {
+      const now = engine.rows.get(row.id)
+      if (!now) return engine.lastExitCode(row.id) ?? row.exit_code
+      const live = now.state === ContainerStates.running || now.state === ContainerStates.paused || now.state === ContainerStates.starting
+      if (live || (now.started_at ?? 0) > startedAfter) break
+      if (opts.signal?.aborted) throw new CairnError('ABORTED', 'interrupted')
+      await sleep(i < 100 ? 10 : 50)
+    }
+  }
+  const code = await engine.waitExit(row.id, Infinity, opts.signal)
+  if (condition === 'removed') {
+    for (let i = 0; engine.rows.get(row.id); i++) {
+      if (opts.signal?.aborted) throw new CairnError('ABORTED', 'interrupted')
+      await sleep(i < 100 ? 10 : 50)
+    }
+  }
+  return code
 }
 
 // ---------------------------------------------------------------- many at once
@@ -725,6 +765,11 @@ export async function* containerLogs(store: ImageStore, nameOrId: string, opts: 
 /** `docker exec`: resolves with the exit code of the command. */
 export async function execInContainer(store: ImageStore, nameOrId: string, command: string[], opts: ExecOptions = {}): Promise<number> {
   return containerEngine(store).exec(nameOrId, command, opts)
+}
+
+/** `docker exec` that returns at once: the process, to resize and to wait for. */
+export async function startExecInContainer(store: ImageStore, nameOrId: string, command: string[], opts: ExecOptions = {}): Promise<ExecProcess> {
+  return containerEngine(store).startExec(nameOrId, command, opts)
 }
 
 // ---------------------------------------------------------------- file system

@@ -17,6 +17,7 @@ import { takeStandby } from './standby.js'
 import { formatWrite, goContext, goMethod, goQuote } from './template.js'
 import { parseFilterArgs } from '../api/filters.js'
 import { inspectCommand } from './inspect.js'
+import { terminalStdio } from './stdio.js'
 
 export { goQuote }
 
@@ -50,6 +51,7 @@ type CreateFlags = Pick<CreateOptions, 'interactive' | 'tty' | 'name' | 'workdir
   /** `--rm` (CreateOptions.autoRemove). */
   rm?: boolean
   detach?: boolean
+  detachKeys?: string
   pull?: string
 }
 
@@ -87,7 +89,10 @@ function addCreateOptions(c: Command, run: boolean): Command {
     .argument('<image>')
     .argument('[command...]', 'command and arguments')
     .passThroughOptions()
-  if (run) c.option('-d, --detach', 'run container in background and print container ID')
+  if (run) {
+    c.option('-d, --detach', 'run container in background and print container ID')
+      .option('--detach-keys <keys>', 'override the key sequence for detaching a container (default ctrl-p,ctrl-q)')
+  }
   return c
 }
 
@@ -173,10 +178,6 @@ function proxySignals(store: ImageStore, id: string): () => void {
   }
 }
 
-function isTerminal(): boolean {
-  return process.stdin.isTTY === true && process.stdout.isTTY === true
-}
-
 /** Go's time.Time.String() in UTC, as Docker shows CreatedAt. */
 export function goTime(d: Date): string {
   const iso = d.toISOString()
@@ -250,12 +251,16 @@ function register(parent: Command, managed: boolean): void {
         try {
           await ensureImage(store, image, f.pull)
           let unproxy: (() => void) | undefined
-          const o: RunOptions = { ...(await createOptions(image, command, f, cmd)), detach: f.detach ?? false, terminal: isTerminal() }
-          if (f.interactive && !f.detach) o.stdin = 'inherit'
+          const o: RunOptions = { ...(await createOptions(image, command, f, cmd)), detach: f.detach ?? false }
+          const term = f.detach ? undefined : terminalStdio({ interactive: f.interactive ?? false, tty: f.tty ?? false, ...(f.detachKeys !== undefined ? { detachKeys: f.detachKeys } : {}) })
+          if (term) o.stdio = term.stdio
           if (!f.detach && !f.tty) o.onStarted = (id) => (unproxy = proxySignals(store, id))
           const monitor = takeStandby()
           if (monitor) o.monitor = monitor
-          const r = await (await api()).runContainer(store, o).finally(() => monitor?.dismiss())
+          const r = await (await api()).runContainer(store, o).finally(() => {
+            monitor?.dismiss()
+            term?.restore()
+          })
           unproxy?.()
           if (f.detach) process.stdout.write(`${r.id}\n`)
           else process.exitCode = r.exitCode ?? 0
@@ -271,19 +276,25 @@ function register(parent: Command, managed: boolean): void {
     .argument('<container...>')
     .option('-a, --attach', "attach STDOUT/STDERR and forward signals")
     .option('-i, --interactive', "attach container's STDIN")
-    .action(async (names: string[], f: { attach?: boolean; interactive?: boolean }, cmd: Command) => {
+    .option('--detach-keys <keys>', 'override the key sequence for detaching a container (default ctrl-p,ctrl-q)')
+    .action(async (names: string[], f: { attach?: boolean; interactive?: boolean; detachKeys?: string }, cmd: Command) => {
       await withStore(cmd, async (store) => {
         const attach = (f.attach ?? false) || (f.interactive ?? false)
         if (attach && names.length > 1) throw new CairnError('INVALID_ARGUMENT', 'you cannot start and attach multiple containers at once')
         for (const n of names) {
+          let term: ReturnType<typeof terminalStdio> | undefined
           try {
             let unproxy: (() => void) | undefined
+            if (attach) {
+              const c = (await (await api()).inspectContainer(store, n)).Config
+              term = terminalStdio({ interactive: (f.interactive ?? false) && c.OpenStdin, tty: c.Tty, ...(f.detachKeys !== undefined ? { detachKeys: f.detachKeys } : {}) })
+            }
             const r = await (await api()).startContainer(store, n, {
-              attach, interactive: f.interactive ?? false, terminal: isTerminal(),
+              ...(term ? { stdio: term.stdio } : {}),
               onStarted: (id) => {
                 if (attach) unproxy = proxySignals(store, id)
               },
-            })
+            }).finally(() => term?.restore())
             unproxy?.()
             if (attach) process.exitCode = r.exitCode ?? 0
             else process.stdout.write(`${n}\n`)
@@ -337,10 +348,11 @@ function register(parent: Command, managed: boolean): void {
     .option('-e, --env <K=V>', 'set environment variables (repeatable)', collect)
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('-u, --user <user>', 'username or UID (format: <name|uid>[:<group|gid>])')
+    .option('--detach-keys <keys>', 'override the key sequence for detaching a container (default ctrl-p,ctrl-q)')
     .argument('<container>')
     .argument('<command...>')
     .passThroughOptions()
-    .action(async (name: string, command: string[], f: { interactive?: boolean; tty?: boolean; detach?: boolean; env?: string[]; workdir?: string; user?: string }, cmd: Command) => {
+    .action(async (name: string, command: string[], f: { interactive?: boolean; tty?: boolean; detach?: boolean; env?: string[]; workdir?: string; user?: string; detachKeys?: string }, cmd: Command) => {
       if (f.tty && f.interactive && process.stdin.isTTY !== true) {
         printError(new CairnError('INVALID_ARGUMENT', 'the input device is not a TTY'))
         process.exitCode = 1
@@ -348,11 +360,18 @@ function register(parent: Command, managed: boolean): void {
       }
       await withStore(cmd, async (store) => {
         try {
-          const o: ExecOptions = { interactive: f.interactive ?? false, tty: f.tty ?? false, detach: f.detach ?? false, terminal: isTerminal() }
+          const o: ExecOptions = { interactive: f.interactive ?? false, tty: f.tty ?? false, detach: f.detach ?? false }
           if (f.env) o.env = (await import('../api/flags.js')).resolveEnv(f.env, process.env)
           if (f.workdir !== undefined) o.workdir = f.workdir
           if (f.user !== undefined) o.user = f.user
-          process.exitCode = await (await api()).execInContainer(store, name, command, o)
+          const term = f.detach ? undefined : terminalStdio({ interactive: f.interactive ?? false, tty: f.tty ?? false, ...(f.detachKeys !== undefined ? { detachKeys: f.detachKeys } : {}) })
+          if (term) o.stdio = term.stdio
+          const proc = await (await api()).startExecInContainer(store, name, command, o).catch((err: unknown) => {
+            term?.restore()
+            throw err
+          })
+          const outcome = await proc.attached.finally(() => term?.restore())
+          process.exitCode = outcome.exitCode ?? 0
         } catch (err) {
           process.exitCode = reportError(err, 1, 126)
         }

@@ -2,13 +2,14 @@
  * The monitor of one container (what containerd-shim and conmon are to Docker and Podman):
  * a process of its own that runs the OCI runtime in the foreground, so that it is the parent
  * that learns the exit status; copies the output to the json-file log (and to whoever is
- * attached); records the exit atomically (exit.json, then the database row); unmounts; and
+ * attached, through its attach socket: attach.ts); records the exit atomically (exit.json, then the database row); unmounts; and
  * removes the container when it was started with --rm. It outlives the command that started it.
  *
- * It tells the starter how the start went through fd 3 (JSON lines): `started`, or `failed`
- * with the error (before the process ran); then `exited` with the exit code.
+ * It tells the starter how the start went through fd 3 (JSON lines): `ready` once its attach
+ * socket listens (callers attached from the first byte connect then, and it waits for the
+ * number it was told of); `started`, or `failed` with the error (before the process ran); then
+ * `exited` with the exit code. The process's I/O (pipes, or a pseudo-terminal) is stdio.ts's.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync, writeSync } from 'node:fs'
 import { appendFile, readFile, rm } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -16,8 +17,10 @@ import { hasCode, isCairnError, type ErrorCode } from '../errors/index.js'
 import { runtimeMessage } from '../runtime/runtime.js'
 import { JsonLogWriter, type LogStream } from './logs.js'
 import { selfIdentity } from './rows.js'
-import { ContainerStates } from './types.js'
-import { signalNumber, type ContainerEngine, type ShimArgs, type ShimEvent } from './engine.js'
+import { ContainerStates, type ContainerSpec } from './types.js'
+import type { ContainerEngine, ShimArgs, ShimEvent } from './engine.js'
+import { AttachServer } from './attach.js'
+import { spawnProcess, type ChildIO } from './stdio.js'
 
 /** Docker's exit codes for a process that could not be started: 127 not found, 126 not executable, else 125. */
 export function startExitCode(message: string): number {
@@ -37,10 +40,6 @@ export function exitCodeOf(err: unknown): number {
 /** The error code of a start the runtime refused, from the exit code its message implies. */
 function startErrorCode(exitCode: number): ErrorCode {
   return exitCode === 127 ? 'COMMAND_NOT_FOUND' : exitCode === 126 ? 'COMMAND_NOT_EXECUTABLE' : 'CONFLICT'
-}
-
-function shQuote(s: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`
 }
 
 export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promise<number> {
@@ -64,11 +63,12 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
   engine.rows.transition(id, [ContainerStates.starting], ContainerStates.starting, me)
 
   let bundle: string
+  let spec: ContainerSpec
   // the published ports this monitor holds while the container runs
   let releasePorts: () => Promise<void> = async () => undefined
   if (trace) await log('claimed')
   try {
-    ;({ bundle, releasePorts } = await engine.prepareStart(id))
+    ;({ bundle, releasePorts, spec } = await engine.prepareStart(id))
   } catch (err) {
     const exitCode = exitCodeOf(err)
     await engine.abortStart(id, err, exitCode)
@@ -87,24 +87,22 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
   await Promise.all([p.pidFile, p.runtimeLog].map((f) => rm(f, { force: true })))
   const argv = rt.runArgs(id, bundle, p.pidFile, p.runtimeLog)
 
-  let child: ChildProcess
-  if (args.tty === 'inherit') {
-    // the runtime drives the user's terminal (stdin: raw mode, window size) and copies the
-    // container's terminal to its stdout, which passes through here on its way to the
-    // terminal, so that the session is in the log too (as Docker keeps it)
-    child = spawn(rt.path, argv, { stdio: ['inherit', 'pipe', 'inherit'] })
-  } else {
-    const stdin = args.stdin === 'inherit' ? 'inherit' : args.stdin === 'hold' || args.tty === 'script' ? 'pipe' : 'ignore'
-    if (args.tty === 'script') {
-      // the runtime drives a terminal only when it has one: script(1) gives it a pseudo-terminal
-      child = spawn('script', ['-q', '-e', '-f', '-c', [rt.path, ...argv].map(shQuote).join(' '), '/dev/null'], {
-        stdio: [stdin, 'pipe', 'pipe'], env: { ...process.env, SHELL: '/bin/sh' },
-      })
-    } else {
-      child = spawn(rt.path, argv, { stdio: [stdin, 'pipe', 'pipe'] })
-    }
+  // the attach socket first: callers attached from the first byte of output connect before the process runs
+  const cfg = spec.config
+  const attach = new AttachServer(p.attach, { openStdin: cfg.OpenStdin, stdinOnce: cfg.StdinOnce })
+  try {
+    await attach.listen()
+  } catch (err) {
+    await releasePorts()
+    await engine.abortStart(id, err, 125)
+    report({ event: 'failed', code: 'CONFLICT', message: `cannot serve the attach socket ${p.attach}: ${(err as Error).message}`, exitCode: 125 })
+    return 125
   }
-  child.on('error', (err) => void log(`runtime: ${err.message}`))
+  report({ event: 'ready' })
+  if (args.attachFirst > 0) await attach.waitForAttach(args.attachFirst, 10_000)
+
+  const child: ChildIO = spawnProcess(rt.path, argv, { tty: cfg.Tty, stdin: cfg.OpenStdin, ...(attach.size ? { size: attach.size } : {}) })
+  attach.bind(child)
   // forward a polite TERM to the container (the runtime passes signals on)
   process.on('SIGTERM', () => child.kill('SIGTERM'))
 
@@ -112,30 +110,16 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
   const held: { stream: LogStream; chunk: Buffer }[] = []
   let started = false
   let logWriter: JsonLogWriter | undefined
-  let forward = args.attach || args.tty === 'inherit'
-  const outOf = (s: LogStream): NodeJS.WriteStream => (s === 'stdout' ? process.stdout : process.stderr)
-  for (const s of [process.stdout, process.stderr]) s.on('error', () => (forward = false))
   const deliver = (stream: LogStream, chunk: Buffer): void => {
     logWriter?.write(stream, chunk)
-    if (forward) {
-      try {
-        outOf(stream).write(chunk)
-      } catch {
-        forward = false
-      }
-    }
+    attach.output(stream, chunk)
   }
-  const onData = (stream: LogStream) => (chunk: Buffer): void => {
+  child.onOutput((stream, chunk) => {
     if (started) deliver(stream, chunk)
     else held.push({ stream, chunk })
-  }
-  child.stdout?.on('data', onData('stdout'))
-  child.stderr?.on('data', onData('stderr'))
-
-  const exited = new Promise<number>((resolve) => {
-    child.once('close', (code, sig) => resolve(code ?? 128 + (sig ? signalNumber(sig) : 0)))
-    child.once('error', () => resolve(125))
   })
+
+  const exited = child.exited
   let exitCode: number | undefined
   void exited.then((c) => (exitCode = c))
 
@@ -162,6 +146,7 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
     await log(`start failed: ${message}`)
     await rt.delete(id, { force: true }).catch(() => undefined)
     await releasePorts()
+    await attach.close()
     await engine.abortStart(id, new Error(message), exitCodeForUser)
     report({ event: 'failed', code: startErrorCode(exitCodeForUser), message: `failed to start container ${id.slice(0, 12)}: ${message}`, exitCode: exitCodeForUser })
     return exitCodeForUser
@@ -180,6 +165,8 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
   if (row.auto_remove) {
     await engine.removeStopped(id).catch((err: unknown) => log(`--rm: ${err instanceof Error ? err.message : String(err)}`))
   }
+  // the callers learn the exit code once the container is recorded (and, with --rm, gone)
+  await attach.finish(code)
   report({ event: 'exited', exitCode: code })
   return code
 }
