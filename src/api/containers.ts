@@ -28,7 +28,7 @@ import type { Attachment, PublishedPort } from '../network/types.js'
 import { lstat, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
-  ContainerFilterKeys, ContainerStatusValues, invalidFilter, matchLabels, matchRegexp, validateFilterKeys, values, type FilterArgs,
+  ContainerFilterKeys, ContainerStatusValues, invalidFilter, matchLabels, matchRegexp, parseUntil, validateFilterKeys, values, type FilterArgs,
 } from './filters.js'
 
 export type { CreateOptions, ExecOptions, ExecProcess, ContainerSpec, LogEntry, CopyOptions, Change, Stdio, TerminalSize }
@@ -210,6 +210,47 @@ export function killContainers(store: ImageStore, names: readonly string[], opts
 /** `docker rm [-f]` (`-v`: Cairn makes no anonymous volumes, so there are none to remove). */
 export function removeContainers(store: ImageStore, names: readonly string[], opts: { force?: boolean } = {}): Promise<BatchResult> {
   return each(names, (n) => containerEngine(store).remove(n, opts))
+}
+
+export interface ContainerPruneResult {
+  /** IDs of the containers removed. */
+  deleted: string[]
+  /** Bytes of their writable layers. */
+  reclaimed: number
+}
+
+/**
+ * `docker container prune`: removes every stopped (created or exited) container; filters
+ * `until` (created before) and `label`/`label!`.
+ */
+export async function pruneContainers(store: ImageStore, opts: { filters?: FilterArgs } = {}): Promise<ContainerPruneResult> {
+  const filters = opts.filters ?? {}
+  validateFilterKeys(filters, ['until', 'label', 'label!'])
+  const now = Date.now()
+  const until = values(filters, 'until').map((u) => parseUntil(u, now))
+  const engine = containerEngine(store)
+  await engine.reconcile()
+  const result: ContainerPruneResult = { deleted: [], reclaimed: 0 }
+  for (const row of engine.rows.list()) {
+    if (row.state !== ContainerStates.exited && row.state !== ContainerStates.created) continue
+    if (until.some((t) => row.created >= t)) continue
+    if (values(filters, 'label').length > 0 || values(filters, 'label!').length > 0) {
+      const labels = (await engine.readSpec(row.id).catch(() => undefined))?.config.Labels ?? {}
+      if (!matchLabels(filters, 'label', labels)) continue
+      if (values(filters, 'label!').some((v) => matchLabels({ l: [v] }, 'l', labels))) continue
+    }
+    const spec = await engine.readSpec(row.id).catch(() => undefined)
+    const size = spec ? await writableLayerSize(engine, spec, row.id).catch(() => 0) : 0
+    try {
+      await engine.removeStopped(row.id)
+      if (engine.rows.get(row.id)) continue
+      result.deleted.push(row.id)
+      result.reclaimed += size
+    } catch {
+      // started (or removed) meanwhile
+    }
+  }
+  return result
 }
 
 /** `docker pause`. */

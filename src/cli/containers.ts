@@ -7,7 +7,7 @@ import { CairnError } from '../errors/index.js'
 import type { ImageStore } from '../image/store.js'
 import type { BatchResult, ContainerSummary, RunOptions } from '../api/containers.js'
 import type { CreateOptions, ExecOptions } from '../container/engine.js'
-import { ago, ellipsis, humanSize, shortId } from '../util/format.js'
+import { ago, ellipsis, humanSize, humanSizeWithPrecision, shortId } from '../util/format.js'
 import { writeOutputFile } from '../util/userfiles.js'
 import { displayPorts, portLines } from '../network/display.js'
 import { printError, reportError } from './errors.js'
@@ -252,6 +252,7 @@ function register(parent: Command, managed: boolean): void {
           await ensureImage(store, image, f.pull)
           let unproxy: (() => void) | undefined
           const o: RunOptions = { ...(await createOptions(image, command, f, cmd)), detach: f.detach ?? false }
+          if (f.interactive && !f.detach) o.stdinOnce = true
           const term = f.detach ? undefined : terminalStdio({ interactive: f.interactive ?? false, tty: f.tty ?? false, ...(f.detachKeys !== undefined ? { detachKeys: f.detachKeys } : {}) })
           if (term) o.stdio = term.stdio
           if (!f.detach && !f.tty) o.onStarted = (id) => (unproxy = proxySignals(store, id))
@@ -386,15 +387,17 @@ function register(parent: Command, managed: boolean): void {
     .option('-t, --timestamps', 'show timestamps')
     .option('-n, --tail <n>', 'number of lines to show from the end of the logs (default all)', 'all')
     .option('--since <time>', 'show logs since a timestamp (RFC 3339) or a relative time (e.g. 42s, 5m, 1h)')
-    .action(async (name: string, f: { follow?: boolean; timestamps?: boolean; tail: string; since?: string }, cmd: Command) => {
+    .option('--until <time>', 'show logs before a timestamp (RFC 3339) or a relative time (e.g. 42s, 5m, 1h)')
+    .action(async (name: string, f: { follow?: boolean; timestamps?: boolean; tail: string; since?: string; until?: string }, cmd: Command) => {
       await withStore(cmd, async (store) => {
-        const o: { follow?: boolean; tail?: number; since?: number; signal?: AbortSignal } = { follow: f.follow ?? false }
+        const o: { follow?: boolean; tail?: number; since?: number; until?: number; signal?: AbortSignal } = { follow: f.follow ?? false }
+        if (f.until !== undefined) o.until = parseSince(f.until, '--until')
         if (f.tail !== 'all') {
           const n = Number(f.tail)
           if (!Number.isInteger(n) || n < 0) throw new CairnError('INVALID_ARGUMENT', `invalid value for --tail: ${f.tail}`)
           o.tail = n
         }
-        if (f.since !== undefined) o.since = parseSince(f.since)
+        if (f.since !== undefined) o.since = parseSince(f.since, '--since')
         const ac = new AbortController()
         const stopFollowing = (): void => ac.abort()
         process.once('SIGINT', stopFollowing)
@@ -479,6 +482,70 @@ function register(parent: Command, managed: boolean): void {
     })
 
   parent
+    .command('attach')
+    .description("Attach local standard input, output, and error streams to a running container")
+    .argument('<container>')
+    .option('--no-stdin', 'do not attach STDIN')
+    .option('--sig-proxy <bool>', 'proxy all received signals to the process (without a terminal)', 'true')
+    .option('--detach-keys <keys>', 'override the key sequence for detaching a container (default ctrl-p,ctrl-q)')
+    .action(async (name: string, f: { stdin?: boolean; sigProxy: string; detachKeys?: string }, cmd: Command) => {
+      await withStore(cmd, async (store) => {
+        const a = await api()
+        const info = await a.inspectContainer(store, name)
+        if (!info.State.Running) throw new CairnError('CONFLICT', 'You cannot attach to a stopped container, start it first')
+        if (info.State.Paused) throw new CairnError('CONFLICT', 'You cannot attach to a paused container, unpause it first')
+        const interactive = f.stdin !== false && info.Config.OpenStdin
+        if (interactive && info.Config.Tty && process.stdin.isTTY !== true) throw new CairnError('INVALID_ARGUMENT', 'the input device is not a TTY')
+        const term = terminalStdio({ interactive, tty: info.Config.Tty, ...(f.detachKeys !== undefined ? { detachKeys: f.detachKeys } : {}) })
+        const unproxy = !info.Config.Tty && f.sigProxy !== 'false' ? proxySignals(store, info.Id) : undefined
+        try {
+          const r = await a.attachContainer(store, info.Id, term.stdio)
+          if (r.exitCode !== undefined) process.exitCode = r.exitCode
+        } finally {
+          term.restore()
+          unproxy?.()
+        }
+      })
+    })
+
+  parent
+    .command('wait')
+    .description('Block until one or more containers stop, then print their exit codes')
+    .argument('<container...>')
+    .action(async (names: string[], _f: object, cmd: Command) => {
+      await withStore(cmd, async (store) => {
+        const signal = interruptSignal()
+        for (const n of names) {
+          try {
+            const code = await (await api()).waitContainer(store, n, { signal })
+            process.stdout.write(`${code}\n`)
+          } catch (err) {
+            printError(err)
+            process.exitCode = 1
+          }
+        }
+      })
+    })
+
+  if (managed) {
+    parent
+      .command('prune')
+      .description('Remove all stopped containers')
+      .option('--filter <filter>', 'provide filter values (e.g. until=<timestamp>, label=<key>=<value>)', collect)
+      .option('-f, --force', 'do not prompt for confirmation')
+      .action(async (f: { force?: boolean; filter?: string[] }, cmd: Command) => {
+        const filters = parseFilterArgs(f.filter ?? [])
+        const { confirm } = await import('./images.js')
+        if (!f.force && !(await confirm('WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] '))) return
+        await withStore(cmd, async (store) => {
+          const r = await (await api()).pruneContainers(store, { filters })
+          if (r.deleted.length > 0) process.stdout.write(`Deleted Containers:\n${r.deleted.map((d) => `${d}\n`).join('')}\n`)
+          process.stdout.write(`Total reclaimed space: ${humanSizeWithPrecision(r.reclaimed, 4)}\n`)
+        })
+      })
+  }
+
+  parent
     .command('rename')
     .description('Rename a container')
     .argument('<container>')
@@ -542,8 +609,8 @@ function register(parent: Command, managed: boolean): void {
     })
 }
 
-/** `--since`: RFC 3339, Unix seconds, or a duration before now (`42s`, `5m`, `1h`). */
-function parseSince(s: string): number {
+/** `--since`/`--until`: RFC 3339, Unix seconds, or a duration before now (`42s`, `5m`, `1h`). */
+function parseSince(s: string, flag: string): number {
   const rel = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(s)
   if (rel) {
     const mult = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[rel[2] as 'ms' | 's' | 'm' | 'h']
@@ -551,7 +618,7 @@ function parseSince(s: string): number {
   }
   if (/^\d+(\.\d+)?$/.test(s)) return Number(s) * 1000
   const t = Date.parse(s)
-  if (Number.isNaN(t)) throw new CairnError('INVALID_ARGUMENT', `invalid value for --since: ${s}`)
+  if (Number.isNaN(t)) throw new CairnError('INVALID_ARGUMENT', `invalid value for ${flag}: ${s}`)
   return t
 }
 

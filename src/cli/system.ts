@@ -4,7 +4,9 @@ import type { ContainerSummary } from '../api/containers.js'
 import { systemDiskUsage, systemInfo, versionInfo, type SystemDiskUsage } from '../api/system.js'
 import type { ImageStore } from '../image/store.js'
 import { ago, bytesSize, ellipsis, humanSize, humanSizeWithPrecision, shortId, tabwrite } from '../util/format.js'
-import { withStore } from './context.js'
+import { collect, withStore } from './context.js'
+import { pruneSystem } from '../api/prune.js'
+import { parseFilterArgs } from '../api/filters.js'
 import { formatWrite, goContext, goQuote, goStruct, parseFormat, TemplateExecError } from './template.js'
 
 const DF_HEADERS: Record<string, string> = { Type: 'TYPE', TotalCount: 'TOTAL', Active: 'ACTIVE', Size: 'SIZE', Reclaimable: 'RECLAIMABLE' }
@@ -206,6 +208,40 @@ export function registerSystemCommands(program: Command): void {
         }
         const format = opts.format === undefined || opts.format === 'table' ? DF_TABLE : opts.format
         process.stdout.write(formatWrite(format, diskUsageRows(du), { headers: DF_HEADERS }))
+      })
+    })
+
+  system
+    .command('prune')
+    .description('Remove unused data')
+    .option('-a, --all', 'remove all unused images not just dangling ones')
+    .option('--volumes', 'prune anonymous volumes')
+    .option('--filter <filter>', 'provide filter values (e.g. label=<key>=<value>)', collect)
+    .option('-f, --force', 'do not prompt for confirmation')
+    .action(async (opts: { all?: boolean; volumes?: boolean; filter?: string[]; force?: boolean }, cmd: Command) => {
+      const filters = parseFilterArgs(opts.filter ?? [])
+      if (!opts.force) {
+        const what = [
+          'all stopped containers',
+          'all networks not used by at least one container',
+          ...(opts.volumes ? ['all anonymous volumes not used by at least one container'] : []),
+          opts.all ? 'all images without at least one container associated to them' : 'all dangling images',
+          opts.all ? 'all build cache' : 'unused build cache',
+        ]
+        const { confirm } = await import('./images.js')
+        if (!(await confirm(`WARNING! This will remove:\n${what.map((w) => `  - ${w}\n`).join('')}\nAre you sure you want to continue? [y/N] `))) return
+      }
+      await withStore(cmd, async (store) => {
+        const r = await pruneSystem(store, { all: opts.all ?? false, volumes: opts.volumes ?? false, filters })
+        const { pruneBuildCache } = await import('../build/cache.js')
+        const cache = await pruneBuildCache(store, { all: opts.all ?? false })
+        const section = (title: string, lines: string[]): string => (lines.length > 0 ? `${title}:\n${lines.map((l) => `${l}\n`).join('')}\n` : '')
+        process.stdout.write(section('Deleted Containers', r.containers))
+        process.stdout.write(section('Deleted Networks', r.networks))
+        process.stdout.write(section('Deleted Volumes', r.volumes))
+        process.stdout.write(section('Deleted Images', r.images.map((x) => ('untagged' in x ? `untagged: ${x.untagged}` : `deleted: ${x.deleted}`))))
+        process.stdout.write(section('Deleted build cache objects', cache.records.flatMap((x) => ('deleted' in x ? [x.deleted.slice(7, 32)] : []))))
+        process.stdout.write(`Total reclaimed space: ${size4(r.reclaimed + cache.reclaimed)}\n`)
       })
     })
 

@@ -1061,7 +1061,7 @@ function mergeConfig(image: ContainerConfig, opts: CreateOptions): ContainerSpec
     AttachStderr: true,
     Tty: opts.tty ?? false,
     OpenStdin: opts.interactive ?? false,
-    StdinOnce: opts.interactive ?? false,
+    StdinOnce: (opts.interactive ?? false) && (opts.stdinOnce ?? false),
     Env: env,
     Cmd: cmd,
     Image: opts.image,

@@ -89,7 +89,8 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
 
   // the attach socket first: callers attached from the first byte of output connect before the process runs
   const cfg = spec.config
-  const attach = new AttachServer(p.attach, { openStdin: cfg.OpenStdin, stdinOnce: cfg.StdinOnce })
+  // as Docker: StdinOnce closes a pipe; a terminal's input is never closed (a detach must not end it)
+  const attach = new AttachServer(p.attach, { openStdin: cfg.OpenStdin, stdinOnce: cfg.StdinOnce && !cfg.Tty })
   try {
     await attach.listen()
   } catch (err) {
