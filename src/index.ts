@@ -69,7 +69,9 @@ export class Cairn {
   /** `cairn import`: a root filesystem tarball (path, or a stream) becomes a one-layer image. */
   async import(source: string | Readable, opts: ImportOptions = {}): Promise<ImportResult> {
     const stream = typeof source === 'string' ? await openInputFile(source) : source
-    const o: ImportOptions = typeof source === 'string' && opts.sourceName === undefined ? { ...opts, sourceName: source } : opts
+    const o: ImportOptions = { ...opts }
+    if (typeof source === 'string' && o.sourceName === undefined) o.sourceName = source
+    if ('size' in stream && typeof stream.size === 'number' && o.sourceSize === undefined) o.sourceSize = stream.size
     return importImage(this.store, stream, o)
   }
 
@@ -230,7 +232,7 @@ export class Cairn {
   }
 
   /** `cairn network prune`: the user networks no running container is on; their names. */
-  pruneNetworks(opts: { filters?: FilterArgs } = {}): string[] {
+  async pruneNetworks(opts: { filters?: FilterArgs } = {}): Promise<string[]> {
     return pruneNetworks(opts)
   }
 

@@ -816,9 +816,10 @@ export async function startExecInContainer(store: ImageStore, nameOrId: string, 
 // ---------------------------------------------------------------- file system
 
 /** `docker diff`: the writable layer's changes (overlay: read from it alone; native: compared with the image). */
+/** `docker diff`: the container's changes, paths absolute (`/etc/hosts`) as Docker gives them. */
 export async function containerDiff(store: ImageStore, nameOrId: string, opts: { signal?: AbortSignal } = {}): Promise<Change[]> {
   const { snapshotter, key } = await containerSnapshot(store, nameOrId)
-  return snapshotChanges(snapshotter, key, opts)
+  return (await snapshotChanges(snapshotter, key, opts)).map((c) => ({ ...c, path: `/${c.path}` }))
 }
 
 /** The snapshot holding a container's changes (what `commit` makes a layer of). */

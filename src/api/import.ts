@@ -12,6 +12,8 @@ import { buildManifest, layerDescriptor, manifestMediaType, serializeConfig, ser
 import type { ImageStore } from '../image/store.js'
 import { normalizeLayerStream } from '../image/normalize.js'
 import { emit, type OperationOptions } from './events.js'
+import { byteCounter } from '../util/stream.js'
+import { pipeline } from 'node:stream/promises'
 
 export interface ImportOptions extends OperationOptions {
   /** `REPOSITORY[:TAG]` to tag the new image with. */
@@ -20,8 +22,10 @@ export interface ImportOptions extends OperationOptions {
   message?: string
   /** Dockerfile instructions to apply to the image config (`-c`). */
   changes?: string[]
-  /** Where the tarball came from, for the default comment: `-` for standard input. */
+  /** Where the tarball came from, for the default comment and the progress events' ID: `-` for standard input. */
   sourceName?: string
+  /** Bytes of the tarball, when known (a file): the progress events' total. */
+  sourceSize?: number
   /**
    * How the layer blob is stored. Default none: like Docker's own store, Cairn keeps local layers
    * uncompressed (importing is then as fast as the disk) and compresses when a layer leaves for a
@@ -52,11 +56,19 @@ export async function importImage(store: ImageStore, source: Readable, opts: Imp
   const created = opts.timestamp !== undefined ? new Date(opts.timestamp * 1000) : new Date()
   if (Number.isNaN(created.getTime())) throw new CairnError('INVALID_ARGUMENT', `invalid timestamp: ${String(opts.timestamp)}`)
 
-  emit(opts, { id: '', status: 'Importing' })
-  const norm = normalizeLayerStream(source, opts.timestamp !== undefined ? { clampMtime: opts.timestamp, ...(opts.signal ? { signal: opts.signal } : {}) } : (opts.signal ? { signal: opts.signal } : {}))
-  const layerOpts: { compression: Compression; signal?: AbortSignal; onBytes?: (n: number) => void } = { compression }
+  // progress: the tarball's bytes read, against its size when known
+  const id = sourceLabel(opts.sourceName)
+  const total = opts.sourceSize
+  emit(opts, { id, status: 'Importing', current: 0, ...(total !== undefined ? { total } : {}) })
+  let input = source
+  if (opts.onProgress) {
+    const counter = byteCounter((n) => emit(opts, { id, status: 'Importing', current: n, ...(total !== undefined ? { total } : {}) }))
+    void pipeline(source, counter).catch(() => undefined) // an error reaches the counter, which the import reads
+    input = counter
+  }
+  const norm = normalizeLayerStream(input, opts.timestamp !== undefined ? { clampMtime: opts.timestamp, ...(opts.signal ? { signal: opts.signal } : {}) } : (opts.signal ? { signal: opts.signal } : {}))
+  const layerOpts: { compression: Compression; signal?: AbortSignal } = { compression }
   if (opts.signal) layerOpts.signal = opts.signal
-  if (opts.onProgress) layerOpts.onBytes = (n) => emit(opts, { id: '', status: 'Importing', current: n })
   let layer
   try {
     layer = await stageLayerTar(store.content, norm.stream, layerOpts)
@@ -90,6 +102,7 @@ export async function importImage(store: ImageStore, source: Readable, opts: Imp
     layers: [{ descriptor: layerDesc, diffId: layer.diffId, size, diffSize: layer.diffSize, staged: layer.staged }],
     ...(ref ? { tags: [ref] } : {}),
   })
+  emit(opts, { id, status: 'Imported' })
   const result: ImportResult = { id: res.id, diffId: layer.diffId, size }
   if (ref) result.tag = familiarString(ref)
   return result

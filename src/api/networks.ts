@@ -146,8 +146,11 @@ export function removeNetwork(nameOrId: string): NetworkDefinition {
   return networks().remove(nameOrId)
 }
 
-/** `docker network prune`: user networks no running container is on; their names. */
-export function pruneNetworks(opts: { filters?: FilterArgs } = {}): string[] {
+/**
+ * `docker network prune`: user networks no running container is on; their names. netavark's
+ * shared firewall chains go too when no container uses a bridge network.
+ */
+export async function pruneNetworks(opts: { filters?: FilterArgs } = {}): Promise<string[]> {
   const filters = opts.filters ?? {}
   validateFilterKeys(filters, ['label', 'label!', 'until'])
   const m = networks()
@@ -165,6 +168,7 @@ export function pruneNetworks(opts: { filters?: FilterArgs } = {}): string[] {
       if (!hasCode(err, 'CONFLICT')) throw err
     }
   }
+  await m.removeIdleChains()
   return removed.sort()
 }
 

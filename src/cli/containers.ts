@@ -148,8 +148,8 @@ async function ensureImage(store: ImageStore, image: string, policy: string | un
     const ref = parseReference(image)
     process.stderr.write(`Unable to find image '${familiarString(ref.tag === undefined && ref.digest === undefined ? { ...ref, tag: 'latest' } : ref)}' locally\n`)
   }
-  const [{ pullImage }, { TransferRenderer }] = await Promise.all([import('../api/pull.js'), import('./remote.js')])
-  const renderer = new TransferRenderer(process.stderr)
+  const [{ pullImage }, { ProgressRenderer }] = await Promise.all([import('../api/pull.js'), import('./progress.js')])
+  const renderer = new ProgressRenderer(process.stderr, { totals: true })
   try {
     await pullImage(store, image, { signal: interruptSignal(), onProgress: renderer.onProgress })
   } finally {
@@ -585,7 +585,7 @@ function register(parent: Command, managed: boolean): void {
     .action(async (name: string, _f: object, cmd: Command) => {
       await withStore(cmd, async (store) => {
         const changes = await (await api()).containerDiff(store, name)
-        process.stdout.write(changes.map((c) => `${c.kind} /${c.path}\n`).join(''))
+        process.stdout.write(changes.map((c) => `${c.kind} ${c.path}\n`).join(''))
       })
     })
 

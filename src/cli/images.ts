@@ -1,13 +1,12 @@
 /** `images`, `tag`, `rmi`, `inspect`, `history`, `system df`, `image …`: printing only. */
-import { createInterface } from 'node:readline/promises'
 import type { Command } from 'commander'
-import { CairnError } from '../errors/index.js'
 import { imageHistory, listImages, pruneImages, removeImages, tagImage, type ImageSummary } from '../api/images.js'
 import { parseFilterArgs } from '../api/filters.js'
 import type { DeleteRecord } from '../image/store.js'
 import { ago, formatCreatedBy, humanSize, humanSizeWithPrecision, shortId } from '../util/format.js'
 import { collect, withStore } from './context.js'
 import { printError } from './errors.js'
+import { confirm } from './prompt.js'
 import { inspectCommand } from './inspect.js'
 import { formatWrite, goContext } from './template.js'
 
@@ -163,19 +162,6 @@ export function registerImageCommands(program: Command): void {
   }
   prune(image)
 
-}
-
-export async function confirm(question: string): Promise<boolean> {
-  if (!process.stdin.isTTY) {
-    process.stderr.write(`${question}\n`)
-    throw new CairnError('INVALID_ARGUMENT', 'not a terminal: give -f to confirm')
-  }
-  const rl = createInterface({ input: process.stdin, output: process.stderr })
-  try {
-    return /^y(es)?$/i.test((await rl.question(question)).trim())
-  } finally {
-    rl.close()
-  }
 }
 
 export function renderDeleteRecords(records: DeleteRecord[]): string {

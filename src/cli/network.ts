@@ -6,7 +6,7 @@ import { shortId } from '../util/format.js'
 import { collect, withStore } from './context.js'
 import { printError } from './errors.js'
 import { printInspect } from './inspect.js'
-import { confirm } from './images.js'
+import { confirm } from './prompt.js'
 import { formatWrite, goContext } from './template.js'
 
 const api = (): Promise<typeof import('../api/networks.js')> => import('../api/networks.js')
@@ -116,7 +116,7 @@ export function registerNetworkCommands(program: Command): void {
     .option('--filter <key=value>', 'provide filter values (e.g. until=<timestamp>)', collect)
     .action(async (f: { force?: boolean; filter?: string[] }) => {
       if (!f.force && !(await confirm('WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] '))) return
-      const removed = (await api()).pruneNetworks({ filters: parseFilterArgs(f.filter ?? []) })
+      const removed = await (await api()).pruneNetworks({ filters: parseFilterArgs(f.filter ?? []) })
       if (removed.length > 0) process.stdout.write(`Deleted Networks:\n${removed.map((n) => `${n}\n`).join('')}\n`)
     })
 

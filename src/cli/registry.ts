@@ -4,7 +4,7 @@
  */
 import { createWriteStream } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
-import { createInterface } from 'node:readline/promises'
+import { ask, readLine } from './prompt.js'
 import type { Writable } from 'node:stream'
 import { Command, Option } from 'commander'
 import { CairnError } from '../errors/index.js'
@@ -278,20 +278,21 @@ export function registerRegistryCommands(program: Command): void {
 
   registry
     .command('htpasswd')
-    .description('Print an htpasswd line (bcrypt) for USER; the password is read from standard input')
+    .description('Print an htpasswd line (bcrypt) for USER; the password is asked for without echo on a terminal, else read from standard input')
     .argument('<user>', 'user name')
     .option('--cost <n>', 'bcrypt cost (default 10)', '10')
     .action(async (user: string, o: { cost: string }) => {
       const cost = Number(o.cost)
       if (!Number.isInteger(cost) || cost < 4 || cost > 31) throw new CairnError('INVALID_ARGUMENT', '--cost must be an integer from 4 to 31')
-      const rl = createInterface({ input: process.stdin, terminal: false })
+      // on a terminal: asked twice, not echoed (as htpasswd does); else the first line of standard input
       let password: string | undefined
-      for await (const line of rl) {
-        password = line
-        break
+      if (process.stdin.isTTY) {
+        password = await ask('New password: ', { hidden: true, out: process.stderr })
+        if ((await ask('Re-type new password: ', { hidden: true, out: process.stderr })) !== password) throw new CairnError('INVALID_ARGUMENT', 'password verification error')
+      } else {
+        password = await readLine(process.stdin)
       }
-      rl.close()
-      if (password === undefined || password === '') throw new CairnError('INVALID_ARGUMENT', 'no password on standard input')
+      if (password === undefined || password === '') throw new CairnError('INVALID_ARGUMENT', 'no password given')
       process.stdout.write(`${await htpasswdLine(user, password, cost)}\n`)
     })
 }

@@ -1,15 +1,13 @@
 /** `login`, `logout`, `push`, `pull`: printing only. */
-import { createInterface } from 'node:readline'
 import type { Command } from 'commander'
 import { CairnError } from '../errors/index.js'
-import type { ProgressEvent } from '../api/events.js'
 import { login, logout, storedCredentials, checkCredentials, DEFAULT_LOGIN_SERVER } from '../api/login.js'
 import { pushImage } from '../api/push.js'
 import { pullImage } from '../api/pull.js'
 import { normalizeServer } from '../remote/config.js'
-import { humanSize } from '../util/format.js'
 import { interruptSignal, withStore } from './context.js'
-import { progressBar } from './progress.js'
+import { ProgressRenderer } from './progress.js'
+import { ask, readAll } from './prompt.js'
 
 const PAT_SUGGESTION = 'Logging in with your password grants your terminal complete access to your account. \n' +
   'For better security, log in with a limited-privilege personal access token. Learn more at https://docs.docker.com/go/access-tokens/'
@@ -50,8 +48,8 @@ export function registerRemoteCommands(program: Command): void {
         if (normalizeServer(target) === 'docker.io' && username === undefined) {
           process.stdout.write("Login with your Docker ID to push and pull images from Docker Hub. If you don't have a Docker ID, head over to https://hub.docker.com to create one.\n")
         }
-        if (username === undefined) username = (await prompt('Username: ', false)).trim()
-        if (password === undefined) password = await prompt('Password: ', true)
+        if (username === undefined) username = (await ask('Username: ')).trim()
+        if (password === undefined) password = await ask('Password: ', { hidden: true })
       }
       const res = await login(target, { username, password }, { signal })
       if (!res.helper) {
@@ -85,7 +83,7 @@ export function registerRemoteCommands(program: Command): void {
         if (opts.compression !== 'gzip' && opts.compression !== 'zstd') throw new CairnError('INVALID_ARGUMENT', `unknown compression ${JSON.stringify(opts.compression)} (gzip or zstd)`)
         const compression = opts.compression
         await withStore(cmd, async (store) => {
-          const renderer = opts.quiet ? undefined : new TransferRenderer(process.stdout)
+          const renderer = opts.quiet ? undefined : new ProgressRenderer(process.stdout, { totals: true })
           try {
             const res = await pushImage(store, name, {
               allTags: opts.allTags ?? false, compression, signal: interruptSignal(),
@@ -108,7 +106,7 @@ export function registerRemoteCommands(program: Command): void {
       .option('--platform <os/arch[/variant]>', 'set platform if server is multi-platform capable')
       .action(async (name: string, opts: { allTags?: boolean; quiet?: boolean; platform?: string }, cmd: Command) => {
         await withStore(cmd, async (store) => {
-          const renderer = opts.quiet ? undefined : new TransferRenderer(process.stdout)
+          const renderer = opts.quiet ? undefined : new ProgressRenderer(process.stdout, { totals: true })
           try {
             const res = await pullImage(store, name, {
               allTags: opts.allTags ?? false, signal: interruptSignal(),
@@ -129,128 +127,3 @@ export function registerRemoteCommands(program: Command): void {
       })
   }
 }
-
-/**
- * Docker's transfer display. On a terminal: one line per layer, updated in place with a bar, and
- * a last line with the overall total, rate and ETA. Elsewhere: a plain line each time a layer's
- * status changes (never per byte).
- */
-export class TransferRenderer {
-  private readonly keys: string[] = []
-  private readonly drawn = new Map<string, { status: string; at: number }>()
-  private readonly last = new Map<string, string>()
-  private readonly bytes = new Map<string, { current: number; total: number }>()
-  private footerShown = false
-  private lastFooter = 0
-  private readonly started = Date.now()
-  private anonymous = 0
-  private finished = false
-
-  constructor(private readonly out: NodeJS.WriteStream, private readonly tty = out.isTTY === true) {}
-
-  readonly onProgress = (e: ProgressEvent): void => {
-    if (this.finished) return
-    this.track(e)
-    if (!this.tty) {
-      if (e.id === '' || this.last.get(e.id) !== e.status) {
-        if (e.id !== '') this.last.set(e.id, e.status)
-        this.out.write(`${e.id ? `${e.id}: ` : ''}${e.status}\n`)
-      }
-      return
-    }
-    const key = e.id === '' ? `#${this.anonymous++}` : e.id
-    // byte counts arrive per network chunk: redraw a line at most every 50 ms while its status holds
-    const now = Date.now()
-    const prev = this.drawn.get(key)
-    if (prev && prev.status === e.status && e.current !== undefined && e.total !== undefined && e.current < e.total && now - prev.at < 50) return
-    this.drawn.set(key, { status: e.status, at: now })
-    const text = format(e)
-    const idx = this.keys.indexOf(key)
-    if (idx < 0) {
-      if (this.footerShown) this.out.write('\x1b[1A\x1b[2K\r')
-      this.out.write(`${text}\n`)
-      this.keys.push(key)
-      if (this.footerShown) this.out.write(`${this.footer()}\n`)
-    } else {
-      const up = this.keys.length - idx + (this.footerShown ? 1 : 0)
-      this.out.write(`\x1b[${up}A\x1b[2K\r${text}\x1b[${up}B\r`)
-    }
-    if (e.current !== undefined && Date.now() - this.lastFooter > 100) this.drawFooter()
-  }
-
-  /** Final totals (on a terminal). */
-  finish(): void {
-    if (this.finished) return
-    if (this.tty && this.footerShown) this.drawFooter()
-    this.finished = true
-  }
-
-  private track(e: ProgressEvent): void {
-    if (e.id === '') return
-    if (e.current !== undefined && e.total !== undefined && (e.status === 'Downloading' || e.status === 'Pushing')) {
-      this.bytes.set(e.id, { current: e.current, total: e.total })
-    } else if (['Pushed', 'Download complete', 'Pull complete', 'Layer already exists'].includes(e.status) || e.status.startsWith('Mounted from')) {
-      const b = this.bytes.get(e.id)
-      if (b) b.current = b.total
-    }
-  }
-
-  private footer(): string {
-    let current = 0
-    let total = 0
-    for (const b of this.bytes.values()) {
-      current += b.current
-      total += b.total
-    }
-    const secs = (Date.now() - this.started) / 1000
-    const rate = secs > 0 ? current / secs : 0
-    const eta = rate > 0 && total > current ? `  ETA ${formatSeconds((total - current) / rate)}` : ''
-    return `Total: ${humanSize(current)}/${humanSize(total)}  ${humanSize(rate)}/s${eta}`
-  }
-
-  private drawFooter(): void {
-    if (this.bytes.size === 0) return
-    this.lastFooter = Date.now()
-    if (this.footerShown) this.out.write(`\x1b[1A\x1b[2K\r${this.footer()}\n`)
-    else {
-      this.out.write(`${this.footer()}\n`)
-      this.footerShown = true
-    }
-  }
-}
-
-function format(e: ProgressEvent): string {
-  const prefix = e.id ? `${e.id}: ` : ''
-  if (e.current !== undefined && e.total !== undefined && e.current < e.total) return `${prefix}${e.status}  ${progressBar(e.current, e.total)}`
-  return `${prefix}${e.status}`
-}
-
-function formatSeconds(s: number): string {
-  if (s < 60) return `${Math.ceil(s)}s`
-  const m = Math.floor(s / 60)
-  return `${m}m${String(Math.ceil(s % 60)).padStart(2, '0')}s`
-}
-
-async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
-  const chunks: Buffer[] = []
-  for await (const c of stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string))
-  return Buffer.concat(chunks).toString('utf8')
-}
-
-/** Asks on the terminal; `hidden` keeps the answer from being echoed. */
-async function prompt(question: string, hidden: boolean): Promise<string> {
-  const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: true })
-  if (hidden) {
-    const rlw = rl as unknown as { _writeToOutput: (s: string) => void }
-    rlw._writeToOutput = (s: string) => {
-      if (s.includes(question)) process.stdout.write(question)
-    }
-  }
-  try {
-    return await new Promise<string>((resolve) => rl.question(question, resolve))
-  } finally {
-    if (hidden) process.stdout.write('\n')
-    rl.close()
-  }
-}
-

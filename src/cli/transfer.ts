@@ -30,7 +30,10 @@ export function registerTransferCommands(program: Command): void {
         const timestamp = parseTimestamp(opts.timestamp ?? process.env['SOURCE_DATE_EPOCH'])
         const source = await openInput(file)
         await withStore(cmd, async (store) => {
+          const renderer = process.stderr.isTTY ? new ProgressRenderer(process.stderr) : undefined
           const res = await importImage(store, source, {
+            ...(renderer ? { onProgress: renderer.onProgress } : {}),
+            ...('size' in source && typeof source.size === 'number' ? { sourceSize: source.size } : {}),
             ...(repository !== undefined ? { reference: repository } : {}),
             ...(opts.message !== undefined ? { message: opts.message } : {}),
             changes: opts.change ?? [],
@@ -40,7 +43,7 @@ export function registerTransferCommands(program: Command): void {
             ...(timestamp !== undefined ? { timestamp } : {}),
             ...(opts.platform !== undefined ? { platform: parsePlatform(opts.platform) } : {}),
             signal: interruptSignal(),
-          })
+          }).finally(() => renderer?.finish())
           process.stdout.write(`${res.id}\n`)
         })
       })
@@ -59,12 +62,14 @@ export function registerTransferCommands(program: Command): void {
         await withStore(cmd, async (store) => {
           const signal = interruptSignal()
           const format = opts.format as ArchiveFormat
-          const progress = process.stderr.isTTY ? new ProgressRenderer(process.stderr).onProgress : undefined
-          if (opts.output === undefined || opts.output === '-') {
-            await saveImages(store, images, process.stdout, { format, signal, ...(progress ? { onProgress: progress } : {}) })
-            return
+          const renderer = process.stderr.isTTY ? new ProgressRenderer(process.stderr) : undefined
+          const o = { format, signal, ...(renderer ? { onProgress: renderer.onProgress } : {}) }
+          try {
+            if (opts.output === undefined || opts.output === '-') await saveImages(store, images, process.stdout, o)
+            else await writeOutputFile(opts.output, (out) => saveImages(store, images, out, o))
+          } finally {
+            renderer?.finish()
           }
-          await writeOutputFile(opts.output, (out) => saveImages(store, images, out, { format, signal, ...(progress ? { onProgress: progress } : {}) }))
         })
       })
 
@@ -79,8 +84,9 @@ export function registerTransferCommands(program: Command): void {
         }
         const source = await openInput(opts.input ?? '-')
         await withStore(cmd, async (store) => {
-          const progress = !opts.quiet && process.stdout.isTTY ? new ProgressRenderer(process.stdout).onProgress : undefined
-          const res = await loadImages(store, source, { signal: interruptSignal(), ...(progress ? { onProgress: progress } : {}) })
+          const renderer = !opts.quiet && process.stdout.isTTY ? new ProgressRenderer(process.stdout) : undefined
+          const res = await loadImages(store, source, { signal: interruptSignal(), ...(renderer ? { onProgress: renderer.onProgress } : {}) })
+            .finally(() => renderer?.finish())
           for (const img of res.images) {
             for (const r of img.retagged) {
               process.stdout.write(`The image ${r.tag} already exists, renaming the old one with ID ${r.previous} to empty string\n`)

@@ -151,41 +151,40 @@ export class Netavark {
     }
   }
 
+  /** One `iptables-save` to look, one `iptables-restore --noflush` to remove (iptables calls are what cost here). */
   private async removeIdleChainsLocked(): Promise<void> {
-    const dump = async (table: string): Promise<string> => {
-      try {
-        return (await run('iptables', ['-w', '-t', table, '-S'])).stdout
-      } catch {
-        return ''
+    let dump: string
+    try {
+      dump = (await run('iptables-save', ['-t', 'filter'])).stdout + (await run('iptables-save', ['-t', 'nat'])).stdout
+    } catch {
+      return
+    }
+    const lines = dump.split('\n')
+    const filterOps: string[] = []
+    if (lines.includes(':NETAVARK_FORWARD - [0:0]') || /^:NETAVARK_FORWARD /m.test(dump)) {
+      if (!/^-A NETAVARK_FORWARD /m.test(dump)) {
+        for (const l of lines) if (/^-A FORWARD .*-j NETAVARK_FORWARD$/.test(l)) filterOps.push(l.replace(/^-A/, '-D'))
+        filterOps.push('-X NETAVARK_FORWARD')
       }
     }
-    const ipt = async (args: string[]): Promise<void> => {
-      await run('iptables', ['-w', ...args]).catch(() => undefined)
+    const natOps: string[] = []
+    if (/^:NETAVARK-HOSTPORT-DNAT /m.test(dump) && !/^-A NETAVARK-HOSTPORT-DNAT /m.test(dump) && !/^-A NETAVARK-(DN-)?[0-9A-F]{6,} /m.test(dump)) {
+      for (const l of lines) if (/^-A (PREROUTING|OUTPUT|POSTROUTING) .*-j NETAVARK-HOSTPORT-(DNAT|MASQ)$/.test(l)) natOps.push(l.replace(/^-A/, '-D'))
+      for (const c of ['NETAVARK-HOSTPORT-DNAT', 'NETAVARK-HOSTPORT-SETMARK', 'NETAVARK-HOSTPORT-MASQ']) natOps.push(`-F ${c}`, `-X ${c}`)
     }
-    const filter = await dump('filter')
-    if (filter.includes('-N NETAVARK_FORWARD') && !/^-A NETAVARK_FORWARD /m.test(filter)) {
-      for (const line of filter.split('\n')) if (/^-A FORWARD .*-j NETAVARK_FORWARD$/.test(line)) await ipt(['-t', 'filter', ...splitRule(line.replace(/^-A/, '-D'))])
-      await ipt(['-t', 'filter', '-X', 'NETAVARK_FORWARD'])
-    }
-    const nat = await dump('nat')
-    if (nat.includes('-N NETAVARK-HOSTPORT-DNAT') && !/^-A NETAVARK-HOSTPORT-DNAT /m.test(nat) && !/^-A NETAVARK-[0-9A-F]{6,} /m.test(nat)) {
-      for (const line of nat.split('\n')) {
-        if (/^-A (PREROUTING|OUTPUT|POSTROUTING) .*-j NETAVARK-HOSTPORT-(DNAT|MASQ)$/.test(line)) await ipt(['-t', 'nat', ...splitRule(line.replace(/^-A/, '-D'))])
-      }
-      for (const c of ['NETAVARK-HOSTPORT-DNAT', 'NETAVARK-HOSTPORT-SETMARK', 'NETAVARK-HOSTPORT-MASQ']) {
-        await ipt(['-t', 'nat', '-F', c])
-        await ipt(['-t', 'nat', '-X', c])
-      }
-    }
+    if (filterOps.length === 0 && natOps.length === 0) return
+    const script = [
+      ...(filterOps.length > 0 ? ['*filter', ...filterOps, 'COMMIT'] : []),
+      ...(natOps.length > 0 ? ['*nat', ...natOps, 'COMMIT'] : []),
+      '',
+    ].join('\n')
+    await new Promise<void>((resolve) => {
+      const child = spawn('iptables-restore', ['-w', '--noflush'], { stdio: ['pipe', 'ignore', 'ignore'] })
+      child.on('error', () => resolve())
+      child.on('close', () => resolve())
+      child.stdin.on('error', () => undefined)
+      child.stdin.end(script)
+    })
   }
-}
-
-/** Splits an `iptables -S` rule into arguments (its quoted comments stay whole). */
-function splitRule(line: string): string[] {
-  const out: string[] = []
-  const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g
-  let m: RegExpExecArray | null
-  while ((m = re.exec(line)) !== null) out.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : (m[2] as string))
-  return out
 }
 

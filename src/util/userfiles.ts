@@ -108,7 +108,7 @@ export async function writeOutputFile(path: string, write: (out: Writable) => Pr
 }
 
 /** Opens a file the user named for reading: errors (missing, a folder, no permission) in Go's words before any byte is read. */
-export async function openInputFile(path: string): Promise<Readable> {
+export async function openInputFile(path: string): Promise<Readable & { size?: number }> {
   let st: Stats
   try {
     st = await stat(path)
@@ -121,5 +121,6 @@ export async function openInputFile(path: string): Promise<Readable> {
     stream.once('open', () => resolve())
     stream.once('error', (err) => reject(new CairnError('INVALID_ARGUMENT', userMessage(err), { cause: err })))
   })
-  return stream
+  // its size, for progress (a regular file's; a pipe or device has none)
+  return Object.assign(stream, st.isFile() ? { size: st.size } : {})
 }

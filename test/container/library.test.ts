@@ -39,7 +39,7 @@ describe('containers through the library', () => {
       execOut.end()
       assert.equal(code, 0)
       assert.equal(await text(execOut), 'piped\n')
-      assert.deepEqual((await cairn.diff('bg')).map((c) => `${c.kind} /${c.path}`), ['A /from-stdin'])
+      assert.deepEqual((await cairn.diff('bg')).map((c) => `${c.kind} ${c.path}`), ['A /from-stdin'])
       const ps = await cairn.ps()
       assert.deepEqual(ps.map((p) => p.name), ['bg'])
       assert.match(ps[0]?.status ?? '', /^Up /)

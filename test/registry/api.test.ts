@@ -343,6 +343,34 @@ describe('registry modes', () => {
     assert.equal(await inflight, 202)
     await closing
   })
+
+  it('shutdown does not wait on a client that already went away', async (t) => {
+    const { dir, cleanup } = await tempDir('cairn-registry-gone-')
+    t.after(cleanup)
+    const reg = await startRegistry({ root: dir, port: 0, shutdownTimeoutMs: 30_000 })
+    const start = await request(reg.url, 'POST', '/v2/gone/app/blobs/uploads/')
+    const loc = start.headers.get('location') ?? ''
+    // a PATCH that promises 1 MiB, sends 1 KiB, and whose client then vanishes; and a GET left half-read
+    const { connect } = await import('node:net')
+    const patch = connect(reg.port, '127.0.0.1')
+    await new Promise((r) => patch.once('connect', r))
+    patch.write(`PATCH ${loc} HTTP/1.1\r\nHost: x\r\nContent-Length: ${1 << 20}\r\n\r\n`)
+    patch.write(randomBytes(1024))
+    // a streamed upload (chunked, as cairn push sends a layer it compresses on the way)
+    const start2 = await request(reg.url, 'POST', '/v2/gone/app/blobs/uploads/')
+    const chunked = connect(reg.port, '127.0.0.1')
+    await new Promise((r) => chunked.once('connect', r))
+    chunked.write(`PATCH ${start2.headers.get('location') ?? ''} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n`)
+    chunked.write(randomBytes(1024))
+    chunked.write('\r\n')
+    await new Promise((r) => setTimeout(r, 100))
+    patch.destroy()
+    chunked.destroy()
+    await new Promise((r) => setTimeout(r, 100))
+    const t0 = Date.now()
+    await reg.close()
+    assert.ok(Date.now() - t0 < 5000, `close took ${Date.now() - t0} ms`)
+  })
 })
 
 function rawStatus(port: number, line: string): Promise<number> {
