@@ -23,7 +23,8 @@ import type { Stdio, TerminalSize } from '../container/stdio.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ContainerStates, type ContainerRow, type ContainerSpec } from '../container/types.js'
 import { readLogs, type LogEntry, type ReadLogsOptions } from '../container/logs.js'
-import { copyIn, copyOut, type CopyOptions } from '../container/copy.js'
+import { copyIn, copyOut, resolveContainerPath, type CopyOptions } from '../container/copy.js'
+import { posix } from 'node:path'
 import type { Attachment, PublishedPort } from '../network/types.js'
 import { lstat, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -142,6 +143,26 @@ export async function resizeContainer(store: ImageStore, nameOrId: string, size:
   await containerEngine(store).resize(nameOrId, size)
 }
 
+/**
+ * The exit code of a container once it stops: from its monitor (which tells attached callers
+ * after the exit is recorded, and with --rm after the removal) while it runs, else its row.
+ */
+async function exitOf(engine: ContainerEngine, id: string, signal?: AbortSignal): Promise<number> {
+  const row = engine.rows.get(id)
+  if (row && (row.state === ContainerStates.running || row.state === ContainerStates.paused)) {
+    try {
+      const attached = await engine.attach(id, {})
+      const onAbort = (): void => attached.detach()
+      signal?.addEventListener('abort', onAbort, { once: true })
+      const outcome = await attached.done.finally(() => signal?.removeEventListener('abort', onAbort))
+      if (outcome.exitCode !== undefined) return outcome.exitCode
+    } catch {
+      // stopped meanwhile
+    }
+  }
+  return engine.waitExit(id, Infinity, signal)
+}
+
 /** Docker's `wait` conditions: `not-running` (default), `next-exit`, `removed`. */
 export type WaitCondition = 'not-running' | 'next-exit' | 'removed'
 
@@ -166,7 +187,7 @@ export async function waitContainer(store: ImageStore, nameOrId: string, opts: {
       await sleep(i < 100 ? 10 : 50)
     }
   }
-  const code = await engine.waitExit(row.id, Infinity, opts.signal)
+  const code = await exitOf(engine, row.id, opts.signal)
   if (condition === 'removed') {
     for (let i = 0; engine.rows.get(row.id); i++) {
       if (opts.signal?.aborted) throw new CairnError('ABORTED', 'interrupted')
@@ -919,6 +940,50 @@ export async function copyToContainer(store: ImageStore, src: string | Readable,
   await engine.withRootfs(nameOrId, async (rootfs, row) => {
     const spec = await engine.readSpec(row.id)
     await frozen(engine, row, () => copyIn(rootfs, spec.hostConfig.mounts, nameOrId, src, destPath, opts))
+  })
+}
+
+/** What `docker cp` and the archive endpoints tell of a path in a container (Docker's container.PathStat). */
+export interface PathStat {
+  name: string
+  size: number
+  /** Go's os.FileMode bits: permissions, with 1<<31 for a directory and 1<<27 for a symlink. */
+  mode: number
+  mtime: string
+  linkTarget: string
+}
+
+/** Go's os.FileMode of a stat: the permission bits and Go's type and special bits. */
+export function goFileMode(mode: number): number {
+  let m = mode & 0o777
+  const type = mode & 0o170000
+  if (type === 0o040000) m |= 2 ** 31
+  else if (type === 0o120000) m |= 2 ** 27
+  else if (type === 0o010000) m |= 2 ** 25
+  else if (type === 0o140000) m |= 2 ** 24
+  else if (type === 0o020000) m |= 2 ** 26 + 2 ** 21
+  else if (type === 0o060000) m |= 2 ** 26
+  if (mode & 0o4000) m |= 2 ** 23
+  if (mode & 0o2000) m |= 2 ** 22
+  if (mode & 0o1000) m |= 2 ** 20
+  return m >>> 0
+}
+
+/** Stats a path in a container (symlinks resolved inside it; the last one not followed). NAME_UNKNOWN when missing. */
+export async function statContainerPath(store: ImageStore, nameOrId: string, ctrPath: string): Promise<PathStat> {
+  const engine = containerEngine(store)
+  return engine.withRootfs(nameOrId, async (rootfs, row) => {
+    const spec = await engine.readSpec(row.id)
+    const abs = posix.resolve('/', ctrPath)
+    const host = resolveContainerPath(rootfs, spec.hostConfig.mounts, abs, false)
+    const st = await lstat(host).catch(() => undefined)
+    if (!st) throw new CairnError('NAME_UNKNOWN', `Could not find the file ${ctrPath} in container ${nameOrId}`)
+    let linkTarget = ''
+    if (st.isSymbolicLink()) {
+      const followed = resolveContainerPath(rootfs, spec.hostConfig.mounts, abs, true)
+      linkTarget = `/${posix.relative(rootfs, followed)}`
+    }
+    return { name: posix.basename(abs) || '/', size: st.size, mode: goFileMode(st.mode), mtime: st.mtime.toISOString(), linkTarget }
   })
 }
 

@@ -31,7 +31,7 @@ export interface SystemPruneResult {
 export async function pruneSystem(store: ImageStore, opts: SystemPruneOptions = {}): Promise<SystemPruneResult> {
   const filters = opts.filters ?? {}
   const containers = await pruneContainers(store, { filters })
-  const networks = pruneNetworks({ filters })
+  const networks = await pruneNetworks({ filters })
   const images = await pruneImages(store, { all: opts.all ?? false, filters })
   return {
     containers: containers.deleted, networks, volumes: [], images: images.records,

@@ -535,7 +535,7 @@ function register(parent: Command, managed: boolean): void {
       .option('-f, --force', 'do not prompt for confirmation')
       .action(async (f: { force?: boolean; filter?: string[] }, cmd: Command) => {
         const filters = parseFilterArgs(f.filter ?? [])
-        const { confirm } = await import('./images.js')
+        const { confirm } = await import('./prompt.js')
         if (!f.force && !(await confirm('WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] '))) return
         await withStore(cmd, async (store) => {
           const r = await (await api()).pruneContainers(store, { filters })

@@ -228,7 +228,7 @@ export function registerSystemCommands(program: Command): void {
           opts.all ? 'all images without at least one container associated to them' : 'all dangling images',
           opts.all ? 'all build cache' : 'unused build cache',
         ]
-        const { confirm } = await import('./images.js')
+        const { confirm } = await import('./prompt.js')
         if (!(await confirm(`WARNING! This will remove:\n${what.map((w) => `  - ${w}\n`).join('')}\nAre you sure you want to continue? [y/N] `))) return
       }
       await withStore(cmd, async (store) => {
