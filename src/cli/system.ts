@@ -1,5 +1,6 @@
 /** `system df`, `info` (`system info`) and `version`: printing only, in Docker's layouts. */
 import type { Command } from 'commander'
+import { CairnError } from '../errors/index.js'
 import type { ContainerSummary } from '../api/containers.js'
 import { systemDiskUsage, systemInfo, versionInfo, type SystemDiskUsage } from '../api/system.js'
 import type { ImageStore } from '../image/store.js'
@@ -242,6 +243,38 @@ export function registerSystemCommands(program: Command): void {
         process.stdout.write(section('Deleted Images', r.images.map((x) => ('untagged' in x ? `untagged: ${x.untagged}` : `deleted: ${x.deleted}`))))
         process.stdout.write(section('Deleted build cache objects', cache.records.flatMap((x) => ('deleted' in x ? [x.deleted.slice(7, 32)] : []))))
         process.stdout.write(`Total reclaimed space: ${size4(r.reclaimed + cache.reclaimed)}\n`)
+      })
+    })
+
+  system
+    .command('service')
+    .description('Serve the Docker Engine API (for docker, compose, SDKs) on a unix socket and optionally TCP')
+    .option('--socket <unix://path>', 'the unix socket (default unix:///run/cairn/docker.sock; mode 0660)')
+    .option('--tcp <host:port>', 'also listen on TCP (loopback only, unless --tlsverify)')
+    .option('--tlsverify', 'require TLS client certificates on TCP (needs --tlscacert, --tlscert, --tlskey)')
+    .option('--tlscacert <file>', 'CA that signs the clients\' certificates')
+    .option('--tlscert <file>', "the server's certificate")
+    .option('--tlskey <file>', "the server's private key")
+    .action(async (o: { socket?: string; tcp?: string; tlsverify?: boolean; tlscacert?: string; tlscert?: string; tlskey?: string }, cmd: Command) => {
+      const { serveEngineApi } = await import('../engine-api/server.js')
+      let tls: { ca: string; cert: string; key: string } | undefined
+      if (o.tlsverify || o.tlscacert !== undefined || o.tlscert !== undefined || o.tlskey !== undefined) {
+        if (o.tlscacert === undefined || o.tlscert === undefined || o.tlskey === undefined) throw new CairnError('INVALID_ARGUMENT', '--tlsverify needs --tlscacert, --tlscert and --tlskey')
+        if (o.tcp === undefined) throw new CairnError('INVALID_ARGUMENT', 'TLS applies to the TCP listener: give --tcp')
+        tls = { ca: o.tlscacert, cert: o.tlscert, key: o.tlskey }
+      }
+      await withStore(cmd, async (store) => {
+        const server = await serveEngineApi(store, {
+          socket: o.socket ?? 'unix:///run/cairn/docker.sock', ...(o.tcp !== undefined ? { tcp: o.tcp } : {}), ...(tls ? { tls } : {}),
+          onError: (err) => process.stderr.write(`cairn system service: error: ${err instanceof Error ? (process.env['CAIRN_DEBUG'] && err.stack ? err.stack : err.message) : String(err)}\n`),
+        })
+        process.stderr.write(`cairn system service: listening on ${server.addresses.join(', ')}\n`)
+        await new Promise<void>((resolve) => {
+          process.once('SIGINT', () => resolve())
+          process.once('SIGTERM', () => resolve())
+        })
+        await server.close()
+        process.stderr.write('cairn system service: stopped\n')
       })
     })
 

@@ -100,7 +100,7 @@ export async function logs(x: Exchange, s: Service): Promise<void> {
 export async function changes(x: Exchange, s: Service): Promise<void> {
   const list = await containerDiff(s.store, x.params['id'] ?? '')
   const kinds = { C: 0, A: 1, D: 2 } as const
-  x.send(200, list.map((c) => ({ Path: `/${c.path}`, Kind: kinds[c.kind] })))
+  x.send(200, list.map((c) => ({ Path: c.path.startsWith('/') ? c.path : `/${c.path}`, Kind: kinds[c.kind] })))
 }
 
 export async function exportTar(x: Exchange, s: Service): Promise<void> {

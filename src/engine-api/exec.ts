@@ -9,7 +9,7 @@ import type { ExecSession, Service } from './service.js'
 import { encodeFrame, FrameTypes } from '../util/stdcopy.js'
 import { Writable } from 'node:stream'
 
-const EXEC_FIELDS = new Set(['AttachStdin', 'AttachStdout', 'AttachStderr', 'ConsoleSize', 'DetachKeys', 'Tty', 'Env', 'Cmd', 'Privileged', 'User', 'WorkingDir'])
+const EXEC_FIELDS = new Set(['Detach', 'AttachStdin', 'AttachStdout', 'AttachStderr', 'ConsoleSize', 'DetachKeys', 'Tty', 'Env', 'Cmd', 'Privileged', 'User', 'WorkingDir'])
 
 function session(x: Exchange, s: Service): ExecSession {
   const e = s.execs.get(x.params['id'] ?? '')

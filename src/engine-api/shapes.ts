@@ -86,6 +86,11 @@ const HOST_CONFIG_FIELDS = new Set([
 const CONFIG_USED = new Set(['Hostname', 'Domainname', 'User', 'AttachStdin', 'AttachStdout', 'AttachStderr', 'Tty', 'OpenStdin', 'StdinOnce', 'Env', 'Cmd', 'Image', 'WorkingDir', 'Entrypoint', 'Labels', 'ExposedPorts', 'ArgsEscaped', 'Volumes', 'StopSignal', 'StopTimeout', 'Healthcheck', 'NetworkDisabled', 'MacAddress', 'OnBuild', 'Shell'])
 const HOST_USED = new Set(['Binds', 'NetworkMode', 'PortBindings', 'AutoRemove', 'Dns', 'DnsOptions', 'DnsSearch', 'ExtraHosts', 'PublishAllPorts', 'Runtime', 'Mounts', 'LogConfig', 'RestartPolicy', 'ConsoleSize', 'Init'])
 
+/** Values clients send for "the daemon's default" (Docker's CLI: MemorySwappiness -1). */
+const DEFAULTS: Record<string, unknown[]> = {
+  MemorySwappiness: [-1], Isolation: ['default'], CgroupnsMode: ['private'], IpcMode: ['private', 'shareable'], ShmSize: [64 << 20], UsernsMode: ['host'],
+}
+
 function isZero(v: unknown): boolean {
   if (v === null || v === undefined || v === false || v === 0 || v === '') return true
   if (Array.isArray(v)) return v.length === 0
@@ -96,7 +101,7 @@ function isZero(v: unknown): boolean {
 function checkFields(obj: Json, known: Set<string>, used: Set<string>, where: string): void {
   for (const [k, v] of Object.entries(obj)) {
     if (!known.has(k)) throw new HttpError(400, `json: unknown field ${JSON.stringify(k)} in ${where}`)
-    if (!used.has(k) && !isZero(v)) throw new CairnError('NOT_SUPPORTED', `${where}.${k} is not supported by Cairn yet`)
+    if (!used.has(k) && !isZero(v) && !(DEFAULTS[k]?.includes(v) ?? false)) throw new CairnError('NOT_SUPPORTED', `${where}.${k} is not supported by Cairn yet`)
   }
 }
 
