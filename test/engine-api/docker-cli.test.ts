@@ -1,0 +1,147 @@
+/**
+ * The real docker CLI (the one on PATH) with DOCKER_HOST at `cairn system service`: the article
+ * (images, run, commit -m -a, tag, push to Cairn's registry, rmi -f, pull, run) and ps, logs,
+ * exec, cp both ways, diff, inspect, a published port, stop, rm; then Docker's error statuses
+ * and bodies, and the listeners' security (socket mode, TCP only on loopback without TLS).
+ */
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { statSync } from 'node:fs'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { run, type RunResult } from '../helpers/exec.js'
+import { cairn, tempDir } from '../helpers/cairn.js'
+import { freePort } from '../helpers/distribution.js'
+import { requireTools } from '../helpers/tools.js'
+import { containerStore, requireContainers, type ContainerStore } from '../container/helpers.js'
+import { apiRequest, startRegistry, startService, type Served } from './helpers.js'
+
+describe('the docker CLI against cairn system service', { timeout: 60_000 }, () => {
+  let s: ContainerStore | undefined
+  let service: Served | undefined
+  let registry: (Served & { port: number }) | undefined
+  let work: { dir: string; cleanup: () => Promise<void> } | undefined
+  let sock = ''
+  let docker: (args: string[], input?: string) => Promise<RunResult>
+  let dockerOk: (args: string[], input?: string) => Promise<string>
+
+  before(async () => {
+    work = await tempDir('cairn-api-cli-')
+    s = await containerStore('overlay')
+    sock = `${work.dir}/docker.sock`
+    service = await startService(s.root, sock)
+    registry = await startRegistry(`${work.dir}/registry`)
+    await mkdir(`${work.dir}/docker-config`)
+    const env = { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_CONFIG: `${work.dir}/docker-config`, DOCKER_CLI_HINTS: 'false' }
+    docker = (args, input) => run('docker', args, { env, timeoutMs: 30_000, ...(input !== undefined ? { input } : {}) })
+    dockerOk = async (args, input) => {
+      const r = await docker(args, input)
+      if (r.code !== 0) throw new Error(`docker ${args.join(' ')} exited ${String(r.code)}: ${r.stderr}\n(service: ${service?.output() ?? ''})`)
+      return r.stdout
+    }
+  })
+
+  after(async () => {
+    await service?.stop()
+    await registry?.stop()
+    await s?.cleanup()
+    await work?.cleanup()
+  })
+
+  test('the article: run, commit, tag, push, rmi -f, pull, run', async (t) => {
+    if (!(await requireContainers(t)) || !requireTools(t, ['docker'])) return
+    assert.match(await dockerOk(['version', '--format', '{{.Server.APIVersion}}']), /^1\.\d+\n$/)
+    assert.match(await dockerOk(['images']), /busybox\s+latest/)
+    const runRes = await docker(['run', '--name', 'art', 'busybox', 'sh', '-c', 'echo hello > /greeting; echo out; echo err >&2; exit 3'])
+    assert.equal(runRes.code, 3, runRes.stderr)
+    assert.equal(runRes.stdout, 'out\n')
+    assert.equal(runRes.stderr, 'err\n')
+    await dockerOk(['commit', '-m', 'a greeting', '-a', 'Ann <ann@example.com>', 'art', 'greet:v1'])
+    assert.equal(await dockerOk(['inspect', '-f', '{{.Author}}|{{.Comment}}', 'greet:v1']), 'Ann <ann@example.com>|a greeting\n')
+    const target = `127.0.0.1:${registry?.port ?? 0}/team/greet:v1`
+    await dockerOk(['tag', 'greet:v1', target])
+    const pushed = await dockerOk(['push', target])
+    assert.match(pushed, /The push refers to repository/)
+    assert.match(pushed, /v1: digest: sha256:[0-9a-f]{64} size: \d+/)
+    await dockerOk(['rm', 'art'])
+    const rmi = await dockerOk(['rmi', '-f', target, 'greet:v1'])
+    assert.match(rmi, /Untagged: greet:v1/)
+    assert.doesNotMatch(await dockerOk(['images']), /greet/)
+    const pulled = await dockerOk(['pull', target])
+    assert.match(pulled, /Pull complete|Already exists/)
+    assert.match(pulled, /Status: Downloaded newer image for /)
+    assert.equal(await dockerOk(['run', '--rm', target, 'cat', '/greeting']), 'hello\n')
+    // --rm removed it
+    assert.equal(await dockerOk(['ps', '-aq', '--filter', `ancestor=${target}`]), '')
+  })
+
+  test('ps, logs, exec, cp both ways, diff, inspect, a published port, stop, rm', async (t) => {
+    if (!(await requireContainers(t)) || !requireTools(t, ['docker'])) return
+    const port = await freePort()
+    const id = (await dockerOk(['run', '-d', '--name', 'web', '-p', `127.0.0.1:${port}:80`, '-e', 'WHO=world', 'busybox', 'sh', '-c',
+      'echo "hello $WHO" > /etc/page; echo started; exec busybox httpd -f -p 80 -h /etc'])).trim()
+    assert.match(id, /^[0-9a-f]{64}$/)
+    assert.match(await dockerOk(['ps', '--format', '{{.Names}} {{.Ports}}']), new RegExp(`web 127\\.0\\.0\\.1:${port}->80/tcp`))
+    let page = ''
+    for (let i = 0; i < 100 && page === ''; i++) {
+      page = await fetch(`http://127.0.0.1:${port}/page`).then((r) => (r.ok ? r.text() : ''), () => '')
+      if (page === '') await new Promise((r) => setTimeout(r, 100))
+    }
+    assert.equal(page, 'hello world\n')
+    assert.equal(await dockerOk(['logs', 'web']), 'started\n')
+    assert.equal(await dockerOk(['exec', 'web', 'cat', '/etc/page']), 'hello world\n')
+    assert.equal((await docker(['exec', 'web', 'sh', '-c', 'exit 4'])).code, 4)
+    assert.equal(await dockerOk(['exec', '-i', 'web', 'sh', '-c', 'tr a-z A-Z'], 'piped in\n'), 'PIPED IN\n')
+    // cp in and out
+    await writeFile(`${work?.dir ?? ''}/in.txt`, 'from the host\n')
+    await dockerOk(['cp', `${work?.dir ?? ''}/in.txt`, 'web:/tmp/in.txt'])
+    assert.equal(await dockerOk(['exec', 'web', 'cat', '/tmp/in.txt']), 'from the host\n')
+    await dockerOk(['cp', 'web:/etc/page', `${work?.dir ?? ''}/out.txt`])
+    assert.equal(await readFile(`${work?.dir ?? ''}/out.txt`, 'utf8'), 'hello world\n')
+    const diff = await dockerOk(['diff', 'web'])
+    assert.match(diff, /^A \/etc\/page$/m)
+    assert.match(diff, /^A \/tmp\/in\.txt$/m)
+    assert.equal(await dockerOk(['inspect', '-f', '{{.State.Status}} {{.Config.Image}} {{index .Config.Env 0}}', 'web']), 'running busybox WHO=world\n')
+    // 409: a running container is not removed without force
+    const rmRunning = await docker(['rm', 'web'])
+    assert.notEqual(rmRunning.code, 0)
+    assert.match(rmRunning.stderr, /Error response from daemon: .*(running|stop)/i)
+    await dockerOk(['stop', '-t', '1', 'web'])
+    assert.match(await dockerOk(['inspect', '-f', '{{.State.Status}}', 'web']), /^exited\n$/)
+    await dockerOk(['rm', 'web'])
+    const gone = await docker(['inspect', 'web'])
+    assert.notEqual(gone.code, 0)
+    assert.match(gone.stderr, /No such (object|container)/i)
+    // the CLI and the service share one store
+    assert.doesNotMatch((await cairn(s?.root ?? '', ['ps', '-a'])).stdout, /\bweb\b/)
+  })
+
+  test("Docker's statuses and error bodies; bad input is a 4xx, never a crash", async (t) => {
+    if (!(await requireContainers(t))) return
+    const missing = await apiRequest(sock, 'GET', '/v1.47/containers/nope/json')
+    assert.equal(missing.status, 404)
+    assert.match((JSON.parse(missing.body.toString()) as { message: string }).message, /No such container: nope/)
+    assert.equal((await apiRequest(sock, 'GET', '/images/nope:1/json')).status, 404)
+    assert.equal((await apiRequest(sock, 'POST', '/containers/create', '{"Image": "busybox",')).status, 400)
+    assert.equal((await apiRequest(sock, 'POST', '/containers/create', { Image: 'busybox', Bogus: 1 })).status, 400)
+    assert.equal((await apiRequest(sock, 'GET', '/v9.99/info')).status, 400)
+    assert.equal((await apiRequest(sock, 'GET', '/nothing/here')).status, 404)
+    const created = await apiRequest(sock, 'POST', '/containers/create?name=dup', { Image: 'busybox', Cmd: ['true'] })
+    assert.equal(created.status, 201)
+    assert.equal((await apiRequest(sock, 'POST', '/containers/create?name=dup', { Image: 'busybox', Cmd: ['true'] })).status, 409)
+    const trick = await apiRequest(sock, 'PUT', '/containers/dup/archive?path=/../../../../tmp', 'not a tar')
+    assert.ok(trick.status >= 400 && trick.status < 500, `archive path trick: ${trick.status}`)
+    assert.equal((await apiRequest(sock, 'DELETE', '/containers/dup')).status, 204)
+    assert.equal((await apiRequest(sock, 'GET', '/_ping')).status, 200, 'the service still answers')
+  })
+
+  test('the socket is root-only; TCP is refused off loopback without TLS', async (t) => {
+    if (!(await requireContainers(t))) return
+    assert.equal(statSync(sock).mode & 0o777, 0o660)
+    const open = await cairn(s?.root ?? '', ['system', 'service', '--socket', `unix://${work?.dir ?? ''}/other.sock`, '--tcp', '0.0.0.0:0'], { timeoutMs: 20_000 })
+    assert.notEqual(open.code, 0)
+    assert.match(open.stderr, /^Error: refusing to listen on 0\.0\.0\.0:0 without TLS/m)
+    const half = await cairn(s?.root ?? '', ['system', 'service', '--tcp', '127.0.0.1:0', '--tlsverify'], { timeoutMs: 20_000 })
+    assert.notEqual(half.code, 0)
+    assert.match(half.stderr, /--tlsverify needs --tlscacert, --tlscert and --tlskey/)
+  })
+})
