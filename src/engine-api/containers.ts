@@ -270,6 +270,8 @@ export async function attach(x: Exchange, s: Service): Promise<void> {
   const detachKeys = x.query.get('detachKeys')
   if (detachKeys !== null && detachKeys !== '') parseDetachKeys(detachKeys)
   if (r.state === ContainerStates.paused) throw new CairnError('CONFLICT', 'You cannot attach to a paused container, unpause it first')
+  // some clients (dockerode) send their options as a JSON body too: it is not stdin
+  if (/json/.test(x.req.headers['content-type'] ?? '') && Number(x.req.headers['content-length'] ?? 0) > 0) for await (const _ of x.body()) void _
   const h = x.hijack(streamType(x, tty))
   const stdio = hijackStdio(h, tty, want, detachKeys)
   if (x.flag('logs')) {
