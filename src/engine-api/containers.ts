@@ -69,8 +69,9 @@ export async function logs(x: Exchange, s: Service): Promise<void> {
   const opts: { follow?: boolean; tail?: number; since?: number; until?: number; signal?: AbortSignal } = { follow: x.flag('follow') }
   if (tail !== null && tail !== '' && tail !== 'all') {
     const n = Number(tail)
-    if (!Number.isInteger(n) || n < 0) throw new HttpError(400, `invalid value for tail: ${tail}`)
-    opts.tail = n
+    if (!Number.isInteger(n)) throw new HttpError(400, `invalid value for tail: ${tail}`)
+    // a negative count means all, as dockerd reads it (testcontainers sends -1)
+    if (n >= 0) opts.tail = n
   }
   for (const k of ['since', 'until'] as const) {
     const v = x.query.get(k)

@@ -87,4 +87,45 @@ describe('SDKs against cairn system service', { timeout: 60_000 }, () => {
     await c.remove()
     await assert.rejects(c.inspect(), (e: { statusCode?: number }) => e.statusCode === 404)
   })
+
+  test('testcontainers: a busybox httpd with a published port, log and port wait strategies', async (t) => {
+    if (!(await requireContainers(t))) return
+    process.env['DOCKER_HOST'] = `unix://${sock}`
+    process.env['TESTCONTAINERS_RYUK_DISABLED'] = 'true'
+    process.env['TESTCONTAINERS_HOST_OVERRIDE'] = '127.0.0.1'
+    const { GenericContainer, Wait } = await import('testcontainers')
+    const byLog = await new GenericContainer('busybox:latest')
+      .withCommand(['sh', '-c', 'echo "hello" > /tmp/index.html; echo ready to serve; exec busybox httpd -f -p 8080 -h /tmp'])
+      .withExposedPorts(8080)
+      .withWaitStrategy(Wait.forLogMessage('ready to serve'))
+      .withStartupTimeout(20_000)
+      .start()
+    try {
+      const port = byLog.getMappedPort(8080)
+      assert.ok(port > 0)
+      let body = ''
+      for (let i = 0; i < 100 && body === ''; i++) {
+        body = await fetch(`http://${byLog.getHost()}:${port}/index.html`).then((r) => (r.ok ? r.text() : ''), () => '')
+        if (body === '') await new Promise((r) => setTimeout(r, 100))
+      }
+      assert.equal(body, 'hello\n')
+      const ex = await byLog.exec(['cat', '/tmp/index.html'])
+      assert.equal(ex.exitCode, 0)
+      assert.equal(ex.output, 'hello\n')
+    } finally {
+      await byLog.stop({ timeout: 1 })
+    }
+    const byPort = await new GenericContainer('busybox:latest')
+      .withCommand(['busybox', 'httpd', '-f', '-p', '8080', '-h', '/etc'])
+      .withExposedPorts(8080)
+      .withWaitStrategy(Wait.forListeningPorts())
+      .withStartupTimeout(20_000)
+      .start()
+    try {
+      const r = await fetch(`http://${byPort.getHost()}:${byPort.getMappedPort(8080)}/hostname`)
+      assert.equal(r.status, 200)
+    } finally {
+      await byPort.stop({ timeout: 1 })
+    }
+  })
 })
