@@ -6,6 +6,7 @@ import { CairnError } from '../errors/index.js'
 import * as containers from './containers.js'
 import * as exec from './exec.js'
 import * as images from './images.js'
+import * as networks from './networks.js'
 import * as system from './system.js'
 import type { Route } from './router.js'
 
@@ -68,14 +69,14 @@ export const ROUTES: readonly Route[] = [
   { method: 'POST', path: '/exec/{id}/start', support: 'supported', handler: exec.start },
   { method: 'POST', path: '/exec/{id}/resize', support: 'supported', handler: exec.resize },
   { method: 'GET', path: '/exec/{id}/json', support: 'supported', handler: exec.inspect },
-  // networks and volumes (the CLI has networks; their endpoints come next)
-  { method: 'GET', path: '/networks', support: 'not yet', handler: notYet('networks') },
-  { method: 'POST', path: '/networks/create', support: 'not yet', handler: notYet('networks') },
-  { method: 'GET', path: '/networks/{id}', support: 'not yet', handler: notYet('networks') },
-  { method: 'DELETE', path: '/networks/{id}', support: 'not yet', handler: notYet('networks') },
-  { method: 'POST', path: '/networks/{id}/connect', support: 'not yet', handler: notYet('networks') },
-  { method: 'POST', path: '/networks/{id}/disconnect', support: 'not yet', handler: notYet('networks') },
-  { method: 'POST', path: '/networks/prune', support: 'not yet', handler: notYet('networks') },
+  // networks (Cairn has no volumes yet)
+  { method: 'GET', path: '/networks', support: 'supported', handler: networks.list },
+  { method: 'POST', path: '/networks/create', support: 'partial', note: 'the bridge driver; IPv4 only', handler: networks.create },
+  { method: 'POST', path: '/networks/prune', support: 'supported', handler: networks.prune },
+  { method: 'GET', path: '/networks/{id}', support: 'supported', handler: networks.inspect },
+  { method: 'DELETE', path: '/networks/{id}', support: 'supported', handler: networks.remove },
+  { method: 'POST', path: '/networks/{id}/connect', support: 'supported', handler: networks.connect },
+  { method: 'POST', path: '/networks/{id}/disconnect', support: 'supported', handler: networks.disconnect },
   { method: 'GET', path: '/volumes', support: 'not yet', note: 'Cairn has no volumes', handler: notYet('volumes') },
   { method: 'POST', path: '/volumes/create', support: 'not yet', note: 'Cairn has no volumes', handler: notYet('volumes') },
 ]
