@@ -14,7 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REQUIRED=(tar attr zstd)
 # Needed by the interop tests and benchmarks, which need root anyway (dockerd, debootstrap, netns);
 # `time` is GNU time, which the benchmarks read peak RSS from.
-ROOT_ONLY=(docker.io docker-compose skopeo debootstrap busybox-static runc pigz iproute2 time docker-registry apache2-utils crun tmux curl buildah netavark aardvark-dns iptables util-linux wrk)
+ROOT_ONLY=(docker.io docker-compose openssl skopeo debootstrap busybox-static runc pigz iproute2 time docker-registry apache2-utils crun tmux curl buildah netavark aardvark-dns iptables util-linux wrk)
 
 log() { printf 'ensure-deps: %s\n' "$*" >&2; }
 

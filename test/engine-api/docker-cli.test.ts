@@ -8,7 +8,9 @@ import { after, before, describe, test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { statSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { request as httpsRequest } from 'node:https'
 import { run, type RunResult } from '../helpers/exec.js'
+import { requireTools } from '../helpers/tools.js'
 import { cairn, tempDir } from '../helpers/cairn.js'
 import { freePort } from '../helpers/distribution.js'
 import { containerStore, requireContainers, type ContainerStore } from '../container/helpers.js'
@@ -151,5 +153,36 @@ describe('the docker CLI against cairn system service', { timeout: 60_000 }, () 
     const half = await cairn(s?.root ?? '', ['system', 'service', '--tcp', '127.0.0.1:0', '--tlsverify'], { timeoutMs: 20_000 })
     assert.notEqual(half.code, 0)
     assert.match(half.stderr, /--tlsverify needs --tlscacert, --tlscert and --tlskey/)
+  })
+
+  test('TCP with TLS client certificates: a client with a certificate is served, one without is refused', async (t) => {
+    if (!(await requireContainers(t)) || !requireTools(t, ['openssl'])) return
+    const d = `${work?.dir ?? ''}/tls`
+    await mkdir(d)
+    const ssl = (args: string[]): Promise<RunResult> => run('openssl', args, { cwd: d, timeoutMs: 20_000 })
+    await ssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-subj', '/CN=test ca', '-days', '1'])
+    for (const who of ['server', 'client']) {
+      await ssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${who}.key`, '-out', `${who}.csr`, '-subj', `/CN=${who}`])
+      await writeFile(`${d}/${who}.ext`, who === 'server' ? 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' : 'extendedKeyUsage=clientAuth\n')
+      const r = await ssl(['x509', '-req', '-in', `${who}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${who}.pem`, '-days', '1', '-extfile', `${who}.ext`])
+      assert.equal(r.code, 0, r.stderr)
+    }
+    const port = await freePort()
+    const tls = await startService(s?.root ?? '', `${d}/tls.sock`, ['--tcp', `0.0.0.0:${port}`, '--tlsverify', '--tlscacert', `${d}/ca.pem`, '--tlscert', `${d}/server.pem`, '--tlskey', `${d}/server.key`])
+    try {
+      const [ca, cert, key] = await Promise.all(['ca.pem', 'client.pem', 'client.key'].map((f) => readFile(`${d}/${f}`)))
+      const ping = (withCert: boolean): Promise<number> => new Promise((resolve, reject) => {
+        const req = httpsRequest({ host: '127.0.0.1', port, path: '/_ping', ca, ...(withCert ? { cert, key } : {}) }, (res) => {
+          res.resume()
+          resolve(res.statusCode ?? 0)
+        })
+        req.on('error', reject)
+        req.end()
+      })
+      assert.equal(await ping(true), 200)
+      await assert.rejects(ping(false))
+    } finally {
+      await tls.stop()
+    }
   })
 })

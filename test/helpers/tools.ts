@@ -14,6 +14,8 @@ export const Tools = {
   containerd: '/usr/bin/containerd',
   /** docker-compose (Compose v1, which speaks the Engine API) */
   'docker-compose': '/usr/bin/docker-compose',
+  /** openssl (certificates for TLS tests) */
+  openssl: '/usr/bin/openssl',
   /** skopeo */
   skopeo: '/usr/bin/skopeo',
   /** debootstrap */
