@@ -10,6 +10,7 @@ import { pullImage } from '../api/pull.js'
 import { pushImage } from '../api/push.js'
 import { saveImages } from '../api/save.js'
 import { loadImages } from '../api/load.js'
+import { importImage } from '../api/import.js'
 import { commitContainer } from '../api/commit.js'
 import type { ProgressEvent } from '../util/progress.js'
 import type { Credentials } from '../remote/credentials.js'
@@ -97,7 +98,8 @@ function progressStream(x: Exchange): { onProgress: (e: ProgressEvent) => void; 
 
 export async function create(x: Exchange, s: Service): Promise<void> {
   const from = x.query.get('fromImage') ?? ''
-  if (x.query.get('fromSrc')) throw new CairnError('NOT_SUPPORTED', 'importing with fromSrc is not supported by the API of Cairn yet; use `cairn import`')
+  const src = x.query.get('fromSrc') ?? ''
+  if (src !== '') return importFrom(x, s, src)
   if (from === '') throw new HttpError(400, 'fromImage or fromSrc is required')
   const tag = x.query.get('tag') ?? ''
   let name = from
@@ -113,6 +115,36 @@ export async function create(x: Exchange, s: Service): Promise<void> {
     })
     s.emit('image', 'pull', name)
   } catch (err) {
+    p.fail(err)
+  }
+  p.end()
+}
+
+/**
+ * `docker import`: `fromSrc=-` takes the tarball from the body; a URL source is refused (the
+ * service fetches nothing on a client's behalf).
+ */
+async function importFrom(x: Exchange, s: Service, src: string): Promise<void> {
+  if (src !== '-') throw new CairnError('NOT_SUPPORTED', 'importing from a URL is not supported by Cairn; send the tarball in the body (fromSrc=-)')
+  const repo = x.query.get('repo') ?? ''
+  const t = x.query.get('tag') ?? ''
+  const changes = x.query.getAll('changes').flatMap((c) => c.split('\n')).filter((c) => c.trim() !== '')
+  const message = x.query.get('message') ?? ''
+  const platform = x.query.get('platform') ?? ''
+  if (platform !== '') throw new CairnError('NOT_SUPPORTED', 'import with a platform is not supported by the API of Cairn yet')
+  const body = x.body()
+  const ac = new AbortController()
+  void x.gone.then(() => ac.abort())
+  const p = progressStream(x)
+  try {
+    const r = await importImage(s.store, body, {
+      signal: ac.signal, sourceName: '-', ...(repo !== '' ? { reference: t !== '' ? `${repo}:${t}` : repo } : {}),
+      ...(message !== '' ? { message } : {}), ...(changes.length > 0 ? { changes } : {}),
+    })
+    p.write({ status: r.id })
+    s.emit('image', 'import', r.id)
+  } catch (err) {
+    body.resume()
     p.fail(err)
   }
   p.end()

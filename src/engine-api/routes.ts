@@ -25,7 +25,7 @@ export const ROUTES: readonly Route[] = [
   { method: 'POST', path: '/auth', support: 'supported', handler: system.auth },
   // images
   { method: 'GET', path: '/images/json', support: 'supported', handler: images.list },
-  { method: 'POST', path: '/images/create', support: 'partial', note: 'pull only; fromSrc (import) not yet', handler: images.create },
+  { method: 'POST', path: '/images/create', support: 'partial', note: 'fromSrc from the body (-) only, not from a URL', handler: images.create },
   { method: 'POST', path: '/images/load', support: 'supported', handler: images.load },
   { method: 'GET', path: '/images/get', support: 'supported', handler: images.get },
   { method: 'POST', path: '/images/prune', support: 'supported', handler: images.prune },

@@ -111,6 +111,11 @@ describe('the docker CLI against cairn system service', { timeout: 60_000 }, () 
     assert.match(diff, /^A \/etc\/page$/m)
     assert.match(diff, /^A \/tmp\/in\.txt$/m)
     assert.equal(await dockerOk(['inspect', '-f', '{{.State.Status}} {{.Config.Image}} {{index .Config.Env 0}}', 'web']), 'running busybox WHO=world\n')
+    // docker import through fromSrc
+    const exported = await run('sh', ['-c', `docker export -o ${work?.dir ?? ''}/web.tar web`], { env: { ...process.env, DOCKER_HOST: `unix://${sock}` }, timeoutMs: 30_000 })
+    assert.equal(exported.code, 0, exported.stderr)
+    assert.match(await dockerOk(['import', '-m', 'from a tar', '-c', 'CMD ["cat", "/etc/page"]', `${work?.dir ?? ''}/web.tar`, 'imported:v1']), /^sha256:[0-9a-f]{64}\n$/)
+    assert.equal(await dockerOk(['run', '--rm', 'imported:v1']), 'hello world\n')
     // 409: a running container is not removed without force
     const rmRunning = await docker(['rm', 'web'])
     assert.notEqual(rmRunning.code, 0)
