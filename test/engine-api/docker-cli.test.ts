@@ -186,7 +186,15 @@ describe('the docker CLI against cairn system service', { timeout: 60_000 }, () 
         req.on('error', reject)
         req.end()
       })
-      assert.equal(await ping(true), 200)
+      // the TCP listener comes up just after the socket the helper waited for
+      let status = 0
+      for (let i = 0; i < 100 && status === 0; i++) {
+        status = await ping(true).catch(async () => {
+          await new Promise((r) => setTimeout(r, 100))
+          return 0
+        })
+      }
+      assert.equal(status, 200)
       await assert.rejects(ping(false))
     } finally {
       await tls.stop()
