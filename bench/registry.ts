@@ -12,8 +12,9 @@
  * - push of N blobs of mixed sizes (1 KiB … 8 MiB, 8 at a time; 4 in 5 monolithic POST+PUT, 1 in 5 in
  *   three PATCH chunks), plain HTTP;
  * - push (chunked PATCH) and GET throughput of one large blob (1 GiB by default; curl receives the
- *   GET, so that the client is not what is measured);
- * - requests per second of manifest GET (by tag) and blob HEAD at 64 concurrent keep-alive connections;
+ *   GET, so that the client is not what is measured), and of a Range GET of its second quarter;
+ * - requests per second of manifest GET (by tag), blob HEAD and GET of a small (1 KiB) blob at 64
+ *   concurrent keep-alive connections;
  * - `docker push` (to an empty registry, so every layer is uploaded) and `docker pull` (after removing
  *   the image) of the Debian minbase image (200 MiB) through a private dockerd (root only; --no-docker
  *   skips it);
@@ -168,9 +169,9 @@ function call(url: string, method: string, headers: Record<string, string> = {},
 
 const execFileP = promisify(execFile)
 
-/** GET with curl into /dev/null: bytes received and seconds taken, as curl measures them. */
-async function curlGet(url: string): Promise<{ bytes: number; seconds: number }> {
-  const { stdout } = await execFileP('curl', ['-sS', '-o', '/dev/null', '-w', '%{size_download} %{time_total}', url])
+/** GET with curl into /dev/null (of a byte range: `a-b`): bytes received and seconds taken, as curl measures them. */
+async function curlGet(url: string, range?: string): Promise<{ bytes: number; seconds: number }> {
+  const { stdout } = await execFileP('curl', ['-sS', '-o', '/dev/null', '-w', '%{size_download} %{time_total}', ...(range ? ['-r', range] : []), url])
   const [bytes, seconds] = stdout.trim().split(' ').map(Number)
   return { bytes: bytes ?? 0, seconds: seconds ?? NaN }
 }
@@ -297,8 +298,10 @@ async function main(): Promise<void> {
   const mixed = row(`push ${NBLOBS} blobs, mixed sizes (s)`, 's', false)
   const bigPush = row(`push one ${args['big-mib']} MiB blob, 4 PATCH chunks (MiB/s)`, 'MiB/s', true)
   const bigGet = row(`GET one ${args['big-mib']} MiB blob (MiB/s)`, 'MiB/s', true)
+  const rangeGet = row(`Range GET of its second quarter (MiB/s)`, 'MiB/s', true)
   const manifestRps = row(`manifest GET by tag, ${CONNS} connections (req/s)`, 'req/s', true)
   const headRps = row(`blob HEAD, ${CONNS} connections (req/s)`, 'req/s', true)
+  const smallGetRps = row(`GET of a 1 KiB blob, ${CONNS} connections (req/s)`, 'req/s', true)
   const dockerPush = row('docker push, Debian minbase 200 MiB (s)', 's', false)
   const dockerPull = row('docker pull, Debian minbase 200 MiB (s)', 's', false)
   const rss = row('peak RSS of the registry (MiB)', 'MiB', false)
@@ -352,6 +355,10 @@ async function main(): Promise<void> {
         const got = await curlGet(`${reg.url}/v2/bench/big${it}/blobs/${bigDigest}`)
         if (got.bytes !== BIG) throw new Error(`${r}: big GET returned ${got.bytes} bytes`)
         bigGet[r].push(BIG / (1 << 20) / got.seconds)
+        const quarter = Math.floor(BIG / 4)
+        const part = await curlGet(`${reg.url}/v2/bench/big${it}/blobs/${bigDigest}`, `${quarter}-${2 * quarter - 1}`)
+        if (part.bytes !== quarter) throw new Error(`${r}: Range GET returned ${part.bytes} bytes`)
+        rangeGet[r].push(quarter / (1 << 20) / part.seconds)
         // a small image for the request-rate figures
         const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, it }))
         const layer = blobs[0] as Buffer
@@ -366,6 +373,7 @@ async function main(): Promise<void> {
         if (mp.status !== 201) throw new Error(`${r}: manifest PUT ${mp.status}`)
         manifestRps[r].push(await hammer(`${reg.url}/v2/bench/rps/manifests/v1`, 'GET', { Accept: 'application/vnd.oci.image.manifest.v1+json' }, CONNS, SECONDS))
         headRps[r].push(await hammer(`${reg.url}/v2/bench/rps/blobs/${sha256(layer)}`, 'HEAD', {}, CONNS, SECONDS))
+        smallGetRps[r].push(await hammer(`${reg.url}/v2/bench/rps/blobs/${sha256(layer)}`, 'GET', {}, CONNS, SECONDS))
       }
     }
     rss.cairn.push(peakRssMiB(regs.cairn.child.pid))

@@ -6,15 +6,34 @@
  * A command's start-up time is paid at every invocation, and the monitor's at every container
  * start. The library (`build/src/`) is not bundled.
  *
- * Native modules stay external: better-sqlite3 and zstd-napi load their own binaries, and are
- * resolved from `node_modules` as usual.
+ * better-sqlite3's JavaScript is bundled (its addon file is loaded by path, see src/util/sqlite.ts);
+ * `bindings` (its fallback addon finder), zstd-napi and @lydell/node-pty (which loads its own
+ * prebuilt binary) stay external and are resolved from `node_modules` as usual.
  */
-import { build } from 'esbuild'
-import { copyFile, rm } from 'node:fs/promises'
+import { build, type Plugin } from 'esbuild'
+import { copyFile, mkdir, readFile, rm } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
 const OUT = `${PROJECT}build/cli`
+
+/**
+ * commander loads node:child_process when it is loaded, for executable subcommands Cairn never
+ * uses; child_process (and node:net with it) is then compiled at every start of every command. Here
+ * it is loaded when commander first spawns, which is never. Should commander's source change, the
+ * file is bundled as it is.
+ */
+const lazyChildProcess: Plugin = {
+  name: 'commander-lazy-child-process',
+  setup(b) {
+    b.onLoad({ filter: /commander[\\/]lib[\\/]command\.js$/ }, async (args) => {
+      const source = await readFile(args.path, 'utf8')
+      const eager = "const childProcess = require('node:child_process');"
+      const lazy = "const childProcess = { spawn: (...a) => require('node:child_process').spawn(...a) };"
+      return { contents: source.replace(eager, lazy), loader: 'js' }
+    })
+  },
+}
 
 await rm(OUT, { recursive: true, force: true })
 await build({
@@ -26,7 +45,8 @@ await build({
   format: 'cjs',
   platform: 'node',
   target: 'node20',
-  external: ['better-sqlite3', 'zstd-napi', '@lydell/node-pty'],
+  external: ['bindings', 'zstd-napi', '@lydell/node-pty'],
+  plugins: [lazyChildProcess],
   // import.meta.url of the modules is the bundle's own URL
   define: { 'import.meta.url': 'cairnBundleUrl' },
   banner: { js: "const cairnBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
@@ -35,3 +55,9 @@ await build({
 })
 // the code-cache launcher (src/cli/launch.cts, compiled by tsc) goes beside the bundles it starts
 await copyFile(`${PROJECT}build/src/cli/launch.cjs`, `${OUT}/launch.cjs`)
+// Docker's default seccomp profile is read at run time from beside the module that loads it:
+// the library's (build/src/runtime/) and the bundles' (build/cli/)
+for (const dir of [`${PROJECT}build/src/runtime/seccomp`, `${OUT}/seccomp`]) {
+  await mkdir(dir, { recursive: true })
+  await copyFile(`${PROJECT}src/runtime/seccomp/default.json`, `${dir}/default.json`)
+}

@@ -10,11 +10,14 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# Needed by tests that run without root (tar interop, xattrs, zstd layers).
-REQUIRED=(tar attr zstd)
+# Needed by tests that run without root (tar interop, xattrs, zstd layers); libdeflate-dev for the
+# native addon that makes gzip (native/, built by `npm ci`; without it gzip falls back to zlib).
+REQUIRED=(tar attr zstd libdeflate-dev)
 # Needed by the interop tests and benchmarks, which need root anyway (dockerd, debootstrap, netns);
-# `time` is GNU time, which the benchmarks read peak RSS from.
-ROOT_ONLY=(docker.io docker-compose openssl skopeo debootstrap busybox-static runc pigz iproute2 time docker-registry apache2-utils crun tmux curl buildah netavark aardvark-dns iptables util-linux wrk)
+# `time` is GNU time, which the benchmarks read peak RSS from; librsvg2-bin draws the soak's curve;
+# `tini` is what `--init` runs in a container; gcc and libc6-dev build the static probe the
+# confinement tests run inside containers; docker-compose and openssl serve the Engine API tests.
+ROOT_ONLY=(docker.io docker-compose openssl skopeo debootstrap busybox-static runc pigz iproute2 time docker-registry apache2-utils crun tmux curl buildah netavark aardvark-dns iptables util-linux wrk librsvg2-bin tini gcc libc6-dev)
 
 log() { printf 'ensure-deps: %s\n' "$*" >&2; }
 
@@ -90,6 +93,11 @@ fi
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "npm ci"
   npm ci --no-audit --no-fund --loglevel=error >&2
+fi
+# the native addon (npm ci builds it; again here when it is missing, e.g. libdeflate-dev came later)
+if [ ! -f native/build/Release/cairn_deflate.node ]; then
+  log "building the native addon"
+  sh scripts/build-native.sh
 fi
 
 npm run --silent build

@@ -10,6 +10,9 @@
 #   whose native addons are rebuilt for that Node.js. better-sqlite3 uses V8's API, so it is
 #   built per Node.js ABI; zstd-napi uses Node-API, whose binaries load on every line. The
 #   project's own node_modules (for the machine's Node.js) is left alone.
+# - Cairn's own addon (native/, gzip by libdeflate), compiled in the tree against that Node.js's
+#   headers by scripts/build-native.sh; where it cannot be built there, that line runs with the
+#   zlib fallback, and the script says so.
 #
 # The copy of node_modules is made again when package-lock.json changes; build/ at every call.
 # Needs build/ and node_modules/ (scripts/ensure-deps.sh), and npm; downloads nothing but that
@@ -48,7 +51,10 @@ stamp="$version $(sha256sum package-lock.json | cut -d' ' -f1)"
 if [ "$(cat "$tree/node_modules/.cairn-node-line" 2>/dev/null || true)" != "$stamp" ]; then
   log "node_modules for Node.js $version (better-sqlite3 compiled against its headers)"
   rm -rf "$tree/node_modules" "$tree/node_modules.part"
-  cp -a node_modules "$tree/node_modules.part"
+  # the contents, copied: node_modules may be a symlink (to a shared checkout's), and the rebuild
+  # below must never reach the project's own addons
+  mkdir "$tree/node_modules.part"
+  cp -a node_modules/. "$tree/node_modules.part/"
   cp package.json package-lock.json "$tree/"
   mv "$tree/node_modules.part" "$tree/node_modules"
   # npm (a script run by the `node` first on the PATH) and node-gyp then build for this Node.js;
@@ -62,6 +68,19 @@ if [ "$(cat "$tree/node_modules/.cairn-node-line" 2>/dev/null || true)" != "$sta
   fi
   rm -f "$build_log"
   printf '%s\n' "$stamp" >"$tree/node_modules/.cairn-node-line"
+fi
+
+# Cairn's addon, compiled for this Node.js (again when its sources change); build-native.sh never
+# fails: without the addon gzip uses zlib
+native_stamp="$version $(cat native/binding.gyp native/deflate.c | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$tree/native/.cairn-node-line" 2>/dev/null || true)" != "$native_stamp" ]; then
+  log "native addon for Node.js $version"
+  rm -rf "$tree/native"
+  mkdir -p "$tree/native"
+  cp native/binding.gyp native/deflate.c "$tree/native/"
+  PATH="$node_dir/bin:$PATH" npm_node_execpath="$node_dir/bin/node" npm_config_nodedir="$node_dir" \
+    sh scripts/build-native.sh "$tree"
+  printf '%s\n' "$native_stamp" >"$tree/native/.cairn-node-line"
 fi
 
 # the build and the command, copied (Node.js resolves a module's imports from its real path, so
@@ -78,4 +97,9 @@ done
   log "better-sqlite3 does not load on Node.js $version"
   exit 1
 }
+gzip=$(cd "$tree" && "$node_dir/bin/node" --input-type=module -e "
+  const d = await import('./build/src/layer/deflate.js')
+  const b = d.gzipBackend()
+  console.log(b.name + ' ' + b.version + (d.gzipFallbackReason() ? ' (' + d.gzipFallbackReason() + ')' : ''))")
+log "gzip on Node.js $version: $gzip"
 printf '%s\n' "$tree"

@@ -6,6 +6,7 @@
 #
 # CAIRN_TEST_NODE_LINES="" skips the second run (e.g. while iterating); CAIRN_TEST_NODE_LINES=22.23.5
 # runs on another line instead. CAIRN_FUZZ_SECONDS: the time each fuzz target gets (test/fuzz/).
+# CAIRN_CHAOS_ROUNDS: rounds of the registry chaos tests (test/registry/chaos.test.ts; default 1).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -33,6 +33,9 @@ import {
   type CreateNetworkOptions, type NetworkResource,
 } from './api/networks.js'
 import type { FilterArgs } from './api/filters.js'
+import {
+  containerStats, streamStats, topContainer, updateContainers, type ContainerStats, type ResourceLimits, type StatsOptions, type TopResult,
+} from './api/resources.js'
 import type { PublishedPort } from './network/types.js'
 import { pushImage, type PushOptions, type PushResult } from './api/push.js'
 import { pullImage, type PullOptions, type PullResult } from './api/pull.js'
@@ -204,6 +207,26 @@ export class Cairn {
     return copyToContainer(this.store, src, container, destPath, opts)
   }
 
+  /** `cairn update`: new cgroup limits (memory, CPUs, pids…), applied at once to running containers and kept. */
+  async update(containers: string | readonly string[], limits: ResourceLimits): Promise<BatchResult> {
+    return updateContainers(this.store, typeof containers === 'string' ? [containers] : containers, limits)
+  }
+
+  /** `cairn stats --no-stream`: one reading per container (default: the running ones); CPU % over `intervalMs`. */
+  async stats(containers: readonly string[] = [], opts: StatsOptions = {}): Promise<ContainerStats[]> {
+    return containerStats(this.store, containers, opts)
+  }
+
+  /** `cairn stats`: a reading every `intervalMs` (default 1 s) until `signal` aborts. */
+  statsStream(containers: readonly string[] = [], opts: StatsOptions = {}): AsyncGenerator<ContainerStats[]> {
+    return streamStats(this.store, containers, opts)
+  }
+
+  /** `cairn top`: the container's processes as the host's `ps` shows them (default `-ef`). */
+  async top(container: string, psArgs: readonly string[] = []): Promise<TopResult> {
+    return topContainer(this.store, container, psArgs)
+  }
+
   /** `cairn port`: the ports a running container publishes, as bound. */
   async ports(container: string): Promise<PublishedPort[]> {
     return containerPorts(this.store, container)
@@ -310,17 +333,23 @@ export { Registry, Repository, type RegistryOptions, type Manifest } from './rem
 export { DockerCredentials, type Credentials } from './remote/credentials.js'
 export { loadRemoteConfig, defaultRemoteConfig, type RemoteConfig } from './remote/config.js'
 export { parseFilterArgs, type FilterArgs } from './api/filters.js'
-export { parsePublish, parseVolumeFlag, parseMountFlag, parseAddHost, resolveEnv, parseLabels } from './api/flags.js'
+export {
+  parsePublish, parseVolumeFlag, parseMountFlag, parseAddHost, resolveEnv, parseLabels, parseBytes, parseMemorySwap, parseCpus, parseUlimit,
+  parseDeviceFlag, parseTmpfsFlag, parseSysctlFlag, parseSecurityOpts,
+} from './api/flags.js'
+export type { ContainerStats, ResourceLimits, StatsOptions, TopResult }
 export type { NetworkResource, CreateNetworkOptions } from './api/networks.js'
 export type { PortSpec, PublishedPort, ExtraHost, Endpoint, Attachment } from './network/types.js'
-export type { MountSpec, BindMountSpec } from './container/config.js'
+export type { MountSpec, BindMountSpec, DeviceMapping, SecurityOptions, Ulimit } from './container/config.js'
 export { systemDiskUsage, systemInfo, versionInfo, volumesDiskUsage, buildCacheDiskUsage, type SystemDiskUsage, type SystemInfo, type VersionInfo } from './api/system.js'
 export { pauseContainer, resumeContainer, containerSnapshot, containerCommitSource, withContainerPaused, containerEngine, type ContainerCommitSource } from './api/containers.js'
 export type { BatchResult, Change, ContainerInspect, ContainerSummary, CopyOptions, CreateOptions, CreateResult, ExecOptions, LogEntry, RunOptions, RunResult, StartContainerOptions }
 export type { ContainerSpec, ContainerRow, ContainerState } from './container/types.js'
 export { ContainerEngine } from './container/engine.js'
 export { MonitorStandby } from './container/standby.js'
-export { generateSpec, type RuntimeSpec, type SpecInput } from './runtime/spec.js'
+export { generateSpec, type RuntimeSpec, type SpecInput, type SecurityInput, type HostFacts, type ResourcesInput } from './runtime/spec.js'
+export { defaultSeccompProfile, parseSeccompProfile, seccompForSpec, type SeccompProfile, type LinuxSeccomp } from './runtime/seccomp.js'
+export { tweakCapabilities, hostCapabilities, DEFAULT_CAPABILITIES, ALL_CAPABILITIES } from './runtime/capabilities.js'
 export { detectRuntime, OciRuntime } from './runtime/runtime.js'
 export { commitSnapshot, type CommitContainerOptions, type CommitOptions, type CommitResult, type CommitSource }
 export { openSnapshotter, unpackImage, snapshotChanges, snapshotLayer, type Snapshotter, type StorageDriver, type Mount } from './snapshot/index.js'

@@ -23,6 +23,8 @@ import type { Stdio, TerminalSize } from '../container/stdio.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ContainerStates, type ContainerRow, type ContainerSpec } from '../container/types.js'
 import { readLogs, type LogEntry, type ReadLogsOptions } from '../container/logs.js'
+import { appArmorProfileFor, securityOptionsOf } from '../container/confine.js'
+import { DEFAULT_SHM_SIZE, MASKED_PATHS, READONLY_PATHS } from '../runtime/spec.js'
 import { copyIn, copyOut, resolveContainerPath, type CopyOptions } from '../container/copy.js'
 import { posix } from 'node:path'
 import type { Attachment, PublishedPort } from '../network/types.js'
@@ -600,11 +602,88 @@ export interface ContainerInspect {
     AutoRemove: boolean
     Runtime: string
     LogConfig: { Type: string; Config: Record<string, string> }
-  }
+  } & ConfinementHostConfig
   GraphDriver: { Name: string; Data: Record<string, string> | null }
   Mounts: { Type: 'bind'; Source: string; Destination: string; Mode: string; RW: boolean; Propagation: string }[]
   Config: ContainerSpec['config']
   NetworkSettings: NetworkSettings
+}
+
+/** Docker's HostConfig fields of confinement and limits (names, order and empty values as Docker 20.10 shows them). */
+export interface ConfinementHostConfig {
+  CapAdd: string[] | null
+  CapDrop: string[] | null
+  GroupAdd: string[] | null
+  IpcMode: string
+  OomScoreAdj: number
+  PidMode: string
+  Privileged: boolean
+  ReadonlyRootfs: boolean
+  SecurityOpt: string[] | null
+  Tmpfs?: Record<string, string>
+  ShmSize: number
+  Sysctls?: Record<string, string>
+  CpuShares: number
+  Memory: number
+  NanoCpus: number
+  CgroupParent: string
+  BlkioWeight: number
+  CpuPeriod: number
+  CpuQuota: number
+  CpusetCpus: string
+  CpusetMems: string
+  Devices: { PathOnHost: string; PathInContainer: string; CgroupPermissions: string }[]
+  MemoryReservation: number
+  MemorySwap: number
+  MemorySwappiness: null
+  OomKillDisable: boolean
+  PidsLimit: number | null
+  Ulimits: { Name: string; Hard: number; Soft: number }[] | null
+  MaskedPaths: string[] | null
+  ReadonlyPaths: string[] | null
+  Init?: boolean
+}
+
+/** A container's confinement and limits as Docker's inspect shows them. */
+function confinementHostConfig(spec: ContainerSpec): ConfinementHostConfig {
+  const hc = spec.hostConfig
+  const r = hc.resources ?? {}
+  const privileged = hc.privileged ?? false
+  const nonEmpty = <T>(a: T[] | undefined): T[] | null => (a !== undefined && a.length > 0 ? [...a] : null)
+  const out: ConfinementHostConfig = {
+    CapAdd: nonEmpty(hc.capAdd),
+    CapDrop: nonEmpty(hc.capDrop),
+    GroupAdd: nonEmpty(hc.groupAdd),
+    IpcMode: 'private',
+    OomScoreAdj: 0,
+    PidMode: '',
+    Privileged: privileged,
+    ReadonlyRootfs: hc.readonlyRootfs ?? false,
+    SecurityOpt: nonEmpty(hc.securityOpt),
+    ShmSize: hc.shmSize ?? DEFAULT_SHM_SIZE,
+    CpuShares: r.cpuShares ?? 0,
+    Memory: r.memory ?? 0,
+    NanoCpus: r.nanoCpus ?? 0,
+    CgroupParent: '',
+    BlkioWeight: 0,
+    CpuPeriod: 0,
+    CpuQuota: 0,
+    CpusetCpus: r.cpusetCpus ?? '',
+    CpusetMems: '',
+    Devices: (hc.devices ?? []).map((d) => ({ PathOnHost: d.pathOnHost, PathInContainer: d.pathInContainer, CgroupPermissions: d.cgroupPermissions })),
+    MemoryReservation: r.memoryReservation ?? 0,
+    MemorySwap: r.memorySwap ?? 0,
+    MemorySwappiness: null,
+    OomKillDisable: r.oomKillDisable ?? false,
+    PidsLimit: r.pidsLimit ?? null,
+    Ulimits: nonEmpty((hc.ulimits ?? []).map((u) => ({ Name: u.name, Hard: u.hard, Soft: u.soft }))),
+    MaskedPaths: privileged ? null : [...MASKED_PATHS],
+    ReadonlyPaths: privileged ? null : [...READONLY_PATHS],
+  }
+  if (hc.tmpfs && Object.keys(hc.tmpfs).length > 0) out.Tmpfs = { ...hc.tmpfs }
+  if (hc.sysctls && Object.keys(hc.sysctls).length > 0) out.Sysctls = { ...hc.sysctls }
+  if (hc.init) out.Init = true
+  return out
 }
 
 /** Docker's NetworkSettings of a container's inspect. */
@@ -731,6 +810,7 @@ export async function inspectContainer(store: ImageStore, nameOrId: string): Pro
     data = null
   }
   const running = row.state === ContainerStates.running || row.state === ContainerStates.paused
+  const exit = await engine.exitRecord(row.id)
   return {
     Id: row.id,
     Created: spec.created,
@@ -741,7 +821,7 @@ export async function inspectContainer(store: ImageStore, nameOrId: string): Pro
       Running: running,
       Paused: row.state === ContainerStates.paused,
       Restarting: false,
-      OOMKilled: false,
+      OOMKilled: exit?.oomKilled ?? false,
       Dead: false,
       Pid: running ? row.pid : 0,
       ExitCode: row.exit_code,
@@ -760,7 +840,7 @@ export async function inspectContainer(store: ImageStore, nameOrId: string): Pro
     Platform: 'linux',
     MountLabel: '',
     ProcessLabel: '',
-    AppArmorProfile: '',
+    AppArmorProfile: appArmorProfileFor(spec.hostConfig.privileged ?? false, securityOptionsOf(spec.hostConfig.securityOpt ?? []).apparmorProfile) ?? '',
     ExecIDs: null,
     HostConfig: {
       Binds: spec.hostConfig.binds.length > 0 ? spec.hostConfig.binds : null,
@@ -774,6 +854,7 @@ export async function inspectContainer(store: ImageStore, nameOrId: string): Pro
       AutoRemove: spec.hostConfig.autoRemove,
       Runtime: row.runtime,
       LogConfig: { Type: 'json-file', Config: {} },
+      ...confinementHostConfig(spec),
     },
     GraphDriver: { Name: spec.driver, Data: data },
     Mounts: spec.hostConfig.mounts.map((m) => ({ Type: 'bind' as const, Source: m.source, Destination: m.destination, Mode: m.readonly ? 'ro' : '', RW: !m.readonly, Propagation: 'rprivate' })),

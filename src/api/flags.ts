@@ -1,14 +1,17 @@
 /**
  * Docker's option syntaxes, turned into the engine's typed container config: `-v`, `--mount`,
- * `-p`, `--add-host`, `-e K`. The docker CLI and the Engine API (whose `HostConfig.Binds` uses
- * the `-v` syntax) both need them, so they live here, below both, and not in the engine.
- * Hand-written: each is a few fields split on `:`, `,` and `=`, with Docker's error messages,
- * which no library reproduces.
+ * `-p`, `--add-host`, `-e K`, sizes (`--memory 32m`), `--cpus`, `--ulimit`, `--device`,
+ * `--tmpfs`, `--sysctl`, `--security-opt`. The docker CLI and the Engine API (whose
+ * `HostConfig.Binds` uses the `-v` syntax) both need them, so they live here, below both, and
+ * not in the engine. Hand-written: each is a few fields split on `:`, `,` and `=`, with Docker's
+ * error messages, which no library reproduces.
  */
 import { readFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
+import { posix } from 'node:path'
 import { CairnError } from '../errors/index.js'
-import type { BindMountSpec, ExtraHost, MountSpec, PortProtocol, PortSpec } from '../container/config.js'
+import type { BindMountSpec, DeviceMapping, ExtraHost, MountSpec, PortProtocol, PortSpec, SecurityOptions, Ulimit } from '../container/config.js'
+import { ULIMIT_TYPES } from '../runtime/spec.js'
 
 function invalid(message: string): CairnError {
   return new CairnError('INVALID_ARGUMENT', message)
@@ -174,4 +177,188 @@ export async function readLineFiles(files: readonly string[]): Promise<string[]>
     }
   }
   return out
+}
+
+/** Docker's error for a flag's bad value: `invalid argument "x" for "--cpus" flag: …`. */
+function flagError(value: string, flag: string, message: string): CairnError {
+  return invalid(`invalid argument ${JSON.stringify(value)} for ${JSON.stringify(flag)} flag: ${message}`)
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50 }
+
+/**
+ * A size as Docker's RAMInBytes reads it: `32m`, `1.5g`, `64MiB`, `512` (bytes), powers of 1024.
+ * `flag` is the flag's name for the error (`-m, --memory`).
+ */
+export function parseBytes(value: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$/.exec(value.trim())
+  if (!m || (m[1] ?? '').split('.').length > 2) throw flagError(value, flag, `invalid size: '${value}'`)
+  return Math.trunc(Number(m[1]) * (SIZE_UNITS[(m[2] ?? '').toLowerCase()] ?? 1))
+}
+
+/** `--memory-swap`: a size, or -1 for unlimited swap. */
+export function parseMemorySwap(value: string): number {
+  return value.trim() === '-1' ? -1 : parseBytes(value, '--memory-swap')
+}
+
+/** `--cpus 1.5` (or a fraction, `3/2`) as Docker's NanoCPUs. */
+export function parseCpus(value: string): number {
+  const v = value.trim()
+  const dec = /^([+-]?)(\d*)(?:\.(\d*))?$/.exec(v)
+  const frac = /^([+-]?\d+)\/(\d+)$/.exec(v)
+  let nano: number
+  if (dec && ((dec[2] ?? '') !== '' || (dec[3] ?? '') !== '')) {
+    const decimals = dec[3] ?? ''
+    if (decimals.replace(/0+$/, '').length > 9) throw flagError(value, '--cpus', 'value is too precise')
+    nano = Number(`${dec[1] ?? ''}${dec[2] || '0'}.${decimals || '0'}`) * 1e9
+  } else if (frac && Number(frac[2]) !== 0) {
+    nano = (Number(frac[1]) * 1e9) / Number(frac[2])
+    if (!Number.isInteger(nano)) throw flagError(value, '--cpus', 'value is too precise')
+  } else {
+    throw flagError(value, '--cpus', `failed to parse ${v} as a rational number`)
+  }
+  return Math.round(nano)
+}
+
+/** Go's strconv.ParseInt for a flag (`--pids-limit`, `--cpu-shares`). */
+export function parseIntFlag(value: string, flag: string): number {
+  if (!/^[+-]?\d+$/.test(value.trim())) throw flagError(value, flag, `strconv.ParseInt: parsing ${JSON.stringify(value)}: invalid syntax`)
+  return Number(value.trim())
+}
+
+/** `--ulimit nofile=1024[:2048]` (soft, then hard; the hard limit defaults to the soft one). */
+export function parseUlimit(value: string): Ulimit {
+  const eq = value.indexOf('=')
+  const fail = (m: string): CairnError => flagError(value, '--ulimit', m)
+  if (eq < 0) throw fail(`invalid ulimit argument: ${value}`)
+  const name = value.slice(0, eq)
+  if (ULIMIT_TYPES[name] === undefined) throw fail(`invalid ulimit type: ${name}`)
+  const [softText = '', hardText] = value.slice(eq + 1).split(/:(.*)/s)
+  const num = (t: string): number => {
+    if (!/^[+-]?\d+$/.test(t)) throw fail(`strconv.ParseInt: parsing ${JSON.stringify(t)}: invalid syntax`)
+    return Number(t)
+  }
+  const soft = num(softText)
+  const hard = hardText === undefined ? soft : num(hardText)
+  if (hard !== -1 && soft > hard) throw fail(`ulimit soft limit must be less than or equal to hard limit: ${soft} > ${hard}`)
+  return { name, soft, hard }
+}
+
+function validDeviceMode(mode: string): boolean {
+  if (mode === '' || mode.length > 3) return false
+  return [...mode].every((c, i) => 'rwm'.includes(c) && mode.indexOf(c) === i)
+}
+
+/** `--device HOST[:CONTAINER][:PERMISSIONS]` (permissions some of `rwm`, default all three). */
+export function parseDeviceFlag(value: string): DeviceMapping {
+  const fail = (m: string): CairnError => flagError(value, '--device', m)
+  const parts = value.split(':')
+  if (parts.length > 3 || parts[0] === '') throw fail(`bad format for path: ${value}`)
+  const [host = '', second, third] = parts
+  let container = host
+  let perms = 'rwm'
+  if (parts.length === 2) {
+    if (validDeviceMode(second ?? '')) perms = second ?? 'rwm'
+    else container = second ?? ''
+  } else if (parts.length === 3) {
+    container = second ?? ''
+    if (!validDeviceMode(third ?? '')) throw fail(`bad mode specified: ${third ?? ''}`)
+    perms = third ?? 'rwm'
+  }
+  if (!container.startsWith('/')) throw fail(`${container} is not an absolute path`)
+  return { pathOnHost: host, pathInContainer: posix.normalize(container), cgroupPermissions: perms }
+}
+
+const TMPFS_FLAGS = new Set([
+  'defaults', 'rw', 'ro', 'exec', 'noexec', 'suid', 'nosuid', 'dev', 'nodev', 'atime', 'noatime', 'diratime', 'nodiratime',
+  'relatime', 'norelatime', 'strictatime', 'nostrictatime', 'sync', 'async', 'dirsync', 'mand', 'nomand', 'private', 'rprivate',
+  'shared', 'rshared', 'slave', 'rslave', 'unbindable', 'runbindable', 'lazytime', 'nolazytime', 'iversion', 'noiversion',
+])
+const TMPFS_DATA = new Set(['size', 'mode', 'uid', 'gid', 'nr_inodes', 'nr_blocks', 'mpol', 'huge', 'tmpcopyup', 'notmpcopyup'])
+
+/** `--tmpfs PATH[:OPTIONS]`: an absolute path and tmpfs options (`rw,size=64m,mode=1777`). */
+export function parseTmpfsFlag(value: string): { path: string; options: string } {
+  const i = value.indexOf(':')
+  const path = i < 0 ? value : value.slice(0, i)
+  const options = i < 0 ? '' : value.slice(i + 1)
+  if (!path.startsWith('/')) throw invalid(`invalid mount config for type "tmpfs": invalid mount path: '${path}' mount path must be absolute`)
+  for (const o of options.split(',').filter(Boolean)) {
+    const key = o.includes('=') ? o.slice(0, o.indexOf('=')) : o
+    if (o.includes('=') ? !TMPFS_DATA.has(key) : !TMPFS_FLAGS.has(o) && !TMPFS_DATA.has(o)) throw invalid(`Invalid tmpfs option ${JSON.stringify(o)}`)
+  }
+  return { path: posix.normalize(path).replace(/(.)\/$/, '$1'), options }
+}
+
+/** Docker's namespaced sysctls: these exactly, and any under these prefixes. */
+const SYSCTLS = new Set(['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced'])
+const SYSCTL_PREFIXES = ['net.', 'fs.mqueue.']
+
+/** `--sysctl KEY=VALUE`, only those a container's own namespaces hold (as Docker allows). */
+export function parseSysctlFlag(value: string): [string, string] {
+  const eq = value.indexOf('=')
+  const key = eq < 0 ? '' : value.slice(0, eq)
+  if (eq < 0 || !(SYSCTLS.has(key) || SYSCTL_PREFIXES.some((p) => key.startsWith(p)))) {
+    throw flagError(value, '--sysctl', `sysctl '${value}' is not whitelisted`)
+  }
+  return [key, value.slice(eq + 1)]
+}
+
+/**
+ * `--security-opt`s: `seccomp=unconfined|FILE` (the file is read now, as Docker's client reads
+ * it), `no-new-privileges[=BOOL]`, `apparmor=PROFILE`; `label=…` (SELinux) is accepted and has
+ * no effect, as on a Docker host without SELinux.
+ */
+export async function parseSecurityOpts(values: readonly string[]): Promise<Pick<SecurityOptions, 'seccompProfile' | 'noNewPrivileges' | 'apparmorProfile'>> {
+  const out: Pick<SecurityOptions, 'seccompProfile' | 'noNewPrivileges' | 'apparmorProfile'> = {}
+  for (const opt of values) {
+    if (opt === 'no-new-privileges') {
+      out.noNewPrivileges = true
+      continue
+    }
+    if (opt === 'disable') continue
+    const sep = opt.includes('=') ? '=' : opt.includes(':') ? ':' : ''
+    if (sep === '') throw invalid(`invalid --security-opt 1: ${JSON.stringify(opt)}`)
+    const key = opt.slice(0, opt.indexOf(sep))
+    const val = opt.slice(opt.indexOf(sep) + 1)
+    switch (key) {
+      case 'seccomp':
+        if (val === 'unconfined') out.seccompProfile = 'unconfined'
+        else {
+          let text: string
+          try {
+            text = await readFile(val, 'utf8')
+          } catch (err) {
+            const code = (err as { code?: string }).code
+            throw invalid(`opening seccomp profile (${val}) failed: open ${val}: ${code === 'ENOENT' ? 'no such file or directory' : code === 'EISDIR' ? 'is a directory' : (err as Error).message}`)
+          }
+          try {
+            out.seccompProfile = JSON.stringify(JSON.parse(text))
+          } catch (err) {
+            throw invalid(`compacting json for seccomp profile (${val}) failed: ${(err as Error).message}`)
+          }
+        }
+        break
+      case 'no-new-privileges': {
+        const b = parseGoBool(val)
+        if (b === undefined) throw invalid(`invalid --security-opt 2: ${JSON.stringify(opt)}`)
+        out.noNewPrivileges = b
+        break
+      }
+      case 'apparmor':
+        out.apparmorProfile = val
+        break
+      case 'label':
+        break
+      default:
+        throw invalid(`invalid --security-opt 2: ${JSON.stringify(opt)}`)
+    }
+  }
+  return out
+}
+
+/** Go's strconv.ParseBool. */
+function parseGoBool(s: string): boolean | undefined {
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(s)) return true
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(s)) return false
+  return undefined
 }

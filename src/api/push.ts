@@ -27,7 +27,6 @@ import type { Credentials } from '../remote/credentials.js'
 import { limiter } from '../remote/limit.js'
 import { RemoteKnowledge } from '../remote/sources.js'
 import { uploadBlob } from '../remote/upload.js'
-import { parallelGzip } from '../remote/pgzip.js'
 import { emit, type OperationOptions } from './events.js'
 
 /** What push, pull and login share: how to reach registries and as whom. */
@@ -375,8 +374,8 @@ class Pusher {
     const status = opts.tee ? 'Pushing' : 'Preparing'
     const tap = byteCounter((n) => emit(this.opts, { id, status, current: n, total: plain.diffSize }))
     try {
-      // gzip in blocks on every core (see remote/pgzip.ts); zstd as the layer codec makes it
-      const compressor = want === 'gzip' ? parallelGzip() : compressStream(want)
+      // gzip in blocks on every core (layer/pgzip.ts), zstd as the layer codec makes it
+      const compressor = compressStream(want)
       const steps = opts.tee ? [tap, compressor, opts.tee] : [tap, compressor]
       await pipeline([await this.store.content.read(plain.digest), ...steps, ingest.stream], signal ? { signal } : {})
       const staged = await ingest.stage()

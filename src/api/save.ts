@@ -11,7 +11,7 @@ import { MediaTypes, layerCompression } from '../oci/mediatype.js'
 import type { DockerArchiveManifestEntry, ImageManifest } from '../oci/types.js'
 import { familiarName, familiarString, formatReference, parseReference, type Reference } from '../oci/reference.js'
 import { writeTar, type TarEntryInput } from '../layer/tar.js'
-import { decompressor } from '../layer/compression.js'
+import { compressStream, decompressor, type Compression } from '../layer/compression.js'
 import { serializeManifest, toOciManifest } from '../image/manifest.js'
 import type { ImageRecord, ImageStore } from '../image/store.js'
 import { emit, type OperationOptions } from './events.js'
@@ -21,6 +21,11 @@ export type ArchiveFormat = (typeof ArchiveFormats)[keyof typeof ArchiveFormats]
 
 export interface SaveOptions extends OperationOptions {
   format?: ArchiveFormat
+  /**
+   * The whole archive compressed (default none): gzip on every core (layer/pgzip.ts) or zstd, as
+   * `docker save | gzip` would make it; `docker load` and `cairn load` read either.
+   */
+  compression?: Compression
 }
 
 interface Selected {
@@ -85,7 +90,11 @@ function repositoryTags(store: ImageStore, name: string): { image: ImageRecord; 
 export async function saveImages(store: ImageStore, names: readonly string[], out: Writable, opts: SaveOptions = {}): Promise<void> {
   const selected = selectImages(store, names)
   const entries = (opts.format ?? 'docker') === 'oci' ? ociEntries(store, selected, opts) : dockerEntries(store, selected, opts)
-  await pipeline(writeTar(entries, opts.signal ? { signal: opts.signal } : {}), out, opts.signal ? { signal: opts.signal } : {})
+  const tar = writeTar(entries, opts.signal ? { signal: opts.signal } : {})
+  const sig = opts.signal ? { signal: opts.signal } : {}
+  const compression = opts.compression ?? 'none'
+  if (compression === 'none') await pipeline(tar, out, sig)
+  else await pipeline(tar, compressStream(compression), out, sig)
 }
 
 const enc = (o: unknown, indent?: number): Buffer => Buffer.from(JSON.stringify(o, null, indent))

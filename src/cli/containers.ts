@@ -7,7 +7,7 @@ import { CairnError } from '../errors/index.js'
 import type { ImageStore } from '../image/store.js'
 import type { BatchResult, ContainerSummary, RunOptions } from '../api/containers.js'
 import type { CreateOptions, ExecOptions } from '../container/engine.js'
-import { ago, ellipsis, humanSize, humanSizeWithPrecision, shortId } from '../util/format.js'
+import { ago, bytesSize, ellipsis, humanSize, humanSizeWithPrecision, shortId, tabwrite } from '../util/format.js'
 import { writeOutputFile } from '../util/userfiles.js'
 import { displayPorts, portLines } from '../network/display.js'
 import { printError, reportError } from './errors.js'
@@ -28,7 +28,15 @@ const api = (): Promise<typeof import('../api/containers.js')> => import('../api
 const EXIT_ENGINE = 125
 
 /** The flags of create and run: CreateOptions' own fields where the names agree, then the CLI's. */
-type CreateFlags = Pick<CreateOptions, 'interactive' | 'tty' | 'name' | 'workdir' | 'user' | 'hostname' | 'domainname' | 'network' | 'runtime' | 'dns' | 'dnsSearch'> & {
+type CreateFlags = Pick<CreateOptions, 'interactive' | 'tty' | 'name' | 'workdir' | 'user' | 'hostname' | 'domainname' | 'network' | 'runtime' | 'dns' | 'dnsSearch'
+  | 'privileged' | 'capAdd' | 'capDrop' | 'groupAdd' | 'init' | 'cpusetCpus' | 'oomKillDisable'> & LimitFlags & {
+  securityOpt?: string[]
+  readOnly?: boolean
+  tmpfs?: string[]
+  device?: string[]
+  ulimit?: string[]
+  shmSize?: string
+  sysctl?: string[]
   /** `-e`, `--env-file` (resolved against this process's environment). */
   env?: string[]
   envFile?: string[]
@@ -56,6 +64,42 @@ type CreateFlags = Pick<CreateOptions, 'interactive' | 'tty' | 'name' | 'workdir
 }
 
 const RUNTIME_HELP = 'OCI runtime: crun or runc (or a path); default crun when it works on this machine, else runc'
+
+/** The cgroup limit flags of create, run and update, as given (Docker's syntaxes). */
+interface LimitFlags {
+  memory?: string
+  memorySwap?: string
+  memoryReservation?: string
+  cpus?: string
+  cpuShares?: string
+  cpusetCpus?: string
+  pidsLimit?: string
+}
+
+function addLimitOptions(c: Command): Command {
+  return c
+    .option('-m, --memory <bytes>', 'memory limit (e.g. 32m, 1g)')
+    .option('--memory-swap <bytes>', "swap limit equal to memory plus swap: '-1' to enable unlimited swap")
+    .option('--memory-reservation <bytes>', 'memory soft limit')
+    .option('--cpus <number>', 'number of CPUs (e.g. 0.5)')
+    .option('-c, --cpu-shares <int>', 'CPU shares (relative weight)')
+    .option('--cpuset-cpus <list>', 'CPUs in which to allow execution (0-3, 0,1)')
+    .option('--pids-limit <int>', 'tune container pids limit (set -1 for unlimited)')
+}
+
+/** The limit flags as typed limits (undefined: not given). */
+async function limitOptions(f: LimitFlags): Promise<import('../container/config.js').ResourceLimits> {
+  const flags = await import('../api/flags.js')
+  const r: import('../container/config.js').ResourceLimits = {}
+  if (f.memory !== undefined) r.memory = flags.parseBytes(f.memory, '-m, --memory')
+  if (f.memorySwap !== undefined) r.memorySwap = flags.parseMemorySwap(f.memorySwap)
+  if (f.memoryReservation !== undefined) r.memoryReservation = flags.parseBytes(f.memoryReservation, '--memory-reservation')
+  if (f.cpus !== undefined) r.nanoCpus = flags.parseCpus(f.cpus)
+  if (f.cpuShares !== undefined) r.cpuShares = flags.parseIntFlag(f.cpuShares, '-c, --cpu-shares')
+  if (f.cpusetCpus !== undefined) r.cpusetCpus = f.cpusetCpus
+  if (f.pidsLimit !== undefined) r.pidsLimit = flags.parseIntFlag(f.pidsLimit, '--pids-limit')
+  return r
+}
 
 function addCreateOptions(c: Command, run: boolean): Command {
   c.helpOption('--help', 'display help for command')
@@ -86,9 +130,23 @@ function addCreateOptions(c: Command, run: boolean): Command {
     .option('--storage-driver <driver>', 'overlay or native (default: the store\'s)')
     .option('--rm', 'automatically remove the container when it exits')
     .option('--pull <policy>', 'pull the image before creating: "missing" (the default), "always" or "never"', 'missing')
+    .option('--privileged', 'give extended privileges to this container (all capabilities and devices of the host, no seccomp)')
+    .option('--cap-add <cap>', 'add Linux capabilities (repeatable; ALL for all)', collect)
+    .option('--cap-drop <cap>', 'drop Linux capabilities (repeatable; ALL for all)', collect)
+    .option('--security-opt <opt>', 'security options: seccomp=unconfined|FILE, no-new-privileges, apparmor=PROFILE (repeatable)', collect)
+    .option('--read-only', "mount the container's root filesystem as read only")
+    .option('--tmpfs <path[:opts]>', 'mount a tmpfs directory (repeatable)', collect)
+    .option('--device <host[:ctr[:perms]]>', 'add a host device to the container (repeatable)', collect)
+    .option('--ulimit <name=soft[:hard]>', 'ulimit options (repeatable)', collect)
+    .option('--shm-size <bytes>', 'size of /dev/shm (default 64m)')
+    .option('--group-add <group>', 'add additional groups to join (repeatable)', collect)
+    .option('--sysctl <k=v>', 'namespaced kernel parameters (repeatable)', collect)
+    .option('--init', 'run an init inside the container that forwards signals and reaps processes')
+    .option('--oom-kill-disable', 'disable OOM killer')
     .argument('<image>')
     .argument('[command...]', 'command and arguments')
     .passThroughOptions()
+  addLimitOptions(c)
   if (run) {
     c.option('-d, --detach', 'run container in background and print container ID')
       .option('--detach-keys <keys>', 'override the key sequence for detaching a container (default ctrl-p,ctrl-q)')
@@ -129,6 +187,20 @@ async function createOptions(image: string, command: string[], f: CreateFlags, c
   if (f.tty) o.tty = true
   if (f.interactive) o.interactive = true
   if (f.rm) o.autoRemove = true
+  if (f.privileged) o.privileged = true
+  if (f.capAdd) o.capAdd = f.capAdd
+  if (f.capDrop) o.capDrop = f.capDrop
+  Object.assign(o, await flags.parseSecurityOpts(f.securityOpt ?? []))
+  if (f.readOnly) o.readonlyRootfs = true
+  if (f.tmpfs) o.tmpfs = Object.fromEntries(f.tmpfs.map(flags.parseTmpfsFlag).map((t) => [t.path, t.options]))
+  if (f.device) o.devices = f.device.map(flags.parseDeviceFlag)
+  if (f.ulimit) o.ulimits = f.ulimit.map(flags.parseUlimit)
+  if (f.shmSize !== undefined) o.shmSize = flags.parseBytes(f.shmSize, '--shm-size')
+  if (f.groupAdd) o.groupAdd = f.groupAdd
+  if (f.sysctl) o.sysctls = Object.fromEntries(f.sysctl.map(flags.parseSysctlFlag))
+  if (f.init) o.init = true
+  if (f.oomKillDisable) o.oomKillDisable = true
+  Object.assign(o, await limitOptions(f))
   return o
 }
 
@@ -223,7 +295,10 @@ export function psRows(list: ContainerSummary[], trunc: boolean): Record<string,
 
 export function registerContainerCommands(program: Command): void {
   const container = program.command('container').description('Manage containers')
-  for (const parent of [program, container]) register(parent, parent === container)
+  for (const parent of [program, container]) {
+    register(parent, parent === container)
+    registerResourceCommands(parent)
+  }
 }
 
 function register(parent: Command, managed: boolean): void {
@@ -605,6 +680,84 @@ function register(parent: Command, managed: boolean): void {
         }
         const output = f.output
         await writeOutputFile(output, async (out) => (await api()).exportContainer(store, name, out))
+      })
+    })
+}
+
+/** `docker stats`'s header words, by field. */
+export const STATS_HEADERS: Record<string, string> = {
+  Container: 'CONTAINER', ID: 'CONTAINER ID', Name: 'NAME', CPUPerc: 'CPU %', MemUsage: 'MEM USAGE / LIMIT', MemPerc: 'MEM %',
+  NetIO: 'NET I/O', BlockIO: 'BLOCK I/O', PIDs: 'PIDS',
+}
+
+const STATS_TABLE = 'table {{.ID}}\\t{{.Name}}\\t{{.CPUPerc}}\\t{{.MemUsage}}\\t{{.MemPerc}}\\t{{.NetIO}}\\t{{.BlockIO}}\\t{{.PIDs}}'
+
+/** What a `stats` template sees of a container: Docker's stats context. */
+export function statsRows(list: readonly import('../api/resources.js').ContainerStats[], given: readonly string[], trunc: boolean): Record<string, unknown>[] {
+  return list.map((c, i) => goContext('*formatter.statsContext', {
+    Container: given[i] ?? (trunc ? shortId(c.id) : c.id),
+    Name: c.name,
+    ID: trunc ? shortId(c.id) : c.id,
+    CPUPerc: `${c.cpuPercent.toFixed(2)}%`,
+    MemUsage: `${bytesSize(c.memoryUsage)} / ${bytesSize(c.memoryLimit)}`,
+    MemPerc: `${c.memoryPercent.toFixed(2)}%`,
+    NetIO: `${humanSizeWithPrecision(c.netRx, 3)} / ${humanSizeWithPrecision(c.netTx, 3)}`,
+    BlockIO: `${humanSizeWithPrecision(c.blockRead, 3)} / ${humanSizeWithPrecision(c.blockWrite, 3)}`,
+    PIDs: String(c.pids),
+  }))
+}
+
+/** `update`, `stats` and `top`: a running container's resources. */
+function registerResourceCommands(parent: Command): void {
+  const resources = (): Promise<typeof import('../api/resources.js')> => import('../api/resources.js')
+  addLimitOptions(parent
+    .command('update')
+    .description('Update configuration of one or more containers')
+    .argument('<container...>'))
+    .action(async (names: string[], f: LimitFlags, cmd: Command) => {
+      const limits = await limitOptions(f)
+      if (Object.keys(limits).length === 0) throw new CairnError('INVALID_ARGUMENT', 'You must provide one or more flags when using this command.')
+      await withStore(cmd, async (store) => printBatch(await (await resources()).updateContainers(store, names, limits)))
+    })
+
+  parent
+    .command('stats')
+    .description('Display a live stream of container(s) resource usage statistics')
+    .argument('[container...]')
+    .option('-a, --all', 'show all containers (default shows just running)')
+    .option('--no-stream', 'disable streaming stats and only pull the first result')
+    .option('--no-trunc', 'do not truncate output')
+    .option('--format <format>', "'table', 'table TEMPLATE', 'json' or a Go template such as '{{.Name}} {{.CPUPerc}}'")
+    .action(async (names: string[], f: { all?: boolean; stream?: boolean; trunc?: boolean; format?: string }, cmd: Command) => {
+      await withStore(cmd, async (store) => {
+        const api = await resources()
+        const format = f.format === undefined || f.format === 'table' ? STATS_TABLE : f.format
+        const render = (list: readonly import('../api/resources.js').ContainerStats[]): string =>
+          formatWrite(format, statsRows(list, names, f.trunc !== false), { headers: STATS_HEADERS, errors: { parse: 'failed to parse template: ', exec: 'failed to execute template: ' } })
+        if (f.stream === false) {
+          process.stdout.write(render(await api.containerStats(store, names, { all: f.all ?? false, signal: interruptSignal() })))
+          return
+        }
+        const signal = interruptSignal()
+        for await (const list of api.streamStats(store, names, { all: f.all ?? false, signal })) {
+          // a terminal is redrawn (Docker's clear-screen), a pipe gets one table after another
+          process.stdout.write(`${process.stdout.isTTY ? '\x1b[2J\x1b[H' : ''}${render(list)}`)
+        }
+      })
+    })
+
+  parent
+    .command('top')
+    .description('Display the running processes of a container')
+    .argument('<container>')
+    .argument('[ps-options...]', 'options for ps (default -ef)')
+    .passThroughOptions()
+    .allowUnknownOption()
+    .action(async (name: string, psArgs: string[], _f: object, cmd: Command) => {
+      await withStore(cmd, async (store) => {
+        const top = await (await resources()).topContainer(store, name, psArgs)
+        const text = [top.titles.join('\t'), ...top.processes.map((p) => p.join('\t'))].join('\n')
+        process.stdout.write(tabwrite(`${text}\n`, { minWidth: 20, padding: 3, padChar: ' ' }))
       })
     })
 }

@@ -18,7 +18,16 @@ export interface InspectFlags {
 const MAP_PATHS = new Set([
   'Config.Labels', 'Config.ExposedPorts', 'Config.Volumes', 'ContainerConfig.Labels', 'ContainerConfig.ExposedPorts',
   'ContainerConfig.Volumes', 'GraphDriver.Data', 'NetworkSettings.Networks', 'NetworkSettings.Ports', 'HostConfig.LogConfig.Config',
+  'HostConfig.Tmpfs', 'HostConfig.Sysctls',
 ])
+
+/**
+ * HostConfig's Go field names where they differ from its JSON names: `{{.HostConfig.NanoCPUs}}`
+ * works on the typed struct, `{{.HostConfig.NanoCpus}}` only on the raw maps (as with Docker).
+ */
+const HOST_CONFIG_GO_NAMES: Record<string, string> = {
+  NanoCpus: 'NanoCPUs', CpuShares: 'CPUShares', CpuPeriod: 'CPUPeriod', CpuQuota: 'CPUQuota', Dns: 'DNS', DnsOptions: 'DNSOptions', DnsSearch: 'DNSSearch',
+}
 
 /** The typed view of an inspect object: structs by default, Docker's map fields as maps. */
 function typed(value: unknown, path: string): unknown {
@@ -27,7 +36,7 @@ function typed(value: unknown, path: string): unknown {
   const entries = Object.entries(value as Record<string, unknown>)
   if (MAP_PATHS.has(path)) return Object.fromEntries(entries.map(([k, v]) => [k, typed(v, `${path}.*`)]))
   // Go's field is `ID` where the JSON says `Id`: `{{.Id}}` works only on the raw maps, as with Docker
-  const goName = (k: string): string => (path === '' && k === 'Id' ? 'ID' : k)
+  const goName = (k: string): string => (path === '' && k === 'Id' ? 'ID' : path === 'HostConfig' ? HOST_CONFIG_GO_NAMES[k] ?? k : k)
   return goStruct('struct', Object.fromEntries(entries.map(([k, v]) => [goName(k), typed(v, path === '' ? k : `${path}.${k}`)])))
 }
 

@@ -1,15 +1,17 @@
 /**
- * `cairn registry serve|gc|purge-uploads|token-server|keygen|htpasswd`: flags and printing only; the
- * registry itself is src/registry.
+ * `cairn registry serve|gc|check|purge-uploads|token-server|keygen|htpasswd`: flags and printing only;
+ * the registry itself is src/registry.
  */
 import { createWriteStream } from 'node:fs'
-import { readFile, writeFile } from 'node:fs/promises'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import { ask, readLine } from './prompt.js'
 import type { Writable } from 'node:stream'
 import { Command, Option } from 'commander'
 import { CairnError } from '../errors/index.js'
 import { humanSize } from '../util/format.js'
+import { keepYoungGenerationSmall } from '../util/reclaim.js'
 import {
+  checkRegistry,
   collectGarbage,
   defaultConfig,
   FilesystemStorage,
@@ -26,6 +28,7 @@ import {
   startTokenServer,
   TokenSigner,
   type AccessLogEntry,
+  type CheckReport,
   type GcReport,
   type RegistryConfig,
 } from '../registry/index.js'
@@ -167,6 +170,8 @@ export function registerRegistryCommands(program: Command): void {
       .option('--manifest-limit <size>', 'largest manifest accepted (default 4MiB)')
       .option('--no-metrics', 'do not serve /metrics'),
   ).action(async (o: ServeOpts) => {
+    // a server lives long: its memory stays near what it needs (src/util/reclaim.ts)
+    keepYoungGenerationSmall()
     const cfg = applyServeFlags(await baseConfig(o), o)
     const log = accessLogSink(cfg.accessLog)
     const stopped = stopSignal()
@@ -193,7 +198,7 @@ export function registerRegistryCommands(program: Command): void {
       .option('--format <format>', "'json' for the report as JSON"),
   ).action(async (o: CommonOpts & { dryRun?: boolean; deleteUntagged?: boolean; gracePeriod?: string; format?: string }) => {
     const cfg = await baseConfig(o)
-    const storage = new FilesystemStorage(cfg.root)
+    const storage = new FilesystemStorage(cfg.root, { holdTtlMs: cfg.uploads.purgeAfterMs })
     await storage.init()
     const ac = new AbortController()
     const onSig = (): void => ac.abort(new Error('interrupted'))
@@ -204,8 +209,28 @@ export function registerRegistryCommands(program: Command): void {
       deleteUntagged: o.deleteUntagged ?? cfg.gc.deleteUntagged,
       gracePeriodMs: o.gracePeriod !== undefined ? parseDuration(o.gracePeriod, '--grace-period') : cfg.gc.gracePeriodMs,
       signal: ac.signal,
-    })
+    }).finally(() => storage.close())
     process.stdout.write(o.format === 'json' ? `${JSON.stringify(report, null, 2)}\n` : renderGc(report))
+  })
+
+  commonOptions(
+    registry
+      .command('check')
+      .description('Find tags without manifests, manifests missing blobs, dangling links and broken uploads (read-only unless --repair)')
+      .option('--repair', 'fix what can be fixed without losing anything, and say what was done')
+      .option('--format <format>', "'json' for the report as JSON"),
+  ).action(async (o: CommonOpts & { repair?: boolean; format?: string }) => {
+    const cfg = await baseConfig(o)
+    if (o.format !== undefined && o.format !== 'json') throw new CairnError('INVALID_ARGUMENT', `unknown format ${JSON.stringify(o.format)} (only json)`)
+    if (!(await isDirectory(`${cfg.root}/repositories`)) && !(await isDirectory(`${cfg.root}/blobs`))) {
+      throw new CairnError('INVALID_ARGUMENT', `${cfg.root} is not a registry root (no blobs/ or repositories/ in it)`)
+    }
+    const storage = new FilesystemStorage(cfg.root, { holdTtlMs: cfg.uploads.purgeAfterMs, readOnly: !o.repair })
+    if (o.repair) await storage.init()
+    const report = await checkRegistry(storage, { repair: o.repair ?? false }).finally(() => storage.close())
+    process.stdout.write(o.format === 'json' ? `${JSON.stringify(report, null, 2)}\n` : renderCheck(report))
+    // 0: nothing found; 2: problems found (with --repair: all repaired); 3: --repair left some
+    if (report.problems.length > 0) process.exitCode = report.remaining > 0 && report.repair ? 3 : 2
   })
 
   commonOptions(
@@ -216,12 +241,12 @@ export function registerRegistryCommands(program: Command): void {
       .option('--dry-run', 'only report'),
   ).action(async (o: CommonOpts & { olderThan?: string; dryRun?: boolean }) => {
     const cfg = await baseConfig(o)
-    const storage = new FilesystemStorage(cfg.root)
+    const storage = new FilesystemStorage(cfg.root, { holdTtlMs: cfg.uploads.purgeAfterMs })
     await storage.init()
     const r = await purgeUploads(storage, {
       olderThanMs: o.olderThan !== undefined ? parseDuration(o.olderThan, '--older-than') : cfg.uploads.purgeAfterMs,
       dryRun: o.dryRun ?? false,
-    })
+    }).finally(() => storage.close())
     for (const u of r.uploads) process.stdout.write(`${o.dryRun ? 'Would remove' : 'Removed'} upload ${u.id} (${u.repository}, ${humanSize(u.offset)}, idle since ${u.updatedAt})\n`)
     process.stdout.write(`${r.purged} upload${r.purged === 1 ? '' : 's'}, ${humanSize(r.bytes)}\n`)
   })
@@ -305,8 +330,30 @@ function renderGc(r: GcReport): string {
     `${r.repositories} repositories, ${r.manifests} manifests, ${r.blobs} blobs (${r.blobsMarked} referenced, ${r.blobsFresh} unreferenced but within the grace period)`,
   )
   lines.push(`${verb} ${r.manifestsDeleted.length} untagged manifest${r.manifestsDeleted.length === 1 ? '' : 's'} and ${r.blobsDeleted} blob${r.blobsDeleted === 1 ? '' : 's'}, ${humanSize(r.bytesFreed)}`)
-  if (r.blobsRestored > 0) lines.push(`${r.blobsRestored} blob${r.blobsRestored === 1 ? '' : 's'} kept for manifests pushed during the run`)
-  if (r.linksRemoved > 0) lines.push(`${r.linksRemoved} dangling link${r.linksRemoved === 1 ? '' : 's'} removed`)
+  const kept = r.blobsHeld + r.blobsInUse
+  if (kept > 0) lines.push(`${kept} unreferenced blob${kept === 1 ? '' : 's'} kept for pushes in progress`)
+  if (r.manifestsHeld > 0) lines.push(`${r.manifestsHeld} untagged manifest${r.manifestsHeld === 1 ? '' : 's'} kept for pushes in progress`)
+  if (r.linksRemoved > 0) lines.push(`${r.linksRemoved} link${r.linksRemoved === 1 ? '' : 's'} to deleted blobs removed`)
+  if (r.holdsExpired > 0) lines.push(`${r.holdsExpired} hold${r.holdsExpired === 1 ? '' : 's'} of abandoned pushes removed`)
   lines.push(`took ${(r.durationMs / 1000).toFixed(2)}s`)
   return `${lines.join('\n')}\n`
+}
+
+function renderCheck(r: CheckReport): string {
+  const lines: string[] = []
+  for (const p of r.problems) {
+    lines.push(`${p.kind}: ${p.message}`)
+    if (p.repaired === true) lines.push(`  repaired: ${p.action ?? ''}`)
+    else if (p.repaired === false) lines.push(`  not repaired: ${p.action ?? ''}`)
+  }
+  const scope = `${r.repositories} repositor${r.repositories === 1 ? 'y' : 'ies'}, ${r.tags} tag${r.tags === 1 ? '' : 's'}, ${r.manifests} manifest${r.manifests === 1 ? '' : 's'}, ${r.links} link${r.links === 1 ? '' : 's'}, ${r.uploads} upload${r.uploads === 1 ? '' : 's'}`
+  const n = r.problems.length
+  if (n === 0) lines.push(`No problems found (${scope})`)
+  else if (r.repair) lines.push(`${n} problem${n === 1 ? '' : 's'} found (${scope}): ${r.repaired} repaired, ${r.remaining} left`)
+  else lines.push(`${n} problem${n === 1 ? '' : 's'} found (${scope}); --repair fixes what can be fixed`)
+  return `${lines.join('\n')}\n`
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => undefined))?.isDirectory() ?? false
 }

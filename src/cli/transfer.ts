@@ -54,8 +54,10 @@ export function registerTransferCommands(program: Command): void {
       .argument('<image...>')
       .option('-o, --output <file>', 'write to a file, instead of STDOUT')
       .option('--format <format>', 'docker (default) or oci', 'docker')
-      .action(async (images: string[], opts: { output?: string; format: string }, cmd: Command) => {
+      .option('--compression <type>', 'compress the whole archive: none (the default), gzip or zstd', 'none')
+      .action(async (images: string[], opts: { output?: string; format: string; compression: string }, cmd: Command) => {
         if (opts.format !== 'docker' && opts.format !== 'oci') throw new CairnError('INVALID_ARGUMENT', `unknown archive format ${JSON.stringify(opts.format)} (docker or oci)`)
+        const compression = parseCompression(opts.compression)
         if (opts.output === undefined && process.stdout.isTTY) {
           throw new CairnError('INVALID_ARGUMENT', 'cowardly refusing to save to a terminal. Use the -o flag or redirect')
         }
@@ -63,7 +65,7 @@ export function registerTransferCommands(program: Command): void {
           const signal = interruptSignal()
           const format = opts.format as ArchiveFormat
           const renderer = process.stderr.isTTY ? new ProgressRenderer(process.stderr) : undefined
-          const o = { format, signal, ...(renderer ? { onProgress: renderer.onProgress } : {}) }
+          const o = { format, compression, signal, ...(renderer ? { onProgress: renderer.onProgress } : {}) }
           try {
             if (opts.output === undefined || opts.output === '-') await saveImages(store, images, process.stdout, o)
             else await writeOutputFile(opts.output, (out) => saveImages(store, images, out, o))

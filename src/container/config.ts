@@ -7,8 +7,60 @@
 import type { OperationOptions } from '../util/progress.js'
 import type { StorageDriver } from '../snapshot/types.js'
 import type { ExtraHost, PortProtocol, PortSpec } from '../network/types.js'
+import type { Ulimit } from '../runtime/spec.js'
 
-export type { ExtraHost, PortProtocol, PortSpec }
+export type { ExtraHost, PortProtocol, PortSpec, Ulimit }
+
+/** A host device given to a container (`--device HOST[:CTR[:PERMS]]`), Docker's DeviceMapping. */
+export interface DeviceMapping {
+  /** Absolute host path: a device node, or a folder of them. */
+  pathOnHost: string
+  /** Absolute path in the container (default: the host path). */
+  pathInContainer: string
+  /** Cgroup permissions, some of `rwm` (default `rwm`). */
+  cgroupPermissions: string
+}
+
+/**
+ * Cgroup limits (Docker's HostConfig resources), for `create` and `update`. Sizes in bytes.
+ */
+export interface ResourceLimits {
+  /** `--memory`: bytes; 0 unlimited. */
+  memory?: number
+  /** `--memory-swap`: memory plus swap in bytes; -1 unlimited swap; default twice the memory. */
+  memorySwap?: number
+  /** `--memory-reservation`: the soft limit. */
+  memoryReservation?: number
+  /** `--oom-kill-disable` (cgroup v1 only: the kernel pauses the container at its limit instead). */
+  oomKillDisable?: boolean
+  /** `--cpus` × 10⁹ (`--cpus 0.5` is 500000000). */
+  nanoCpus?: number
+  /** `--cpu-shares`: relative weight (default 1024). */
+  cpuShares?: number
+  /** `--cpuset-cpus`: the CPUs it may run on (`0-1`, `0,2`). */
+  cpusetCpus?: string
+  /** `--pids-limit`: most processes at once; 0 or -1 unlimited. */
+  pidsLimit?: number
+}
+
+/**
+ * Confinement: Docker's defaults (its capabilities, seccomp profile, masked and read-only paths,
+ * and AppArmor profile where the host has AppArmor) unless these say otherwise.
+ */
+export interface SecurityOptions {
+  /** Every capability and device of the host, no seccomp filter, no masked paths. */
+  privileged?: boolean
+  /** `NET_ADMIN`, `CAP_SYS_PTRACE`, `ALL`. */
+  capAdd?: string[]
+  capDrop?: string[]
+  /** `unconfined`, or a profile in Docker's JSON format (the file's content, as Docker keeps it). */
+  seccompProfile?: string
+  noNewPrivileges?: boolean
+  /** An AppArmor profile's name, or `unconfined`. */
+  apparmorProfile?: string
+  /** The root file system read-only (`--read-only`). */
+  readonlyRootfs?: boolean
+}
 
 /** A host folder or file bind-mounted into the container. */
 export interface BindMountSpec {
@@ -31,7 +83,7 @@ export type MountSpec = BindMountSpec
  * `docker create`'s options, typed. `network` is `default` (= `bridge`), `bridge`, `none`,
  * `host`, `container:NAME|ID`, or the name of a user network.
  */
-export interface CreateOptions extends OperationOptions {
+export interface CreateOptions extends OperationOptions, ResourceLimits, SecurityOptions {
   /** The image, by name or ID (prefix). */
   image: string
   /** Arguments after the image: the command (or the entrypoint's arguments). */
@@ -79,4 +131,17 @@ export interface CreateOptions extends OperationOptions {
   dnsOptions?: string[]
   /** Lines added to its /etc/hosts. */
   extraHosts?: ExtraHost[]
+  /** `--tmpfs`: container path → mount options (`size=64m,mode=1777`; '' for the defaults). */
+  tmpfs?: Record<string, string>
+  devices?: DeviceMapping[]
+  /** `--ulimit`s; unlimited is -1. */
+  ulimits?: Ulimit[]
+  /** `--shm-size`: bytes of /dev/shm (default 64 MiB). */
+  shmSize?: number
+  /** `--group-add`: supplementary groups, names (looked up in the container's /etc/group) or IDs. */
+  groupAdd?: string[]
+  /** `--sysctl`: namespaced kernel parameters only (net.* needs a network namespace of its own). */
+  sysctls?: Record<string, string>
+  /** `--init`: a small init (tini) runs as PID 1 and the command under it, reaping zombies and passing signals. */
+  init?: boolean
 }

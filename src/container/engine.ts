@@ -26,7 +26,7 @@ import { FsSnapshotter } from '../snapshot/snapshotter.js'
 import type { Snapshotter, StorageDriver } from '../snapshot/types.js'
 import { isMounted, mountAll, overlaySupported, unmount } from '../mount/index.js'
 import { containerNofile, detectRuntime, recordedRuntime, type OciRuntime } from '../runtime/runtime.js'
-import { envValue, generateSpec, processEnv, processSpec, replaceOrAppendEnv, type BindMount } from '../runtime/spec.js'
+import { envValue, generateSpec, linuxResources, processEnv, processSpec, replaceOrAppendEnv, specJson, type BindMount, type RuntimeProcess } from '../runtime/spec.js'
 import { hostnameFile, hostsFile, resolvConfFile } from '../runtime/etc.js'
 import { resolveUser } from '../runtime/user.js'
 import { randomContainerName } from './names.js'
@@ -36,7 +36,8 @@ import { monitorEnv, SHIM, type MonitorStandby } from './standby.js'
 import { attachSocket, resizeSocket, type Attached } from './attach.js'
 import { connectChild, spawnProcess, type AttachOutcome, type Stdio, type TerminalSize } from './stdio.js'
 import { containerPaths, ContainerStates, type ContainerPaths, type ContainerRow, type ContainerSpec, type ExitRecord } from './types.js'
-import type { CreateOptions, MountSpec } from './config.js'
+import type { CreateOptions, MountSpec, ResourceLimits } from './config.js'
+import { checkConfinement, checkResources, confinementInput, resourcesOf, securityOptStrings } from './confine.js'
 import type { AttachResult, Attachment, AttachRequest, EndpointRequest, NetworkManager, NetworkMode, PortSpec } from '../network/index.js'
 
 export type { CreateOptions }
@@ -287,6 +288,8 @@ export class ContainerEngine {
       throw new CairnError('INVALID_ARGUMENT', `the working directory '${opts.workdir}' is invalid, it needs to be an absolute path`)
     }
     const net = await this.networkRequest(opts)
+    checkConfinement(opts, net.mode)
+    const resources = checkResources(resourcesOf(opts))
     const mounts = (opts.mounts ?? []).map(bindOf)
     const imageConfig = (await this.store.config(image)).config ?? {}
     const config = mergeConfig(imageConfig, opts)
@@ -325,6 +328,11 @@ export class ContainerEngine {
         binds: mounts.map(bindString), mounts, networkMode: net.mode, autoRemove: opts.autoRemove ?? false, runtime: opts.runtime ?? '',
         portBindings: [...(opts.ports ?? [])], publishAllPorts: opts.publishAllPorts ?? false,
         dns: [...(opts.dns ?? [])], dnsSearch: [...(opts.dnsSearch ?? [])], dnsOptions: [...(opts.dnsOptions ?? [])], extraHosts: [...(opts.extraHosts ?? [])],
+        privileged: opts.privileged ?? false, capAdd: [...(opts.capAdd ?? [])], capDrop: [...(opts.capDrop ?? [])],
+        securityOpt: securityOptStrings(opts), readonlyRootfs: opts.readonlyRootfs ?? false, tmpfs: { ...(opts.tmpfs ?? {}) },
+        devices: [...(opts.devices ?? [])], ulimits: [...(opts.ulimits ?? [])], groupAdd: [...(opts.groupAdd ?? [])], sysctls: { ...(opts.sysctls ?? {}) },
+        init: opts.init ?? false, resources,
+        ...(opts.shmSize !== undefined && opts.shmSize > 0 ? { shmSize: opts.shmSize } : {}),
       },
       ...(net.networks ? { networks: net.networks } : {}),
       driver: snap.driver, snapshotKey: keys.key, initKey: '',
@@ -504,6 +512,18 @@ export class ContainerEngine {
     }
     spec.networks = spec.networks.filter((n) => n.network !== def.name)
     await writeFileAtomic(this.paths(row.id).spec, `${JSON.stringify(spec, null, 2)}\n`, 0o600)
+  }
+
+  /** What the monitor recorded when the container last exited (undefined while it runs, or if it never ran). */
+  async exitRecord(id: string): Promise<ExitRecord | undefined> {
+    const row = this.rows.get(id)
+    if (!row || row.state !== ContainerStates.exited || row.finished_at === null) return undefined
+    try {
+      const rec = JSON.parse(await readFile(this.paths(id).exit, 'utf8')) as ExitRecord
+      return rec.finishedAt >= (row.started_at ?? 0) ? rec : undefined
+    } catch {
+      return undefined
+    }
   }
 
   /** The network attachment of a running container, if it has one (for inspect, ps, port). */
@@ -725,16 +745,22 @@ export class ContainerEngine {
       await writeFileRenamed(p.hosts, net.hosts, 0o644)
       await writeFileRenamed(p.resolvConf, net.resolvConf, 0o644)
       const netns = net.attachment.netnsPath
+      const { additionalGids, ...confined } = await confinementInput(spec, readFileIn(p.rootfs, '/etc/group'))
+      const gids = [...new Set([...(user.additionalGids ?? []), ...additionalGids])]
       const runtimeSpec = generateSpec({
-        process: { args: [spec.path, ...spec.args], env, cwd, user, terminal: cfg.Tty, nofile: containerNofile() },
+        process: {
+          args: [spec.path, ...spec.args], env, cwd, user: { uid: user.uid, gid: user.gid, additionalGids: gids }, terminal: cfg.Tty,
+          nofile: containerNofile(), ulimits: spec.hostConfig.ulimits ?? [],
+        },
         rootfs: p.rootfs,
         hostname: cfg.Hostname,
         network: netns !== undefined ? { path: netns } : spec.hostConfig.networkMode === 'host' ? 'host' : 'private',
         binds,
         etc: { hosts: p.hosts, hostname: p.hostname, resolvConf: p.resolvConf },
         cgroupsPath: `/cairn/${id}`,
+        ...confined,
       })
-      await writeFileRenamed(`${p.bundle}/config.json`, JSON.stringify(runtimeSpec, null, 2))
+      await writeFileRenamed(`${p.bundle}/config.json`, specJson(runtimeSpec, 2))
     } catch (err) {
       await net.releasePorts()
       await this.detachNetwork(id).catch(() => undefined)
@@ -762,9 +788,9 @@ export class ContainerEngine {
   }
 
   /** The monitor saw the process end: exit.json (atomic), then the row, then the mount. */
-  async markExited(id: string, exitCode: number): Promise<void> {
+  async markExited(id: string, exitCode: number, opts: { oomKilled?: boolean } = {}): Promise<void> {
     const p = this.paths(id)
-    const rec: ExitRecord = { exitCode, finishedAt: Date.now() }
+    const rec: ExitRecord = { exitCode, finishedAt: Date.now(), ...(opts.oomKilled ? { oomKilled: true } : {}) }
     await writeFileRenamed(p.exit, `${JSON.stringify(rec)}\n`).catch(() => undefined)
     // unmounted and disconnected before it shows as exited: an exited container holds neither
     await Promise.all([
@@ -913,8 +939,16 @@ export class ContainerEngine {
     const cwd = opts.workdir !== undefined && opts.workdir !== '' ? opts.workdir : cfg.WorkingDir !== '' ? cfg.WorkingDir : '/'
     lookPath(p.rootfs, command[0] as string, { path: envValue(env, 'PATH'), cwd, skipUnder: spec.hostConfig.mounts.map((b) => b.destination) })
     const proc = processSpec({ args: command, env, cwd, user, terminal: tty, nofile: containerNofile() })
+    // the same confinement as the container's own process: capabilities, limits, profiles
+    const own = await this.bundleProcess(row.id)
+    if (own) {
+      proc.capabilities = own.capabilities
+      proc.rlimits = own.rlimits
+      proc.noNewPrivileges = own.noNewPrivileges
+      if (own.apparmorProfile !== undefined) proc.apparmorProfile = own.apparmorProfile
+    }
     const procFile = `${p.dir}/exec-${randomBytes(8).toString('hex')}.json`
-    await writeFile(procFile, JSON.stringify(proc), { mode: 0o600 }) // it holds the environment
+    await writeFile(procFile, specJson(proc), { mode: 0o600 }) // it holds the environment
     const rt = this.runtimeOf(row)
     const stdio = opts.stdio ?? {}
     const wantsInput = (opts.interactive ?? false) && stdio.stdin !== undefined && !detach
@@ -926,6 +960,43 @@ export class ContainerEngine {
     if (!wantsInput) delete joined.stdin
     const attached = connectChild(child, joined)
     return { pid: child.pid, resize: (s) => child.resize(s), exited, attached }
+  }
+
+  /** The process of a started container's runtime spec (what `exec` shares with it). */
+  private async bundleProcess(id: string): Promise<RuntimeProcess | undefined> {
+    try {
+      return (JSON.parse(await readFile(`${this.paths(id).bundle}/config.json`, 'utf8')) as { process?: RuntimeProcess }).process
+    } catch {
+      return undefined
+    }
+  }
+
+  // ---------------------------------------------------------------- limits
+
+  /**
+   * `docker update`: new cgroup limits, checked as at create (0 leaves a limit as it is), applied
+   * at once to a running container through the runtime, and kept for its next starts.
+   */
+  async update(nameOrId: string, limits: ResourceLimits): Promise<ContainerRow> {
+    await this.reconcile()
+    const row = this.resolve(nameOrId)
+    const spec = await this.readSpec(row.id)
+    const current = spec.hostConfig.resources ?? {}
+    const next = checkResources(resourcesOf(limits), { update: true, current })
+    if (row.state === ContainerStates.running || row.state === ContainerStates.paused) {
+      const changed = resourcesOf(limits)
+      for (const k of Object.keys(changed) as (keyof ResourceLimits)[]) if (changed[k] === 0 && k !== 'pidsLimit') delete changed[k]
+      // the swap limit moves with the memory limit when both are set (the runtime orders the writes)
+      if (changed.memory !== undefined && next.memorySwap !== undefined) changed.memorySwap = next.memorySwap
+      try {
+        await this.runtimeOf(row).update(row.id, linuxResources(changed))
+      } catch (err) {
+        throw new CairnError('CONFLICT', `Cannot update container ${row.id}: ${(err as Error).message}`, { cause: err })
+      }
+    }
+    spec.hostConfig.resources = next
+    await writeFileAtomic(this.paths(row.id).spec, `${JSON.stringify(spec, null, 2)}\n`, 0o600)
+    return row
   }
 
   // ---------------------------------------------------------------- file system access

@@ -21,6 +21,7 @@ import { ContainerStates, type ContainerSpec } from './types.js'
 import type { ContainerEngine, ShimArgs, ShimEvent } from './engine.js'
 import { AttachServer } from './attach.js'
 import { spawnProcess, type ChildIO } from './stdio.js'
+import { watchOom, type OomWatch } from './oom.js'
 
 /** Docker's exit codes for a process that could not be started: 127 not found, 126 not executable, else 125. */
 export function startExitCode(message: string): number {
@@ -158,11 +159,15 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
   for (const h of held.splice(0)) deliver(h.stream, h.chunk)
   engine.markRunning(id, pid, me)
   report({ event: 'started', pid })
+  // a memory limit can get the container OOM-killed: listen for it while it runs
+  const oom: OomWatch | undefined = (spec.hostConfig.resources?.memory ?? 0) > 0 ? watchOom(rt, id, pid) : undefined
 
   const code = await exited
+  const oomKilled = (await oom?.stop()) ?? false
+  if (oomKilled) await log('OOM-killed')
   await logWriter?.close()
   await releasePorts()
-  await engine.markExited(id, code)
+  await engine.markExited(id, code, { oomKilled })
   if (row.auto_remove) {
     await engine.removeStopped(id).catch((err: unknown) => log(`--rm: ${err instanceof Error ? err.message : String(err)}`))
   }

@@ -5,6 +5,7 @@ import type { ContainerConfig } from '../oci/types.js'
 import type { BindMount } from '../runtime/spec.js'
 import type { EndpointRequest, ExtraHost, PortSpec } from '../network/types.js'
 import type { StorageDriver } from '../snapshot/types.js'
+import type { DeviceMapping, ResourceLimits, Ulimit } from './config.js'
 
 /**
  * Lifecycle states. `creating`, `starting` and `removing` are transitional and owned by one
@@ -94,6 +95,27 @@ export interface ContainerSpec {
     dnsSearch?: string[]
     dnsOptions?: string[]
     extraHosts?: ExtraHost[]
+    // Confinement and limits (absent in containers made before Cairn had them: Docker's defaults)
+    privileged?: boolean
+    /** Normalized (`CAP_NET_ADMIN`, `ALL`). */
+    capAdd?: string[]
+    capDrop?: string[]
+    /**
+     * Docker's SecurityOpt: `seccomp=unconfined`, `seccomp=<the profile's JSON>`,
+     * `no-new-privileges`, `apparmor=PROFILE`, as given.
+     */
+    securityOpt?: string[]
+    readonlyRootfs?: boolean
+    tmpfs?: Record<string, string>
+    devices?: DeviceMapping[]
+    ulimits?: Ulimit[]
+    /** Bytes of /dev/shm. */
+    shmSize?: number
+    groupAdd?: string[]
+    sysctls?: Record<string, string>
+    init?: boolean
+    /** Cgroup limits, as `update` last set them (memorySwap resolved: twice the memory by default). */
+    resources?: ResourceLimits
   }
   /** Its networks (bridge modes): names, aliases, fixed addresses; Docker's NetworkingConfig. */
   networks?: EndpointRequest[]
@@ -154,4 +176,6 @@ export function containerPaths(root: string, id: string): ContainerPaths {
 export interface ExitRecord {
   exitCode: number
   finishedAt: number
+  /** The kernel's OOM killer killed a process of the container (Docker's State.OOMKilled). */
+  oomKilled?: boolean
 }

@@ -1,7 +1,9 @@
 /**
  * Layer compression: detection by magic bytes, streaming (de)compression for
- * gzip and zstd. zstd uses node:zlib when this Node has it (22.15+), else the
- * `zstd-napi` package; either way the zstd framing is checked by Cairn (zstdframe.ts).
+ * gzip and zstd. gzip is made on every core (pgzip.ts: libdeflate through
+ * Cairn's addon, else zlib) and read with zlib. zstd uses node:zlib when this
+ * Node has it (22.15+), else the `zstd-napi` package; either way the zstd
+ * framing is checked by Cairn (zstdframe.ts).
  */
 import { createRequire } from 'node:module'
 import { availableParallelism } from 'node:os'
@@ -10,6 +12,7 @@ import { pipeline } from 'node:stream/promises'
 import * as zlib from 'node:zlib'
 import { CairnError, isCairnError, throwIfAborted } from '../errors/index.js'
 import type { Compression } from '../oci/mediatype.js'
+import { parallelGzip } from './pgzip.js'
 import { CheckedZstdDecompress } from './zstdframe.js'
 
 export type { Compression } from '../oci/mediatype.js'
@@ -61,6 +64,9 @@ function loadZstdNapi(): ZstdNapi {
   }
 }
 
+/** The size of zstd's multithreaded jobs (zstd-napi): bounds its memory, see compressStream. */
+const ZSTD_JOB_SIZE = 2 << 20
+
 /** Which zstd implementation this process uses. */
 export function zstdBackend(): 'node:zlib' | 'zstd-napi' {
   return nodeZstd() ? 'node:zlib' : 'zstd-napi'
@@ -69,21 +75,24 @@ export function zstdBackend(): 'node:zlib' | 'zstd-napi' {
 // ---------------------------------------------------------------------------
 
 export interface CompressOptions {
-  /** gzip 1..9 (default 6 — zlib's default, as Docker/Go); zstd 1..22 (default 3). */
+  /**
+   * gzip 1..9 (default: the ratio of zlib's 6, Docker's and Go's default: see deflate.ts);
+   * zstd 1..22 (default 3).
+   */
   level?: number
 }
 
 /**
  * A Transform that compresses with `compression` ('none' passes through).
- * Output is deterministic: gzip carries no name and a zero mtime; zstd frames
- * carry a content checksum.
+ * Output is deterministic: gzip is a series of members (one per MiB of input)
+ * with no name and a zero mtime; zstd frames carry a content checksum.
  */
 export function compressStream(compression: Compression, opts: CompressOptions = {}): Transform {
   switch (compression) {
     case 'none':
       return new PassThrough()
     case 'gzip':
-      return zlib.createGzip(opts.level === undefined ? {} : { level: opts.level })
+      return parallelGzip(opts.level === undefined ? {} : { level: opts.level })
     case 'zstd': {
       const level = opts.level ?? 3
       const native = nodeZstd()
@@ -93,8 +102,11 @@ export function compressStream(compression: Compression, opts: CompressOptions =
         })
       }
       // multithreaded mode on every core: its output is the same for any number of workers >= 1,
-      // so a layer compresses to the same bytes on every machine
-      return new (loadZstdNapi().CompressStream)({ compressionLevel: level, checksumFlag: true, nbWorkers: Math.max(1, availableParallelism()) })
+      // so a layer compresses to the same bytes on every machine. Jobs of 2 MiB instead of the
+      // default (8 MiB at level 3): zstd holds a few jobs' input and output per worker, and hands a
+      // finished job's output over at once, so a push of a 1 GB layer peaked at 214 MiB with the
+      // default and stays near 120 MiB so (layers 1% larger, compressed faster)
+      return new (loadZstdNapi().CompressStream)({ compressionLevel: level, checksumFlag: true, nbWorkers: Math.max(1, availableParallelism()), jobSize: ZSTD_JOB_SIZE })
     }
     default:
       throw new CairnError('INVALID_ARGUMENT', `unknown compression ${JSON.stringify(compression as string)}`)

@@ -6,26 +6,10 @@
  * database's own locks (released by the kernel when a process dies) serialise concurrent
  * writers; readers never block writers.
  */
-import { createRequire } from 'node:module'
-import type BetterSqlite3 from 'better-sqlite3'
 import { CairnError } from '../errors/index.js'
+import { openSqliteFile, type SqliteDatabase } from '../util/sqlite.js'
 
-export type DB = BetterSqlite3.Database
-
-/**
- * better-sqlite3 is CommonJS: require() loads it without the ES-module wrapper's export scan,
- * and naming its addon file skips the `bindings` package's search (both count in every
- * command's start-up time).
- */
-const requireCjs = createRequire(import.meta.url)
-const Database = requireCjs('better-sqlite3') as typeof BetterSqlite3
-const nativeBinding = ((): string | undefined => {
-  try {
-    return requireCjs.resolve('better-sqlite3/build/Release/better_sqlite3.node')
-  } catch {
-    return undefined // another layout: better-sqlite3 finds its addon itself
-  }
-})()
+export type DB = SqliteDatabase
 
 /** Schema migrations; index i upgrades `user_version` i to i+1. Append only. */
 const MIGRATIONS: readonly string[] = [
@@ -205,7 +189,7 @@ export function openDatabase(path: string): DB {
 export function openSqlite(path: string, migrations: readonly string[], what: string): DB {
   let db: DB
   try {
-    db = new Database(path, nativeBinding === undefined ? { timeout: 60_000 } : { timeout: 60_000, nativeBinding })
+    db = openSqliteFile(path, { timeout: 60_000 })
   } catch (err) {
     throw new CairnError('STORE_CORRUPT', `cannot open ${what} ${path}: ${(err as Error).message}`, { cause: err })
   }

@@ -1,6 +1,18 @@
-import { createHash, type Hash } from 'node:crypto'
+import type { Hash } from 'node:crypto'
+import { createRequire } from 'node:module'
 import { Transform, type TransformCallback } from 'node:stream'
 import { CairnError } from '../errors/index.js'
+
+/**
+ * node:crypto, loaded when something is first hashed: commands that only read the store (`images`,
+ * `ps`, `inspect`) never hash, and loading it is a few milliseconds of their start-up.
+ */
+let crypto: typeof import('node:crypto') | undefined
+
+function createHash(algorithm: string): Hash {
+  crypto ??= createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto')
+  return crypto.createHash(algorithm)
+}
 
 /** A content digest, `algorithm:hex`, e.g. `sha256:e3b0…`. */
 export type Digest = `${string}:${string}`

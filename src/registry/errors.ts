@@ -27,6 +27,7 @@ export const StatusByCode: Readonly<Partial<Record<ErrorCode, number>>> = {
   DENIED: 403,
   UNSUPPORTED: 405,
   TOOMANYREQUESTS: 429,
+  UNAVAILABLE: 503,
   // Cairn's own codes, should one reach the HTTP layer
   INVALID_REFERENCE: 400,
   INVALID_ARGUMENT: 400,
@@ -45,7 +46,7 @@ export const StatusByCode: Readonly<Partial<Record<ErrorCode, number>>> = {
 const SPEC_CODES = new Set<ErrorCode>([
   'BLOB_UNKNOWN', 'BLOB_UPLOAD_INVALID', 'BLOB_UPLOAD_UNKNOWN', 'DIGEST_INVALID', 'MANIFEST_BLOB_UNKNOWN',
   'MANIFEST_INVALID', 'MANIFEST_UNKNOWN', 'NAME_INVALID', 'NAME_UNKNOWN', 'SIZE_INVALID', 'UNAUTHORIZED',
-  'DENIED', 'UNSUPPORTED', 'TOOMANYREQUESTS',
+  'DENIED', 'UNSUPPORTED', 'TOOMANYREQUESTS', 'UNAVAILABLE',
 ])
 
 /** Statuses some answers need beyond the code's own. */

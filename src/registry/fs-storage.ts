@@ -6,15 +6,19 @@
  *   repositories/<name>/_manifests/revisions/<alg>/<hex>   revision: {"mediaType","size"}
  *   repositories/<name>/_manifests/tags/<tag>          the digest the tag names
  *   repositories/<name>/_referrers/<alg>/<hex>/<alg>-<hex>  descriptor of a manifest whose subject is <alg>:<hex>
+ *   repositories/<name>/_holds/<alg>/<hex>             {"count"}: pushes holding the blob; mtime: last touch
  *   uploads/<id>/info.json, uploads/<id>/data          an upload session and the bytes received
- *   trash/<alg>-<hex>                                  blobs gc is about to delete
- *   tmp/                                               small files being written
- *   <name>.lock                                        inter-process locks (gc)
+ *   uploads/<id>/busy                                  "pid host" of the process working on it right now
+ *   trash/<alg>-<hex>                                  blobs an older gc was deleting (brought back)
+ *   tmp/                                               files being written, sessions being created or dropped
+ *   locks/registry.{lock,intent}, locks/gc.{lock,intent}   inter-process locks (see lock.ts)
  *
  * Every small record is written to tmp/, fsynced, renamed into place, and its folder fsynced; a blob is
- * renamed into blobs/ only after its digest has been checked and its bytes fsynced. Repository names
- * follow the distribution grammar (components start with [a-z0-9]), so they never collide with the
- * `_layers`-style folders and never contain `.` or `..` components.
+ * renamed into blobs/ only after its digest has been checked and its bytes fsynced. Holds are renamed into
+ * place too, without fsync: they matter while the processes that wrote them run. An upload session
+ * appears and disappears whole (a folder renamed from or to tmp/). Repository names follow the
+ * distribution grammar (components start with [a-z0-9]), so they never collide with the `_layers`-style
+ * folders and never contain `.` or `..` components.
  *
  * Upload resumption across restarts: Node cannot serialise a hash state, so the session persists only
  * its bytes (`data`) and its repository (`info.json`); the offset is the size of `data`. The running
@@ -23,7 +27,7 @@
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto'
 import { createReadStream, createWriteStream, type Stats } from 'node:fs'
-import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import type { Readable } from 'node:stream'
 import { Transform, type TransformCallback } from 'node:stream'
@@ -32,22 +36,30 @@ import { CairnError, isErrno, throwIfAborted } from '../errors/index.js'
 import { DigestAlgorithms, parseDigest, type Digest, type DigestAlgorithm } from '../oci/digest.js'
 import type { Descriptor } from '../oci/types.js'
 import { fsyncDir, processAlive, randomName, writeFileAtomic } from '../util/fs.js'
+import { FileLock } from './lock.js'
+import { subjectOf } from './manifest.js'
 import type {
   BlobStat,
   ByteRange,
+  Hold,
   ManifestPut,
+  RandomAccessBlob,
+  ReferrerEntry,
   RegistryStorage,
   RepositoryLink,
+  StorageTx,
   StoredManifest,
   UploadState,
   WriteUploadOptions,
 } from './storage.js'
 
 const UPLOAD_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+const TAG_RE = /^[\w][\w.-]{0,127}$/
 const READ_HWM = 1 << 20
 /** Larger reads for large blobs: fewer round trips through the event loop when serving them. */
 const SERVE_HWM = 4 << 20
 const ALGORITHMS = Object.keys(DigestAlgorithms) as DigestAlgorithm[]
+const DAY = 24 * 3_600_000
 
 interface HashCache {
   hash: Hash
@@ -76,20 +88,100 @@ class KeyedMutex {
   }
 }
 
+export interface FilesystemStorageOptions {
+  /** How long a push's hold on a blob lives untouched (default 24 h, as upload sessions). */
+  holdTtlMs?: number
+  /** Only read (and take the lock shared): `registry check` without --repair. */
+  readOnly?: boolean
+}
+
 export class FilesystemStorage implements RegistryStorage {
   readonly kind = 'filesystem'
   readonly root: string
+  readonly holdTtlMs: number
   private readonly hashes = new Map<string, HashCache>()
   private readonly uploadLocks = new KeyedMutex()
+  private readonly holdLocks = new KeyedMutex()
+  private readonly lockFile: FileLock
+  private readonly tx: StorageTx
+  private readonly readOnly: boolean
 
-  constructor(root: string) {
+  constructor(root: string, opts: FilesystemStorageOptions = {}) {
     this.root = root.replace(/\/+$/, '') || '/'
+    this.holdTtlMs = opts.holdTtlMs ?? DAY
+    this.readOnly = opts.readOnly ?? false
+    this.lockFile = new FileLock(`${this.root}/locks/registry`, opts.readOnly ? { readOnly: true } : {})
+    this.tx = {
+      statBlob: (d) => this.statBlob(d),
+      deleteBlob: (d) => this.deleteBlobNow(d),
+      restoreTrashed: (d) => this.restoreOne(d),
+      isBlobLinked: (r, d) => this.isBlobLinked(r, d),
+      linkBlob: (r, d) => this.linkNow(r, d),
+      unlinkBlob: (r, d) => this.removeRecord(this.layerLinkPath(r, d)),
+      getManifest: (r, d) => this.getManifest(r, d),
+      putRevision: (r, d, mediaType, size) => this.writeRecord(this.revisionPath(r, d), JSON.stringify({ mediaType, size })),
+      resolveTag: (r, t) => this.resolveTag(r, t),
+      listTags: (r) => this.listTags(r),
+      deleteTag: (r, t) => this.removeRecord(this.tagPath(r, t)),
+      deleteManifest: (r, d) => this.deleteManifestNow(r, d),
+      removeReferrerEntry: (r, e) => this.removeRecord(`${this.referrersDir(r, e.subject)}/${digestFileName(e.digest)}`),
+      getHold: (r, d) => this.readHold(r, d),
+      removeHold: (r, d) => this.removeRecord(this.holdPath(r, d)),
+      getUpload: (id) => this.getUpload(id),
+      uploadBusy: (id) => this.uploadBusy(id),
+      dropUpload: (id) => this.dropUpload(id),
+    }
   }
 
   async init(): Promise<void> {
     for (const alg of ALGORITHMS) await mkdir(`${this.root}/blobs/${alg}`, { recursive: true })
-    for (const d of ['repositories', 'uploads', 'trash', 'tmp']) await mkdir(`${this.root}/${d}`, { recursive: true })
+    for (const d of ['repositories', 'uploads', 'trash', 'tmp', 'locks']) await mkdir(`${this.root}/${d}`, { recursive: true })
     await this.cleanTmp()
+  }
+
+  async close(): Promise<void> {
+    this.lockFile.close()
+  }
+
+  // --- locks ---------------------------------------------------------------------------------------
+
+  async shared<T>(fn: () => Promise<T>): Promise<T> {
+    const release = await this.lockFile.shared()
+    try {
+      return await fn()
+    } finally {
+      release()
+    }
+  }
+
+  async exclusive<T>(fn: (tx: StorageTx) => Promise<T>): Promise<T> {
+    const release = await this.lockFile.exclusive()
+    try {
+      return await fn(this.tx)
+    } finally {
+      release?.()
+    }
+  }
+
+  async lock(name: string): Promise<() => Promise<void>> {
+    if (!/^[a-z][a-z0-9-]*$/.test(name) || name === 'registry') throw new Error(`invalid lock name ${name}`)
+    const lock = new FileLock(`${this.root}/locks/${name}`)
+    let release: (() => void) | undefined
+    try {
+      release = await lock.exclusive({ wait: false })
+    } catch (err) {
+      lock.close()
+      throw err
+    }
+    if (release === undefined) {
+      lock.close()
+      throw new CairnError('CONFLICT', `${name} is already running (${this.root}/locks/${name}.lock is held by another process)`)
+    }
+    const r = release
+    return async () => {
+      r()
+      lock.close()
+    }
   }
 
   // --- paths ---------------------------------------------------------------------------------------
@@ -120,8 +212,13 @@ export class FilesystemStorage implements RegistryStorage {
     return `${this.repoDir(repository)}/_manifests/revisions/${algorithm}/${hex}`
   }
 
+  private holdPath(repository: string, digest: Digest): string {
+    const { algorithm, hex } = parseDigest(digest)
+    return `${this.repoDir(repository)}/_holds/${algorithm}/${hex}`
+  }
+
   private tagPath(repository: string, tag: string): string {
-    if (!/^[\w][\w.-]{0,127}$/.test(tag)) throw new CairnError('MANIFEST_INVALID', `invalid tag: ${JSON.stringify(tag)}`)
+    if (!TAG_RE.test(tag)) throw new CairnError('MANIFEST_INVALID', `invalid tag: ${JSON.stringify(tag)}`)
     return `${this.repoDir(repository)}/_manifests/tags/${tag}`
   }
 
@@ -142,11 +239,27 @@ export class FilesystemStorage implements RegistryStorage {
     await writeFileAtomic(path, data, 0o644, `${this.root}/tmp`)
   }
 
+  /** Writes a small file atomically (temp file in tmp/, rename), without waiting for the disk. */
+  private async writeLight(path: string, data: string): Promise<void> {
+    const tmp = `${this.root}/tmp/${randomName()}`
+    await writeFile(tmp, data, { flag: 'wx', mode: 0o644 })
+    try {
+      await rename(tmp, path)
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) {
+        await unlink(tmp).catch(() => undefined)
+        throw err
+      }
+      await mkdir(path.slice(0, path.lastIndexOf('/')), { recursive: true })
+      await rename(tmp, path)
+    }
+  }
+
   private async removeRecord(path: string): Promise<boolean> {
     try {
       await unlink(path)
     } catch (err) {
-      if (isErrno(err, 'ENOENT')) return false
+      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return false
       throw err
     }
     await fsyncDir(path.slice(0, path.lastIndexOf('/'))).catch(() => undefined)
@@ -166,8 +279,8 @@ export class FilesystemStorage implements RegistryStorage {
   async statBlob(digest: Digest): Promise<BlobStat | undefined> {
     const p = this.blobPath(digest)
     let st = await statOrUndefined(p)
-    if (st === undefined) {
-      // gc may have moved it to its trash a moment ago: someone wants it, so it comes back
+    if (st === undefined && !this.readOnly) {
+      // an older gc, killed while it ran, may have left it in its trash: it comes back
       try {
         await rename(this.trashPath(digest), p)
         await utimes(p, new Date(), new Date())
@@ -193,6 +306,19 @@ export class FilesystemStorage implements RegistryStorage {
       if (range.end - range.start >= SERVE_HWM) opts.highWaterMark = SERVE_HWM
     }
     return fh.createReadStream(opts)
+  }
+
+  async openBlobFile(digest: Digest): Promise<RandomAccessBlob> {
+    const p = this.blobPath(digest)
+    const fh = await open(p, 'r').catch(async (err: unknown) => {
+      if (!isErrno(err, 'ENOENT')) throw err
+      if ((await this.statBlob(digest)) === undefined) throw new CairnError('BLOB_UNKNOWN', `blob unknown: ${digest}`)
+      return open(p, 'r')
+    })
+    return {
+      read: async (buf, length, position) => (await fh.read(buf, 0, length, position)).bytesRead,
+      close: () => fh.close(),
+    }
   }
 
   async readBlob(digest: Digest, maxBytes: number): Promise<Buffer> {
@@ -250,6 +376,36 @@ export class FilesystemStorage implements RegistryStorage {
     throw new Error(`could not publish ${digest}`)
   }
 
+  /** Deletes a blob (exclusive sections only); its size, or undefined when it was not there. */
+  private async deleteBlobNow(digest: Digest): Promise<number | undefined> {
+    const p = this.blobPath(digest)
+    const st = await statOrUndefined(p)
+    if (st === undefined) return undefined
+    if (!(await this.removeRecord(p))) return undefined
+    return st.size
+  }
+
+  private async restoreOne(digest: Digest): Promise<void> {
+    const p = this.blobPath(digest)
+    const t = this.trashPath(digest)
+    if ((await statOrUndefined(p)) !== undefined) {
+      await unlink(t).catch(() => undefined)
+      return
+    }
+    await rename(t, p).catch((err: unknown) => {
+      if (!isErrno(err, 'ENOENT')) throw err
+    })
+  }
+
+  async listTrash(): Promise<Digest[]> {
+    const out: Digest[] = []
+    for (const name of await readdir(`${this.root}/trash`).catch(() => [] as string[])) {
+      const m = /^(sha256|sha512)-([a-f0-9]+)$/.exec(name)
+      if (m) out.push(`${m[1]}:${m[2]}` as Digest)
+    }
+    return out
+  }
+
   // --- repositories --------------------------------------------------------------------------------
 
   async listRepositories(signal?: AbortSignal): Promise<string[]> {
@@ -279,27 +435,27 @@ export class FilesystemStorage implements RegistryStorage {
   }
 
   async linkBlob(repository: string, digest: Digest): Promise<boolean> {
-    const p = this.layerLinkPath(repository, digest)
-    const blob = this.blobPath(digest)
-    const now = new Date()
-    try {
-      await utimes(blob, now, now)
-    } catch (err) {
-      if (!isErrno(err, 'ENOENT')) throw err
-      if ((await this.statBlob(digest)) === undefined) return false
-    }
-    try {
-      await utimes(p, now, now)
+    this.repoDir(repository)
+    return this.shared(async () => {
+      if (!(await this.linkNow(repository, digest))) return false
+      await this.addHold(repository, digest)
       return true
-    } catch (err) {
-      if (!isErrno(err, 'ENOENT')) throw err
-    }
+    })
+  }
+
+  /** Links an existing blob and refreshes its time (no lock of its own); false when the blob is absent. */
+  private async linkNow(repository: string, digest: Digest): Promise<boolean> {
+    const p = this.layerLinkPath(repository, digest)
+    const now = new Date()
+    if (!(await touch(this.blobPath(digest), now)) && (await this.statBlob(digest)) === undefined) return false
+    if (await touch(p, now)) return true
     await this.writeRecord(p, '')
     return true
   }
 
   async unlinkBlob(repository: string, digest: Digest): Promise<boolean> {
-    return this.removeRecord(this.layerLinkPath(repository, digest))
+    const p = this.layerLinkPath(repository, digest)
+    return this.exclusive(() => this.removeRecord(p))
   }
 
   async isBlobLinked(repository: string, digest: Digest): Promise<boolean> {
@@ -319,17 +475,104 @@ export class FilesystemStorage implements RegistryStorage {
     }
   }
 
+  // --- holds ---------------------------------------------------------------------------------------
+
+  async checkBlob(repository: string, digest: Digest): Promise<BlobStat | undefined> {
+    this.repoDir(repository)
+    return this.shared(async () => {
+      const linked = (await this.isBlobLinked(repository, digest)) || (await this.getManifest(repository, digest)) !== undefined
+      const st = linked ? await this.statBlob(digest) : undefined
+      if (st === undefined) return undefined
+      await this.addHold(repository, digest)
+      return st
+    })
+  }
+
+  async checkManifest(repository: string, digest: Digest): Promise<StoredManifest | undefined> {
+    this.repoDir(repository)
+    return this.shared(async () => {
+      const rec = await this.getManifest(repository, digest)
+      if (rec === undefined || (await this.statBlob(digest)) === undefined) return undefined
+      await this.addHold(repository, digest)
+      return rec
+    })
+  }
+
+  private async readHold(repository: string, digest: Digest): Promise<Hold | undefined> {
+    const p = this.holdPath(repository, digest)
+    const [st, text] = await Promise.all([statOrUndefined(p), readFile(p, 'utf8').catch(() => undefined)])
+    if (st === undefined || text === undefined) return undefined
+    let count = 0
+    try {
+      const v = (JSON.parse(text) as { count?: unknown }).count
+      if (typeof v === 'number' && Number.isSafeInteger(v) && v > 0) count = v
+    } catch {
+      // unreadable: holds nothing
+    }
+    return { digest, count, modifiedAt: st.mtimeMs, expired: st.mtimeMs < Date.now() - this.holdTtlMs }
+  }
+
+  /** One more push holds `digest` in `repository`; the blob (and revision) count as touched now. Shared sections only. */
+  private async addHold(repository: string, digest: Digest): Promise<void> {
+    const p = this.holdPath(repository, digest)
+    await this.holdLocks.run(p, async () => {
+      const h = await this.readHold(repository, digest)
+      const count = (h === undefined || h.expired ? 0 : h.count) + 1
+      await this.writeLight(p, JSON.stringify({ count }))
+      const now = new Date()
+      await touch(p, now)
+      await touch(this.blobPath(digest), now)
+      await touch(this.revisionPath(repository, digest), now)
+    })
+  }
+
+  /** A manifest naming `digest` was stored: one hold fewer (its time is kept). Shared sections only. */
+  private async releaseHold(repository: string, digest: Digest): Promise<void> {
+    const p = this.holdPath(repository, digest)
+    await this.holdLocks.run(p, async () => {
+      const h = await this.readHold(repository, digest)
+      if (h === undefined) return
+      if (h.count <= 1 || h.expired) {
+        await unlink(p).catch(() => undefined)
+        return
+      }
+      await this.writeLight(p, JSON.stringify({ count: h.count - 1 }))
+      await touch(p, new Date(h.modifiedAt))
+    })
+  }
+
+  async *listHolds(repository: string, signal?: AbortSignal): AsyncGenerator<Hold> {
+    for (const alg of ALGORITHMS) {
+      const dir = `${this.repoDir(repository)}/_holds/${alg}`
+      const names = await readdir(dir).catch(() => [] as string[])
+      for (const hex of names) {
+        throwIfAborted(signal)
+        if (hex.length !== DigestAlgorithms[alg] || !/^[a-f0-9]+$/.test(hex)) continue
+        const h = await this.readHold(repository, `${alg}:${hex}`)
+        if (h) yield h
+      }
+    }
+  }
+
   // --- uploads -------------------------------------------------------------------------------------
 
   async createUpload(repository: string): Promise<UploadState> {
     this.repoDir(repository)
     const id = randomUUID()
-    const dir = this.uploadDir(id)
-    await mkdir(dir, { recursive: true })
+    // made in tmp/ and renamed into uploads/: a session exists whole or not at all
+    const staging = `${this.root}/tmp/${randomName()}`
+    await mkdir(staging)
     const startedAt = Date.now()
-    await this.writeRecord(`${dir}/info.json`, JSON.stringify({ repository, startedAt }))
-    const fh = await open(`${dir}/data`, 'wx', 0o644)
-    await fh.close()
+    try {
+      await writeFileAtomic(`${staging}/info.json`, JSON.stringify({ repository, startedAt }), 0o644, `${this.root}/tmp`)
+      const fh = await open(`${staging}/data`, 'wx', 0o644)
+      await fh.close()
+      await rename(staging, this.uploadDir(id))
+    } catch (err) {
+      await rm(staging, { recursive: true, force: true })
+      throw err
+    }
+    await fsyncDir(`${this.root}/uploads`)
     return { id, repository, offset: 0, startedAt, updatedAt: startedAt }
   }
 
@@ -352,10 +595,37 @@ export class FilesystemStorage implements RegistryStorage {
     }
   }
 
+  /**
+   * Runs a request's work on a session: the session is looked up and marked busy (so that no purge,
+   * here or in another process, removes it meanwhile), then `fn` runs, then the mark goes.
+   */
+  private async onSession<T>(id: string, fn: (state: UploadState) => Promise<T>): Promise<T> {
+    const dir = this.uploadDir(id)
+    const state = await this.shared(async () => {
+      const s = await this.getUpload(id)
+      if (s === undefined) throw new CairnError('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown')
+      await writeFile(`${dir}/busy`, `${process.pid} ${hostname()}\n`)
+      return s
+    })
+    try {
+      return await fn(state)
+    } finally {
+      await unlink(`${dir}/busy`).catch(() => undefined)
+    }
+  }
+
+  private async uploadBusy(id: string): Promise<boolean> {
+    const p = `${this.uploadDir(id)}/busy`
+    const [st, text] = await Promise.all([statOrUndefined(p), readFile(p, 'utf8').catch(() => undefined)])
+    if (st === undefined || text === undefined) return false
+    // a mark older than a push may last is stale whoever wrote it (a PID used again, another machine)
+    if (st.mtimeMs < Date.now() - this.holdTtlMs) return false
+    const [pid, host] = text.trim().split(' ')
+    return host !== hostname() || processAlive(Number(pid))
+  }
+
   async writeUpload(id: string, offset: number, body: AsyncIterable<Uint8Array>, opts: WriteUploadOptions = {}): Promise<UploadState> {
-    return this.uploadLocks.run(id, async () => {
-      const state = await this.getUpload(id)
-      if (state === undefined) throw new CairnError('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown')
+    return this.uploadLocks.run(id, () => this.onSession(id, async (state) => {
       if (offset !== state.offset) {
         throw new CairnError('BLOB_UPLOAD_INVALID', `chunk starts at ${offset}, the upload is at ${state.offset}`, { detail: { offset: state.offset } })
       }
@@ -387,7 +657,7 @@ export class FilesystemStorage implements RegistryStorage {
       const st = await stat(data)
       if (st.size === state.offset + written) this.hashes.set(id, { hash: cache.hash, offset: st.size })
       return { ...state, offset: st.size, updatedAt: st.mtimeMs }
-    })
+    }))
   }
 
   /** The running sha256 of the first `offset` bytes of an upload, from memory or by hashing the file. */
@@ -400,9 +670,7 @@ export class FilesystemStorage implements RegistryStorage {
 
   async completeUpload(id: string, expected: Digest, opts: { signal?: AbortSignal } = {}): Promise<BlobStat> {
     const { algorithm } = parseDigest(expected)
-    return this.uploadLocks.run(id, async () => {
-      const state = await this.getUpload(id)
-      if (state === undefined) throw new CairnError('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown')
+    return this.uploadLocks.run(id, () => this.onSession(id, async (state) => {
       const dir = this.uploadDir(id)
       const data = `${dir}/data`
       let actual: string
@@ -420,28 +688,43 @@ export class FilesystemStorage implements RegistryStorage {
       } finally {
         await fh.close()
       }
-      await this.publish(data, expected)
-      const publishedAt = Date.now()
-      // (only a gc with no grace period can remove the blob between these two steps: the link then fails
-      // and the manifest that wants the blob is refused, which is that gc's contract)
-      await this.linkBlob(state.repository, expected)
-      await this.dropUpload(id)
+      // the session goes whole (renamed into tmp/) before its bytes become the blob: killed in between,
+      // there is no session left half-done, and the client starts the upload again
+      this.hashes.delete(id)
+      const publishedAt = await this.shared(async () => {
+        const claimed = `${this.root}/tmp/${randomName()}`
+        await rename(dir, claimed)
+        try {
+          await this.publish(`${claimed}/data`, expected)
+          const at = Date.now()
+          if (!(await this.linkNow(state.repository, expected))) throw new CairnError('BLOB_UNKNOWN', `blob ${expected} vanished while it was published`)
+          await this.addHold(state.repository, expected)
+          return at
+        } finally {
+          await rm(claimed, { recursive: true, force: true })
+        }
+      })
       return { digest: expected, size: state.offset, modifiedAt: publishedAt }
-    })
+    }))
   }
 
   async cancelUpload(id: string): Promise<boolean> {
     if (!UPLOAD_ID_RE.test(id)) return false
-    return this.uploadLocks.run(id, async () => {
-      const exists = (await statOrUndefined(this.uploadDir(id))) !== undefined
-      await this.dropUpload(id)
-      return exists
-    })
+    return this.uploadLocks.run(id, () => this.dropUpload(id))
   }
 
-  private async dropUpload(id: string): Promise<void> {
+  /** Removes a session whole: renamed into tmp/ first, then deleted. */
+  private async dropUpload(id: string): Promise<boolean> {
     this.hashes.delete(id)
-    await rm(this.uploadDir(id), { recursive: true, force: true })
+    const gone = `${this.root}/tmp/${randomName()}`
+    try {
+      await rename(this.uploadDir(id), gone)
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return false
+      throw err
+    }
+    await rm(gone, { recursive: true, force: true })
+    return true
   }
 
   async *listUploads(signal?: AbortSignal): AsyncGenerator<UploadState> {
@@ -452,7 +735,7 @@ export class FilesystemStorage implements RegistryStorage {
       const s = await this.getUpload(name)
       if (s) yield s
       else {
-        // a session whose files are incomplete (killed while starting or finishing): report it as stale
+        // a session whose files are incomplete (an older version killed while starting or finishing it)
         const st = await statOrUndefined(`${this.root}/uploads/${name}`)
         if (st) yield { id: name, repository: '', offset: 0, startedAt: st.mtimeMs, updatedAt: st.mtimeMs }
       }
@@ -464,53 +747,71 @@ export class FilesystemStorage implements RegistryStorage {
   async putManifest(repository: string, m: ManifestPut, tag?: string): Promise<void> {
     const revision = this.revisionPath(repository, m.digest)
     if (tag !== undefined) this.tagPath(repository, tag) // validate before writing anything
-    // 1. the manifest's bytes, as a blob
-    if ((await this.statBlob(m.digest)) === undefined) {
-      const tmp = `${this.root}/tmp/${randomName()}`
-      const fh = await open(tmp, 'wx', 0o644)
-      try {
-        await fh.writeFile(m.bytes)
-        await fh.sync()
-      } finally {
-        await fh.close()
+    await this.shared(async () => {
+      // 1. what it references is here, with the declared sizes; no deletion can start before we are done
+      for (const d of m.blobs) {
+        const linked = (await this.isBlobLinked(repository, d.digest)) || (await this.getManifest(repository, d.digest)) !== undefined
+        const st = linked ? await this.statBlob(d.digest) : undefined
+        if (st === undefined) throw new CairnError('MANIFEST_BLOB_UNKNOWN', `blob unknown to registry: ${d.digest}`, { detail: { digest: d.digest } })
+        if (st.size !== d.size) throw new CairnError('MANIFEST_INVALID', `manifest invalid: blob ${d.digest} has ${st.size} bytes, the manifest says ${d.size}`, { detail: { digest: d.digest } })
       }
-      await this.publish(tmp, m.digest)
-    } else {
+      for (const d of m.manifests) {
+        const rec = await this.getManifest(repository, d.digest)
+        const present = (rec !== undefined || (await this.isBlobLinked(repository, d.digest))) && (await this.statBlob(d.digest)) !== undefined
+        if (!present) throw new CairnError('MANIFEST_BLOB_UNKNOWN', `manifest unknown to registry: ${d.digest}`, { detail: { digest: d.digest } })
+        if (rec !== undefined && rec.size !== d.size) {
+          throw new CairnError('MANIFEST_INVALID', `manifest invalid: ${d.digest} has ${rec.size} bytes, the index says ${d.size}`, { detail: { digest: d.digest } })
+        }
+      }
+      // 2. they count as touched now: a gc that began earlier leaves them alone
       const now = new Date()
-      await utimes(this.blobPath(m.digest), now, now).catch(() => undefined)
-    }
-    // 2. the revision (from now on gc sees the manifest and keeps what it references)
-    const existed = (await statOrUndefined(revision)) !== undefined
-    await this.writeRecord(revision, JSON.stringify({ mediaType: m.mediaType, size: m.bytes.length }))
-    // 3. its referrer entry
-    const refPath = m.referrer ? `${this.referrersDir(repository, m.referrer.subject)}/${digestFileName(m.digest)}` : undefined
-    if (m.referrer && refPath) await this.writeRecord(refPath, JSON.stringify(m.referrer.descriptor))
-    // 4. what it references is still there (gc may have trashed it between the caller's check and step 2)
-    const missing: Digest[] = []
-    for (const d of [m.digest, ...m.references]) if ((await this.statBlob(d)) === undefined) missing.push(d)
-    if (missing.length > 0) {
-      if (!existed) {
-        if (refPath) await this.removeRecord(refPath)
-        await this.removeRecord(revision)
+      for (const d of [...m.blobs, ...m.manifests]) {
+        await touch(this.blobPath(d.digest), now)
+        await touch(this.revisionPath(repository, d.digest), now)
       }
-      throw new CairnError('MANIFEST_BLOB_UNKNOWN', `manifest references unknown blobs: ${missing.join(', ')}`, { detail: { digest: missing[0] } })
-    }
-    // 5. the tag, last: a tag never names a revision that is not complete
-    if (tag !== undefined) await this.writeRecord(this.tagPath(repository, tag), m.digest)
+      // 3. the manifest's bytes, as a blob
+      if ((await this.statBlob(m.digest)) === undefined) {
+        const tmp = `${this.root}/tmp/${randomName()}`
+        const fh = await open(tmp, 'wx', 0o644)
+        try {
+          await fh.writeFile(m.bytes)
+          await fh.sync()
+        } finally {
+          await fh.close()
+        }
+        await this.publish(tmp, m.digest)
+      } else {
+        await touch(this.blobPath(m.digest), now)
+      }
+      // 4. the revision, its referrer entry, then the tag: a tag never names a revision that is not complete
+      await this.writeRecord(revision, JSON.stringify({ mediaType: m.mediaType, size: m.bytes.length }))
+      if (m.referrer) await this.writeRecord(`${this.referrersDir(repository, m.referrer.subject)}/${digestFileName(m.digest)}`, JSON.stringify(m.referrer.descriptor))
+      if (tag !== undefined) await this.writeRecord(this.tagPath(repository, tag), m.digest)
+      // 5. the pushes that held what it names are done with it; pushed by digest, it waits for its index
+      for (const d of [...m.blobs, ...m.manifests]) await this.releaseHold(repository, d.digest)
+      if (tag === undefined) await this.addHold(repository, m.digest)
+    })
   }
 
   async getManifest(repository: string, digest: Digest): Promise<StoredManifest | undefined> {
     const p = this.revisionPath(repository, digest)
     let text: string
+    let mtime: number
     try {
-      text = await readFile(p, 'utf8')
+      const fh = await open(p, 'r')
+      try {
+        mtime = (await fh.stat()).mtimeMs
+        text = await fh.readFile('utf8')
+      } finally {
+        await fh.close()
+      }
     } catch (err) {
       if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return undefined
       throw err
     }
     const rec = parseRevision(text)
     if (rec === undefined) return undefined
-    return { digest, mediaType: rec.mediaType, size: rec.size, modifiedAt: 0 }
+    return { digest, mediaType: rec.mediaType, size: rec.size, modifiedAt: mtime }
   }
 
   async resolveTag(repository: string, tag: string): Promise<Digest | undefined> {
@@ -532,14 +833,21 @@ export class FilesystemStorage implements RegistryStorage {
 
   async listTags(repository: string): Promise<string[]> {
     const names = await readdir(`${this.repoDir(repository)}/_manifests/tags`).catch(() => [] as string[])
-    return names.filter((n) => /^[\w][\w.-]{0,127}$/.test(n)).sort(compareStrings)
+    return names.filter((n) => TAG_RE.test(n)).sort(compareStrings)
   }
 
   async deleteTag(repository: string, tag: string): Promise<boolean> {
-    return this.removeRecord(this.tagPath(repository, tag))
+    const p = this.tagPath(repository, tag)
+    return this.shared(() => this.removeRecord(p))
   }
 
   async deleteManifest(repository: string, digest: Digest): Promise<boolean> {
+    this.revisionPath(repository, digest)
+    return this.exclusive(() => this.deleteManifestNow(repository, digest))
+  }
+
+  /** Tags naming it, its referrer entry, then the revision (no lock of its own). */
+  private async deleteManifestNow(repository: string, digest: Digest): Promise<boolean> {
     const revision = this.revisionPath(repository, digest)
     if ((await statOrUndefined(revision)) === undefined) return false
     // tags first, so that no tag ever names a missing revision
@@ -589,92 +897,18 @@ export class FilesystemStorage implements RegistryStorage {
     return out
   }
 
-  // --- garbage collection --------------------------------------------------------------------------
-
-  async trashBlob(digest: Digest, notModifiedSince: number): Promise<boolean> {
-    const p = this.blobPath(digest)
-    const t = this.trashPath(digest)
-    try {
-      await rename(p, t)
-    } catch (err) {
-      if (isErrno(err, 'ENOENT')) return false
-      throw err
-    }
-    // touched between the caller's look and the move: it is wanted after all
-    const st = await statOrUndefined(t)
-    if (st !== undefined && st.mtimeMs >= notModifiedSince) {
-      await this.restoreOne(digest)
-      return false
-    }
-    return true
-  }
-
-  private async restoreOne(digest: Digest): Promise<void> {
-    const p = this.blobPath(digest)
-    const t = this.trashPath(digest)
-    if ((await statOrUndefined(p)) !== undefined) {
-      await unlink(t).catch(() => undefined)
-      return
-    }
-    await rename(t, p).catch((err: unknown) => {
-      if (!isErrno(err, 'ENOENT')) throw err
-    })
-  }
-
-  async restoreTrash(which?: (d: Digest) => boolean): Promise<Digest[]> {
-    const out: Digest[] = []
-    for (const name of await readdir(`${this.root}/trash`).catch(() => [] as string[])) {
-      const m = /^(sha256|sha512)-([a-f0-9]+)$/.exec(name)
-      if (!m) continue
-      const d = `${m[1]}:${m[2]}` as Digest
-      if (which && !which(d)) continue
-      await this.restoreOne(d)
-      out.push(d)
-    }
-    return out
-  }
-
-  async emptyTrash(): Promise<{ blobs: number; bytes: number }> {
-    let blobs = 0
-    let bytes = 0
-    const dir = `${this.root}/trash`
-    for (const name of await readdir(dir).catch(() => [] as string[])) {
-      const st = await statOrUndefined(`${dir}/${name}`)
-      try {
-        await unlink(`${dir}/${name}`)
-        blobs++
-        bytes += st?.size ?? 0
-      } catch (err) {
-        if (!isErrno(err, 'ENOENT')) throw err
+  async *listReferrerEntries(repository: string, signal?: AbortSignal): AsyncGenerator<ReferrerEntry> {
+    const base = `${this.repoDir(repository)}/_referrers`
+    for (const alg of ALGORITHMS) {
+      for (const hex of await readdir(`${base}/${alg}`).catch(() => [] as string[])) {
+        if (hex.length !== DigestAlgorithms[alg] || !/^[a-f0-9]+$/.test(hex)) continue
+        for (const name of await readdir(`${base}/${alg}/${hex}`).catch(() => [] as string[])) {
+          throwIfAborted(signal)
+          const m = /^(sha256|sha512)-([a-f0-9]+)$/.exec(name)
+          if (m && (m[2] as string).length === DigestAlgorithms[m[1] as DigestAlgorithm]) yield { subject: `${alg}:${hex}`, digest: `${m[1]}:${m[2]}` as Digest }
+        }
       }
     }
-    return { blobs, bytes }
-  }
-
-  async lock(name: string): Promise<() => Promise<void>> {
-    if (!/^[a-z][a-z0-9-]*$/.test(name)) throw new Error(`invalid lock name ${name}`)
-    const path = `${this.root}/${name}.lock`
-    const me = `${process.pid} ${hostname()}\n`
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const fh = await open(path, 'wx', 0o644)
-        await fh.writeFile(me)
-        await fh.close()
-        return async () => {
-          await unlink(path).catch(() => undefined)
-        }
-      } catch (err) {
-        if (!isErrno(err, 'EEXIST')) throw err
-        const owner = await readFile(path, 'utf8').catch(() => '')
-        const [pid, host] = owner.trim().split(' ')
-        if (host === hostname() && !processAlive(Number(pid))) {
-          await unlink(path).catch(() => undefined)
-          continue
-        }
-        throw new CairnError('CONFLICT', `${name} is already running (lock ${path} held by ${owner.trim() || 'another process'})`)
-      }
-    }
-    throw new CairnError('CONFLICT', `could not take the lock ${path}`)
   }
 }
 
@@ -699,15 +933,14 @@ function parseRevision(text: string): { mediaType: string; size: number } | unde
   }
 }
 
-function subjectOf(bytes: Buffer): Digest | undefined {
+/** Sets a file's times; false when it does not exist. */
+async function touch(path: string, when: Date): Promise<boolean> {
   try {
-    const v = JSON.parse(bytes.toString('utf8')) as { subject?: { digest?: unknown } }
-    const d = v.subject?.digest
-    if (typeof d !== 'string') return undefined
-    parseDigest(d)
-    return d as Digest
-  } catch {
-    return undefined
+    await utimes(path, when, when)
+    return true
+  } catch (err) {
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return false
+    throw err
   }
 }
 

@@ -162,3 +162,16 @@ export function referrerDescriptor(parsed: ParsedManifest, digest: Digest, size:
   if (parsed.annotations !== undefined) d.annotations = parsed.annotations
   return d
 }
+
+/** The subject of a stored manifest (referrers API), if it has one; undefined for anything unreadable. */
+export function subjectOf(bytes: Buffer): Digest | undefined {
+  try {
+    const v = JSON.parse(bytes.toString('utf8')) as { subject?: { digest?: unknown } }
+    const d = v.subject?.digest
+    if (typeof d !== 'string') return undefined
+    parseDigest(d)
+    return d as Digest
+  } catch {
+    return undefined
+  }
+}

@@ -127,12 +127,16 @@ export class RegistryMetrics {
   readonly authFailures = new Counter('cairn_registry_auth_failures_total', 'Requests refused for missing or wrong credentials, or denied access.')
   readonly rateLimited = new Counter('cairn_registry_rate_limited_total', 'Requests refused by the rate limit.')
   readonly uploadsPurged = new Counter('cairn_registry_uploads_purged_total', 'Abandoned upload sessions removed.')
+  readonly gcRuns = new Counter('cairn_registry_gc_runs_total', 'Garbage collections this server ran (gc.interval).')
+  readonly gcManifestsDeleted = new Counter('cairn_registry_gc_manifests_deleted_total', 'Untagged manifests its garbage collections deleted.')
+  readonly gcBlobsDeleted = new Counter('cairn_registry_gc_blobs_deleted_total', 'Blobs its garbage collections deleted.')
   readonly up = new Gauge('cairn_registry_up', 'Always 1 while the registry serves.', () => 1)
   readonly startTime = new Gauge('cairn_registry_start_time_seconds', 'When the registry started (Unix time).')
 
   private readonly all: Metric[] = [
     this.up, this.startTime, this.requests, this.duration, this.bytesSent, this.bytesReceived, this.inFlight,
     this.uploadsStarted, this.blobsPushed, this.blobsMounted, this.manifestsPushed, this.authFailures,
+    this.gcRuns, this.gcManifestsDeleted, this.gcBlobsDeleted,
     this.rateLimited, this.uploadsPurged,
   ]
 

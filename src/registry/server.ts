@@ -26,6 +26,7 @@ import { CairnError, hasCode, isCairnError } from '../errors/index.js'
 import { digestOf, parseDigest, type Digest } from '../oci/digest.js'
 import { MediaTypes } from '../oci/mediatype.js'
 import { isNameValid, isTagValid } from '../oci/reference.js'
+import { noteReceived } from '../util/reclaim.js'
 import { AccessPolicy, type AccessConfig, type Action, type Identity } from './access.js'
 import { formatScope, parseBearer, parseBasic, tokenActions, TokenVerifier, type Htpasswd, type ResourceAccess, type TokenSigner } from './auth.js'
 import { httpError, HttpStatusOverrides, toWireError } from './errors.js'
@@ -33,7 +34,8 @@ import { FilesystemStorage } from './fs-storage.js'
 import { baseMediaType, parseManifest, referrerDescriptor } from './manifest.js'
 import { RegistryMetrics } from './metrics.js'
 import { RateLimiter, type RateLimitOptions } from './ratelimit.js'
-import type { RegistryStorage, UploadState } from './storage.js'
+import { sendRange } from './send.js'
+import type { BlobStat, ByteRange, RandomAccessBlob, RegistryStorage, UploadState } from './storage.js'
 import { sendTokenResult, TokenService } from './token.js'
 import { collectGarbage, purgeUploads, type GcReport } from './gc.js'
 
@@ -100,7 +102,10 @@ export interface RegistryOptions {
   metrics?: boolean
   /** Largest manifest accepted (default 4 MiB); larger ones get 413. */
   manifestLimit?: number
-  /** Upload sessions idle this long are removed (default 24 h); checked every `purgeIntervalMs` (default 1 h). */
+  /**
+   * Upload sessions idle this long are removed (default 24 h); checked every `purgeIntervalMs` (default
+   * 1 h). A push's holds on blobs (see storage.ts) lapse after the same time.
+   */
   uploadPurgeAfterMs?: number
   purgeIntervalMs?: number
   /** Run gc in the background every so often (default: never). */
@@ -169,7 +174,7 @@ export async function listenOn(server: NetServer, port: number, host: string): P
 }
 
 export async function startRegistry(opts: RegistryOptions = {}): Promise<RunningRegistry> {
-  const storage = opts.storage ?? new FilesystemStorage(opts.root ?? requireRoot())
+  const storage = opts.storage ?? new FilesystemStorage(opts.root ?? requireRoot(), opts.uploadPurgeAfterMs === undefined ? {} : { holdTtlMs: opts.uploadPurgeAfterMs })
   await storage.init()
   const app = new RegistryApp(storage, opts)
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
@@ -216,6 +221,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Running
       for (const s of sockets) s.destroy()
       await closed
       await app.backgroundDone()
+      if (opts.storage === undefined) await storage.close()
     })()
     return closing
   }
@@ -253,6 +259,7 @@ class RegistryApp {
   private manifestCacheBytes = 0
   private timers: NodeJS.Timeout[] = []
   private background: Promise<unknown> = Promise.resolve()
+  private readonly queued = new Set<string>()
 
   constructor(readonly storage: RegistryStorage, readonly opts: RegistryOptions) {
     const authEnabled = opts.htpasswd !== undefined || opts.token !== undefined
@@ -289,7 +296,11 @@ class RegistryApp {
         dryRun: false,
         deleteUntagged: this.opts.gcDeleteUntagged ?? false,
         gracePeriodMs: this.opts.gcGracePeriodMs ?? 3_600_000,
-      }).catch((err: unknown) => {
+      }).then((r) => {
+        this.metrics.gcRuns.inc()
+        this.metrics.gcManifestsDeleted.inc({}, r.manifestsDeleted.length)
+        this.metrics.gcBlobsDeleted.inc({}, r.blobsDeleted)
+      }, (err: unknown) => {
         if (!hasCode(err, 'CONFLICT')) throw err // another gc is running: skip this round
       })), this.opts.gcIntervalMs).unref())
     }
@@ -304,8 +315,14 @@ class RegistryApp {
     return this.background.catch(() => undefined)
   }
 
+  /** Queues a background job; one of the same kind already waiting or running makes this one redundant. */
   private runBackground(what: string, fn: () => Promise<unknown>): void {
-    this.background = this.background.then(fn).catch((err: unknown) => this.opts.onError?.(err, what))
+    if (this.queued.has(what)) return
+    this.queued.add(what)
+    this.background = this.background
+      .then(fn)
+      .catch((err: unknown) => this.opts.onError?.(err, what))
+      .finally(() => this.queued.delete(what))
   }
 
   // --- request entry -------------------------------------------------------------------------------
@@ -675,7 +692,12 @@ class RegistryApp {
 
   private async getManifest(ctx: Ctx, repo: string, ref: string, head: boolean): Promise<void> {
     const digest = await this.resolve(repo, ref)
-    const rec = await this.storage.getManifest(repo, digest)
+    // a HEAD by digest is a client checking an entry of the index it is about to push: it holds the manifest
+    const byDigest = ref.includes(':')
+    const hold = head && byDigest && this.opts.readOnly !== true
+    let rec = hold ? await this.storage.checkManifest(repo, digest) : await this.storage.getManifest(repo, digest)
+    // a HEAD answers for the bytes a GET would serve (a GET finds out when it reads them)
+    if (rec !== undefined && head && !byDigest && (await this.storage.statBlob(digest)) === undefined) rec = undefined
     if (rec === undefined) throw new CairnError('MANIFEST_UNKNOWN', `manifest unknown: ${digest}`, { detail: { digest } })
     const headers = {
       'Content-Type': rec.mediaType,
@@ -732,29 +754,13 @@ class RegistryApp {
       throw new CairnError('DIGEST_INVALID', `manifest digest ${digest} does not match ${expected}`, { detail: { digest: expected } })
     }
     const parsed = parseManifest(bytes, baseMediaType(ctx.req.headers['content-type']))
-    // everything it references must be in this repository, with the declared size
-    for (const d of parsed.blobs) {
-      const linked = (await this.storage.isBlobLinked(repo, d.digest)) || (await this.storage.getManifest(repo, d.digest)) !== undefined
-      const st = linked ? await this.storage.statBlob(d.digest) : undefined
-      if (st === undefined) throw new CairnError('MANIFEST_BLOB_UNKNOWN', `blob unknown to registry: ${d.digest}`, { detail: { digest: d.digest } })
-      if (st.size !== d.size) throw new CairnError('MANIFEST_INVALID', `manifest invalid: blob ${d.digest} has ${st.size} bytes, the manifest says ${d.size}`, { detail: { digest: d.digest } })
-    }
-    for (const d of parsed.manifests) {
-      const rec = await this.storage.getManifest(repo, d.digest)
-      if (rec === undefined) {
-        const linked = await this.storage.isBlobLinked(repo, d.digest)
-        if (!linked || (await this.storage.statBlob(d.digest)) === undefined) {
-          throw new CairnError('MANIFEST_BLOB_UNKNOWN', `manifest unknown to registry: ${d.digest}`, { detail: { digest: d.digest } })
-        }
-      } else if (rec.size !== d.size) {
-        throw new CairnError('MANIFEST_INVALID', `manifest invalid: ${d.digest} has ${rec.size} bytes, the index says ${d.size}`, { detail: { digest: d.digest } })
-      }
-    }
+    // the storage checks what it references (in this repository, with the declared sizes) under its lock
     await this.storage.putManifest(repo, {
       digest,
       mediaType: parsed.mediaType,
       bytes,
-      references: [...parsed.blobs, ...parsed.manifests].map((d) => d.digest),
+      blobs: parsed.blobs.map((d) => ({ digest: d.digest, size: d.size })),
+      manifests: parsed.manifests.map((d) => ({ digest: d.digest, size: d.size })),
       ...(parsed.subject === undefined ? {} : { referrer: { subject: parsed.subject.digest, descriptor: referrerDescriptor(parsed, digest, bytes.length) } }),
     }, tag)
     this.metrics.manifestsPushed.inc()
@@ -789,8 +795,14 @@ class RegistryApp {
       return
     }
     if (method !== 'GET' && method !== 'HEAD') throw notAllowed(method)
-    const linked = (await this.storage.isBlobLinked(repo, digest)) || (await this.storage.getManifest(repo, digest)) !== undefined
-    const st = linked ? await this.storage.statBlob(digest) : undefined
+    let st: BlobStat | undefined
+    if (method === 'HEAD' && this.opts.readOnly !== true) {
+      // a client checking a blob before naming it in a manifest (Docker's "Layer already exists"): held for its push
+      st = await this.storage.checkBlob(repo, digest)
+    } else {
+      const linked = (await this.storage.isBlobLinked(repo, digest)) || (await this.storage.getManifest(repo, digest)) !== undefined
+      st = linked ? await this.storage.statBlob(digest) : undefined
+    }
     if (st === undefined) throw new CairnError('BLOB_UNKNOWN', `blob unknown to registry: ${digest}`, { detail: { digest } })
     const base: Record<string, string> = {
       'Content-Type': 'application/octet-stream',
@@ -824,17 +836,27 @@ class RegistryApp {
       this.send(ctx, 200, base, Buffer.alloc(0))
       return
     }
-    const stream = await this.storage.openBlob(digest, range ?? { start: 0, end: st.size - 1 })
-    const length = range ? range.end - range.start + 1 : st.size
+    const bytes = range ?? { start: 0, end: st.size - 1 }
+    // a file is sent through reusable buffers (send.ts), another storage's stream piped
+    const source = this.storage.openBlobFile ? { file: await this.storage.openBlobFile(digest) } : { stream: await this.storage.openBlob(digest, bytes) }
+    const length = bytes.end - bytes.start + 1
     const headers = { ...base, 'Content-Length': String(length) }
     if (range) ctx.res.writeHead(206, { ...headers, 'Content-Range': `bytes ${range.start}-${range.end}/${st.size}` })
     else ctx.res.writeHead(200, headers)
-    await this.stream(ctx, stream, length)
+    await this.stream(ctx, source, bytes, length)
   }
 
-  private async stream(ctx: Ctx, stream: Readable, length: number): Promise<void> {
+  private async stream(ctx: Ctx, source: { file: RandomAccessBlob } | { stream: Readable }, bytes: ByteRange, length: number): Promise<void> {
     try {
-      await pipeline(stream, ctx.res)
+      if ('file' in source) {
+        try {
+          await sendRange(source.file, bytes.start, bytes.end, ctx.res)
+        } finally {
+          await source.file.close()
+        }
+      } else {
+        await pipeline(source.stream, ctx.res)
+      }
       ctx.bytesOut += length
     } catch (err) {
       // the client went away, or the file could not be read after the headers: cut the connection
@@ -972,6 +994,7 @@ class RegistryApp {
     const counted = countBytes(ctx.req, (n) => {
       ctx.bytesIn += n
       this.metrics.bytesReceived.inc({}, n)
+      noteReceived(n)
     })
     try {
       return await this.storage.writeUpload(u.id, u.offset, counted, announced === undefined ? {} : { length: announced })

@@ -99,6 +99,15 @@ export class OciRuntime {
     return a
   }
 
+  /**
+   * argv of an `events` stream that reports the container's OOM kills as they happen (runc's
+   * notifications on the cgroup's memory events, without periodic stats); undefined for a
+   * runtime without one (crun).
+   */
+  oomEventsArgs(id: string): string[] | undefined {
+    return this.flavor === 'runc' ? [...this.globalArgs(), 'events', '--interval', '87600h', id] : undefined
+  }
+
   async state(id: string): Promise<RuntimeState | undefined> {
     const r = await this.exec(['state', id])
     if (r.code !== 0) return undefined
@@ -130,6 +139,12 @@ export class OciRuntime {
     if (r.code !== 0) throw this.failure('resume', r.stderr)
   }
 
+  /** New cgroup limits for a running container (`update -r -`: OCI `linux.resources` on stdin). */
+  async update(id: string, resources: object): Promise<void> {
+    const r = await this.exec(['update', '--resources', '-', id], true, JSON.stringify(resources))
+    if (r.code !== 0) throw this.failure('update', r.stderr)
+  }
+
   async version(): Promise<string> {
     const r = await this.exec(['--version'], false)
     return (r.stdout.split('\n')[0] ?? '').trim()
@@ -139,12 +154,13 @@ export class OciRuntime {
     return new CairnError('CONFLICT', `${this.name} ${verb} failed: ${runtimeMessage(stderr) || 'no message'}`, { detail: { runtime: this.name } })
   }
 
-  private exec(args: string[], global = true): Promise<{ code: number; stdout: string; stderr: string }> {
+  private exec(args: string[], global = true, input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
     return new Promise((resolve) => {
-      execFile(this.path, global ? [...this.globalArgs(), ...args] : args, { maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
+      const child = execFile(this.path, global ? [...this.globalArgs(), ...args] : args, { maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0
         resolve({ code, stdout, stderr: stderr || (err ? err.message : '') })
       })
+      if (input !== undefined) child.stdin?.end(input)
     })
   }
 }

@@ -106,3 +106,20 @@ function splitOnce(s: string, sep: string): [string, string | undefined] {
   const i = s.indexOf(sep)
   return i < 0 ? [s, undefined] : [s.slice(0, i), s.slice(i + 1)]
 }
+
+/**
+ * `--group-add` entries (names or IDs) as GIDs, from the container's /etc/group: a name must be
+ * there; an ID need not be.
+ */
+export function resolveGroups(entries: readonly string[], group: string | undefined): number[] {
+  const groups = group === undefined ? [] : parseGroup(group)
+  const out: number[] = []
+  for (const e of entries) {
+    const id = parseId(e)
+    const g = groups.find((x) => x.name === e)
+    if (g) out.push(g.gid)
+    else if (id !== undefined) out.push(id)
+    else throw new CairnError('INVALID_ARGUMENT', `unable to find group ${e}: no matching entries in group file`)
+  }
+  return [...new Set(out)]
+}

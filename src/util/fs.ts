@@ -1,6 +1,6 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { open, rename, mkdir, unlink } from 'node:fs/promises'
-import { randomBytes } from 'node:crypto'
+import { createRequire } from 'node:module'
 import { isErrno } from '../errors/index.js'
 
 /** fsyncs a directory so that a rename or unlink inside it is durable. */
@@ -18,8 +18,12 @@ export async function syncFile(path: string): Promise<void> {
   }
 }
 
+let crypto: typeof import('node:crypto') | undefined
+
 export function randomName(prefix = ''): string {
-  return `${prefix}${process.pid}-${randomBytes(8).toString('hex')}`
+  // node:crypto on first use: loading it counts in the start-up of commands that never need it
+  crypto ??= createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto')
+  return `${prefix}${process.pid}-${crypto.randomBytes(8).toString('hex')}`
 }
 
 /**

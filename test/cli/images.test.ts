@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { readFileSync, readdirSync, existsSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
-import { gzipSync } from 'node:zlib'
+import { gunzipSync, gzipSync } from 'node:zlib'
 import { cairn, cairnOk, tarOf, tempDir } from '../helpers/cairn.js'
 
 const ID_LINE = /^sha256:[a-f0-9]{64}\n$/
@@ -112,6 +112,29 @@ describe('import, images, tag, rmi', () => {
     assert.equal(inspect[0].RootFS.Layers.length, 1)
     // the image still saves: its layer blob is intact
     assert.equal((await cairn(root, ['save', '-o', `${work}/shared.tar`, 'shared:b'])).code, 0)
+  })
+
+  test('save --compression gzip|zstd writes a compressed archive that load reads back; import --compression gzip keeps a gzip layer', async () => {
+    const id = (await cairnOk(root, ['import', '--compression', 'gzip', '-', 'packed:1'], { input: rootfs })).stdout.trim()
+    const inspect = JSON.parse((await cairnOk(root, ['inspect', 'packed:1'])).stdout) as [{ RootFS: { Layers: string[] } }]
+    const layerHex = inspect[0].RootFS.Layers[0]?.slice(7) ?? ''
+    // the stored blob is gzip (not the tar itself), and its diffID is the tar's
+    const gz = blobHexes(root).map((h) => readFileSync(`${root}/blobs/sha256/${h}`)).find((b) => b[0] === 0x1f && b[1] === 0x8b)
+    assert.ok(gz, 'a gzip layer blob')
+    assert.equal(createHash('sha256').update(gunzipSync(gz)).digest('hex'), layerHex, 'it holds the layer of the diffID')
+    for (const [compression, magic] of [['gzip', '1f8b'], ['zstd', '28b52ffd']] as const) {
+      const file = `${work}/packed.tar.${compression}`
+      await cairnOk(root, ['save', '--compression', compression, '-o', file, 'packed:1'])
+      assert.equal(readFileSync(file).subarray(0, magic.length / 2).toString('hex'), magic)
+      const other = `${work}/load-${compression}`
+      const loaded = await cairnOk(other, ['load', '-i', file])
+      assert.equal(loaded.stdout, 'Loaded image: packed:1\n')
+      assert.equal((await cairnOk(other, ['images', '-q', '--no-trunc', 'packed:1'])).stdout.trim(), id)
+    }
+    const bad = await cairn(root, ['save', '--compression', 'lz4', '-o', `${work}/x.tar`, 'packed:1'])
+    assert.equal(bad.code, 1)
+    assert.match(bad.stderr, /^Error: unknown compression "lz4"/)
+    assert.ok(!existsSync(`${work}/x.tar`))
   })
 
   test('errors are clear and exit non-zero', async () => {

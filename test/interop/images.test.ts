@@ -51,6 +51,19 @@ describe('interop with dockerd and skopeo', () => {
     assert.equal(st.stdout, '600 1\n644 2\n')
   })
 
+  test('docker load accepts cairn save --compression gzip (parallel libdeflate members) and the gzip layers of import --compression gzip', async (t) => {
+    if (!requireRoot(t, 'dockerd') || !requireTools(t, ['dockerd', 'docker'])) return
+    assert.ok(docker)
+    const id = (await cairnOk(root, ['import', '--compression', 'gzip', rootfs, 'cairn/gz:1'])).stdout.trim()
+    await cairnOk(root, ['save', '--compression', 'gzip', '--format', 'oci', '-o', `${dir}/oci.tar.gz`, 'cairn/gz:1'])
+    const loaded = await docker.runOk(['load', '-i', `${dir}/oci.tar.gz`])
+    assert.match(loaded.stdout, /Loaded image: cairn\/gz:1/)
+    const dockerId = (await docker.runOk(['image', 'inspect', '--format', '{{.Id}}', 'cairn/gz:1'])).stdout.trim()
+    assert.equal(dockerId, id, 'Go\'s gzip reader took the archive and the gzip layer in it, and the diffID matched')
+    const ran = await docker.runOk(['run', '--rm', '--network', 'none', 'cairn/gz:1', '/bin/echo', 'from-gzip'])
+    assert.equal(ran.stdout, 'from-gzip\n')
+  })
+
   test('docker load accepts cairn save --format oci', async (t) => {
     if (!requireRoot(t, 'dockerd') || !requireTools(t, ['dockerd', 'docker'])) return
     assert.ok(docker)

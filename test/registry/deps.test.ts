@@ -1,6 +1,6 @@
 /**
  * The registry server imports only what it should: its own folder and the foundation folders
- * (errors, oci, util, content), Node's built-ins and bcryptjs. Never the registry client (src/remote)
+ * (errors, oci, util, content), Node's built-ins, bcryptjs and better-sqlite3 (for its file locks). Never the registry client (src/remote)
  * nor the image store, the API or the layer code: client and server meet only in tests.
  */
 import assert from 'node:assert/strict'
@@ -12,7 +12,7 @@ import { test } from 'node:test'
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 const SRC = join(REPO, 'src')
 const ALLOWED_FOLDERS = new Set(['registry', 'errors', 'oci', 'util', 'content'])
-const ALLOWED_PACKAGES = new Set(['bcryptjs'])
+const ALLOWED_PACKAGES = new Set(['bcryptjs', 'better-sqlite3'])
 
 /** Every module specifier in a TypeScript file: static imports/exports and dynamic import(). */
 export function specifiers(source: string): string[] {

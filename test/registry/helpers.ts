@@ -46,7 +46,12 @@ export async function serveProcess(root: string, args: readonly string[] = [], e
     })
   })
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`registry did not start in 15 s:\n${err}`)), 15_000)
+    // generous: on a loaded machine (many processes of a test starting at once) start-up is slow; a
+    // registry that does not start is killed, so that it cannot hold the port for the next one
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`registry did not start in 60 s:\n${err}`))
+    }, 60_000)
     const onData = (): void => {
       const m = /listening on (\S+)/.exec(err)
       if (m) {

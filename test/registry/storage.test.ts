@@ -8,32 +8,43 @@ import { randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { buffer } from 'node:stream/consumers'
 import { describe, it } from 'node:test'
-import { FilesystemStorage, type RegistryStorage } from '../../src/registry/index.js'
+import { FilesystemStorage, type ManifestPut, type RegistryStorage } from '../../src/registry/index.js'
 import type { Digest } from '../../src/oci/digest.js'
 import { tempDir } from '../helpers/cairn.js'
 import { sha256, sha512 } from './helpers.js'
 
 interface Backend {
   /** A new instance on the same data, as after a restart. */
-  open(): Promise<RegistryStorage>
+  open(opts?: { holdTtlMs?: number }): Promise<RegistryStorage>
   cleanup(): Promise<void>
 }
 
 const IMPLEMENTATIONS: Record<string, () => Promise<Backend>> = {
   filesystem: async () => {
     const { dir, cleanup } = await tempDir('cairn-registry-storage-')
+    const opened: RegistryStorage[] = []
     return {
-      open: async () => {
-        const s = new FilesystemStorage(dir)
+      open: async (opts = {}) => {
+        const s = new FilesystemStorage(dir, opts)
         await s.init()
+        opened.push(s)
         return s
       },
-      cleanup,
+      cleanup: async () => {
+        for (const s of opened) await s.close()
+        await cleanup()
+      },
     }
   },
 }
 
 const body = (...parts: Buffer[]): AsyncIterable<Uint8Array> => Readable.from(parts)
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = []
+  for await (const x of it) out.push(x)
+  return out
+}
 
 for (const [name, make] of Object.entries(IMPLEMENTATIONS)) {
   describe(`RegistryStorage contract: ${name}`, () => {
@@ -113,8 +124,8 @@ for (const [name, make] of Object.entries(IMPLEMENTATIONS)) {
       const subject = sha256('subject') as Digest
       const bytes = Buffer.from('{"schemaVersion":2}')
       const d = sha256(bytes) as Digest
-      await s.putManifest('m/x', { digest: d, mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes, references: [], referrer: { subject, descriptor: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: d, size: bytes.length, artifactType: 'a/b' } } }, 'v1')
-      await s.putManifest('m/x', { digest: d, mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes, references: [] }, 'v2')
+      await s.putManifest('m/x', { digest: d, mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes, blobs: [], manifests: [], referrer: { subject, descriptor: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: d, size: bytes.length, artifactType: 'a/b' } } }, 'v1')
+      await s.putManifest('m/x', { digest: d, mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes, blobs: [], manifests: [] }, 'v2')
       assert.deepEqual(await s.listTags('m/x'), ['v1', 'v2'])
       assert.equal(await s.resolveTag('m/x', 'v1'), d)
       assert.equal((await s.getManifest('m/x', d))?.size, bytes.length)
@@ -126,34 +137,104 @@ for (const [name, make] of Object.entries(IMPLEMENTATIONS)) {
       assert.deepEqual(await s.listTags('m/x'), [])
       assert.deepEqual(await s.listReferrers('m/x', subject), [])
       assert.equal(await s.getManifest('m/x', d), undefined)
-      // references are checked after the revision is visible: a missing one withdraws it
+      // references are checked first: a missing one stores nothing
       const other = Buffer.from('{"schemaVersion":2,"x":1}')
       await assert.rejects(
-        s.putManifest('m/x', { digest: sha256(other) as Digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes: other, references: [sha256('missing') as Digest] }, 'v3'),
+        s.putManifest('m/x', { digest: sha256(other) as Digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes: other, blobs: [{ digest: sha256('missing') as Digest, size: 7 }], manifests: [] }, 'v3'),
         (e: unknown) => (e as { code?: string }).code === 'MANIFEST_BLOB_UNKNOWN',
       )
       assert.equal(await s.getManifest('m/x', sha256(other) as Digest), undefined)
       assert.equal(await s.resolveTag('m/x', 'v3'), undefined)
     })
 
-    it('trashes only blobs older than the cutoff, restores on demand, and empties for good', async (t) => {
+    it('holds what a push checked, uploaded or mounted until its manifest names it', async (t) => {
       const b = await withBackend(t)
       const s = await b.open()
-      const u = await s.createUpload('g/x')
-      await s.writeUpload(u.id, 0, body(Buffer.from('garbage')))
-      const d = sha256('garbage') as Digest
-      await s.completeUpload(u.id, d)
-      assert.equal(await s.trashBlob(d, Date.now() - 60_000), false, 'fresh: kept')
-      assert.ok((await s.statBlob(d)) !== undefined)
-      assert.equal(await s.trashBlob(d, Date.now() + 60_000), true)
-      assert.ok((await s.statBlob(d)) !== undefined, 'statBlob brings a trashed blob back')
-      assert.equal(await s.trashBlob(d, Date.now() + 60_000), true)
-      assert.deepEqual(await s.restoreTrash((x) => x !== d), [])
-      assert.deepEqual(await s.emptyTrash(), { blobs: 1, bytes: 7 })
+      const upload = async (repo: string, data: string): Promise<Digest> => {
+        const u = await s.createUpload(repo)
+        await s.writeUpload(u.id, 0, body(Buffer.from(data)))
+        return (await s.completeUpload(u.id, sha256(data) as Digest)).digest
+      }
+      const holds = async (repo: string): Promise<Record<string, number>> => {
+        const out: Record<string, number> = {}
+        for await (const h of s.listHolds(repo)) out[h.digest] = h.count
+        return out
+      }
+      const layer = await upload('h/x', 'layer')
+      const config = await upload('h/x', 'config')
+      assert.deepEqual(await holds('h/x'), { [layer]: 1, [config]: 1 })
+      // a second push of the same image checks them, a mount adds one elsewhere
+      assert.equal((await s.checkBlob('h/x', layer))?.size, 5)
+      assert.equal(await s.checkBlob('h/y', layer), undefined, 'not linked there: no answer, no hold')
+      assert.ok(await s.linkBlob('h/y', layer))
+      assert.deepEqual(await holds('h/x'), { [layer]: 2, [config]: 1 })
+      assert.deepEqual(await holds('h/y'), { [layer]: 1 })
+      // each manifest that names them releases one hold of its repository
+      const man = (n: number): ManifestPut => {
+        const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, n }))
+        return { digest: sha256(bytes) as Digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes, blobs: [{ digest: config, size: 6 }, { digest: layer, size: 5 }], manifests: [] }
+      }
+      await s.putManifest('h/x', man(1), 'v1')
+      assert.deepEqual(await holds('h/x'), { [layer]: 1 })
+      await s.putManifest('h/x', man(2), 'v2')
+      assert.deepEqual(await holds('h/x'), {})
+      // pushed by digest, a manifest is held until an index names it
+      const loose = man(3)
+      await s.putManifest('h/x', loose)
+      assert.deepEqual(await holds('h/x'), { [loose.digest]: 1 })
+      const index = Buffer.from(JSON.stringify({ schemaVersion: 2, manifests: [] }))
+      await s.putManifest('h/x', { digest: sha256(index) as Digest, mediaType: 'application/vnd.oci.image.index.v1+json', bytes: index, blobs: [], manifests: [{ digest: loose.digest, size: loose.bytes.length }] }, 'multi')
+      assert.deepEqual(await holds('h/x'), {})
+      // a hold untouched for longer than the TTL protects nothing
+      const short = await b.open({ holdTtlMs: 0 })
+      await short.checkBlob('h/x', layer)
+      await new Promise((r) => setTimeout(r, 5))
+      const [h] = await collect(short.listHolds('h/x'))
+      assert.equal(h?.expired, true)
+    })
+
+    it('runs exclusive sections alone: shared steps wait for them, and they for shared steps', async (t) => {
+      const b = await withBackend(t)
+      const s = await b.open()
+      const order: string[] = []
+      let release!: () => void
+      const held = new Promise<void>((r) => {
+        release = r
+      })
+      const section = s.exclusive(async () => {
+        order.push('exclusive start')
+        await held
+        order.push('exclusive end')
+      })
+      await new Promise((r) => setTimeout(r, 20))
+      const bytes = Buffer.from('{"schemaVersion":2,"e":1}')
+      const put = s.putManifest('e/x', { digest: sha256(bytes) as Digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes, blobs: [], manifests: [] }, 'v1').then(() => order.push('put'))
+      await new Promise((r) => setTimeout(r, 50))
+      assert.deepEqual(order, ['exclusive start'], 'the push waits')
+      release()
+      await Promise.all([section, put])
+      assert.deepEqual(order, ['exclusive start', 'exclusive end', 'put'])
+      // the other way round: a section waits for the shared steps under way
+      const seen: string[] = []
+      const slow = s.shared(async () => {
+        await new Promise((r) => setTimeout(r, 50))
+        seen.push('shared')
+      })
+      await new Promise((r) => setTimeout(r, 5))
+      await s.exclusive(async () => {
+        seen.push('exclusive')
+      })
+      await slow
+      assert.deepEqual(seen, ['shared', 'exclusive'])
+    })
+
+    it('runs one gc at a time (CONFLICT), and lets the next one in', async (t) => {
+      const b = await withBackend(t)
+      const s = await b.open()
+      const release = await s.lock('gc')
+      await assert.rejects(s.lock('gc'), (e: unknown) => (e as { code?: string }).code === 'CONFLICT')
       const s2 = await b.open()
-      assert.equal(await s2.statBlob(d), undefined)
-      const release = await s2.lock('gc')
-      await assert.rejects(s2.lock('gc'))
+      await assert.rejects(s2.lock('gc'), (e: unknown) => (e as { code?: string }).code === 'CONFLICT')
       await release()
       await (await s2.lock('gc'))()
     })

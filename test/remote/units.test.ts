@@ -219,7 +219,7 @@ test('requests through HTTP_PROXY: plain HTTP with the whole URL, HTTPS through 
 })
 
 test('parallel gzip: deterministic members that any gunzip reads back', async () => {
-  const { parallelGzip } = await import('../../src/remote/pgzip.js')
+  const { parallelGzip } = await import('../../src/layer/pgzip.js')
   const { gunzipSync } = await import('node:zlib')
   const { Readable } = await import('node:stream')
   const { buffer } = await import('node:stream/consumers')

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "cairn_deflate",
+      "sources": ["deflate.c"],
+      "libraries": ["-ldeflate"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
+    }
+  ]
+}

@@ -1,0 +1,115 @@
+/**
+ * The registry's lock between processes (lock.ts): shared holders exclude an exclusive one and the other
+ * way round, in one process and across processes; a holder killed with SIGKILL releases it (the kernel
+ * drops SQLite's file lock), so nothing is left stuck; a waiting writer is not starved by readers.
+ */
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { describe, it, type TestContext } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { FileLock } from '../../src/registry/lock.js'
+import { tempDir } from '../helpers/cairn.js'
+
+const LOCK_MODULE = fileURLToPath(new URL('../../src/registry/lock.js', import.meta.url))
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+/** A temporary folder, removed after the test once the processes and locks using it are gone. */
+async function workspace(t: TestContext): Promise<{ dir: string; children: ChildProcess[]; locks: FileLock[] }> {
+  const { dir, cleanup } = await tempDir('cairn-lock-')
+  const w = { dir, children: [] as ChildProcess[], locks: [] as FileLock[] }
+  t.after(async () => {
+    for (const c of w.children) if (c.exitCode === null && c.signalCode === null) await killed(c)
+    for (const l of w.locks) l.close()
+    await cleanup()
+  })
+  return w
+}
+
+/** A process that takes the lock (`shared` or `exclusive`) and holds it until killed; resolves once it holds it. */
+async function holder(w: { children: ChildProcess[] }, path: string, mode: 'shared' | 'exclusive' | 'readers'): Promise<ChildProcess> {
+  const body = mode === 'readers'
+    // short shared holds, back to back and overlapping, for ever
+    ? `const l = new FileLock(${JSON.stringify(path)}); (await l.shared())(); console.log('held'); for (;;) { const a = l.shared(); const b = l.shared(); const [ra, rb] = await Promise.all([a, b]); await new Promise((r) => setTimeout(r, 5)); ra(); await new Promise((r) => setTimeout(r, 5)); rb() }`
+    : `const l = new FileLock(${JSON.stringify(path)}); await l.${mode}(); console.log('held'); setInterval(() => {}, 1000)`
+  const child = spawn(process.execPath, ['--input-type=module', '-e', `import { FileLock } from ${JSON.stringify(LOCK_MODULE)}; ${body}`], { stdio: ['ignore', 'pipe', 'inherit'] })
+  w.children.push(child)
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.once('data', () => resolve())
+    child.once('exit', (code) => reject(new Error(`the holder exited (${String(code)})`)))
+  })
+  return child
+}
+
+async function killed(child: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => child.once('exit', r))
+  child.kill('SIGKILL')
+  await exited
+}
+
+describe('FileLock', () => {
+  it('in one process: shared holders run together, an exclusive one alone', async (t) => {
+    const w = await workspace(t)
+    const lock = new FileLock(`${w.dir}/locks/x`)
+    w.locks.push(lock)
+    const a = await lock.shared()
+    const b = await lock.shared()
+    let got = false
+    const ex = lock.exclusive().then((r) => {
+      got = true
+      return r
+    })
+    await sleep(30)
+    assert.equal(got, false, 'the exclusive hold waits for the shared ones')
+    let third = false
+    const c = lock.shared().then((r) => {
+      third = true
+      return r
+    })
+    a()
+    b()
+    const release = await ex
+    assert.equal(third, false, 'a shared hold asked for after a waiting writer waits for it')
+    assert.equal(await lock.exclusive({ wait: false }), undefined)
+    release?.()
+    ;(await c)()
+    assert.equal(third, true)
+  })
+
+  it('across processes, and a holder killed with SIGKILL leaves nothing stuck', async (t) => {
+    const w = await workspace(t)
+    const path = `${w.dir}/locks/x`
+    const lock = new FileLock(path)
+    w.locks.push(lock)
+    // another process holds it exclusively: no shared hold here, no second exclusive one
+    let child = await holder(w, path, 'exclusive')
+    assert.equal(await lock.exclusive({ wait: false }), undefined)
+    await assert.rejects(lock.shared(150), (e: unknown) => (e as { code?: string }).code === 'UNAVAILABLE')
+    const waiting = lock.shared()
+    await sleep(50)
+    await killed(child)
+    const started = Date.now()
+    ;(await waiting)()
+    assert.ok(Date.now() - started < 2000, 'released as soon as its holder died')
+    // another process holds it shared (a server in the middle of a push): an exclusive hold waits, then gets it
+    child = await holder(w, path, 'shared')
+    ;(await lock.shared())() // shared with it
+    assert.equal(await lock.exclusive({ wait: false }), undefined)
+    const ex = lock.exclusive()
+    await sleep(50)
+    await killed(child)
+    ;(await ex)?.()
+  })
+
+  it('a writer gets in while another process keeps taking it shared', async (t) => {
+    const w = await workspace(t)
+    const path = `${w.dir}/locks/x`
+    await holder(w, path, 'readers')
+    const lock = new FileLock(path)
+    w.locks.push(lock)
+    for (let i = 0; i < 5; i++) {
+      const release = await lock.exclusive({ timeoutMs: 20_000 })
+      assert.ok(release)
+      release()
+    }
+  })
+})

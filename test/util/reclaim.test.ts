@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict'
+import { constants, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks'
+import { test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { getHeapSpaceStatistics } from 'node:v8'
+import { keepYoungGenerationSmall, noteReceived, RECLAIM_EVERY } from '../../src/util/reclaim.js'
+
+/** The young-generation collections V8 reports while `fn` runs. */
+async function minorGcsDuring(fn: () => void): Promise<number> {
+  const seen: PerformanceEntry[] = []
+  const obs = new PerformanceObserver((list) => seen.push(...list.getEntries()))
+  obs.observe({ entryTypes: ['gc'] })
+  fn()
+  await sleep(50)
+  obs.disconnect()
+  return seen.filter((e) => (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR).length
+}
+
+test('noteReceived collects the young generation once per RECLAIM_EVERY bytes, not before', async () => {
+  noteReceived(RECLAIM_EVERY) // whatever was counted before: a clean start
+  assert.equal(await minorGcsDuring(() => noteReceived(RECLAIM_EVERY / 4)), 0)
+  assert.ok(await minorGcsDuring(() => {
+    for (let i = 0; i < 4; i++) noteReceived(RECLAIM_EVERY / 4)
+  }) >= 1)
+})
+
+test('keepYoungGenerationSmall: the young generation no longer grows under allocation', () => {
+  keepYoungGenerationSmall()
+  const newSpace = (): number => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? NaN
+  const start = newSpace()
+  let keep: object[] = []
+  for (let i = 0; i < 2_000_000; i++) {
+    const o = { i, s: `x${i}` }
+    if (i % 10 === 0) keep.push(o)
+    if (keep.length > 20_000) keep = []
+  }
+  assert.ok(keep.length >= 0)
+  assert.ok(newSpace() <= Math.max(start, 4 << 20), `new space grew from ${start} to ${newSpace()} bytes`)
+})
