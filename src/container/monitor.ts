@@ -154,13 +154,13 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
     return exitCodeForUser
   }
 
+  // a memory limit can get the container OOM-killed: listen for it while it runs (from its first moment)
+  const oom: OomWatch | undefined = (spec.hostConfig.resources?.memory ?? 0) > 0 ? watchOom(rt, id, pid) : undefined
   logWriter = new JsonLogWriter(p.log)
   started = true
   for (const h of held.splice(0)) deliver(h.stream, h.chunk)
   engine.markRunning(id, pid, me)
   report({ event: 'started', pid })
-  // a memory limit can get the container OOM-killed: listen for it while it runs
-  const oom: OomWatch | undefined = (spec.hostConfig.resources?.memory ?? 0) > 0 ? watchOom(rt, id, pid) : undefined
 
   const code = await exited
   const oomKilled = (await oom?.stop()) ?? false
