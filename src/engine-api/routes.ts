@@ -7,6 +7,7 @@ import * as containers from './containers.js'
 import * as exec from './exec.js'
 import * as images from './images.js'
 import * as networks from './networks.js'
+import * as resources from './resources.js'
 import * as system from './system.js'
 import type { Route } from './router.js'
 
@@ -43,17 +44,17 @@ export const ROUTES: readonly Route[] = [
   { method: 'POST', path: '/containers/create', support: 'partial', note: 'fields Cairn cannot honour are refused with 501', handler: containers.create },
   { method: 'POST', path: '/containers/prune', support: 'supported', handler: containers.prune },
   { method: 'GET', path: '/containers/{id}/json', support: 'supported', handler: containers.inspect },
-  { method: 'GET', path: '/containers/{id}/top', support: 'not yet', handler: notYet('top') },
+  { method: 'GET', path: '/containers/{id}/top', support: 'supported', handler: resources.top },
   { method: 'GET', path: '/containers/{id}/logs', support: 'supported', handler: containers.logs },
   { method: 'GET', path: '/containers/{id}/changes', support: 'supported', handler: containers.changes },
   { method: 'GET', path: '/containers/{id}/export', support: 'supported', handler: containers.exportTar },
-  { method: 'GET', path: '/containers/{id}/stats', support: 'not yet', handler: notYet('stats') },
+  { method: 'GET', path: '/containers/{id}/stats', support: 'partial', note: 'per-CPU, kernel/user CPU, throttling and packet counts are zeros', handler: resources.stats },
   { method: 'POST', path: '/containers/{id}/resize', support: 'supported', handler: containers.resize },
   { method: 'POST', path: '/containers/{id}/start', support: 'supported', handler: containers.start },
   { method: 'POST', path: '/containers/{id}/stop', support: 'supported', handler: containers.stop },
   { method: 'POST', path: '/containers/{id}/restart', support: 'supported', handler: containers.restart },
   { method: 'POST', path: '/containers/{id}/kill', support: 'supported', handler: containers.kill },
-  { method: 'POST', path: '/containers/{id}/update', support: 'not yet', handler: notYet('update') },
+  { method: 'POST', path: '/containers/{id}/update', support: 'partial', note: 'the limits `cairn update` sets; RestartPolicy not yet', handler: resources.update },
   { method: 'POST', path: '/containers/{id}/rename', support: 'supported', handler: containers.rename },
   { method: 'POST', path: '/containers/{id}/pause', support: 'supported', handler: containers.pause },
   { method: 'POST', path: '/containers/{id}/unpause', support: 'supported', handler: containers.unpause },

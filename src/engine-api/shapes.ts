@@ -2,7 +2,7 @@
  * Docker's JSON shapes, to and from Cairn's own types: container and image summaries, and the
  * body of `POST /containers/create` turned into the engine's typed `CreateOptions` (Docker's
  * string syntaxes, `HostConfig.Binds` and `ExtraHosts`, parsed by the same functions as the CLI's
- * flags: api/flags.ts).
+ * flags: api/flags.ts), and the resource limits of a create's HostConfig or an update's body.
  *
  * Unknown fields: a field Docker's API does not define is refused (400), so that a typo is not
  * silently ignored; a field Docker defines that Cairn does not act on yet is accepted when it
@@ -12,7 +12,7 @@
 import { CairnError } from '../errors/index.js'
 import type { ContainerSummary } from '../api/containers.js'
 import type { ImageSummary } from '../api/images.js'
-import type { CreateOptions, MountSpec, PortSpec } from '../container/config.js'
+import type { CreateOptions, MountSpec, PortSpec, ResourceLimits } from '../container/config.js'
 import { parseAddHost, parseVolumeFlag } from '../api/flags.js'
 import { HttpError } from './errors.js'
 
@@ -84,7 +84,19 @@ const HOST_CONFIG_FIELDS = new Set([
 
 /** Fields Cairn acts on; the others must hold a zero value. */
 const CONFIG_USED = new Set(['Hostname', 'Domainname', 'User', 'AttachStdin', 'AttachStdout', 'AttachStderr', 'Tty', 'OpenStdin', 'StdinOnce', 'Env', 'Cmd', 'Image', 'WorkingDir', 'Entrypoint', 'Labels', 'ExposedPorts', 'ArgsEscaped', 'Volumes', 'StopSignal', 'StopTimeout', 'Healthcheck', 'NetworkDisabled', 'MacAddress', 'OnBuild', 'Shell'])
-const HOST_USED = new Set(['Binds', 'NetworkMode', 'PortBindings', 'AutoRemove', 'Dns', 'DnsOptions', 'DnsSearch', 'ExtraHosts', 'PublishAllPorts', 'Runtime', 'Mounts', 'LogConfig', 'RestartPolicy', 'ConsoleSize', 'Init'])
+/** Resource fields Cairn acts on (create and update): Docker's names, with the engine's. */
+const LIMIT_FIELDS = {
+  Memory: 'memory', MemorySwap: 'memorySwap', MemoryReservation: 'memoryReservation', NanoCpus: 'nanoCpus', CpuShares: 'cpuShares', PidsLimit: 'pidsLimit',
+} as const
+const HOST_USED = new Set(['Binds', 'NetworkMode', 'PortBindings', 'AutoRemove', 'Dns', 'DnsOptions', 'DnsSearch', 'ExtraHosts', 'PublishAllPorts', 'Runtime', 'Mounts', 'LogConfig', 'RestartPolicy', 'ConsoleSize', 'Init', 'CpusetCpus', 'OomKillDisable', ...Object.keys(LIMIT_FIELDS)])
+/** The fields of `POST /containers/{id}/update` (Docker's container.UpdateConfig: Resources and RestartPolicy). */
+const UPDATE_FIELDS = new Set([
+  'CpuShares', 'Memory', 'NanoCpus', 'CgroupParent', 'BlkioWeight', 'BlkioWeightDevice', 'BlkioDeviceReadBps', 'BlkioDeviceWriteBps', 'BlkioDeviceReadIOps',
+  'BlkioDeviceWriteIOps', 'CpuPeriod', 'CpuQuota', 'CpuRealtimePeriod', 'CpuRealtimeRuntime', 'CpusetCpus', 'CpusetMems', 'Devices', 'DeviceCgroupRules',
+  'DeviceRequests', 'KernelMemory', 'KernelMemoryTCP', 'MemoryReservation', 'MemorySwap', 'MemorySwappiness', 'OomKillDisable', 'PidsLimit', 'Ulimits',
+  'CpuCount', 'CpuPercent', 'IOMaximumIOps', 'IOMaximumBandwidth', 'RestartPolicy',
+])
+const UPDATE_USED = new Set(['CpusetCpus', 'OomKillDisable', ...Object.keys(LIMIT_FIELDS)])
 
 /** Values clients send for "the daemon's default" (Docker's CLI: MemorySwappiness -1). */
 const DEFAULTS: Record<string, unknown[]> = {
@@ -159,6 +171,30 @@ function mounts(v: unknown): MountSpec[] {
   })
 }
 
+/**
+ * The resource limits of a create's HostConfig or an update's body. A zero (or absent) number
+ * leaves a limit as it is; in an update PidsLimit null leaves it, 0 or -1 lifts it (Docker's reading).
+ */
+export function limitsOf(o: Json, where: 'HostConfig' | 'update'): ResourceLimits {
+  if (where === 'update') {
+    checkFields(o, UPDATE_FIELDS, UPDATE_USED, 'UpdateConfig')
+    const rp = obj(o['RestartPolicy'], 'RestartPolicy')
+    if (rp && rp['Name'] !== undefined && rp['Name'] !== '' && rp['Name'] !== 'no') throw new CairnError('NOT_SUPPORTED', 'RestartPolicy is not supported by Cairn yet')
+  }
+  const l: ResourceLimits = {}
+  for (const [field, key] of Object.entries(LIMIT_FIELDS) as [keyof typeof LIMIT_FIELDS, (typeof LIMIT_FIELDS)[keyof typeof LIMIT_FIELDS]][]) {
+    const v = o[field]
+    if (v === undefined || v === null) continue
+    if (typeof v !== 'number' || !Number.isInteger(v)) throw new HttpError(400, `${where}.${field}: an integer expected`)
+    // at create a PidsLimit of 0 or -1 is the default (none)
+    if (key === 'pidsLimit' ? where === 'update' || v > 0 : v !== 0) l[key] = v
+  }
+  const cpuset = str(o['CpusetCpus'], `${where}.CpusetCpus`)
+  if (cpuset) l.cpusetCpus = cpuset
+  if (o['OomKillDisable'] === true) l.oomKillDisable = true
+  return l
+}
+
 /** The body of `POST /containers/create` (and `?name=`) as the engine's options. */
 export function createOptionsOf(body: unknown, name: string | null): CreateOptions {
   const b = obj(body, 'body')
@@ -197,7 +233,8 @@ export function createOptionsOf(body: unknown, name: string | null): CreateOptio
   if (rp && rp['Name'] !== undefined && rp['Name'] !== '' && rp['Name'] !== 'no') throw new CairnError('NOT_SUPPORTED', 'HostConfig.RestartPolicy is not supported by Cairn yet')
   const lc = obj(hc['LogConfig'], 'LogConfig')
   if (lc && lc['Type'] !== undefined && lc['Type'] !== '' && lc['Type'] !== 'json-file') throw new CairnError('NOT_SUPPORTED', `log driver ${String(lc['Type'])} is not supported by Cairn (json-file)`)
-  if (hc['Init'] === true) throw new CairnError('NOT_SUPPORTED', 'HostConfig.Init is not supported by Cairn yet')
+  if (hc['Init'] === true) o.init = true
+  Object.assign(o, limitsOf(hc, 'HostConfig'))
   const ms: MountSpec[] = [...(strings(hc['Binds'], 'Binds') ?? []).map(parseVolumeFlag), ...mounts(hc['Mounts'])]
   if (ms.length > 0) o.mounts = ms
   const ports = portBindings(hc['PortBindings'])

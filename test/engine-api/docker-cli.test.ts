@@ -1,13 +1,14 @@
 /**
  * The real docker CLI (the one on PATH) with DOCKER_HOST at `cairn system service`: the article
  * (images, run, commit -m -a, tag, push to Cairn's registry, rmi -f, pull, run) and ps, logs,
- * exec, cp both ways, diff, inspect, a published port, stop, rm; then Docker's error statuses
+ * exec, cp both ways, diff, inspect, a published port, stop, rm; top, stats and update; then Docker's error statuses
  * and bodies, and the listeners' security (socket mode, TCP only on loopback without TLS).
  */
 import { after, before, describe, test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { statSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { request as httpRequest } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { run, type RunResult } from '../helpers/exec.js'
 import { requireTools } from '../helpers/tools.js'
@@ -128,6 +129,51 @@ describe('the docker CLI against cairn system service', { timeout: 60_000 }, () 
     assert.match(gone.stderr, /No such (object|container)/i)
     // the CLI and the service share one store
     assert.doesNotMatch((await cairn(s?.root ?? '', ['ps', '-a'])).stdout, /\bweb\b/)
+  })
+
+  test('run --memory, top, stats (one reading, and a stream), update: a running container\'s figures and limits', async (t) => {
+    if (!(await requireContainers(t)) || !(await requireDockerCli(t))) return
+    await dockerOk(['run', '-d', '--name', 'res', '--memory', '64m', 'busybox', 'sh', '-c', 'sleep 600'])
+    try {
+      assert.equal(await dockerOk(['inspect', '-f', '{{.HostConfig.Memory}}', 'res']), '67108864\n')
+      const top = (await dockerOk(['top', 'res'])).split('\n')
+      assert.match(top[0] ?? '', /^UID\s+PID\s+PPID\s+C\s+STIME\s+TTY\s+TIME\s+CMD/)
+      assert.ok(top.some((l) => /sleep 600$/.test(l)), top.join('\n'))
+      assert.match(await dockerOk(['stats', '--no-stream', '--format', '{{.Name}} {{.MemUsage}} {{.PIDs}}', 'res']), /^res [\d.]+[KMG]?i?B \/ 64MiB [12]\n$/)
+      await dockerOk(['update', '--memory', '48m', 'res'])
+      assert.equal(await dockerOk(['inspect', '-f', '{{.HostConfig.Memory}}', 'res']), '50331648\n')
+      assert.match(await dockerOk(['stats', '--no-stream', '--format', '{{.MemUsage}}', 'res']), / \/ 48MiB\n$/)
+      // the stream: a reading a second, each with the one before it as its precpu
+      const readings = await new Promise<Record<string, unknown>[]>((resolve, reject) => {
+        const got: Record<string, unknown>[] = []
+        const req = httpRequest({ socketPath: sock, path: '/v1.47/containers/res/stats' }, (res) => {
+          let buf = ''
+          res.on('data', (c: Buffer) => {
+            buf += c.toString()
+            for (let nl = buf.indexOf('\n'); nl >= 0 && got.length < 2; nl = buf.indexOf('\n')) {
+              got.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>)
+              buf = buf.slice(nl + 1)
+            }
+            if (got.length === 2) {
+              req.destroy()
+              resolve(got)
+            }
+          })
+          res.on('error', () => undefined)
+        })
+        req.on('error', reject)
+        req.end()
+      })
+      const [first, second] = readings as [Record<string, { cpu_usage: { total_usage: number } }>, Record<string, { cpu_usage: { total_usage: number } }>]
+      assert.equal(second['precpu_stats']?.cpu_usage.total_usage, first['cpu_stats']?.cpu_usage.total_usage)
+      assert.equal((second as unknown as { memory_stats: { limit: number } }).memory_stats.limit, 48 << 20)
+      // bad input is Docker's 400, a field Cairn cannot honour its 501
+      assert.equal((await apiRequest(sock, 'POST', '/v1.47/containers/res/update', { Memory: 'lots' })).status, 400)
+      assert.equal((await apiRequest(sock, 'POST', '/v1.47/containers/res/update', { BlkioWeight: 300 })).status, 501)
+      assert.equal((await apiRequest(sock, 'GET', '/v1.47/containers/nope/top')).status, 404)
+    } finally {
+      await docker(['rm', '-f', 'res'])
+    }
   })
 
   test("Docker's statuses and error bodies; bad input is a 4xx, never a crash", async (t) => {
