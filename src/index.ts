@@ -34,6 +34,11 @@ import {
 } from './api/networks.js'
 import type { FilterArgs } from './api/filters.js'
 import {
+  createVolume, inspectVolume, listVolumes, pruneVolumes, removeVolumes,
+  type CreateVolumeOptions, type PruneVolumesOptions, type RemoveVolumesResult, type VolumeInspect, type VolumeSummary,
+} from './api/volumes.js'
+import { streamEvents, type EventMessage, type EventsOptions } from './api/system-events.js'
+import {
   containerStats, streamStats, topContainer, updateContainers, type ContainerStats, type ResourceLimits, type StatsOptions, type TopResult,
 } from './api/resources.js'
 import type { PublishedPort } from './network/types.js'
@@ -182,8 +187,8 @@ export class Cairn {
     return listContainers(this.store, opts)
   }
 
-  /** `cairn rm [-f]` */
-  async rm(containers: string | readonly string[], opts: { force?: boolean } = {}): Promise<BatchResult> {
+  /** `cairn rm [-f] [-v]` (`volumes`: the anonymous volumes of the containers too) */
+  async rm(containers: string | readonly string[], opts: { force?: boolean; volumes?: boolean } = {}): Promise<BatchResult> {
     return removeContainers(this.store, typeof containers === 'string' ? [containers] : containers, opts)
   }
 
@@ -236,7 +241,7 @@ export class Cairn {
 
   /** `cairn network create`: a bridge network with NAT (unless `internal`) and name resolution between its containers. */
   createNetwork(opts: CreateNetworkOptions): NetworkResource {
-    return createNetwork(opts)
+    return createNetwork(opts, this.root)
   }
 
   /** `cairn network ls` */
@@ -251,12 +256,12 @@ export class Cairn {
 
   /** `cairn network rm`: refused while a running container is on it. */
   removeNetwork(network: string): void {
-    removeNetwork(network)
+    removeNetwork(network, this.root)
   }
 
   /** `cairn network prune`: the user networks no running container is on; their names. */
   async pruneNetworks(opts: { filters?: FilterArgs } = {}): Promise<string[]> {
-    return pruneNetworks(opts)
+    return pruneNetworks(opts, this.root)
   }
 
   /** `cairn network connect`: now if the container runs, else from its next start. */
@@ -267,6 +272,43 @@ export class Cairn {
   /** `cairn network disconnect` */
   async disconnect(network: string, container: string): Promise<void> {
     return disconnectNetwork(this.store, network, container)
+  }
+
+  // ---------------------------------------------------------------- volumes
+
+  /** `cairn volume create`: a volume (an existing one of that name is returned as it is). */
+  createVolume(opts: CreateVolumeOptions = {}): VolumeInspect {
+    return createVolume(this.store, opts)
+  }
+
+  /** `cairn volume ls` (filters `dangling`, `driver`, `label`, `name`). */
+  listVolumes(opts: { filters?: FilterArgs } = {}): VolumeSummary[] {
+    return listVolumes(this.store, opts)
+  }
+
+  /** `cairn volume inspect` */
+  inspectVolume(name: string): VolumeInspect {
+    return inspectVolume(this.store, name)
+  }
+
+  /** `cairn volume rm`: refused (CONFLICT) for a volume any container uses. */
+  async removeVolumes(names: string | readonly string[], opts: { force?: boolean } = {}): Promise<RemoveVolumesResult> {
+    return removeVolumes(this.store, typeof names === 'string' ? [names] : names, opts)
+  }
+
+  /** `cairn volume prune [-a]`: unused anonymous volumes (all unused ones with `all`). */
+  async pruneVolumes(opts: PruneVolumesOptions = {}): Promise<{ removed: string[]; reclaimed: number }> {
+    return pruneVolumes(this.store, opts)
+  }
+
+  // ---------------------------------------------------------------- events
+
+  /**
+   * `cairn events`: the store's events (Docker's messages) that pass `filters`; with `since`,
+   * the recorded ones from then first; it ends at `until`, or when `signal` aborts.
+   */
+  events(opts: EventsOptions = {}): AsyncGenerator<EventMessage> {
+    return streamEvents(this.root, opts)
   }
 
   /** `cairn diff` */
@@ -334,17 +376,24 @@ export { DockerCredentials, type Credentials } from './remote/credentials.js'
 export { loadRemoteConfig, defaultRemoteConfig, type RemoteConfig } from './remote/config.js'
 export { parseFilterArgs, type FilterArgs } from './api/filters.js'
 export {
-  parsePublish, parseVolumeFlag, parseMountFlag, parseAddHost, resolveEnv, parseLabels, parseBytes, parseMemorySwap, parseCpus, parseUlimit,
-  parseDeviceFlag, parseTmpfsFlag, parseSysctlFlag, parseSecurityOpts,
+  parsePublish, parseVolumeFlag, parseMountFlag, parseAddHost, resolveEnv, parseLabels, parseRestartPolicy, parseHealthFlags, parseVolumesFrom, parseRamBytes,
+  parseBytes, parseMemorySwap, parseCpus, parseUlimit, parseDeviceFlag, parseTmpfsFlag, parseSysctlFlag, parseSecurityOpts,
+  type HealthFlags,
 } from './api/flags.js'
+export type { CreateVolumeOptions, PruneVolumesOptions, RemoveVolumesResult, VolumeInspect, VolumeSummary }
+export { VolumeStore, type VolumeRecord } from './volume/store.js'
+export { checkEventsOptions, eventMatches, recordEvent, EventTypes, type EventMessage, type EventsOptions, type EventType } from './api/system-events.js'
+export { readEvents, type ReadEventsOptions } from './events/journal.js'
 export type { ContainerStats, ResourceLimits, StatsOptions, TopResult }
 export type { NetworkResource, CreateNetworkOptions } from './api/networks.js'
 export type { PortSpec, PublishedPort, ExtraHost, Endpoint, Attachment } from './network/types.js'
-export type { MountSpec, BindMountSpec, DeviceMapping, SecurityOptions, Ulimit } from './container/config.js'
+export type {
+  MountSpec, BindMountSpec, VolumeMountSpec, TmpfsMountSpec, RestartPolicyOptions, HealthcheckOptions, DeviceMapping, SecurityOptions, Ulimit,
+} from './container/config.js'
 export { systemDiskUsage, systemInfo, versionInfo, volumesDiskUsage, buildCacheDiskUsage, type SystemDiskUsage, type SystemInfo, type VersionInfo } from './api/system.js'
 export { pauseContainer, resumeContainer, containerSnapshot, containerCommitSource, withContainerPaused, containerEngine, type ContainerCommitSource } from './api/containers.js'
 export type { BatchResult, Change, ContainerInspect, ContainerSummary, CopyOptions, CreateOptions, CreateResult, ExecOptions, LogEntry, RunOptions, RunResult, StartContainerOptions }
-export type { ContainerSpec, ContainerRow, ContainerState } from './container/types.js'
+export type { ContainerSpec, ContainerRow, ContainerState, ContainerMount, TmpfsMount, HealthState, HealthResult, RestartPolicy, HealthConfig } from './container/types.js'
 export { ContainerEngine } from './container/engine.js'
 export { MonitorStandby } from './container/standby.js'
 export { generateSpec, type RuntimeSpec, type SpecInput, type SecurityInput, type HostFacts, type ResourcesInput } from './runtime/spec.js'

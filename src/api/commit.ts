@@ -20,6 +20,8 @@ import { commitConfig, EMPTY_TAR_DIFF_ID } from '../image/commitconfig.js'
 import type { ImageRecord, ImageStore, LayerInput } from '../image/store.js'
 import { emit, type OperationOptions } from '../util/progress.js'
 import { containerCommitSource, withContainerPaused } from './containers.js'
+import { recordEvent } from '../events/journal.js'
+import { containerAttributes } from '../container/engine.js'
 
 export interface CommitOptions extends OperationOptions {
   /** `REPOSITORY[:TAG]`; without it the image is dangling (`<none>`). */
@@ -219,5 +221,7 @@ export async function commitContainer(store: ImageStore, nameOrId: string, opts:
     if (!opts.squash) return commitSnapshot(store, src, opts)
     return src.withMergedDir((dir) => commitSnapshot(store, { ...src, mergedDir: dir }, opts))
   }
-  return (opts.pause ?? true) ? withContainerPaused(store, src.row.id, commit) : commit()
+  const result = await ((opts.pause ?? true) ? withContainerPaused(store, src.row.id, commit) : commit())
+  recordEvent(store.root, 'container', 'commit', src.row.id, containerAttributes(src.spec, { comment: opts.message ?? '', imageID: result.id, imageRef: opts.reference ?? '' }))
+  return result
 }

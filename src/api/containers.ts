@@ -23,6 +23,8 @@ import type { Stdio, TerminalSize } from '../container/stdio.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ContainerStates, type ContainerRow, type ContainerSpec } from '../container/types.js'
 import { readLogs, type LogEntry, type ReadLogsOptions } from '../container/logs.js'
+import { healthOf, healthWord, probeCommand, readHealth } from '../container/health.js'
+import type { HealthState } from '../container/types.js'
 import { appArmorProfileFor, securityOptionsOf } from '../container/confine.js'
 import { DEFAULT_SHM_SIZE, MASKED_PATHS, READONLY_PATHS } from '../runtime/spec.js'
 import { copyIn, copyOut, resolveContainerPath, type CopyOptions } from '../container/copy.js'
@@ -230,8 +232,8 @@ export function killContainers(store: ImageStore, names: readonly string[], opts
   return each(names, (n) => containerEngine(store).kill(n, opts.signal ?? 'KILL'))
 }
 
-/** `docker rm [-f]` (`-v`: Cairn makes no anonymous volumes, so there are none to remove). */
-export function removeContainers(store: ImageStore, names: readonly string[], opts: { force?: boolean } = {}): Promise<BatchResult> {
+/** `docker rm [-f] [-v]` (`volumes`: the containers' anonymous volumes too, unless another container uses them). */
+export function removeContainers(store: ImageStore, names: readonly string[], opts: { force?: boolean; volumes?: boolean } = {}): Promise<BatchResult> {
   return each(names, (n) => containerEngine(store).remove(n, opts))
 }
 
@@ -302,7 +304,7 @@ export async function renameContainer(store: ImageStore, nameOrId: string, newNa
 
 // ---------------------------------------------------------------- ps, inspect
 
-export type ContainerStatusWord = 'created' | 'running' | 'paused' | 'exited' | 'removing'
+export type ContainerStatusWord = 'created' | 'running' | 'paused' | 'restarting' | 'exited' | 'removing'
 
 export interface ContainerSummary {
   id: string
@@ -314,14 +316,20 @@ export interface ContainerSummary {
   command: string
   created: Date
   state: ContainerStatusWord
-  /** Docker's STATUS: `Up 3 seconds`, `Up 3 seconds (Paused)`, `Exited (0) 5 seconds ago`, `Created`. */
+  /** Docker's STATUS: `Up 3 seconds`, `Up 3 seconds (healthy)`, `Up 3 seconds (Paused)`, `Restarting (1) 2 seconds ago`, `Exited (0) 5 seconds ago`, `Created`. */
   status: string
+  /** Its health check's status (`starting`, `healthy`, `unhealthy`), when it has one. */
+  health?: 'starting' | 'healthy' | 'unhealthy'
+  /** Restarts by its restart policy since its user last started it. */
+  restartCount?: number
   exitCode: number
   startedAt?: Date
   finishedAt?: Date
   labels: Record<string, string>
-  /** Sources of the bind mounts (Docker's `Mounts` column shows these). */
+  /** What `ps` shows of its mounts: a volume's name, a bind's host path (Docker's `Mounts` column). */
   mounts: string[]
+  /** How many of them are volumes (Docker's `LocalVolumes`). */
+  localVolumes?: number
   /** Where they are mounted in the container (the `volume` filter matches either). */
   mountDestinations: string[]
   networkMode: string
@@ -352,17 +360,20 @@ function stateWord(s: ContainerRow['state']): ContainerStatusWord {
   switch (s) {
     case ContainerStates.running: return 'running'
     case ContainerStates.paused: return 'paused'
+    case ContainerStates.restarting: return 'restarting'
     case ContainerStates.exited: return 'exited'
     case ContainerStates.removing: return 'removing'
     default: return 'created'
   }
 }
 
-/** Docker's status text of a container at `now`. */
-export function statusText(row: Pick<ContainerRow, 'state' | 'started_at' | 'finished_at' | 'exit_code'>, now = Date.now()): string {
+/** Docker's status text of a container at `now` (with its health check's status while it runs, when it has one). */
+export function statusText(row: Pick<ContainerRow, 'state' | 'started_at' | 'finished_at' | 'exit_code'>, now = Date.now(), health?: HealthState): string {
   switch (row.state) {
     case ContainerStates.running:
-      return `Up ${humanDuration(now - (row.started_at ?? now))}`
+      return `Up ${humanDuration(now - (row.started_at ?? now))}${health ? ` (${healthWord(health)})` : ''}`
+    case ContainerStates.restarting:
+      return `Restarting (${row.exit_code}) ${humanDuration(now - (row.finished_at ?? now))} ago`
     case ContainerStates.paused:
       return `Up ${humanDuration(now - (row.started_at ?? now))} (Paused)`
     case ContainerStates.removing:
@@ -414,6 +425,9 @@ export async function listContainers(store: ImageStore, opts: ListContainersOpti
   const filters = opts.filters ?? {}
   validateFilterKeys(filters, ContainerFilterKeys)
   for (const v of values(filters, 'status')) if (!(ContainerStatusValues as readonly string[]).includes(v)) throw invalidFilter('status', v)
+  for (const v of values(filters, 'health')) {
+    if (!['starting', 'healthy', 'unhealthy', 'none'].includes(v)) throw new CairnError('INVALID_ARGUMENT', `Unrecognised filter value for health: ${v}`)
+  }
   const exited = values(filters, 'exited').map((v) => {
     if (!/^[+-]?\d+$/.test(v)) throw new CairnError('INVALID_ARGUMENT', `strconv.Atoi: parsing ${JSON.stringify(v)}: invalid syntax`)
     return Number(v)
@@ -460,7 +474,7 @@ export async function listContainers(store: ImageStore, opts: ListContainersOpti
       continue
     }
     if (since && row.id === since.id) break
-    const live = row.state === ContainerStates.running || row.state === ContainerStates.paused
+    const live = row.state === ContainerStates.running || row.state === ContainerStates.paused || row.state === ContainerStates.restarting
     if (!live && !all && limit <= 0) continue
     if (!matchRegexp(filters, 'name', `/${row.name}`, row.name)) continue
     if (!matchRegexp(filters, 'id', row.id)) continue
@@ -475,10 +489,12 @@ export async function listContainers(store: ImageStore, opts: ListContainersOpti
     if (limit > 0 && out.length === limit) break
     if (exited.length > 0 && !(row.state === ContainerStates.exited && row.finished_at !== null && exited.includes(row.exit_code))) continue
     if (!matchRegexp(filters, 'status', stateOf(row))) continue
-    if (values(filters, 'health').length > 0 && !values(filters, 'health').includes('none')) continue
+    // a container with a health check has its state (kept after it stops); the others are `none`
+    const health = spec && probeCommand(spec.config.Healthcheck, spec.config.Shell) ? readHealth(engine.paths(row.id).health) ?? { Status: 'starting' as const, FailingStreak: 0, Log: [] } : undefined
+    if (values(filters, 'health').length > 0 && !values(filters, 'health').includes(health?.Status ?? 'none')) continue
     if (values(filters, 'is-task').length > 0 && !values(filters, 'is-task').includes('false')) continue
     const mounts = spec?.hostConfig.mounts ?? []
-    if (values(filters, 'volume').length > 0 && !values(filters, 'volume').some((v) => mounts.some((m) => m.source === v || m.destination === v))) continue
+    if (values(filters, 'volume').length > 0 && !values(filters, 'volume').some((v) => mounts.some((m) => m.source === v || m.destination === v || m.volume?.name === v))) continue
     if (ancestors && !ancestors.has(row.image_id)) continue
     const networks = networkNames(spec)
     const attachment = live ? await engine.attachmentOf(row.id) : undefined
@@ -499,16 +515,19 @@ export async function listContainers(store: ImageStore, opts: ListContainersOpti
       command: commandString(argv[0] ?? '', argv.slice(1)),
       created: new Date(row.created),
       state: stateOf(row),
-      status: statusText(row, now),
+      status: statusText(row, now, health),
       exitCode: row.exit_code,
+      restartCount: row.restart_count,
       labels,
-      mounts: mounts.map((m) => m.source),
+      mounts: mounts.map((m) => m.volume?.name ?? m.source),
+      localVolumes: mounts.filter((m) => m.volume).length,
       mountDestinations: mounts.map((m) => m.destination),
       networkMode: spec?.hostConfig.networkMode ?? 'default',
       networks,
       ports,
       exposedPorts,
     }
+    if (health) s.health = health.Status
     if (row.started_at !== null) s.startedAt = new Date(row.started_at)
     if (row.finished_at !== null) s.finishedAt = new Date(row.finished_at)
     if (opts.size) {
@@ -576,6 +595,8 @@ export interface ContainerInspect {
     Error: string
     StartedAt: string
     FinishedAt: string
+    /** With a health check. */
+    Health?: HealthState
   }
   Image: Digest
   ResolvConfPath: string
@@ -602,11 +623,25 @@ export interface ContainerInspect {
     AutoRemove: boolean
     Runtime: string
     LogConfig: { Type: string; Config: Record<string, string> }
+    RestartPolicy: { Name: string; MaximumRetryCount: number }
+    VolumesFrom: string[] | null
   } & ConfinementHostConfig
   GraphDriver: { Name: string; Data: Record<string, string> | null }
-  Mounts: { Type: 'bind'; Source: string; Destination: string; Mode: string; RW: boolean; Propagation: string }[]
+  Mounts: MountPointInspect[]
   Config: ContainerSpec['config']
   NetworkSettings: NetworkSettings
+}
+
+/** One of Docker's `Mounts` of a container's inspect: a bind, a volume (with its name and driver) or a tmpfs. */
+export interface MountPointInspect {
+  Type: 'bind' | 'volume' | 'tmpfs'
+  Name?: string
+  Source: string
+  Destination: string
+  Driver?: string
+  Mode: string
+  RW: boolean
+  Propagation: string
 }
 
 /** Docker's HostConfig fields of confinement and limits (names, order and empty values as Docker 20.10 shows them). */
@@ -810,6 +845,12 @@ export async function inspectContainer(store: ImageStore, nameOrId: string): Pro
     data = null
   }
   const running = row.state === ContainerStates.running || row.state === ContainerStates.paused
+  const health = await healthOf(engine, spec)
+  const mounts: MountPointInspect[] = spec.hostConfig.mounts.map((m) => (m.volume
+    ? { Type: 'volume' as const, Name: m.volume.name, Source: m.source, Destination: m.destination, Driver: m.volume.driver, Mode: '', RW: !m.readonly, Propagation: '' }
+    : { Type: 'bind' as const, Source: m.source, Destination: m.destination, Mode: m.readonly ? 'ro' : '', RW: !m.readonly, Propagation: 'rprivate' }))
+  for (const t of spec.hostConfig.tmpfsMounts ?? []) mounts.push({ Type: 'tmpfs', Source: '', Destination: t.destination, Mode: '', RW: !t.readonly, Propagation: '' })
+  const restart = spec.hostConfig.restartPolicy ?? { Name: 'no', MaximumRetryCount: 0 }
   const exit = await engine.exitRecord(row.id)
   return {
     Id: row.id,
@@ -818,9 +859,10 @@ export async function inspectContainer(store: ImageStore, nameOrId: string): Pro
     Args: spec.args,
     State: {
       Status: stateWord(row.state),
-      Running: running,
+      // as Docker's, a container between two runs of its restart policy counts as running
+      Running: running || row.state === ContainerStates.restarting,
       Paused: row.state === ContainerStates.paused,
-      Restarting: false,
+      Restarting: row.state === ContainerStates.restarting,
       OOMKilled: exit?.oomKilled ?? false,
       Dead: false,
       Pid: running ? row.pid : 0,
@@ -828,6 +870,7 @@ export async function inspectContainer(store: ImageStore, nameOrId: string): Pro
       Error: row.error,
       StartedAt: row.started_at !== null ? new Date(row.started_at).toISOString() : ZERO_TIME,
       FinishedAt: row.finished_at !== null ? new Date(row.finished_at).toISOString() : ZERO_TIME,
+      ...(health ? { Health: health } : {}),
     },
     Image: row.image_id,
     ResolvConfPath: p.resolvConf,
@@ -835,7 +878,7 @@ export async function inspectContainer(store: ImageStore, nameOrId: string): Pro
     HostsPath: p.hosts,
     LogPath: p.log,
     Name: `/${row.name}`,
-    RestartCount: 0,
+    RestartCount: row.restart_count,
     Driver: spec.driver,
     Platform: 'linux',
     MountLabel: '',
@@ -854,10 +897,12 @@ export async function inspectContainer(store: ImageStore, nameOrId: string): Pro
       AutoRemove: spec.hostConfig.autoRemove,
       Runtime: row.runtime,
       LogConfig: { Type: 'json-file', Config: {} },
+      RestartPolicy: { Name: restart.Name === '' ? 'no' : restart.Name, MaximumRetryCount: restart.MaximumRetryCount },
+      VolumesFrom: (spec.hostConfig.volumesFrom ?? []).length > 0 ? [...(spec.hostConfig.volumesFrom ?? [])] : null,
       ...confinementHostConfig(spec),
     },
     GraphDriver: { Name: spec.driver, Data: data },
-    Mounts: spec.hostConfig.mounts.map((m) => ({ Type: 'bind' as const, Source: m.source, Destination: m.destination, Mode: m.readonly ? 'ro' : '', RW: !m.readonly, Propagation: 'rprivate' })),
+    Mounts: mounts,
     Config: spec.config,
     NetworkSettings: networkSettings(spec, running ? await engine.attachmentOf(row.id) : undefined, running),
   }

@@ -1,17 +1,21 @@
 /**
  * Docker's option syntaxes, turned into the engine's typed container config: `-v`, `--mount`,
- * `-p`, `--add-host`, `-e K`, sizes (`--memory 32m`), `--cpus`, `--ulimit`, `--device`,
- * `--tmpfs`, `--sysctl`, `--security-opt`. The docker CLI and the Engine API (whose
- * `HostConfig.Binds` uses the `-v` syntax) both need them, so they live here, below both, and
- * not in the engine. Hand-written: each is a few fields split on `:`, `,` and `=`, with Docker's
- * error messages, which no library reproduces.
+ * `--volumes-from`, `--restart`, `--health-*`, `-p`, `--add-host`, `-e K`, sizes (`--memory 32m`),
+ * `--cpus`, `--ulimit`, `--device`, `--tmpfs`, `--sysctl`, `--security-opt`. The docker CLI and
+ * the Engine API (whose `HostConfig.Binds` uses the `-v` syntax) both need them, so they live
+ * here, below both, and not in the engine. Hand-written: each is a few fields split on `:`, `,`
+ * and `=`, with Docker's error messages, which no library reproduces.
  */
 import { readFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { posix } from 'node:path'
 import { CairnError } from '../errors/index.js'
-import type { BindMountSpec, DeviceMapping, ExtraHost, MountSpec, PortProtocol, PortSpec, SecurityOptions, Ulimit } from '../container/config.js'
+import type {
+  BindMountSpec, DeviceMapping, ExtraHost, HealthcheckOptions, MountSpec, PortProtocol, PortSpec, RestartPolicyOptions, SecurityOptions,
+  TmpfsMountSpec, Ulimit, VolumeMountSpec,
+} from '../container/config.js'
 import { ULIMIT_TYPES } from '../runtime/spec.js'
+import { parseGoDuration } from './filters.js'
 
 function invalid(message: string): CairnError {
   return new CairnError('INVALID_ARGUMENT', message)
@@ -20,52 +24,255 @@ function invalid(message: string): CairnError {
 const BIND_MODES = new Set(['ro', 'rw', 'z', 'Z', 'shared', 'rshared', 'slave', 'rslave', 'private', 'rprivate', 'nocopy'])
 
 /**
- * `-v HOST:CTR[:OPTS]`: a bind mount whose missing host folder is created, as Docker's `-v` does.
- * Named and anonymous volumes (`NAME:CTR`, `CTR`) are refused until Cairn has volumes.
+ * `-v [SOURCE:]TARGET[:OPTS]`: an absolute SOURCE is a host folder (bind-mounted, made if missing,
+ * as Docker's `-v` does), any other SOURCE a volume's name (made on first use), and TARGET alone
+ * an anonymous volume. OPTS: `ro`/`rw`, `nocopy` (volumes), and the SELinux and propagation
+ * words Docker accepts.
  */
 export function parseVolumeFlag(spec: string): MountSpec {
   const parts = spec.split(':')
-  if (parts.length < 2 || parts.length > 3 || parts.some((p, i) => p === '' && i < 2)) {
-    if (parts.length === 1 && spec.startsWith('/')) throw new CairnError('NOT_SUPPORTED', `invalid volume specification: '${spec}': anonymous volumes are not supported yet, give HOST:CONTAINER`)
-    throw invalid(`invalid volume specification: '${spec}'`)
+  if (parts.length > 3 || parts.some((p) => p === '') || spec === '') throw invalid(`invalid volume specification: '${spec}'`)
+  if (parts.length === 1) {
+    const target = parts[0] as string
+    if (!target.startsWith('/')) throw invalid(`invalid volume specification: '${spec}': invalid mount config for type "volume": invalid mount path: '${target}' mount path must be absolute`)
+    if (normalizePath(target) === '/') throw invalid(`invalid volume specification: '${spec}': invalid mount config for type "volume": invalid specification: destination can't be '/'`)
+    return { type: 'volume', target: normalizePath(target), readonly: false }
   }
+  // TARGET:MODE is not a volume (a volume's mode needs its source)
+  if (parts.length === 2 && (parts[1] as string).split(',').every((m) => BIND_MODES.has(m))) throw invalid(`invalid volume specification: '${spec}'`)
   const [source = '', target = '', mode = ''] = parts
-  if (!source.startsWith('/')) {
-    throw new CairnError('NOT_SUPPORTED', `invalid volume specification: '${spec}': named volumes are not supported yet, give an absolute host path`)
-  }
-  if (!target.startsWith('/')) throw invalid(`invalid volume specification: '${spec}': invalid mount config: the container path must be absolute`)
-  if (target.replace(/\/+$/, '') === '') throw invalid(`invalid volume specification: '${spec}': invalid mount config for type "bind": invalid specification: destination can't be '/'`)
+  const kind = source.startsWith('/') ? 'bind' : 'volume'
+  if (!target.startsWith('/')) throw invalid(`invalid volume specification: '${spec}': invalid mount config for type "${kind}": invalid mount path: '${target}' mount path must be absolute`)
+  if (normalizePath(target) === '/') throw invalid(`invalid volume specification: '${spec}': invalid mount config for type "${kind}": invalid specification: destination can't be '/'`)
   const modes = mode === '' ? [] : mode.split(',')
   for (const m of modes) if (!BIND_MODES.has(m)) throw invalid(`invalid mode: ${m}`)
   if (modes.includes('ro') && modes.includes('rw')) throw invalid(`invalid mode: ${mode}`)
+  if (kind === 'volume') {
+    const v: VolumeMountSpec = { type: 'volume', source, target: normalizePath(target), readonly: modes.includes('ro') }
+    if (modes.includes('nocopy')) v.noCopy = true
+    return v
+  }
   return { type: 'bind', source: normalizePath(source), target: normalizePath(target), readonly: modes.includes('ro'), createSource: true }
 }
 
-/** `--mount type=bind,source=/x,target=/y[,readonly]` (the missing source is an error, as Docker's). */
+/** Splits a `--mount` value as Docker reads it (CSV: a field may be quoted, `""` is a quote). */
+function csvFields(s: string): string[] {
+  const out: string[] = []
+  let i = 0
+  while (i <= s.length) {
+    let field = ''
+    if (s[i] === '"') {
+      i++
+      for (;;) {
+        if (i >= s.length) throw invalid(`invalid argument "${s}" for "--mount" flag: parse error: extraneous or missing " in quoted-field`)
+        if (s[i] === '"') {
+          if (s[i + 1] === '"') {
+            field += '"'
+            i += 2
+            continue
+          }
+          i++
+          break
+        }
+        field += s[i]
+        i++
+      }
+      if (i < s.length && s[i] !== ',') throw invalid(`invalid argument "${s}" for "--mount" flag: parse error: extraneous or missing " in quoted-field`)
+    } else {
+      const end = s.indexOf(',', i)
+      field = end < 0 ? s.slice(i) : s.slice(i, end)
+      i = end < 0 ? s.length : end
+    }
+    out.push(field)
+    i++
+  }
+  return out
+}
+
+function parseBool(key: string, value: string): boolean {
+  if (value === '' || /^(1|t|true)$/i.test(value)) return true
+  if (/^(0|f|false)$/i.test(value)) return false
+  throw invalid(`invalid value for ${key}: ${value}`)
+}
+
+/**
+ * Go's units.RAMInBytes, which Docker uses for sizes (`64m`, `1g`, `512k`, `100`): binary
+ * multiples, an optional `i` and `b`. Undefined when it does not parse.
+ */
+export function parseRamBytes(s: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$/.exec(s)
+  if (!m) return undefined
+  const units: Record<string, number | undefined> = { k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50 }
+  const mult = units[(m[2] ?? '').toLowerCase()] ?? 1
+  return Math.trunc(Number(m[1]) * mult)
+}
+
+/**
+ * `--mount type=bind|volume|tmpfs,…` as Docker's CLI reads it: `source`/`src`, `target`/`dst`/
+ * `destination`, `readonly`/`ro`; for volumes `volume-nocopy`, `volume-label=K=V`,
+ * `volume-driver`, `volume-opt=K=V`; for tmpfs `tmpfs-size` and `tmpfs-mode`. The type
+ * defaults to volume; a bind's missing source is an error (Docker's --mount makes none).
+ */
 export function parseMountFlag(spec: string): MountSpec {
-  const fields = new Map<string, string>()
-  for (const f of spec.split(',')) {
+  let type = 'volume'
+  let source: string | undefined
+  let target: string | undefined
+  let readonly = false
+  let noCopy: boolean | undefined
+  let tmpfsSize: number | undefined
+  let tmpfsMode: number | undefined
+  let driver: string | undefined
+  const labels: Record<string, string> = {}
+  const driverOptions: Record<string, string> = {}
+  let volumeFields = false
+  let bindFields = false
+  let tmpfsFields = false
+  for (const f of csvFields(spec)) {
     if (f === '') continue
     const eq = f.indexOf('=')
     const key = (eq < 0 ? f : f.slice(0, eq)).trim().toLowerCase()
     const value = eq < 0 ? '' : f.slice(eq + 1)
-    if (eq < 0 && key !== 'readonly' && key !== 'ro') throw invalid(`invalid argument "${spec}" for "--mount" flag: invalid field '${f}' must be a key=value pair`)
-    fields.set(key, value)
+    if (eq < 0 && !['readonly', 'ro', 'volume-nocopy', 'bind-nonrecursive'].includes(key)) {
+      throw invalid(`invalid argument "${spec}" for "--mount" flag: invalid field '${f}' must be a key=value pair`)
+    }
+    const kv = (what: string): [string, string] => {
+      const i = value.indexOf('=')
+      if (i <= 0) throw invalid(`invalid argument "${spec}" for "--mount" flag: invalid value for ${what}: ${value}`)
+      return [value.slice(0, i), value.slice(i + 1)]
+    }
+    switch (key) {
+      case 'type': type = value.toLowerCase(); break
+      case 'source': case 'src': source = value; break
+      case 'target': case 'dst': case 'destination': target = value; break
+      case 'readonly': case 'ro': readonly = parseBool(key, value); break
+      case 'consistency': break
+      case 'bind-propagation': case 'bind-nonrecursive': bindFields = true; break
+      case 'volume-nocopy': noCopy = parseBool(key, value); volumeFields = true; break
+      case 'volume-label': { const [k, v] = kv(key); labels[k] = v; volumeFields = true; break }
+      case 'volume-opt': { const [k, v] = kv(key); driverOptions[k] = v; volumeFields = true; break }
+      case 'volume-driver': driver = value; volumeFields = true; break
+      case 'tmpfs-size': {
+        const n = parseRamBytes(value)
+        if (n === undefined) throw invalid(`invalid argument "${spec}" for "--mount" flag: invalid value for ${key}: ${value}`)
+        tmpfsSize = n
+        tmpfsFields = true
+        break
+      }
+      case 'tmpfs-mode': {
+        if (!/^[0-7]+$/.test(value)) throw invalid(`invalid argument "${spec}" for "--mount" flag: invalid value for ${key}: ${value}`)
+        tmpfsMode = parseInt(value, 8)
+        tmpfsFields = true
+        break
+      }
+      default:
+        throw invalid(`invalid argument "${spec}" for "--mount" flag: unexpected key '${key}' in '${f}'`)
+    }
   }
-  const type = fields.get('type') ?? 'volume'
-  if (type !== 'bind') throw new CairnError('NOT_SUPPORTED', `invalid argument "${spec}" for "--mount" flag: type ${JSON.stringify(type)} is not supported yet (bind)`)
-  const source = fields.get('source') ?? fields.get('src')
-  const target = fields.get('target') ?? fields.get('destination') ?? fields.get('dst')
-  if (target === undefined || target === '') throw invalid('invalid mount config for type "bind": field Target must not be empty')
-  if (source === undefined || source === '') throw invalid('invalid mount config for type "bind": field Source must not be empty')
-  if (!source.startsWith('/')) throw invalid(`invalid mount config for type "bind": invalid mount path: '${source}' mount path must be absolute`)
-  if (!target.startsWith('/')) throw invalid(`invalid mount config for type "bind": invalid mount path: '${target}' mount path must be absolute`)
-  const ro = fields.get('readonly') ?? fields.get('ro')
-  const readonly = ro !== undefined && ro !== 'false' && ro !== '0'
-  const known = new Set(['type', 'source', 'src', 'target', 'destination', 'dst', 'readonly', 'ro', 'bind-propagation', 'consistency'])
-  for (const k of fields.keys()) if (!known.has(k)) throw invalid(`invalid argument "${spec}" for "--mount" flag: unexpected key '${k}' in '${k}=${fields.get(k) ?? ''}'`)
+  const cfg = `invalid mount config for type ${JSON.stringify(type)}`
+  if (type !== 'bind' && type !== 'volume' && type !== 'tmpfs') throw invalid(`${cfg}: mount type unknown`)
+  if (target === undefined || target === '') throw invalid(`${cfg}: field Target must not be empty`)
+  if (!target.startsWith('/')) throw invalid(`${cfg}: invalid mount path: '${target}' mount path must be absolute`)
+  if (normalizePath(target) === '/') throw invalid(`${cfg}: invalid specification: destination can't be '/'`)
+  if (type !== 'volume' && volumeFields) throw invalid(`${cfg}: field VolumeOptions must not be specified`)
+  if (type !== 'bind' && bindFields) throw invalid(`${cfg}: field BindOptions must not be specified`)
+  if (type !== 'tmpfs' && tmpfsFields) throw invalid(`${cfg}: field TmpfsOptions must not be specified`)
+  if (type === 'tmpfs') {
+    if (source !== undefined && source !== '') throw invalid(`${cfg}: field Source must not be specified`)
+    const t: TmpfsMountSpec = { type: 'tmpfs', target: normalizePath(target), readonly }
+    if (tmpfsSize !== undefined && tmpfsSize > 0) t.size = tmpfsSize
+    if (tmpfsMode !== undefined) t.mode = tmpfsMode
+    return t
+  }
+  if (type === 'volume') {
+    const v: VolumeMountSpec = { type: 'volume', target: normalizePath(target), readonly }
+    if (source !== undefined && source !== '') v.source = source
+    if (noCopy) v.noCopy = true
+    if (Object.keys(labels).length > 0) v.labels = labels
+    if (Object.keys(driverOptions).length > 0) v.driverOptions = driverOptions
+    if (driver !== undefined && driver !== '') v.driver = driver
+    return v
+  }
+  if (source === undefined || source === '') throw invalid(`${cfg}: field Source must not be empty`)
+  if (!source.startsWith('/')) throw invalid(`${cfg}: invalid mount path: '${source}' mount path must be absolute`)
   const m: BindMountSpec = { type: 'bind', source: normalizePath(source), target: normalizePath(target), readonly }
   return m
+}
+
+/** `--volumes-from CONTAINER[:ro|:rw]`, checked (the container is looked up at create). */
+export function parseVolumesFrom(spec: string): string {
+  const [name = '', mode, extra] = spec.split(':')
+  if (name === '' || extra !== undefined || (mode !== undefined && mode !== 'ro' && mode !== 'rw')) {
+    throw invalid(name !== '' && mode !== undefined && extra === undefined ? `invalid mode: ${mode}` : `invalid volumes-from specification: ${spec}`)
+  }
+  return spec
+}
+
+/** `--restart no|always|unless-stopped|on-failure[:N]`, with Docker's messages. */
+export function parseRestartPolicy(spec: string): RestartPolicyOptions {
+  const parts = spec.split(':')
+  if (parts.length > 2) throw invalid('invalid restart policy format')
+  const name = parts[0] ?? ''
+  let count = 0
+  if (parts.length === 2) {
+    if (!/^[+-]?\d+$/.test(parts[1] as string)) throw invalid('maximum retry count must be an integer')
+    count = Number(parts[1])
+  }
+  switch (name) {
+    case '': case 'no': case 'always': case 'unless-stopped':
+      if (count !== 0) throw invalid(`maximum retry count cannot be used with restart policy '${name}'`)
+      return { name: name === '' ? 'no' : name }
+    case 'on-failure':
+      if (count < 0) throw invalid('maximum retry count cannot be negative')
+      return count > 0 ? { name, maximumRetryCount: count } : { name }
+    default:
+      throw invalid(`invalid restart policy '${name}'`)
+  }
+}
+
+/** The `--health-*` flags as typed options (durations as Go writes them: `30s`, `1m30s`, `500ms`). */
+export interface HealthFlags {
+  healthCmd?: string
+  healthInterval?: string
+  healthTimeout?: string
+  healthStartPeriod?: string
+  healthStartInterval?: string
+  healthRetries?: string
+  noHealthcheck?: boolean
+}
+
+/** Docker's CLI rules for the health flags; undefined when none is given. */
+export function parseHealthFlags(f: HealthFlags): HealthcheckOptions | undefined {
+  const duration = (v: string | undefined, flag: string): number | undefined => {
+    if (v === undefined) return undefined
+    const ms = parseGoDuration(v)
+    if (ms === undefined) throw invalid(`invalid argument "${v}" for "--${flag}" flag: time: invalid duration ${JSON.stringify(v)}`)
+    if (ms < 0) throw invalid(`--${flag} cannot be negative`)
+    return ms
+  }
+  const interval = duration(f.healthInterval, 'health-interval')
+  const timeout = duration(f.healthTimeout, 'health-timeout')
+  const startPeriod = duration(f.healthStartPeriod, 'health-start-period')
+  const startInterval = duration(f.healthStartInterval, 'health-start-interval')
+  let retries: number | undefined
+  if (f.healthRetries !== undefined) {
+    if (!/^[+-]?\d+$/.test(f.healthRetries)) throw invalid(`invalid argument "${f.healthRetries}" for "--health-retries" flag: strconv.ParseInt: parsing ${JSON.stringify(f.healthRetries)}: invalid syntax`)
+    retries = Number(f.healthRetries)
+    if (retries < 0) throw invalid('--health-retries cannot be negative')
+  }
+  const some = (f.healthCmd ?? '') !== '' || [interval, timeout, startPeriod, startInterval, retries].some((x) => x !== undefined && x !== 0)
+  if (f.noHealthcheck) {
+    if (some) throw invalid('--no-healthcheck conflicts with --health-* options')
+    return { test: ['NONE'] }
+  }
+  if (!some) return undefined
+  const h: HealthcheckOptions = {}
+  if ((f.healthCmd ?? '') !== '') h.test = ['CMD-SHELL', f.healthCmd as string]
+  if (interval !== undefined) h.interval = interval
+  if (timeout !== undefined) h.timeout = timeout
+  if (startPeriod !== undefined) h.startPeriod = startPeriod
+  if (startInterval !== undefined) h.startInterval = startInterval
+  if (retries !== undefined) h.retries = retries
+  return h
 }
 
 function normalizePath(p: string): string {

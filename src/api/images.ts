@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs'
 import {
   danglingFilter, ImageFilterKeys, ImagePruneFilterKeys, matchLabels, parseUntil, pathMatch, validateFilterKeys, values, type FilterArgs,
 } from './filters.js'
+import { recordImageEvent } from './system-events.js'
 
 export interface ImageSummary {
   id: Digest
@@ -110,6 +111,7 @@ export function tagImage(store: ImageStore, source: string, target: string): { i
   const ref = withDefaultTag(parseReference(target))
   if (ref.digest !== undefined) throw new CairnError('INVALID_REFERENCE', `refusing to create a tag with a digest reference: ${target}`)
   store.tag(ref, img.id)
+  recordImageEvent(store, 'tag', img.id, familiarString(ref), img.id)
   return { id: img.id, target: familiarString(ref) }
 }
 
@@ -131,9 +133,12 @@ export async function removeImages(store: ImageStore, images: readonly string[],
   const result: RemoveResult = { records: [], errors: [] }
   for (const image of images) {
     try {
+      const target = store.tryResolve(image)?.id
       const recs = await store.remove(image, opts)
       for (const r of recs) {
         result.records.push('untagged' in r ? { untagged: familiarString(parseReference(r.untagged)) } : r)
+        if ('untagged' in r && target !== undefined) recordImageEvent(store, 'untag', target, target, target)
+        if ('deleted' in r) recordImageEvent(store, 'delete', r.deleted, r.deleted)
       }
     } catch (err) {
       result.errors.push({ image, error: err as Error })

@@ -12,6 +12,7 @@ import { buildManifest, layerDescriptor, manifestMediaType, serializeConfig, ser
 import type { ImageStore } from '../image/store.js'
 import { normalizeLayerStream } from '../image/normalize.js'
 import { emit, type OperationOptions } from './events.js'
+import { recordImageEvent } from './system-events.js'
 import { byteCounter } from '../util/stream.js'
 import { pipeline } from 'node:stream/promises'
 
@@ -105,6 +106,7 @@ export async function importImage(store: ImageStore, source: Readable, opts: Imp
   emit(opts, { id, status: 'Imported' })
   const result: ImportResult = { id: res.id, diffId: layer.diffId, size }
   if (ref) result.tag = familiarString(ref)
+  recordImageEvent(store, 'import', result.id, result.id, result.id)
   return result
 }
 

@@ -8,6 +8,7 @@ import { CairnError, hasCode } from '../errors/index.js'
 import type { ImageStore } from '../image/store.js'
 import { NetworkManager, type CreateNetworkOptions, type NetworkDefinition } from '../network/index.js'
 import { containerEngine } from './containers.js'
+import { recordEvent } from '../events/journal.js'
 import { matchLabels, matchRegexp, parseUntil, validateFilterKeys, values, type FilterArgs } from './filters.js'
 
 export type { CreateNetworkOptions, NetworkDefinition }
@@ -98,7 +99,7 @@ export function listNetworks(opts: { filters?: FilterArgs } = {}): NetworkResour
     .filter((n) => values(filters, 'id').length === 0 || values(filters, 'id').some((v) => n.Id.startsWith(v)))
     .filter((n) => matchRegexp(filters, 'name', n.Name))
     .filter((n) => matchLabels(filters, 'label', n.Labels))
-    .filter((n) => values(filters, 'scope').length === 0 || values(filters, 'scope').includes('local'))
+    .filter(() => values(filters, 'scope').length === 0 || values(filters, 'scope').includes('local'))
     .filter((n) => {
       const t = values(filters, 'type')
       if (t.length === 0) return true
@@ -132,25 +133,32 @@ export async function inspectNetwork(store: ImageStore | undefined, nameOrId: st
   return out
 }
 
-/** `docker network create` (the bridge driver; `--subnet`, `--gateway`, `--internal`, labels, options). */
-export function createNetwork(opts: CreateNetworkOptions & { driver?: string }): NetworkResource {
+/**
+ * `docker network create` (the bridge driver; `--subnet`, `--gateway`, `--internal`, labels,
+ * options). Networks are the host's; `journal`, a store's root, records the event there.
+ */
+export function createNetwork(opts: CreateNetworkOptions & { driver?: string }, journal?: string): NetworkResource {
   if (opts.driver !== undefined && opts.driver !== 'bridge') {
     throw new CairnError('NOT_SUPPORTED', `plugin "${opts.driver}" not found: Cairn's networks use the bridge driver`)
   }
   const { driver: _driver, ...rest } = opts
-  return resource(networks().create(rest))
+  const def = networks().create(rest)
+  if (journal !== undefined) recordEvent(journal, 'network', 'create', def.id, { name: def.name, type: def.driver })
+  return resource(def)
 }
 
-/** `docker network rm`: refused while a running container is on it. */
-export function removeNetwork(nameOrId: string): NetworkDefinition {
-  return networks().remove(nameOrId)
+/** `docker network rm`: refused while a running container is on it (`journal`: as for create). */
+export function removeNetwork(nameOrId: string, journal?: string): NetworkDefinition {
+  const def = networks().remove(nameOrId)
+  if (journal !== undefined) recordEvent(journal, 'network', 'destroy', def.id, { name: def.name, type: def.driver })
+  return def
 }
 
 /**
  * `docker network prune`: user networks no running container is on; their names. netavark's
- * shared firewall chains go too when no container uses a bridge network.
+ * shared firewall chains go too when no container uses a bridge network (`journal`: as for create).
  */
-export async function pruneNetworks(opts: { filters?: FilterArgs } = {}): Promise<string[]> {
+export async function pruneNetworks(opts: { filters?: FilterArgs } = {}, journal?: string): Promise<string[]> {
   const filters = opts.filters ?? {}
   validateFilterKeys(filters, ['label', 'label!', 'until'])
   const m = networks()
@@ -163,6 +171,7 @@ export async function pruneNetworks(opts: { filters?: FilterArgs } = {}): Promis
     if (cutoff !== undefined && Date.parse(def.created) >= cutoff) continue
     try {
       m.remove(def.name)
+      if (journal !== undefined) recordEvent(journal, 'network', 'destroy', def.id, { name: def.name, type: def.driver })
       removed.push(def.name)
     } catch (err) {
       if (!hasCode(err, 'CONFLICT')) throw err

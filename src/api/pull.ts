@@ -25,6 +25,7 @@ import { defaultPlatform, formatPlatform, parsePlatform, selectManifest } from '
 import { RemoteKnowledge } from '../remote/sources.js'
 import { emit } from './events.js'
 import type { RemoteOptions } from './push.js'
+import { recordImageEvent } from './system-events.js'
 
 export interface PullOptions extends RemoteOptions {
   /** `os/arch[/variant]` (or a Platform) to pick from an index; default this machine's. */
@@ -77,7 +78,7 @@ export async function pullImage(store: ImageStore, name: string, opts: PullOptio
       const tags = (await repo.tags(opts.signal)).sort()
       if (tags.length === 0) throw new CairnError('MANIFEST_UNKNOWN', `${familiarString(ref)}: the repository has no tags`)
       const out: PullResult[] = []
-      for (const tag of tags) out.push(await pullOne(store, repo, { ...ref, tag }, platform, limit, opts))
+      for (const tag of tags) out.push(pulled(store, await pullOne(store, repo, { ...ref, tag }, platform, limit, opts)))
       return out
     }
     let target = ref
@@ -85,10 +86,19 @@ export async function pullImage(store: ImageStore, name: string, opts: PullOptio
       emit(opts, { id: '', status: 'Using default tag: latest' })
       target = { ...ref, tag: 'latest' }
     }
-    return [await pullOne(store, repo, target, platform, limit, opts)]
+    return [pulled(store, await pullOne(store, repo, target, platform, limit, opts))]
   } finally {
     registry.close()
   }
+}
+
+/** Records a pull's event (Docker's: the reference as the actor, its repository as `name`). */
+function pulled(store: ImageStore, r: PullResult): PullResult {
+  const at = r.familiar.indexOf('@')
+  const colon = r.familiar.lastIndexOf(':')
+  const name = at >= 0 ? r.familiar.slice(0, at) : colon > r.familiar.lastIndexOf('/') ? r.familiar.slice(0, colon) : r.familiar
+  recordImageEvent(store, 'pull', r.familiar, name, r.id)
+  return r
 }
 
 async function pullOne(store: ImageStore, repo: Repository, ref: Reference, platform: Platform, limit: ReturnType<typeof limiter>, opts: PullOptions): Promise<PullResult> {
@@ -116,19 +126,20 @@ async function pullOne(store: ImageStore, repo: Repository, ref: Reference, plat
   if (!isManifestMediaType(manifestMediaType)) {
     throw new CairnError('NOT_SUPPORTED', `${formatReference(ref)}: unsupported manifest media type ${manifestMediaType || '(none)'}`)
   }
-  const manifest = parseJson<ImageManifest>(manifestBytes, `manifest of ${formatReference(ref)}`)
-  if (manifest.schemaVersion !== 2 || !manifest.config || !isDigest(manifest.config.digest) || !Array.isArray(manifest.layers)) {
+  const unchecked = parseJson<UncheckedManifest>(manifestBytes, `manifest of ${formatReference(ref)}`)
+  if (unchecked.schemaVersion !== 2 || !unchecked.config || typeof unchecked.config.digest !== 'string' || !isDigest(unchecked.config.digest) || !Array.isArray(unchecked.layers)) {
     throw new CairnError('MANIFEST_INVALID', `the manifest of ${formatReference(ref)} is not a schema 2 image manifest`)
   }
-  for (const l of manifest.layers) {
-    if (!l || !isDigest(l.digest) || typeof l.size !== 'number' || l.size < 0) throw new CairnError('MANIFEST_INVALID', `the manifest of ${formatReference(ref)} lists an invalid layer`)
+  for (const l of unchecked.layers) {
+    if (!l || typeof l.digest !== 'string' || !isDigest(l.digest) || typeof l.size !== 'number' || l.size < 0) throw new CairnError('MANIFEST_INVALID', `the manifest of ${formatReference(ref)} lists an invalid layer`)
   }
+  const manifest = unchecked as ImageManifest
 
   // the config: small, fetched whole and verified
   const configBytes = await repo.blobBytes(manifest.config.digest, 8 << 20, signal)
-  const cfg = parseJson<ImageConfig>(configBytes, `config ${manifest.config.digest}`)
+  const cfg = parseJson<UncheckedConfig>(configBytes, `config ${manifest.config.digest}`)
   const diffIds = cfg?.rootfs?.diff_ids
-  if (!Array.isArray(diffIds) || !diffIds.every((d) => typeof d === 'string' && isDigest(d))) {
+  if (!Array.isArray(diffIds) || !diffIds.every((d): d is Digest => typeof d === 'string' && isDigest(d))) {
     throw new CairnError('MANIFEST_INVALID', `config ${manifest.config.digest} has no valid rootfs.diff_ids`)
   }
   if (diffIds.length !== manifest.layers.length) {
@@ -220,7 +231,7 @@ async function pullOne(store: ImageStore, repo: Repository, ref: Reference, plat
     manifest: manifestStaged,
     manifestMediaType: manifestMediaType,
     config: configStaged,
-    configJson: cfg,
+    configJson: cfg as ImageConfig, // its rootfs.diff_ids checked above
     layers,
     ...(tagRef ? { tags: [tagRef] } : {}),
     repoDigests: [digestRef],
@@ -243,6 +254,15 @@ async function pullOne(store: ImageStore, repo: Repository, ref: Reference, plat
     layers: pulled,
   }
 }
+
+// A registry's JSON is untrusted: parsed into these loose shapes, it is checked field by field
+// before it is used as the type it claims to be.
+interface UncheckedManifest {
+  schemaVersion?: unknown
+  config?: { digest?: unknown } | null
+  layers?: ({ digest?: unknown; size?: unknown } | null)[] | null
+}
+type UncheckedConfig = { rootfs?: { diff_ids?: unknown } | null } | null
 
 function parseJson<T>(bytes: Buffer, what: string): T {
   try {

@@ -28,6 +28,7 @@ import { limiter } from '../remote/limit.js'
 import { RemoteKnowledge } from '../remote/sources.js'
 import { uploadBlob } from '../remote/upload.js'
 import { emit, type OperationOptions } from './events.js'
+import { recordImageEvent } from './system-events.js'
 
 /** What push, pull and login share: how to reach registries and as whom. */
 export interface RemoteOptions extends OperationOptions {
@@ -108,6 +109,7 @@ export async function pushImage(store: ImageStore, name: string, opts: PushOptio
       const pushed = await pusher.pushTag(image, tag)
       store.setRepoDigest({ domain: ref.domain, path: ref.path, digest: pushed.digest }, image.id)
       emit(opts, { id: '', status: `${tag}: digest: ${pushed.digest} size: ${pushed.size}` })
+      recordImageEvent(store, 'push', `${repoName}:${tag}`, repoName, image.id)
       result.tags.push(pushed)
     }
     return result
@@ -183,7 +185,7 @@ class Pusher {
     // the config, then the manifest that names them all
     await this.pushSmallBlob({ mediaType: manifest.config.mediaType, digest: image.configDigest, size: configBytes.length }, configBytes)
     const descriptors = manifest.layers.map((l, i) => results.get(diffIds[i] as Digest)?.descriptor ?? l)
-    const unchanged = descriptors.every((d, i) => d.digest === manifest.layers[i]?.digest && d.mediaType === manifest.layers[i]?.mediaType)
+    const unchanged = descriptors.every((d, i) => d.digest === manifest.layers[i]?.digest && d.mediaType === manifest.layers[i].mediaType)
     let bytes: Buffer
     if (unchanged) {
       bytes = await this.store.content.readBytes(image.manifestDigest)
@@ -350,6 +352,8 @@ class Pusher {
       await this.repo.cancelUpload(last ?? session).catch(() => undefined)
       throw new CairnError('ABORTED', 'operation aborted')
     }
+    // alive is cleared by the upload's callbacks, which TypeScript's narrowing does not follow
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
     if (last && alive) {
       try {
         await this.repo.finishUpload(last, made.digest, sig)

@@ -15,6 +15,7 @@ import { compressStream, decompressor, type Compression } from '../layer/compres
 import { serializeManifest, toOciManifest } from '../image/manifest.js'
 import type { ImageRecord, ImageStore } from '../image/store.js'
 import { emit, type OperationOptions } from './events.js'
+import { recordImageEvent } from './system-events.js'
 
 export const ArchiveFormats = { docker: 'docker', oci: 'oci' } as const
 export type ArchiveFormat = (typeof ArchiveFormats)[keyof typeof ArchiveFormats]
@@ -35,7 +36,7 @@ interface Selected {
 }
 
 /** Resolves `docker save` arguments: a repository without a tag means all its tags. */
-export function selectImages(store: ImageStore, names: readonly string[]): Selected[] {
+function selectImages(store: ImageStore, names: readonly string[]): Selected[] {
   if (names.length === 0) throw new CairnError('INVALID_ARGUMENT', 'save needs at least one image')
   const out = new Map<Digest, Selected>()
   const add = (image: ImageRecord, tag?: Reference): void => {
@@ -95,6 +96,7 @@ export async function saveImages(store: ImageStore, names: readonly string[], ou
   const compression = opts.compression ?? 'none'
   if (compression === 'none') await pipeline(tar, out, sig)
   else await pipeline(tar, compressStream(compression), out, sig)
+  for (const s of selected) recordImageEvent(store, 'save', s.image.id, s.image.id, s.image.id)
 }
 
 const enc = (o: unknown, indent?: number): Buffer => Buffer.from(JSON.stringify(o, null, indent))

@@ -12,17 +12,17 @@ import { familiarString, parseReference } from '../oci/reference.js'
 import type { ImageStore } from '../image/store.js'
 import { loadRemoteConfig } from '../remote/config.js'
 import { findRuntimeBinary, probeRuntime, RuntimeNames } from '../runtime/runtime.js'
-import { listContainers, type ContainerSummary } from './containers.js'
+import { containerEngine, listContainers, type ContainerSummary } from './containers.js'
 
 const run = promisify(execFile)
 
 /** Cairn's version (the package's, as `cairn -v` prints it). */
-export function cairnVersion(): string {
+function cairnVersion(): string {
   return process.env['npm_package_version'] ?? '0.1.0'
 }
 
 /** The Engine API version whose shapes Cairn's output follows. */
-export const API_VERSION = '1.41'
+const API_VERSION = '1.41'
 
 // ---------------------------------------------------------------------------------------------
 // system df
@@ -69,12 +69,13 @@ export interface SystemDiskUsage {
   buildCacheSize: number
 }
 
-/**
- * Volumes and their sizes. Cairn has no named volumes yet (`-v` takes host folders only): the
- * seam where volume accounting goes when it does.
- */
-export async function volumesDiskUsage(_store: ImageStore): Promise<VolumeUsage[]> {
-  return []
+/** Volumes with how many containers use each and the bytes of their data (`system df`). */
+export async function volumesDiskUsage(store: ImageStore): Promise<VolumeUsage[]> {
+  const vs = containerEngine(store).volumes
+  const links = vs.userCounts()
+  const out: VolumeUsage[] = []
+  for (const v of vs.list()) out.push({ name: v.name, links: links.get(v.name) ?? 0, size: await vs.size(v.name) })
+  return out
 }
 
 /**
@@ -181,7 +182,7 @@ export interface VersionInfo {
 }
 
 /** Go's GOARCH names for Node's. */
-export function goArch(a: string = arch()): string {
+function goArch(a: string = arch()): string {
   return ({ x64: 'amd64', ia32: '386', arm: 'arm', arm64: 'arm64', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' } as Record<string, string>)[a] ?? a
 }
 
@@ -223,6 +224,8 @@ export async function versionInfo(): Promise<VersionInfo> {
 // info
 
 /** Docker's `/info` answer, the fields Cairn can fill, under Docker's names. */
+type IndexInfo = { Name: string; Mirrors: string[]; Secure: boolean; Official: boolean }
+
 export interface SystemInfo {
   ID: string
   Containers: number
@@ -241,7 +244,7 @@ export interface SystemInfo {
   OSType: string
   Architecture: string
   IndexServerAddress: string
-  RegistryConfig: { InsecureRegistryCIDRs: string[]; IndexConfigs: Record<string, { Name: string; Mirrors: string[]; Secure: boolean; Official: boolean }>; Mirrors: string[] }
+  RegistryConfig: { InsecureRegistryCIDRs: string[]; IndexConfigs: Record<string, IndexInfo>; Mirrors: string[] }
   NCPU: number
   MemTotal: number
   DockerRootDir: string
@@ -261,7 +264,7 @@ export interface SystemInfo {
 }
 
 /** cgroup v2 when the unified hierarchy is mounted at /sys/fs/cgroup, else v1. */
-export function cgroupVersion(): '1' | '2' {
+function cgroupVersion(): '1' | '2' {
   return existsSync('/sys/fs/cgroup/cgroup.controllers') ? '2' : '1'
 }
 
@@ -328,9 +331,9 @@ export async function systemInfo(store: ImageStore): Promise<SystemInfo> {
     IndexServerAddress: 'https://index.docker.io/v1/',
     RegistryConfig: {
       InsecureRegistryCIDRs: ['127.0.0.0/8', ...remote.insecureRegistries.filter((r) => r.includes('/'))],
-      IndexConfigs: Object.fromEntries([
+      IndexConfigs: Object.fromEntries<IndexInfo>([
         ['docker.io', { Name: 'docker.io', Mirrors: [], Secure: true, Official: true }],
-        ...remote.insecureRegistries.filter((r) => !r.includes('/')).map((r) => [r, { Name: r, Mirrors: [], Secure: false, Official: false }] as const),
+        ...remote.insecureRegistries.filter((r) => !r.includes('/')).map((r): [string, IndexInfo] => [r, { Name: r, Mirrors: [], Secure: false, Official: false }]),
       ]),
       Mirrors: [],
     },

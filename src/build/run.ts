@@ -79,6 +79,7 @@ export async function runStep<T>(store: ImageStore, input: RunStepInput, commit:
     return { exitCode, committed: await commit(await engine.snapshotterOf(spec.driver), spec.snapshotKey) }
   } finally {
     input.signal?.removeEventListener('abort', onAbort)
-    await engine.remove(spec.id, { force: true }).catch(() => undefined)
+    // with the anonymous volumes the image's VOLUMEs gave it
+    await engine.remove(spec.id, { force: true, volumes: true }).catch(() => undefined)
   }
 }

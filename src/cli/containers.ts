@@ -18,11 +18,15 @@ import { formatWrite, goContext, goMethod, goQuote } from './template.js'
 import { parseFilterArgs } from '../api/filters.js'
 import { inspectCommand } from './inspect.js'
 import { terminalStdio } from './stdio.js'
+import type * as ContainersApi from '../api/containers.js'
+import type { ResourceLimits } from '../container/config.js'
+import type { ContainerStats } from '../api/resources.js'
+import type * as ResourcesApi from '../api/resources.js'
 
 export { goQuote }
 
 /** The container verbs, loaded when a container command runs (other commands start faster). */
-const api = (): Promise<typeof import('../api/containers.js')> => import('../api/containers.js')
+const api = (): Promise<typeof ContainersApi> => import('../api/containers.js')
 
 /** Docker's exit codes: 125 the engine failed, 126 the command cannot run, 127 it was not found. */
 const EXIT_ENGINE = 125
@@ -42,9 +46,20 @@ type CreateFlags = Pick<CreateOptions, 'interactive' | 'tty' | 'name' | 'workdir
   envFile?: string[]
   /** `--entrypoint` (one word; '' clears the image's). */
   entrypoint?: string
-  /** `-v`, `--mount`, repeatable. */
+  /** `-v`, `--mount`, `--volumes-from`, repeatable. */
   volume?: string[]
   mount?: string[]
+  volumesFrom?: string[]
+  /** `--restart`. */
+  restart?: string
+  /** `--health-*`, `--no-healthcheck`. */
+  healthCmd?: string
+  healthInterval?: string
+  healthTimeout?: string
+  healthStartPeriod?: string
+  healthStartInterval?: string
+  healthRetries?: string
+  healthcheck?: boolean
   /** `-p`, `-P`. */
   publish?: string[]
   publishAll?: boolean
@@ -88,9 +103,9 @@ function addLimitOptions(c: Command): Command {
 }
 
 /** The limit flags as typed limits (undefined: not given). */
-async function limitOptions(f: LimitFlags): Promise<import('../container/config.js').ResourceLimits> {
+async function limitOptions(f: LimitFlags): Promise<ResourceLimits> {
   const flags = await import('../api/flags.js')
-  const r: import('../container/config.js').ResourceLimits = {}
+  const r: ResourceLimits = {}
   if (f.memory !== undefined) r.memory = flags.parseBytes(f.memory, '-m, --memory')
   if (f.memorySwap !== undefined) r.memorySwap = flags.parseMemorySwap(f.memorySwap)
   if (f.memoryReservation !== undefined) r.memoryReservation = flags.parseBytes(f.memoryReservation, '--memory-reservation')
@@ -124,8 +139,17 @@ function addCreateOptions(c: Command, run: boolean): Command {
     .option('--dns <ip>', 'set custom DNS servers (repeatable)', collect)
     .option('--dns-search <domain>', 'set custom DNS search domains (repeatable)', collect)
     .option('--dns-option <option>', 'set DNS options (repeatable)', collect)
-    .option('-v, --volume <host:ctr[:ro]>', 'bind mount a host directory, made if missing (repeatable)', collect)
-    .option('--mount <spec>', 'attach a filesystem mount: type=bind,source=/x,target=/y[,readonly] (repeatable)', collect)
+    .option('-v, --volume <[src:]ctr[:opts]>', 'bind mount a host directory (made if missing), mount a named volume (made on first use), or with a path alone an anonymous volume (repeatable)', collect)
+    .option('--mount <spec>', 'attach a filesystem mount: type=bind|volume|tmpfs,source=…,target=/y[,readonly][,volume-nocopy][,tmpfs-size=…] (repeatable)', collect)
+    .option('--volumes-from <container[:ro|rw]>', 'mount volumes from the specified container (repeatable)', collect)
+    .option('--restart <policy>', 'restart policy to apply when a container exits: no, on-failure[:max-retries], always, unless-stopped', 'no')
+    .option('--health-cmd <command>', 'command to run to check health')
+    .option('--health-interval <duration>', 'time between running the check (ms|s|m|h) (default 30s)')
+    .option('--health-retries <n>', 'consecutive failures needed to report unhealthy (default 3)')
+    .option('--health-timeout <duration>', 'maximum time to allow one check to run (ms|s|m|h) (default 30s)')
+    .option('--health-start-period <duration>', 'start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s)')
+    .option('--health-start-interval <duration>', 'time between running the check during the start period (ms|s|m|h) (default 5s)')
+    .option('--no-healthcheck', 'disable any container-specified HEALTHCHECK')
     .option('--runtime <name>', RUNTIME_HELP)
     .option('--storage-driver <driver>', 'overlay or native (default: the store\'s)')
     .option('--rm', 'automatically remove the container when it exits')
@@ -173,6 +197,18 @@ async function createOptions(image: string, command: string[], f: CreateFlags, c
   if (f.domainname !== undefined) o.domainname = f.domainname
   const mounts = [...(f.volume ?? []).map(flags.parseVolumeFlag), ...(f.mount ?? []).map(flags.parseMountFlag)]
   if (mounts.length > 0) o.mounts = mounts
+  if (f.volumesFrom) o.volumesFrom = f.volumesFrom.map(flags.parseVolumesFrom)
+  if (f.restart !== undefined) o.restart = flags.parseRestartPolicy(f.restart)
+  const health = flags.parseHealthFlags({
+    ...(f.healthCmd !== undefined ? { healthCmd: f.healthCmd } : {}),
+    ...(f.healthInterval !== undefined ? { healthInterval: f.healthInterval } : {}),
+    ...(f.healthTimeout !== undefined ? { healthTimeout: f.healthTimeout } : {}),
+    ...(f.healthStartPeriod !== undefined ? { healthStartPeriod: f.healthStartPeriod } : {}),
+    ...(f.healthStartInterval !== undefined ? { healthStartInterval: f.healthStartInterval } : {}),
+    ...(f.healthRetries !== undefined ? { healthRetries: f.healthRetries } : {}),
+    noHealthcheck: f.healthcheck === false,
+  })
+  if (health) o.healthcheck = health
   const ports = (f.publish ?? []).flatMap(flags.parsePublish)
   if (ports.length > 0) o.ports = ports
   if (f.publishAll) o.publishAllPorts = true
@@ -251,13 +287,13 @@ function proxySignals(store: ImageStore, id: string): () => void {
 }
 
 /** Go's time.Time.String() in UTC, as Docker shows CreatedAt. */
-export function goTime(d: Date): string {
+function goTime(d: Date): string {
   const iso = d.toISOString()
   return `${iso.slice(0, 10)} ${iso.slice(11, 19)} +0000 UTC`
 }
 
 /** `docker ps`'s header words, by field. */
-export const PS_HEADERS: Record<string, string> = {
+const PS_HEADERS: Record<string, string> = {
   ID: 'CONTAINER ID', Image: 'IMAGE', Command: 'COMMAND', CreatedAt: 'CREATED AT', RunningFor: 'CREATED', Ports: 'PORTS',
   State: 'STATE', Status: 'STATUS', Size: 'SIZE', Names: 'NAMES', Labels: 'LABELS', Mounts: 'MOUNTS', LocalVolumes: 'LOCAL VOLUMES',
   Networks: 'NETWORKS', Platform: 'PLATFORM',
@@ -279,7 +315,7 @@ export function psRows(list: ContainerSummary[], trunc: boolean): Record<string,
     ID: trunc ? shortId(c.id) : c.id,
     Image: c.image,
     Labels: Object.keys(c.labels).sort().map((k) => `${k}=${c.labels[k] ?? ''}`).join(','),
-    LocalVolumes: '0',
+    LocalVolumes: String(c.localVolumes ?? 0),
     Mounts: c.mounts.map((m) => (trunc ? ellipsis(m, 15) : m)).join(','),
     Names: c.name,
     Networks: c.networks.join(','),
@@ -519,9 +555,9 @@ function register(parent: Command, managed: boolean): void {
   rmCmd.description('Remove one or more containers')
     .argument('<container...>')
     .option('-f, --force', 'force the removal of a running container (uses SIGKILL)')
-    .option('-v, --volumes', 'remove anonymous volumes associated with the container (Cairn creates none)')
-    .action(async (names: string[], f: { force?: boolean }, cmd: Command) => {
-      await withStore(cmd, async (store) => printBatch(await (await api()).removeContainers(store, names, { force: f.force ?? false })))
+    .option('-v, --volumes', 'remove anonymous volumes associated with the container')
+    .action(async (names: string[], f: { force?: boolean; volumes?: boolean }, cmd: Command) => {
+      await withStore(cmd, async (store) => printBatch(await (await api()).removeContainers(store, names, { force: f.force ?? false, volumes: f.volumes ?? false })))
     })
 
   if (managed) {
@@ -685,7 +721,7 @@ function register(parent: Command, managed: boolean): void {
 }
 
 /** `docker stats`'s header words, by field. */
-export const STATS_HEADERS: Record<string, string> = {
+const STATS_HEADERS: Record<string, string> = {
   Container: 'CONTAINER', ID: 'CONTAINER ID', Name: 'NAME', CPUPerc: 'CPU %', MemUsage: 'MEM USAGE / LIMIT', MemPerc: 'MEM %',
   NetIO: 'NET I/O', BlockIO: 'BLOCK I/O', PIDs: 'PIDS',
 }
@@ -693,7 +729,7 @@ export const STATS_HEADERS: Record<string, string> = {
 const STATS_TABLE = 'table {{.ID}}\\t{{.Name}}\\t{{.CPUPerc}}\\t{{.MemUsage}}\\t{{.MemPerc}}\\t{{.NetIO}}\\t{{.BlockIO}}\\t{{.PIDs}}'
 
 /** What a `stats` template sees of a container: Docker's stats context. */
-export function statsRows(list: readonly import('../api/resources.js').ContainerStats[], given: readonly string[], trunc: boolean): Record<string, unknown>[] {
+function statsRows(list: readonly ContainerStats[], given: readonly string[], trunc: boolean): Record<string, unknown>[] {
   return list.map((c, i) => goContext('*formatter.statsContext', {
     Container: given[i] ?? (trunc ? shortId(c.id) : c.id),
     Name: c.name,
@@ -709,7 +745,7 @@ export function statsRows(list: readonly import('../api/resources.js').Container
 
 /** `update`, `stats` and `top`: a running container's resources. */
 function registerResourceCommands(parent: Command): void {
-  const resources = (): Promise<typeof import('../api/resources.js')> => import('../api/resources.js')
+  const resources = (): Promise<typeof ResourcesApi> => import('../api/resources.js')
   addLimitOptions(parent
     .command('update')
     .description('Update configuration of one or more containers')
@@ -732,7 +768,7 @@ function registerResourceCommands(parent: Command): void {
       await withStore(cmd, async (store) => {
         const api = await resources()
         const format = f.format === undefined || f.format === 'table' ? STATS_TABLE : f.format
-        const render = (list: readonly import('../api/resources.js').ContainerStats[]): string =>
+        const render = (list: readonly ContainerStats[]): string =>
           formatWrite(format, statsRows(list, names, f.trunc !== false), { headers: STATS_HEADERS, errors: { parse: 'failed to parse template: ', exec: 'failed to execute template: ' } })
         if (f.stream === false) {
           process.stdout.write(render(await api.containerStats(store, names, { all: f.all ?? false, signal: interruptSignal() })))

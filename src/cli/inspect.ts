@@ -19,6 +19,8 @@ const MAP_PATHS = new Set([
   'Config.Labels', 'Config.ExposedPorts', 'Config.Volumes', 'ContainerConfig.Labels', 'ContainerConfig.ExposedPorts',
   'ContainerConfig.Volumes', 'GraphDriver.Data', 'NetworkSettings.Networks', 'NetworkSettings.Ports', 'HostConfig.LogConfig.Config',
   'HostConfig.Tmpfs', 'HostConfig.Sysctls',
+  // volumes and networks
+  'Labels', 'Options',
 ])
 
 /**

@@ -21,6 +21,7 @@ const Modules = {
   remote: async (): Promise<Register> => (await import('./remote.js')).registerRemoteCommands,
   system: async (): Promise<Register> => (await import('./system.js')).registerSystemCommands,
   network: async (): Promise<Register> => (await import('./network.js')).registerNetworkCommands,
+  volume: async (): Promise<Register> => (await import('./volume.js')).registerVolumeCommands,
   build: async (): Promise<Register> => (await import('./build.js')).registerBuildCommands,
 } as const
 type ModuleName = keyof typeof Modules
@@ -30,7 +31,7 @@ const CONTAINER_VERBS = ['create', 'run', 'start', 'stop', 'kill', 'pause', 'unp
 /** Which modules a top-level command needs; anything else (help, `image`, `container`) loads them all. */
 const NEEDS: Record<string, ModuleName[]> = {
   images: ['images'], tag: ['images'], rmi: ['images'], inspect: ['images'], history: ['images'],
-  system: ['system'], info: ['system'], version: ['system'], network: ['network'],
+  system: ['system'], info: ['system'], version: ['system'], events: ['system'], network: ['network'], volume: ['volume'],
   import: ['images', 'transfer'], save: ['images', 'transfer'], load: ['images', 'transfer'],
   commit: ['containers', 'commit'],
   registry: ['registry'],

@@ -3,13 +3,14 @@ import type { Command } from 'commander'
 import { CairnError } from '../errors/index.js'
 import { parseFilterArgs } from '../api/filters.js'
 import { shortId } from '../util/format.js'
-import { collect, withStore } from './context.js'
+import { collect, rootOf, withStore } from './context.js'
 import { printError } from './errors.js'
 import { printInspect } from './inspect.js'
 import { confirm } from './prompt.js'
 import { formatWrite, goContext } from './template.js'
+import type * as NetworksApi from '../api/networks.js'
 
-const api = (): Promise<typeof import('../api/networks.js')> => import('../api/networks.js')
+const api = (): Promise<typeof NetworksApi> => import('../api/networks.js')
 
 const LS_HEADERS = { ID: 'NETWORK ID', Name: 'NAME', Driver: 'DRIVER', Scope: 'SCOPE', IPv6: 'IPV6', Internal: 'INTERNAL', Labels: 'LABELS', CreatedAt: 'CREATED AT' }
 const LS_TABLE = 'table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}'
@@ -39,12 +40,12 @@ export function registerNetworkCommands(program: Command): void {
     .option('--internal', 'restrict external access to the network')
     .option('--label <K=V>', 'set metadata on a network (repeatable)', collect)
     .option('-o, --opt <K=V>', 'set driver specific options (repeatable)', collect)
-    .action(async (name: string, f: { driver: string; subnet?: string; gateway?: string; internal?: boolean; label?: string[]; opt?: string[] }) => {
+    .action(async (name: string, f: { driver: string; subnet?: string; gateway?: string; internal?: boolean; label?: string[]; opt?: string[] }, cmd: Command) => {
       const r = (await api()).createNetwork({
         name, driver: f.driver, internal: f.internal ?? false, labels: keyValues(f.label, 'label'), options: keyValues(f.opt, 'option'),
         ...(f.subnet !== undefined ? { subnet: f.subnet } : {}),
         ...(f.gateway !== undefined ? { gateway: f.gateway } : {}),
-      })
+      }, rootOf(cmd))
       process.stdout.write(`${r.Id}\n`)
     })
 
@@ -96,11 +97,11 @@ export function registerNetworkCommands(program: Command): void {
     .alias('remove')
     .description('Remove one or more networks')
     .argument('<network...>')
-    .action(async (names: string[]) => {
+    .action(async (names: string[], _f: object, cmd: Command) => {
       const a = await api()
       for (const n of names) {
         try {
-          a.removeNetwork(n)
+          a.removeNetwork(n, rootOf(cmd))
           process.stdout.write(`${n}\n`)
         } catch (err) {
           printError(err)
@@ -114,9 +115,9 @@ export function registerNetworkCommands(program: Command): void {
     .description('Remove all unused networks')
     .option('-f, --force', 'do not prompt for confirmation')
     .option('--filter <key=value>', 'provide filter values (e.g. until=<timestamp>)', collect)
-    .action(async (f: { force?: boolean; filter?: string[] }) => {
+    .action(async (f: { force?: boolean; filter?: string[] }, cmd: Command) => {
       if (!f.force && !(await confirm('WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] '))) return
-      const removed = await (await api()).pruneNetworks({ filters: parseFilterArgs(f.filter ?? []) })
+      const removed = await (await api()).pruneNetworks({ filters: parseFilterArgs(f.filter ?? []) }, rootOf(cmd))
       if (removed.length > 0) process.stdout.write(`Deleted Networks:\n${removed.map((n) => `${n}\n`).join('')}\n`)
     })
 

@@ -8,6 +8,7 @@ import { ago, bytesSize, ellipsis, humanSize, humanSizeWithPrecision, shortId, t
 import { collect, withStore } from './context.js'
 import { pruneSystem } from '../api/prune.js'
 import { parseFilterArgs } from '../api/filters.js'
+import { registerEventCommands } from './events.js'
 import { formatWrite, goContext, goQuote, goStruct, parseFormat, TemplateExecError } from './template.js'
 
 const DF_HEADERS: Record<string, string> = { Type: 'TYPE', TotalCount: 'TOTAL', Active: 'ACTIVE', Size: 'SIZE', Reclaimable: 'RECLAIMABLE' }
@@ -24,7 +25,7 @@ function reclaimable(bytes: number, total: number): string {
 const isActive = (c: ContainerSummary): boolean => c.state === 'running' || c.state === 'paused'
 
 /** The four rows of `docker system df`, as Docker's disk usage contexts. */
-export function diskUsageRows(du: SystemDiskUsage): Record<string, unknown>[] {
+function diskUsageRows(du: SystemDiskUsage): Record<string, unknown>[] {
   let used = 0
   for (const i of du.images) if (i.containers > 0) used += i.size - i.sharedSize
   const ctrTotal = du.containers.reduce((n, c) => n + (c.sizeRw ?? 0), 0)
@@ -53,7 +54,7 @@ export function diskUsageRows(du: SystemDiskUsage): Record<string, unknown>[] {
 }
 
 /** `docker system df -v`: a section per kind, each a table of its own. */
-export function verboseDiskUsage(du: SystemDiskUsage): string {
+function verboseDiskUsage(du: SystemDiskUsage): string {
   const table = (head: string[], rows: string[][]): string => tabwrite([head, ...rows].map((r) => `${r.join('\t')}\n`).join(''))
   const images = du.images.map((i) => {
     let repo = '<none>'
@@ -67,7 +68,7 @@ export function verboseDiskUsage(du: SystemDiskUsage): string {
     return [repo, tag, shortId(i.id), ago(i.created), humanSize(i.size), size4(i.sharedSize), size4(i.size - i.sharedSize), String(i.containers)]
   })
   const containers = du.containers.map((c) => [
-    shortId(c.id), c.image, goQuote(ellipsis(c.command, 20)), '0', humanSize(c.sizeRw ?? 0), ago(c.created), c.status, c.name,
+    shortId(c.id), c.image, goQuote(ellipsis(c.command, 20)), String(c.localVolumes ?? 0), humanSize(c.sizeRw ?? 0), ago(c.created), c.status, c.name,
   ])
   const volumes = du.volumes.map((v) => [v.name, String(v.links), size4(v.size)])
   const cache = du.buildCache.map((b) => [b.id.slice(0, 12), b.type, size4(b.size), ago(b.created), ago(b.lastUsed), String(b.usageCount), String(b.shared)])
@@ -195,6 +196,7 @@ async function printInfo(store: ImageStore, format: string | undefined): Promise
 
 export function registerSystemCommands(program: Command): void {
   const system = program.command('system').description('Manage Cairn')
+  registerEventCommands([program, system])
   system
     .command('df')
     .description('Show disk usage')

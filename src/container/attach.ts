@@ -30,6 +30,8 @@ export interface AttachHeader {
 interface Client {
   socket: Socket
   header: AttachHeader
+  /** The run of the process it joined (a restart policy runs it again). */
+  run: number
 }
 
 /** A connection holding more unsent output than this (a caller that stopped reading) is dropped. */
@@ -54,6 +56,7 @@ export class AttachServer {
   /** The first size a caller gave (the terminal starts with it). */
   size: TerminalSize | undefined
   private finished = false
+  private run = 0
 
   constructor(
     readonly path: string,
@@ -132,7 +135,7 @@ export class AttachServer {
         socket.end()
         return
       }
-      client = { socket, header }
+      client = { socket, header, run: this.run }
       const size = validSize(header.size)
       if (size) {
         this.size ??= size
@@ -142,7 +145,7 @@ export class AttachServer {
       socket.once('close', () => {
         this.clients.delete(client as Client)
         // a caller that fed stdin and went away ends it, with StdinOnce (Docker's `run -i`)
-        if (header.stdin) this.stdinGone()
+        if (header.stdin && (client as Client).run === this.run) this.stdinGone()
       })
       this.attachedCount++
       for (const w of this.waiters.splice(0)) w()
@@ -201,8 +204,29 @@ export class AttachServer {
   /** The process ended: every caller gets the exit code; the socket goes. */
   async finish(exitCode: number): Promise<void> {
     this.finished = true
+    await this.release(exitCode)
+    await this.close()
+  }
+
+  /**
+   * A run of the process ended and its restart policy runs it again: the callers of this run get
+   * its exit code and are let go (as Docker's attach ends at an exit); the socket keeps serving,
+   * and later callers join the next run, with its input open again.
+   */
+  async endRun(exitCode: number): Promise<void> {
+    this.child = undefined
+    this.run++
+    await this.release(exitCode)
+    this.pendingInput = []
+    this.inputEnded = false
+  }
+
+  /** Every caller attached now gets the exit code and is disconnected. */
+  private async release(exitCode: number): Promise<void> {
     const frame = exitFrame(exitCode)
-    await Promise.all([...this.clients].map((c) => new Promise<void>((resolve) => {
+    const leaving = [...this.clients]
+    this.clients.clear()
+    await Promise.all(leaving.map((c) => new Promise<void>((resolve) => {
       c.socket.once('close', () => resolve())
       c.socket.end(frame)
       setTimeout(() => {
@@ -210,7 +234,6 @@ export class AttachServer {
         resolve()
       }, 2000).unref()
     })))
-    await this.close()
   }
 
   async close(): Promise<void> {

@@ -77,7 +77,59 @@ export interface BindMountSpec {
   createSource?: boolean
 }
 
-export type MountSpec = BindMountSpec
+/**
+ * A volume mounted into the container: a named one (made on first use), or, without `source`,
+ * an anonymous one made for this container (removed with it by `rm -v` and `--rm`).
+ */
+export interface VolumeMountSpec {
+  type: 'volume'
+  /** The volume's name; undefined or '': anonymous. */
+  source?: string
+  /** Absolute path in the container. */
+  target: string
+  readonly: boolean
+  /** Leave an empty volume empty (Docker's `nocopy`); by default it gets the image's content at `target`. */
+  noCopy?: boolean
+  /** For a volume this mount makes: its labels and the local driver's options (`type`, `device`, `o`). */
+  labels?: Record<string, string>
+  driverOptions?: Record<string, string>
+  /** `local` (the only driver). */
+  driver?: string
+}
+
+/** A tmpfs (memory) file system mounted into the container. */
+export interface TmpfsMountSpec {
+  type: 'tmpfs'
+  target: string
+  /** Bytes; undefined: the kernel's default (half the memory). */
+  size?: number
+  /** Permission bits of its root (e.g. 0o1777, the default). */
+  mode?: number
+  readonly: boolean
+}
+
+export type MountSpec = BindMountSpec | VolumeMountSpec | TmpfsMountSpec
+
+/** Docker's restart policies. `on-failure` restarts after a non-zero exit, at most `maximumRetryCount` times (0: no limit). */
+export interface RestartPolicyOptions {
+  name: 'no' | 'always' | 'unless-stopped' | 'on-failure'
+  maximumRetryCount?: number
+}
+
+/**
+ * A health check, overriding the image's HEALTHCHECK field by field (durations in
+ * milliseconds; what is left out comes from the image, then Docker's defaults: 30 s interval,
+ * 30 s timeout, no start period, 5 s start interval, 3 retries).
+ */
+export interface HealthcheckOptions {
+  /** `['CMD', arg…]`, `['CMD-SHELL', command]`, or `['NONE']` to disable the image's. */
+  test?: string[]
+  interval?: number
+  timeout?: number
+  startPeriod?: number
+  startInterval?: number
+  retries?: number
+}
 
 /**
  * `docker create`'s options, typed. `network` is `default` (= `bridge`), `bridge`, `none`,
@@ -114,7 +166,13 @@ export interface CreateOptions extends OperationOptions, ResourceLimits, Securit
   /** `crun`, `runc` or a path; default: crun when it works here, else runc. */
   runtime?: string
   storageDriver?: StorageDriver
+  /** Bind mounts, volumes and tmpfs mounts. */
   mounts?: MountSpec[]
+  /** `--volumes-from`: the bind mounts and volumes of these containers (`NAME[:ro|:rw]`). */
+  volumesFrom?: string[]
+  /** Default `no`. Not with `autoRemove`. */
+  restart?: RestartPolicyOptions
+  healthcheck?: HealthcheckOptions
   /** Network mode or user network (see above). */
   network?: string
   /** Other names this container answers to on a user network. */

@@ -12,13 +12,13 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { hostname as osHostname } from 'node:os'
-import { mkdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises'
-import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs'
-import type { Readable, Writable } from 'node:stream'
+import { mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs'
+import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { CairnError, hasCode, type ErrorCode } from '../errors/index.js'
 import type { Digest } from '../oci/digest.js'
-import type { ContainerConfig } from '../oci/types.js'
+import type { ContainerConfig, HealthConfig } from '../oci/types.js'
 import { writeFileAtomic } from '../util/fs.js'
 import { emit } from '../util/progress.js'
 import type { ImageStore } from '../image/store.js'
@@ -26,18 +26,23 @@ import { FsSnapshotter } from '../snapshot/snapshotter.js'
 import type { Snapshotter, StorageDriver } from '../snapshot/types.js'
 import { isMounted, mountAll, overlaySupported, unmount } from '../mount/index.js'
 import { containerNofile, detectRuntime, recordedRuntime, type OciRuntime } from '../runtime/runtime.js'
-import { envValue, generateSpec, linuxResources, processEnv, processSpec, replaceOrAppendEnv, specJson, type BindMount, type RuntimeProcess } from '../runtime/spec.js'
+import { envValue, generateSpec, linuxResources, processEnv, processSpec, replaceOrAppendEnv, specJson, type RuntimeProcess } from '../runtime/spec.js'
 import { hostnameFile, hostsFile, resolvConfFile } from '../runtime/etc.js'
 import { resolveUser } from '../runtime/user.js'
 import { randomContainerName } from './names.js'
-import { ensureDir, lookPath, populateInitLayer, readFileIn } from './rootfs.js'
+import { ensureDir, hostPathIn, lookPath, populateInitLayer, readFileIn } from './rootfs.js'
 import { ContainerRows, isAlive, selfIdentity, validateName, type ProcessIdentity } from './rows.js'
 import { monitorEnv, SHIM, type MonitorStandby } from './standby.js'
 import { attachSocket, resizeSocket, type Attached } from './attach.js'
 import { connectChild, spawnProcess, type AttachOutcome, type Stdio, type TerminalSize } from './stdio.js'
-import { containerPaths, ContainerStates, type ContainerPaths, type ContainerRow, type ContainerSpec, type ExitRecord } from './types.js'
-import type { CreateOptions, MountSpec, ResourceLimits } from './config.js'
+import {
+  containerPaths, ContainerStates, type ContainerMount, type ContainerPaths, type ContainerRow, type ContainerSpec, type ExitRecord, type RestartPolicy,
+} from './types.js'
+import type { CreateOptions, HealthcheckOptions, ResourceLimits } from './config.js'
 import { checkConfinement, checkResources, confinementInput, resourcesOf, securityOptStrings } from './confine.js'
+import { planMounts, splitVolumesFrom } from './mounts.js'
+import { copyInto, VolumeStore } from '../volume/store.js'
+import { recordEvent, type EventType } from '../events/journal.js'
 import type { AttachResult, Attachment, AttachRequest, EndpointRequest, NetworkManager, NetworkMode, PortSpec } from '../network/index.js'
 
 export type { CreateOptions }
@@ -69,6 +74,8 @@ export interface StartOptions {
   attach?: Stdio[]
   /** A monitor already started (see standby.ts), used when it can still take orders. */
   monitor?: MonitorStandby
+  /** Started again by its restart policy (not by its user): its restart count and manual stop stay. */
+  policyRestart?: boolean
 }
 
 export interface StartedContainer {
@@ -110,7 +117,7 @@ export interface ExecProcess {
 
 const SNAPSHOT_PREFIX = 'ctr-'
 /** Exit code recorded when a container's monitor vanished without recording one (as Docker's 255). */
-export const LOST_EXIT_CODE = 255
+const LOST_EXIT_CODE = 255
 
 /** The container's writable snapshot. */
 export function snapshotKeys(id: string): { key: string } {
@@ -121,7 +128,7 @@ export function snapshotKeys(id: string): { key: string } {
  * The committed init layer of an image (Docker's mount points for /etc/hosts, /proc, … on its
  * layers), shared by all its containers; `chain` is the image's top chain ID.
  */
-export function initLayerName(chain: Digest | undefined): string {
+function initLayerName(chain: Digest | undefined): string {
   return `${SNAPSHOT_PREFIX}init-${chain === undefined ? 'empty' : chain.slice(chain.indexOf(':') + 1)}`
 }
 
@@ -137,22 +144,69 @@ async function writeFileRenamed(path: string, data: string, mode = 0o600): Promi
   }
 }
 
-/** A mount as the runtime takes it; a `-v` source that is missing is made (as Docker's `-v` does), a `--mount` one is an error. */
-function bindOf(m: MountSpec): BindMount {
-  if (!m.source.startsWith('/')) throw new CairnError('INVALID_ARGUMENT', `invalid mount config for type "bind": invalid mount path: '${m.source}' mount path must be absolute`)
-  if (!m.target.startsWith('/') || m.target.replace(/\/+$/, '') === '') {
-    throw new CairnError('INVALID_ARGUMENT', `invalid mount config for type "bind": invalid mount path: '${m.target}' mount path must be absolute and not /`)
-  }
-  if (!existsSync(m.source)) {
-    if (!m.createSource) throw new CairnError('INVALID_ARGUMENT', `invalid mount config for type "bind": bind source path does not exist: ${m.source}`)
-    mkdirSync(m.source, { recursive: true, mode: 0o755 })
-  }
-  return { source: m.source, destination: m.target.replace(/\/+$/, ''), readonly: m.readonly }
+/** Docker's `Binds` entry of a bind mount or named volume. */
+function bindString(b: ContainerMount): string {
+  return `${b.volume ? b.volume.name : b.source}:${b.destination}${b.readonly ? ':ro' : ''}`
 }
 
-/** Docker's `Binds` entry of a bind mount. */
-function bindString(b: BindMount): string {
-  return `${b.source}:${b.destination}${b.readonly ? ':ro' : ''}`
+/** Docker's restart policy as the row keeps it (`on-failure:3`). */
+export function restartPolicyString(p: RestartPolicy | undefined): string {
+  if (!p || p.Name === '' || p.Name === 'no') return 'no'
+  return p.Name === 'on-failure' && p.MaximumRetryCount > 0 ? `on-failure:${p.MaximumRetryCount}` : p.Name
+}
+
+/** The row's restart policy back as Docker's RestartPolicy. */
+export function parseRestartPolicyString(s: string): RestartPolicy {
+  const [name = '', count = '0'] = s.split(':')
+  if (name === 'always' || name === 'unless-stopped' || name === 'on-failure') return { Name: name, MaximumRetryCount: Number(count) || 0 }
+  return { Name: 'no', MaximumRetryCount: 0 }
+}
+
+/**
+ * Docker's restart manager's decision after an exit: restart, and after how long. `backoff` is
+ * the previous wait (0 before the first restart): 100 ms, doubled at each restart up to a
+ * minute, back to 100 ms when the container had run for 10 seconds.
+ */
+export function restartDecision(policy: RestartPolicy, state: { exitCode: number; manualStop: boolean; restartCount: number; ranMs: number; backoff: number }): { restart: boolean; delay: number } {
+  let delay = state.ranMs >= 10_000 || state.backoff === 0 ? 100 : Math.min(state.backoff * 2, 60_000)
+  if (delay > 60_000) delay = 60_000
+  if (state.manualStop) return { restart: false, delay }
+  switch (policy.Name) {
+    case 'always':
+    case 'unless-stopped':
+      return { restart: true, delay }
+    case 'on-failure':
+      return { restart: state.exitCode !== 0 && (policy.MaximumRetryCount === 0 || state.restartCount < policy.MaximumRetryCount), delay }
+    default:
+      return { restart: false, delay }
+  }
+}
+
+/** The image's health check with the user's fields over it (Docker's merge), checked as Docker checks it. */
+function mergeHealthcheck(image: HealthConfig | undefined, user: HealthcheckOptions | undefined): HealthConfig | undefined {
+  if (!user) return image
+  const ns = (ms: number | undefined): number | undefined => (ms === undefined ? undefined : Math.round(ms * 1e6))
+  const out: HealthConfig = { ...(image ?? {}) }
+  if (user.test !== undefined && user.test.length > 0) out.Test = [...user.test]
+  const fields: [keyof HealthcheckOptions, 'Interval' | 'Timeout' | 'StartPeriod' | 'StartInterval', string][] = [
+    ['interval', 'Interval', 'Interval'], ['timeout', 'Timeout', 'Timeout'], ['startPeriod', 'StartPeriod', 'StartPeriod'], ['startInterval', 'StartInterval', 'StartInterval'],
+  ]
+  for (const [k, key, name] of fields) {
+    const v = ns(user[k] as number | undefined)
+    if (v === undefined || v === 0) continue
+    if (v < 1e6) throw new CairnError('INVALID_ARGUMENT', `${name} in Healthcheck cannot be less than 1ms`)
+    out[key] = v
+  }
+  if (user.retries !== undefined && user.retries !== 0) {
+    if (user.retries < 0) throw new CairnError('INVALID_ARGUMENT', 'Retries in Healthcheck cannot be negative')
+    out.Retries = user.retries
+  }
+  return out
+}
+
+/** A container's events' attributes, as Docker gives them: its labels, its image (as named) and its name. */
+export function containerAttributes(spec: Pick<ContainerSpec, 'name' | 'config'>, extra: Record<string, string> = {}): Record<string, string> {
+  return { ...spec.config.Labels, image: spec.config.Image, name: spec.name, ...extra }
 }
 
 /** Docker's `ps` COMMAND: the path, then each argument, quoted with '' when it holds a space. */
@@ -163,10 +217,12 @@ export function commandString(path: string, args: readonly string[]): string {
 
 export class ContainerEngine {
   readonly rows: ContainerRows
+  readonly volumes: VolumeStore
   private readonly snapshotters = new Map<string, Snapshotter>()
 
   constructor(readonly store: ImageStore) {
     this.rows = new ContainerRows(store.db)
+    this.volumes = new VolumeStore(store.db, store.root)
   }
 
   get root(): string {
@@ -290,9 +346,26 @@ export class ContainerEngine {
     const net = await this.networkRequest(opts)
     checkConfinement(opts, net.mode)
     const resources = checkResources(resourcesOf(opts))
-    const mounts = (opts.mounts ?? []).map(bindOf)
+    const restart = opts.restart ?? { name: 'no' }
+    if (restart.name !== 'no' && opts.autoRemove) throw new CairnError('INVALID_ARGUMENT', 'Conflicting options: --restart and --rm')
+    if (restart.name !== 'on-failure' && (restart.maximumRetryCount ?? 0) !== 0) {
+      throw new CairnError('INVALID_ARGUMENT', `maximum retry count cannot be used with restart policy '${restart.name}'`)
+    }
+    if ((restart.maximumRetryCount ?? 0) < 0) throw new CairnError('INVALID_ARGUMENT', 'maximum retry count cannot be negative')
+    const restartPolicy: RestartPolicy = { Name: restart.name, MaximumRetryCount: restart.maximumRetryCount ?? 0 }
+    // --volumes-from: the other containers' binds and volumes, with the mode asked for
+    const from: ContainerMount[] = []
+    for (const v of opts.volumesFrom ?? []) {
+      const { container, readonly } = splitVolumesFrom(v)
+      const other = await this.readSpec(this.resolve(container).id)
+      for (const m of other.hostConfig.mounts) from.push({ ...m, readonly: readonly ?? m.readonly })
+    }
     const imageConfig = (await this.store.config(image)).config ?? {}
+    const plan = planMounts(opts.mounts ?? [], from, Object.keys(imageConfig.Volumes ?? {}), Object.keys(opts.tmpfs ?? {}))
     const config = mergeConfig(imageConfig, opts)
+    const health = mergeHealthcheck(imageConfig.Healthcheck, opts.healthcheck)
+    if (health) config.Healthcheck = health
+    if (plan.anonymousTargets.length > 0) config.Volumes = { ...(config.Volumes ?? {}), ...Object.fromEntries(plan.anonymousTargets.map((t) => [t, {}])) }
     const argv = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])]
     if (argv.length === 0) throw new CairnError('INVALID_ARGUMENT', 'No command specified')
     const runtime = await detectRuntime({ storeRoot: this.root, ...(opts.runtime !== undefined ? { prefer: opts.runtime } : {}) })
@@ -321,25 +394,40 @@ export class ContainerEngine {
         }
       }
     }
-    const spec: ContainerSpec = {
-      id, name: finalName as string, created: created.toISOString(), image: image.id, imageRef: opts.image,
-      path: argv[0] as string, args: argv.slice(1), config,
-      hostConfig: {
-        binds: mounts.map(bindString), mounts, networkMode: net.mode, autoRemove: opts.autoRemove ?? false, runtime: opts.runtime ?? '',
-        portBindings: [...(opts.ports ?? [])], publishAllPorts: opts.publishAllPorts ?? false,
-        dns: [...(opts.dns ?? [])], dnsSearch: [...(opts.dnsSearch ?? [])], dnsOptions: [...(opts.dnsOptions ?? [])], extraHosts: [...(opts.extraHosts ?? [])],
-        privileged: opts.privileged ?? false, capAdd: [...(opts.capAdd ?? [])], capDrop: [...(opts.capDrop ?? [])],
-        securityOpt: securityOptStrings(opts), readonlyRootfs: opts.readonlyRootfs ?? false, tmpfs: { ...(opts.tmpfs ?? {}) },
-        devices: [...(opts.devices ?? [])], ulimits: [...(opts.ulimits ?? [])], groupAdd: [...(opts.groupAdd ?? [])], sysctls: { ...(opts.sysctls ?? {}) },
-        init: opts.init ?? false, resources,
-        ...(opts.shmSize !== undefined && opts.shmSize > 0 ? { shmSize: opts.shmSize } : {}),
-      },
-      ...(net.networks ? { networks: net.networks } : {}),
-      driver: snap.driver, snapshotKey: keys.key, initKey: '',
-      runtime: { name: runtime.name, path: runtime.path },
-    }
     const p = this.paths(id)
     try {
+      // the volumes: made where missing and marked as this container's, in one transaction
+      const wanted = plan.mounts.flatMap((m) => (m.kind === 'volume' ? [m.request] : []))
+      const attached = this.volumes.attach(id, wanted)
+      let vi = 0
+      const copyUps: { name: string; destination: string }[] = []
+      const mounts: ContainerMount[] = plan.mounts.map((m) => {
+        if (m.kind === 'bind') return m.mount
+        const volName = attached.names[vi++] as string
+        if (m.copyUp) copyUps.push({ name: volName, destination: m.destination })
+        return { source: this.volumes.dataDir(volName), destination: m.destination, readonly: m.readonly, volume: { name: volName, anonymous: m.request.anonymous, driver: 'local' } }
+      })
+      for (const v of attached.created) this.event('volume', 'create', v, { driver: 'local' })
+      const spec: ContainerSpec = {
+        id, name: finalName, created: created.toISOString(), image: image.id, imageRef: opts.image,
+        path: argv[0] as string, args: argv.slice(1), config,
+        hostConfig: {
+          binds: mounts.filter((m) => !m.volume?.anonymous).map(bindString), mounts, networkMode: net.mode, autoRemove: opts.autoRemove ?? false, runtime: opts.runtime ?? '',
+          portBindings: [...(opts.ports ?? [])], publishAllPorts: opts.publishAllPorts ?? false,
+          dns: [...(opts.dns ?? [])], dnsSearch: [...(opts.dnsSearch ?? [])], dnsOptions: [...(opts.dnsOptions ?? [])], extraHosts: [...(opts.extraHosts ?? [])],
+          restartPolicy,
+          ...(plan.tmpfs.length > 0 ? { tmpfsMounts: plan.tmpfs } : {}),
+          ...((opts.volumesFrom ?? []).length > 0 ? { volumesFrom: [...(opts.volumesFrom ?? [])] } : {}),
+          privileged: opts.privileged ?? false, capAdd: [...(opts.capAdd ?? [])], capDrop: [...(opts.capDrop ?? [])],
+          securityOpt: securityOptStrings(opts), readonlyRootfs: opts.readonlyRootfs ?? false, tmpfs: { ...(opts.tmpfs ?? {}) },
+          devices: [...(opts.devices ?? [])], ulimits: [...(opts.ulimits ?? [])], groupAdd: [...(opts.groupAdd ?? [])], sysctls: { ...(opts.sysctls ?? {}) },
+          init: opts.init ?? false, resources,
+          ...(opts.shmSize !== undefined && opts.shmSize > 0 ? { shmSize: opts.shmSize } : {}),
+        },
+        ...(net.networks ? { networks: net.networks } : {}),
+        driver: snap.driver, snapshotKey: keys.key, initKey: '',
+        runtime: { name: runtime.name, path: runtime.path },
+      }
       await mkdir(p.dir, { recursive: true, mode: 0o710 })
       await mkdir(p.bundle, { recursive: true })
       const { unpackImage } = await import('../snapshot/index.js')
@@ -355,17 +443,50 @@ export class ContainerEngine {
           if (attempt > 2 || (await snap.tryStat(spec.initKey))?.kind === 'committed') throw err
         }
       }
+      await this.copyUp(id, snap, copyUps)
       await this.writeEtcFiles(spec)
       await writeFileAtomic(p.spec, `${JSON.stringify(spec, null, 2)}\n`, 0o600)
-      if (!this.rows.transition(id, [ContainerStates.creating], ContainerStates.created, null)) {
+      if (!this.rows.transition(id, [ContainerStates.creating], ContainerStates.created, null, undefined, { restart_policy: restartPolicyString(restartPolicy) })) {
         throw new CairnError('CONFLICT', `container ${id} was removed while it was being created`)
       }
+      this.event('container', 'create', id, containerAttributes(spec))
       emit(opts, { id: '', status: 'Created' })
       return spec
     } catch (err) {
-      await this.destroy(id, snap.driver).catch(() => undefined)
+      await this.destroy(id, snap.driver, { removeVolumes: true }).catch(() => undefined)
       throw err
     }
+  }
+
+  /**
+   * Docker's copy-up: each empty volume gets what the image has at its path (owners and modes
+   * kept), from the container's root filesystem mounted for the occasion.
+   */
+  private async copyUp(id: string, snap: Snapshotter, wanted: readonly { name: string; destination: string }[]): Promise<void> {
+    const todo = wanted.filter((w) => this.volumes.isEmpty(w.name))
+    if (todo.length === 0) return
+    const rootfs = this.paths(id).rootfs
+    await mountAll(await snap.mounts(snapshotKeys(id).key), rootfs)
+    try {
+      for (const w of todo) {
+        let src: string
+        try {
+          src = hostPathIn(rootfs, w.destination, { followFinal: true })
+        } catch {
+          continue
+        }
+        const st = await stat(src).catch(() => undefined)
+        if (!st?.isDirectory()) continue
+        await copyInto(src, this.volumes.dataDir(w.name))
+      }
+    } finally {
+      await unmount(rootfs).catch(() => unmount(rootfs, { lazy: true }))
+    }
+  }
+
+  /** Records an event in the store's journal. */
+  event(type: EventType, action: string, id: string, attributes: Record<string, string> = {}): void {
+    recordEvent(this.root, type, action, id, attributes)
   }
 
   /**
@@ -454,7 +575,9 @@ export class ContainerEngine {
       }
     }
     const p = this.paths(spec.id)
-    return (await this.network()).attach(req, selfIdentity(), (a) => writeFileRenamed(p.network, JSON.stringify(a)))
+    const r = await (await this.network()).attach(req, selfIdentity(), (a) => writeFileRenamed(p.network, JSON.stringify(a)))
+    for (const e of r.attachment.endpoints) this.event('network', 'connect', e.networkId, { container: spec.id, name: e.network, type: 'bridge' })
+    return r
   }
 
   /** Takes back what a container's network holds (from its record: also after a crash); nothing to do without one. */
@@ -468,6 +591,7 @@ export class ContainerEngine {
     }
     await (await this.network()).detach(id, attachment)
     await rm(p.network, { force: true })
+    for (const e of attachment.endpoints) this.event('network', 'disconnect', e.networkId, { container: id, name: e.network, type: 'bridge' })
   }
 
   /**
@@ -493,6 +617,8 @@ export class ContainerEngine {
       if (!attachment) throw new CairnError('CONFLICT', `container ${row.id.slice(0, 12)} has no network to connect`)
       const next = await net.connect(row.id, row.name, attachment, wanted, { pid: row.shim_pid, start: row.shim_start ?? '' })
       await writeFileRenamed(this.paths(row.id).network, JSON.stringify(next))
+      const e = next.endpoints.find((x) => x.network === def.name)
+      this.event('network', 'connect', e?.networkId ?? def.id, { container: row.id, name: def.name, type: 'bridge' })
     }
     spec.networks.push(wanted)
     await writeFileAtomic(this.paths(row.id).spec, `${JSON.stringify(spec, null, 2)}\n`, 0o600)
@@ -508,16 +634,22 @@ export class ContainerEngine {
     if (!spec.networks?.some((n) => n.network === def.name)) throw new CairnError('CONFLICT', `container ${row.id} is not connected to network ${def.name}`)
     if (row.state === ContainerStates.running || row.state === ContainerStates.paused) {
       const attachment = await this.attachmentOf(row.id)
-      if (attachment) await writeFileRenamed(this.paths(row.id).network, JSON.stringify(await net.disconnect(row.id, attachment, def.name)))
+      if (attachment) {
+        await writeFileRenamed(this.paths(row.id).network, JSON.stringify(await net.disconnect(row.id, attachment, def.name)))
+        this.event('network', 'disconnect', def.id, { container: row.id, name: def.name, type: 'bridge' })
+      }
     }
     spec.networks = spec.networks.filter((n) => n.network !== def.name)
     await writeFileAtomic(this.paths(row.id).spec, `${JSON.stringify(spec, null, 2)}\n`, 0o600)
   }
 
-  /** What the monitor recorded when the container last exited (undefined while it runs, or if it never ran). */
+  /**
+   * What the monitor recorded when the container last exited (undefined while it runs, or if it
+   * never ran); between two runs of its restart policy, the last run's.
+   */
   async exitRecord(id: string): Promise<ExitRecord | undefined> {
     const row = this.rows.get(id)
-    if (!row || row.state !== ContainerStates.exited || row.finished_at === null) return undefined
+    if (!row || (row.state !== ContainerStates.exited && row.state !== ContainerStates.restarting) || row.finished_at === null) return undefined
     try {
       const rec = JSON.parse(await readFile(this.paths(id).exit, 'utf8')) as ExitRecord
       return rec.finishedAt >= (row.started_at ?? 0) ? rec : undefined
@@ -535,8 +667,11 @@ export class ContainerEngine {
     }
   }
 
-  /** Removes everything of a container: mount, runtime state, snapshots, folder, row. */
-  private async destroy(id: string, driver: string, opts: { runtimeDelete?: boolean } = {}): Promise<void> {
+  /**
+   * Removes everything of a container: mount, runtime state, snapshots, folder, row; with
+   * `removeVolumes` also its anonymous volumes that no other container uses (Docker's `rm -v`).
+   */
+  private async destroy(id: string, driver: string, opts: { runtimeDelete?: boolean; removeVolumes?: boolean } = {}): Promise<void> {
     const p = this.paths(id)
     await unmount(p.rootfs).catch(() => unmount(p.rootfs, { lazy: true }))
     const row = this.rows.get(id)
@@ -558,8 +693,22 @@ export class ContainerEngine {
         if (await snap.tryStat(k)) await snap.remove(k)
       }
     }
+    // what the container was (for its destroy event), if it was ever created
+    const spec = await this.readSpec(id).catch(() => undefined)
+    const anonymous = opts.removeVolumes ? this.volumes.volumesOf(id).filter((v) => this.volumes.get(v)?.anonymous === true) : []
     await rm(p.dir, { recursive: true, force: true })
+    // its references to volumes go with its row
     this.rows.delete(id)
+    if (spec) this.event('container', 'destroy', id, containerAttributes(spec))
+    for (const v of anonymous) {
+      try {
+        await this.volumes.remove(v)
+        this.event('volume', 'destroy', v, { driver: 'local' })
+      } catch (err) {
+        // used by another container too (--volumes-from): it stays, as with Docker
+        if (!hasCode(err, 'CONFLICT') && !hasCode(err, 'NAME_UNKNOWN')) throw err
+      }
+    }
   }
 
   // ---------------------------------------------------------------- start
@@ -580,10 +729,19 @@ export class ContainerEngine {
       const attached = await Promise.all(callers.map((c) => this.attach(id, c)))
       return { id, pid, alreadyRunning: true, attached, wait: () => this.waitAttached(id, attached), detach: () => undefined }
     }
+    // between two runs of its restart policy: nothing to attach to until it runs again
+    const restarting = (pid: number): StartedContainer => {
+      opts.monitor?.dismiss()
+      return { id, pid, alreadyRunning: true, attached: [], wait: () => this.waitExit(id), detach: () => undefined }
+    }
     if (row.state === ContainerStates.running || row.state === ContainerStates.paused) return running(row.pid)
-    if (!this.rows.transition(id, [ContainerStates.created, ContainerStates.exited], ContainerStates.starting, selfIdentity(), undefined, { error: '' })) {
+    if (row.state === ContainerStates.restarting) return restarting(row.pid)
+    // a start by its user: the restart policy counts from zero again (Docker resets its restart manager)
+    const reset = opts.policyRestart ? {} : { manual_stop: 0, restart_count: 0 }
+    if (!this.rows.transition(id, [ContainerStates.created, ContainerStates.exited], ContainerStates.starting, selfIdentity(), undefined, { error: '', ...reset })) {
       const now = this.rows.get(id)
       if (now?.state === ContainerStates.running || now?.state === ContainerStates.starting) return running(now.pid)
+      if (now?.state === ContainerStates.restarting) return restarting(now.pid)
       throw new CairnError('CONFLICT', `container ${nameOrId} is ${now?.state ?? 'gone'}: cannot start it now`)
     }
     const spec = await this.readSpec(id)
@@ -595,7 +753,7 @@ export class ContainerEngine {
     // a monitor's own stderr (a crash, say) goes to its log
     const shimErr = openSync(this.paths(id).shimLog, 'a', 0o600)
     try {
-      child = fits && standby ? standby.take(args) : spawn(process.execPath, [...SHIM, JSON.stringify(args)], {
+      child = fits ? standby.take(args) : spawn(process.execPath, [...SHIM, JSON.stringify(args)], {
         detached: true,
         stdio: ['ignore', 'ignore', shimErr, 'pipe'],
         cwd: '/',
@@ -729,13 +887,19 @@ export class ContainerEngine {
     const snap = await this.snapshotterOf(spec.driver)
     if (!(await isMounted(p.rootfs))) await mountAll(await snap.mounts(spec.snapshotKey), p.rootfs)
     const cfg = spec.config
-    const user = resolveUser(cfg.User ?? '', readFileIn(p.rootfs, '/etc/passwd'), readFileIn(p.rootfs, '/etc/group'))
-    let env = processEnv(cfg.Env ?? [], cfg.Hostname, cfg.Tty)
+    const user = resolveUser(cfg.User, readFileIn(p.rootfs, '/etc/passwd'), readFileIn(p.rootfs, '/etc/group'))
+    let env = processEnv(cfg.Env, cfg.Hostname, cfg.Tty)
     if (envValue(env, 'HOME') === undefined) env = replaceOrAppendEnv(env, [`HOME=${user.home}`])
     const cwd = cfg.WorkingDir !== '' ? cfg.WorkingDir : '/'
     ensureDir(p.rootfs, cwd)
     const binds = spec.hostConfig.mounts
     for (const b of binds) {
+      if (b.volume) {
+        // a volume's folder (and the file system its options name, mounted on it)
+        await mkdir(b.source, { recursive: true, mode: 0o755 })
+        await this.volumes.mountData(b.volume.name)
+        continue
+      }
       if (!existsSync(b.source)) throw new CairnError('INVALID_ARGUMENT', `invalid mount config for type "bind": bind source path does not exist: ${b.source}`)
     }
     lookPath(p.rootfs, spec.path, { path: envValue(env, 'PATH'), cwd, skipUnder: binds.map((b) => b.destination) })
@@ -746,7 +910,7 @@ export class ContainerEngine {
       await writeFileRenamed(p.resolvConf, net.resolvConf, 0o644)
       const netns = net.attachment.netnsPath
       const { additionalGids, ...confined } = await confinementInput(spec, readFileIn(p.rootfs, '/etc/group'))
-      const gids = [...new Set([...(user.additionalGids ?? []), ...additionalGids])]
+      const gids = [...new Set([...user.additionalGids, ...additionalGids])]
       const runtimeSpec = generateSpec({
         process: {
           args: [spec.path, ...spec.args], env, cwd, user: { uid: user.uid, gid: user.gid, additionalGids: gids }, terminal: cfg.Tty,
@@ -756,6 +920,7 @@ export class ContainerEngine {
         hostname: cfg.Hostname,
         network: netns !== undefined ? { path: netns } : spec.hostConfig.networkMode === 'host' ? 'host' : 'private',
         binds,
+        tmpfsMounts: spec.hostConfig.tmpfsMounts ?? [],
         etc: { hosts: p.hosts, hostname: p.hostname, resolvConf: p.resolvConf },
         cgroupsPath: `/cairn/${id}`,
         ...confined,
@@ -765,6 +930,11 @@ export class ContainerEngine {
       await net.releasePorts()
       await this.detachNetwork(id).catch(() => undefined)
       throw err
+    }
+    for (const b of binds) {
+      if (b.volume) {
+        this.event('volume', 'mount', b.volume.name, { container: id, destination: b.destination, driver: b.volume.driver, propagation: '', 'read/write': String(!b.readonly) })
+      }
     }
     return { spec, bundle: p.bundle, releasePorts: net.releasePorts }
   }
@@ -777,18 +947,24 @@ export class ContainerEngine {
     const row = this.rows.get(id)
     if (!row) return
     const back = row.started_at === null ? ContainerStates.created : ContainerStates.exited
-    this.rows.transition(id, [ContainerStates.starting], back, null, undefined, { error: err instanceof Error ? err.message : String(err), exit_code: exitCode })
+    this.rows.transition(id, [ContainerStates.starting, ContainerStates.restarting], back, null, undefined, {
+      error: err instanceof Error ? err.message : String(err), exit_code: exitCode, shim_pid: null, shim_start: null,
+    })
   }
 
   /** The monitor saw the runtime start the process. */
   markRunning(id: string, pid: number, shim: ProcessIdentity): void {
-    this.rows.transition(id, [ContainerStates.starting], ContainerStates.running, null, undefined, {
+    this.rows.transition(id, [ContainerStates.starting, ContainerStates.restarting], ContainerStates.running, null, undefined, {
       pid, shim_pid: shim.pid, shim_start: shim.start, started_at: Date.now(), finished_at: null, exit_code: 0,
     })
   }
 
-  /** The monitor saw the process end: exit.json (atomic), then the row, then the mount. */
-  async markExited(id: string, exitCode: number, opts: { oomKilled?: boolean } = {}): Promise<void> {
+  /**
+   * The monitor saw the process end: exit.json (atomic, with whether the kernel's OOM killer
+   * ended it), then the mount, the network and the volumes taken back, then the row: exited, or
+   * (`restarting`) waiting for its restart policy's next run, the monitor still its owner.
+   */
+  async markExited(id: string, exitCode: number, opts: { restarting?: boolean; oomKilled?: boolean } = {}): Promise<void> {
     const p = this.paths(id)
     const rec: ExitRecord = { exitCode, finishedAt: Date.now(), ...(opts.oomKilled ? { oomKilled: true } : {}) }
     await writeFileRenamed(p.exit, `${JSON.stringify(rec)}\n`).catch(() => undefined)
@@ -797,52 +973,115 @@ export class ContainerEngine {
       unmount(p.rootfs).catch(() => unmount(p.rootfs, { lazy: true }).catch(() => undefined)),
       this.detachNetwork(id).catch(() => undefined),
     ])
-    this.rows.transition(id, [ContainerStates.running, ContainerStates.paused, ContainerStates.starting], ContainerStates.exited, null, undefined, {
+    await this.releaseVolumes(id)
+    if (opts.restarting) {
+      this.rows.transition(id, [ContainerStates.running, ContainerStates.paused, ContainerStates.starting], ContainerStates.restarting, null, undefined, {
+        exit_code: exitCode, finished_at: rec.finishedAt, pid: 0,
+      })
+      return
+    }
+    this.rows.transition(id, [ContainerStates.running, ContainerStates.paused, ContainerStates.starting, ContainerStates.restarting], ContainerStates.exited, null, undefined, {
       exit_code: exitCode, finished_at: rec.finishedAt, pid: 0, shim_pid: null, shim_start: null,
     })
   }
 
+  /** A stopped container's volumes: unmount events; a volume's own file system comes off when no other running container uses it. */
+  private async releaseVolumes(id: string): Promise<void> {
+    let spec: ContainerSpec
+    try {
+      spec = await this.readSpec(id)
+    } catch {
+      return
+    }
+    const live = new Set(this.rows.inStates([ContainerStates.running, ContainerStates.paused, ContainerStates.starting]).map((r) => r.id).filter((c) => c !== id))
+    for (const m of spec.hostConfig.mounts) {
+      if (!m.volume) continue
+      this.event('volume', 'unmount', m.volume.name, { container: id, driver: m.volume.driver })
+      const v = this.volumes.get(m.volume.name)
+      if ((v?.options['device'] ?? '') !== '' && !this.volumes.users(m.volume.name).some((c) => live.has(c))) {
+        await this.volumes.unmountData(m.volume.name).catch(() => undefined)
+      }
+    }
+  }
+
   // ---------------------------------------------------------------- signals
+
+  /**
+   * Marks a container as stopped by its user: its restart policy does not restart it (nor
+   * does a restart pending now happen). True when it was waiting to restart.
+   */
+  private manualStop(id: string): boolean {
+    this.rows.update(id, { manual_stop: 1 })
+    return this.rows.get(id)?.state === ContainerStates.restarting
+  }
 
   /** `docker kill`: sends a signal (default KILL) to a running container's process. */
   async kill(nameOrId: string, signal = 'KILL'): Promise<ContainerRow> {
     await this.reconcile()
     const row = this.resolve(nameOrId)
-    if (row.state !== ContainerStates.running && row.state !== ContainerStates.paused) {
+    if (row.state !== ContainerStates.running && row.state !== ContainerStates.paused && row.state !== ContainerStates.restarting) {
       throw new CairnError('CONFLICT', `Cannot kill container: ${nameOrId}: Container ${row.id} is not running`)
     }
     const sig = normalizeSignal(signal)
+    const spec = await this.readSpec(row.id)
+    // KILL or the container's stop signal ends it for good (Docker's ExitOnNext): no restart
+    const stopSignal = normalizeSignal(spec.config.StopSignal ?? 'TERM')
+    if (sig === 'KILL' || sig === stopSignal) {
+      // waiting to restart: the monitor sees the mark and stops waiting, nothing to signal
+      if (this.manualStop(row.id)) {
+        await this.waitExit(row.id, 30_000).catch(() => undefined)
+        return row
+      }
+    } else if (row.state === ContainerStates.restarting) {
+      return row
+    }
     const rt = this.runtimeOf(row)
     await rt.kill(row.id, sig).catch(async (err: unknown) => {
       // it may have exited meanwhile: that is not an error for the caller
       if ((await rt.state(row.id))?.status === 'running' || (await rt.state(row.id))?.status === 'paused') throw err
     })
+    this.event('container', 'kill', row.id, containerAttributes(spec, { signal: String(signalNumber(sig) || sig) }))
     // a frozen process cannot act on its signal: let it (as Docker does for a paused container)
     if (row.state === ContainerStates.paused) await this.resume(row.id).catch(() => undefined)
-    if (sig === 'KILL' || sig === 'SIGKILL' || sig === '9') await this.waitExit(row.id, 30_000).catch(() => undefined)
+    if (sig === 'KILL') await this.waitExit(row.id, 30_000).catch(() => undefined)
     return row
   }
 
-  /** `docker stop`: the stop signal (image's StopSignal, else TERM), then KILL after `timeoutSeconds`. */
+  /** `docker stop`: the stop signal (image's StopSignal, else TERM), then KILL after `timeoutSeconds`. No restart follows. */
   async stop(nameOrId: string, timeoutSeconds = 10): Promise<ContainerRow> {
     await this.reconcile()
     const row = this.resolve(nameOrId)
-    if (row.state !== ContainerStates.running && row.state !== ContainerStates.paused) return row
+    if (row.state !== ContainerStates.running && row.state !== ContainerStates.paused && row.state !== ContainerStates.restarting) return row
     const spec = await this.readSpec(row.id)
+    const attrs = containerAttributes(spec)
+    if (this.manualStop(row.id)) {
+      // between two runs: the monitor stops waiting and records the exit
+      await this.waitExit(row.id, 30_000)
+      this.event('container', 'stop', row.id, attrs)
+      return row
+    }
     const rt = this.runtimeOf(row)
     const stopSignal = normalizeSignal(spec.config.StopSignal ?? 'TERM')
     try {
       await rt.kill(row.id, stopSignal)
+      this.event('container', 'kill', row.id, { ...attrs, signal: String(signalNumber(stopSignal) || stopSignal) })
       if (row.state === ContainerStates.paused) await this.resume(row.id).catch(() => undefined)
       await this.waitExit(row.id, Math.max(0, timeoutSeconds) * 1000)
+      this.event('container', 'stop', row.id, attrs)
       return row
     } catch {
       // did not stop in time (or could not be signalled): kill it
     }
     await rt.kill(row.id, 'KILL').catch(() => undefined)
+    this.event('container', 'kill', row.id, { ...attrs, signal: '9' })
     if (this.rows.get(row.id)?.state === ContainerStates.paused) await this.resume(row.id).catch(() => undefined)
     await this.waitExit(row.id, 30_000)
+    this.event('container', 'stop', row.id, attrs)
     return row
+  }
+
+  private restartingError(row: ContainerRow): CairnError {
+    return new CairnError('CONFLICT', `Container ${row.id} is restarting, wait until the container is running`)
   }
 
   /** `docker pause`: freezes every process of the container (cgroup freezer, through the runtime). */
@@ -850,9 +1089,11 @@ export class ContainerEngine {
     await this.reconcile()
     const row = this.resolve(nameOrId)
     if (row.state === ContainerStates.paused) throw new CairnError('CONFLICT', `Container ${row.id} is already paused`)
+    if (row.state === ContainerStates.restarting) throw this.restartingError(row)
     if (row.state !== ContainerStates.running) throw new CairnError('CONFLICT', `Container ${row.id} is not running`)
     await this.runtimeOf(row).pause(row.id)
     this.rows.transition(row.id, [ContainerStates.running], ContainerStates.paused, null)
+    this.event('container', 'pause', row.id, containerAttributes(await this.readSpec(row.id)))
     return row
   }
 
@@ -862,31 +1103,38 @@ export class ContainerEngine {
     if (row.state !== ContainerStates.paused) throw new CairnError('CONFLICT', `Container ${row.id} is not paused`)
     await this.runtimeOf(row).resume(row.id)
     this.rows.transition(row.id, [ContainerStates.paused], ContainerStates.running, null)
+    this.event('container', 'unpause', row.id, containerAttributes(await this.readSpec(row.id)))
     return row
   }
 
   // ---------------------------------------------------------------- remove, rename
 
-  /** `docker rm [-f]`: a running container is refused unless `force` (then killed first). */
-  async remove(nameOrId: string, opts: { force?: boolean } = {}): Promise<ContainerRow> {
+  /**
+   * `docker rm [-f] [-v]`: a running container is refused unless `force` (then killed first);
+   * `volumes`: its anonymous volumes go too (unless another container uses them).
+   */
+  async remove(nameOrId: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<ContainerRow> {
     await this.reconcile()
     const row = this.resolve(nameOrId)
-    if (row.state === ContainerStates.running || row.state === ContainerStates.paused || row.state === ContainerStates.starting) {
+    if (row.state === ContainerStates.running || row.state === ContainerStates.paused || row.state === ContainerStates.starting || row.state === ContainerStates.restarting) {
       if (!opts.force) {
         const what = row.state === ContainerStates.paused
           ? `You cannot remove a paused container ${row.id}. Unpause and then stop the container before attempting removal or force remove`
-          : `You cannot remove a running container ${row.id}. Stop the container before attempting removal or force remove`
+          : row.state === ContainerStates.restarting
+            ? `You cannot remove a restarting container ${row.id}. Stop the container before attempting removal or force remove`
+            : `You cannot remove a running container ${row.id}. Stop the container before attempting removal or force remove`
         throw new CairnError('CONFLICT', what)
       }
+      this.manualStop(row.id)
       if (row.state !== ContainerStates.starting) await this.kill(row.id, 'KILL').catch(() => undefined)
       await this.waitExit(row.id, 30_000)
     }
-    await this.removeStopped(row.id)
+    await this.removeStopped(row.id, { removeVolumes: opts.volumes ?? false })
     return row
   }
 
   /** Removes a stopped container, unless another process already is. */
-  async removeStopped(id: string): Promise<void> {
+  async removeStopped(id: string, opts: { removeVolumes?: boolean } = {}): Promise<void> {
     const row = this.rows.get(id)
     if (!row) return
     if (!this.rows.transition(id, [ContainerStates.created, ContainerStates.exited], ContainerStates.removing, selfIdentity())) {
@@ -894,7 +1142,7 @@ export class ContainerEngine {
       if (!now || now.state === ContainerStates.removing) return
       throw new CairnError('CONFLICT', `container ${id.slice(0, 12)} is ${now.state}: cannot remove it now`)
     }
-    await this.destroy(id, row.driver, { runtimeDelete: row.state !== ContainerStates.exited && row.state !== ContainerStates.created })
+    await this.destroy(id, row.driver, { runtimeDelete: row.state !== ContainerStates.exited && row.state !== ContainerStates.created, removeVolumes: opts.removeVolumes ?? false })
   }
 
   async rename(nameOrId: string, newName: string): Promise<ContainerRow> {
@@ -905,6 +1153,7 @@ export class ContainerEngine {
     const spec = await this.readSpec(row.id)
     spec.name = name
     await writeFileAtomic(this.paths(row.id).spec, `${JSON.stringify(spec, null, 2)}\n`, 0o600)
+    this.event('container', 'rename', row.id, containerAttributes(spec, { oldName: `/${row.name}` }))
     return row
   }
 
@@ -925,6 +1174,7 @@ export class ContainerEngine {
     await this.reconcile()
     const row = this.resolve(nameOrId)
     if (row.state === ContainerStates.paused) throw new CairnError('CONFLICT', `Container ${row.id} is paused, unpause the container before exec`)
+    if (row.state === ContainerStates.restarting) throw this.restartingError(row)
     if (row.state !== ContainerStates.running) throw new CairnError('CONFLICT', `Container ${row.id} is not running`)
     if (command.length === 0) throw new CairnError('INVALID_ARGUMENT', 'No exec command specified')
     const spec = await this.readSpec(row.id)
@@ -933,8 +1183,8 @@ export class ContainerEngine {
     // a detached exec outlives this process: no terminal of ours to hold for it
     const detach = opts.detach ?? false
     const tty = (opts.tty ?? false) && !detach
-    const user = resolveUser(opts.user ?? cfg.User ?? '', readFileIn(p.rootfs, '/etc/passwd'), readFileIn(p.rootfs, '/etc/group'))
-    let env = processEnv(cfg.Env ?? [], cfg.Hostname, tty, opts.env ?? [])
+    const user = resolveUser(opts.user ?? cfg.User, readFileIn(p.rootfs, '/etc/passwd'), readFileIn(p.rootfs, '/etc/group'))
+    let env = processEnv(cfg.Env, cfg.Hostname, tty, opts.env ?? [])
     if (envValue(env, 'HOME') === undefined) env = replaceOrAppendEnv(env, [`HOME=${user.home}`])
     const cwd = opts.workdir !== undefined && opts.workdir !== '' ? opts.workdir : cfg.WorkingDir !== '' ? cfg.WorkingDir : '/'
     lookPath(p.rootfs, command[0] as string, { path: envValue(env, 'PATH'), cwd, skipUnder: spec.hostConfig.mounts.map((b) => b.destination) })
@@ -947,15 +1197,29 @@ export class ContainerEngine {
       proc.noNewPrivileges = own.noNewPrivileges
       if (own.apparmorProfile !== undefined) proc.apparmorProfile = own.apparmorProfile
     }
-    const procFile = `${p.dir}/exec-${randomBytes(8).toString('hex')}.json`
+    const execId = randomBytes(32).toString('hex')
+    const procFile = `${p.dir}/exec-${execId.slice(0, 16)}.json`
     await writeFile(procFile, specJson(proc), { mode: 0o600 }) // it holds the environment
     const rt = this.runtimeOf(row)
+    const attrs = containerAttributes(spec, { execID: execId })
+    const what = command.join(' ')
+    this.event('container', `exec_create: ${what}`, row.id, attrs)
     const stdio = opts.stdio ?? {}
     const wantsInput = (opts.interactive ?? false) && stdio.stdin !== undefined && !detach
-    const child = spawnProcess(rt.path, rt.execArgs(row.id, procFile, { tty, detach }), {
-      tty, stdin: wantsInput, ...(stdio.size ? { size: stdio.size } : {}), env: { ...process.env, SHELL: '/bin/sh' },
-    })
+    let child: ReturnType<typeof spawnProcess>
+    try {
+      child = spawnProcess(rt.path, rt.execArgs(row.id, procFile, { tty, detach }), {
+        tty, stdin: wantsInput, ...(stdio.size ? { size: stdio.size } : {}), env: { ...process.env, SHELL: '/bin/sh' },
+      })
+    } catch (err) {
+      await unlink(procFile).catch(() => undefined)
+      throw err
+    }
+    this.event('container', `exec_start: ${what}`, row.id, attrs)
     const exited = child.exited.finally(() => unlink(procFile).catch(() => undefined))
+    if (!detach) {
+      void exited.then((code) => this.event('container', 'exec_die', row.id, { ...attrs, exitCode: String(code) }), () => undefined)
+    }
     const joined: Stdio = { ...stdio }
     if (!wantsInput) delete joined.stdin
     const attached = connectChild(child, joined)
@@ -1033,18 +1297,69 @@ export class ContainerEngine {
    * update), so two commands never repair the same container.
    */
   async reconcile(ids?: readonly string[]): Promise<void> {
-    const rows = this.rows.inStates([ContainerStates.creating, ContainerStates.starting, ContainerStates.running, ContainerStates.paused, ContainerStates.removing])
+    // the first command after a reboot starts the containers their policies bring back
+    const booted = this.claimBoot()
+    const rows = this.rows.inStates([ContainerStates.creating, ContainerStates.starting, ContainerStates.running, ContainerStates.paused, ContainerStates.removing, ContainerStates.restarting])
     for (const row of rows) {
       if (ids && !ids.includes(row.id)) continue
       try {
-        await this.repair(row)
+        await this.repair(row, booted)
       } catch {
         // best effort: the next command tries again
       }
     }
+    if (booted) await this.restartAfterBoot()
   }
 
-  private async repair(row: ContainerRow): Promise<void> {
+  private bootChecked = false
+
+  /**
+   * Whether this process is the first to run in this store since the machine booted (the
+   * kernel's boot ID differs from the one the store recorded); claimed with a conditional
+   * update, so that exactly one process does the after-boot work. Asked once per process.
+   */
+  private claimBoot(): boolean {
+    if (this.bootChecked) return false
+    this.bootChecked = true
+    let boot: string
+    try {
+      boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
+    } catch {
+      return false
+    }
+    const db = this.store.db
+    const seen = this.store.setting('boot-id')
+    if (seen === boot) return false
+    if (seen === undefined) {
+      // a store's first boot ID: nothing ran before it
+      db.prepare("INSERT OR IGNORE INTO settings (key, value) VALUES ('boot-id', ?)").run(boot)
+      return false
+    }
+    return db.prepare("UPDATE settings SET value = ? WHERE key = 'boot-id' AND value = ?").run(boot, seen).changes === 1
+  }
+
+  /**
+   * After a reboot, as Docker's daemon does when it starts: containers that ran before and
+   * whose policy says so are started again (`always` even when stopped by their user,
+   * `unless-stopped` unless stopped by their user, `on-failure` after a failure).
+   */
+  private async restartAfterBoot(): Promise<void> {
+    for (const row of this.rows.inStates([ContainerStates.exited])) {
+      if (row.started_at === null) continue
+      const policy = parseRestartPolicyString(row.restart_policy)
+      const again = policy.Name === 'always' ||
+        (policy.Name === 'unless-stopped' && row.manual_stop === 0) ||
+        (policy.Name === 'on-failure' && row.exit_code !== 0 && (policy.MaximumRetryCount === 0 || row.restart_count < policy.MaximumRetryCount))
+      if (!again) continue
+      try {
+        (await this.start(row.id)).detach()
+      } catch {
+        // its error is on its row; the others still start
+      }
+    }
+  }
+
+  private async repair(row: ContainerRow, booted = false): Promise<void> {
     const me = selfIdentity()
     const seenOwner = { pid: row.owner_pid, start: row.owner_start }
     switch (row.state) {
@@ -1052,7 +1367,7 @@ export class ContainerEngine {
       case ContainerStates.removing:
         if (isAlive(row.owner_pid, row.owner_start)) return
         if (!this.rows.transition(row.id, [row.state], ContainerStates.removing, me, seenOwner)) return
-        await this.destroy(row.id, row.driver)
+        await this.destroy(row.id, row.driver, { removeVolumes: row.state === ContainerStates.creating || row.auto_remove === 1 })
         return
       case ContainerStates.starting: {
         if (isAlive(row.owner_pid, row.owner_start)) return
@@ -1064,7 +1379,8 @@ export class ContainerEngine {
         return
       }
       case ContainerStates.running:
-      case ContainerStates.paused: {
+      case ContainerStates.paused:
+      case ContainerStates.restarting: {
         if (isAlive(row.shim_pid, row.shim_start)) return
         if (row.owner_pid !== null && isAlive(row.owner_pid, row.owner_start)) {
           // another command is recording the lost monitor's container: let it finish (briefly)
@@ -1084,6 +1400,7 @@ export class ContainerEngine {
         } catch {
           rec = undefined
         }
+        if (row.state === ContainerStates.restarting) rec = { exitCode: row.exit_code, finishedAt: row.finished_at ?? Date.now() }
         if (!rec) {
           // the monitor died without recording the end: stop what may still run, as lost
           const rt = this.runtimeOf(row)
@@ -1094,10 +1411,27 @@ export class ContainerEngine {
         }
         await this.detachNetwork(row.id).catch(() => undefined)
         await unmount(p.rootfs).catch(() => unmount(p.rootfs, { lazy: true }).catch(() => undefined))
+        if (row.state !== ContainerStates.restarting) await this.releaseVolumes(row.id)
         this.rows.transition(row.id, [row.state], ContainerStates.exited, null, undefined, {
           exit_code: rec.exitCode, finished_at: rec.finishedAt, pid: 0, shim_pid: null, shim_start: null,
         })
-        if (row.auto_remove) await this.removeStopped(row.id).catch(() => undefined)
+        const spec = await this.readSpec(row.id).catch(() => undefined)
+        if (row.state !== ContainerStates.restarting && spec) {
+          this.event('container', 'die', row.id, containerAttributes(spec, { exitCode: String(rec.exitCode), execDuration: String(Math.max(0, Math.trunc((rec.finishedAt - (row.started_at ?? rec.finishedAt)) / 1000))) }))
+        }
+        if (row.auto_remove) {
+          await this.removeStopped(row.id, { removeVolumes: true }).catch(() => undefined)
+          return
+        }
+        // its policy brings it back, as it would have had its monitor lived (after a reboot: see restartAfterBoot)
+        if (booted) return
+        const decision = restartDecision(parseRestartPolicyString(row.restart_policy), {
+          exitCode: rec.exitCode, manualStop: row.manual_stop === 1, restartCount: row.restart_count, ranMs: rec.finishedAt - (row.started_at ?? rec.finishedAt), backoff: 0,
+        })
+        if (decision.restart) {
+          this.rows.update(row.id, { restart_count: row.restart_count + 1 })
+          await this.start(row.id, { policyRestart: true }).then((s) => s.detach(), () => undefined)
+        }
         return
       }
       default:
@@ -1167,7 +1501,7 @@ export function normalizeSignal(s: string): string {
   throw new CairnError('INVALID_ARGUMENT', `Invalid signal: ${s}`)
 }
 
-export function signalNumber(s: string): number {
+function signalNumber(s: string): number {
   return SIGNALS[s.replace(/^SIG/, '')] ?? 0
 }
 
@@ -1219,9 +1553,9 @@ function shimEvents(child: ChildProcess): { next: () => Promise<ShimEvent | { ev
     detach: () => {
       pipe?.removeAllListeners('data')
       pipe?.destroy()
-      ;(child.stdout as Readable | null)?.destroy()
-      ;(child.stderr as Readable | null)?.destroy()
-      ;(child.stdin as Writable | null)?.destroy()
+      child.stdout?.destroy()
+      child.stderr?.destroy()
+      child.stdin?.destroy()
     },
   }
 }

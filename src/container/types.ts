@@ -1,7 +1,9 @@
 /** The container's data model: its states, its database row, and its folder. */
 import { createHash } from 'node:crypto'
 import type { Digest } from '../oci/digest.js'
-import type { ContainerConfig } from '../oci/types.js'
+import type { ContainerConfig, HealthConfig } from '../oci/types.js'
+
+export type { HealthConfig }
 import type { BindMount } from '../runtime/spec.js'
 import type { EndpointRequest, ExtraHost, PortSpec } from '../network/types.js'
 import type { StorageDriver } from '../snapshot/types.js'
@@ -17,6 +19,8 @@ export const ContainerStates = {
   starting: 'starting',
   running: 'running',
   paused: 'paused',
+  /** Between two runs under its restart policy: its monitor waits out the back-off (no process, no mounts). */
+  restarting: 'restarting',
   exited: 'exited',
   removing: 'removing',
 } as const
@@ -44,6 +48,54 @@ export interface ContainerRow {
   exit_code: number
   error: string
   auto_remove: number
+  /** `no`, `always`, `unless-stopped`, `on-failure[:N]` ('' in containers made before restart policies: no). */
+  restart_policy: string
+  restart_count: number
+  /** 1 once its user stopped or killed it (the policy does not restart it then); 0 again at the user's start. */
+  manual_stop: number
+}
+
+/** Docker's RestartPolicy. */
+export interface RestartPolicy {
+  Name: 'no' | 'always' | 'unless-stopped' | 'on-failure' | ''
+  MaximumRetryCount: number
+}
+
+/** One probe's result (Docker's HealthcheckResult). */
+export interface HealthResult {
+  Start: string
+  End: string
+  ExitCode: number
+  Output: string
+}
+
+/** Docker's State.Health, kept by the monitor in `health.json`. */
+export interface HealthState {
+  Status: 'starting' | 'healthy' | 'unhealthy'
+  FailingStreak: number
+  /** The last five results, oldest first. */
+  Log: HealthResult[]
+}
+
+/**
+ * A mount of the container as the runtime makes it: a bind of a host path, or of a volume's
+ * data folder (then `volume` names it).
+ */
+export interface ContainerMount extends BindMount {
+  volume?: {
+    name: string
+    /** Made for this container (`-v /path`, an image's VOLUME): removed with `rm -v` and `--rm`. */
+    anonymous: boolean
+    driver: string
+  }
+}
+
+/** A tmpfs mounted in the container (`--mount type=tmpfs`). */
+export interface TmpfsMount {
+  destination: string
+  /** mount(8) options: Docker's noexec,nosuid,nodev then size=, mode=, ro. */
+  options: string[]
+  readonly: boolean
 }
 
 
@@ -77,9 +129,15 @@ export interface ContainerSpec {
     Labels: Record<string, string>
   }
   hostConfig: {
-    /** Docker's `Binds`: the bind mounts as `HOST:CTR[:ro]`. */
+    /** Docker's `Binds`: the bind mounts and named volumes as `HOST|NAME:CTR[:ro]`. */
     binds: string[]
-    mounts: BindMount[]
+    /** Bind mounts and volumes (each a bind of its data folder). */
+    mounts: ContainerMount[]
+    /** `--mount type=tmpfs` (Docker keeps these in Mounts; `--tmpfs` is `tmpfs` below). */
+    tmpfsMounts?: TmpfsMount[]
+    /** `--volumes-from` as given (`CONTAINER[:ro|rw]`). */
+    volumesFrom?: string[]
+    restartPolicy?: RestartPolicy
     /**
      * Docker's NetworkMode: `bridge` (the default network), `none`, `host`, `container:<id>`, or
      * a user network's name. (`default` in containers made before Cairn had networks: loopback only.)
@@ -106,6 +164,7 @@ export interface ContainerSpec {
      */
     securityOpt?: string[]
     readonlyRootfs?: boolean
+    /** `--tmpfs`: path → options (Docker's HostConfig.Tmpfs). */
     tmpfs?: Record<string, string>
     devices?: DeviceMapping[]
     ulimits?: Ulimit[]
@@ -150,6 +209,8 @@ export interface ContainerPaths {
    * must stay under 108 bytes, which a store's own folder may not.
    */
   attach: string
+  /** The health checks' state (written by the monitor). */
+  health: string
 }
 
 export function containerPaths(root: string, id: string): ContainerPaths {
@@ -169,6 +230,7 @@ export function containerPaths(root: string, id: string): ContainerPaths {
     shimLog: `${dir}/shim.log`,
     network: `${dir}/network.json`,
     attach: `/run/cairn/${createHash('sha256').update(root).digest('hex').slice(0, 12)}/io/${id}.sock`,
+    health: `${dir}/health.json`,
   }
 }
 

@@ -5,7 +5,7 @@ import { CairnError, hasCode } from '../errors/index.js'
 import {
   containerDiff, containerEngine, containerLogs, copyFromContainer, copyToContainer, createContainer, exportContainer, inspectContainer,
   killContainers, listContainers, pauseContainers, pruneContainers, removeContainers, renameContainer, resizeContainer, statContainerPath,
-  stopContainers, unpauseContainers, waitContainer, type Stdio, type WaitCondition,
+  stopContainers, unpauseContainers, waitContainer, type Stdio,
 } from '../api/containers.js'
 import { ContainerStates } from '../container/types.js'
 import { parseDetachKeys } from '../container/stdio.js'
@@ -31,7 +31,6 @@ export async function list(x: Exchange, s: Service): Promise<void> {
 export async function create(x: Exchange, s: Service): Promise<void> {
   const opts = createOptionsOf(await x.json<unknown>(), x.query.get('name'))
   const r = await createContainer(s.store, opts)
-  s.emit('container', 'create', r.id, { image: opts.image, name: r.name })
   x.send(201, { Id: r.id, Warnings: [] })
 }
 
@@ -136,7 +135,6 @@ export async function start(x: Exchange, s: Service): Promise<void> {
   const observer = started.attached[pending.length]
   if (observer) s.exits.set(r.id, observer.done.then((o) => o.exitCode ?? engine.waitExit(r.id)).finally(() => setTimeout(() => s.exits.delete(r.id), 60_000).unref()))
   started.detach()
-  s.emit('container', 'start', r.id, { name: r.name, image: r.image_ref })
   x.send(204)
 }
 
@@ -149,7 +147,6 @@ export async function stop(x: Exchange, s: Service): Promise<void> {
   const t = x.int('t') ?? x.int('timeout')
   const res = await stopContainers(s.store, [r.id], t !== undefined ? { timeout: t } : {})
   if (res.errors[0]) throw res.errors[0].error
-  s.emit('container', 'stop', r.id, { name: r.name })
   x.send(204)
 }
 
@@ -162,7 +159,6 @@ export async function restart(x: Exchange, s: Service): Promise<void> {
   x.params['id'] = r.id
   const started = await engineOf(s).start(r.id)
   started.detach()
-  s.emit('container', 'restart', r.id, { name: r.name })
   x.send(204)
 }
 
@@ -171,7 +167,6 @@ export async function kill(x: Exchange, s: Service): Promise<void> {
   const signal = x.query.get('signal') ?? 'KILL'
   const res = await killContainers(s.store, [r.id], { signal: signal === '' ? 'KILL' : signal })
   if (res.errors[0]) throw res.errors[0].error
-  s.emit('container', 'kill', r.id, { name: r.name, signal })
   x.send(204)
 }
 
@@ -196,9 +191,8 @@ export async function rename(x: Exchange, s: Service): Promise<void> {
 
 export async function remove(x: Exchange, s: Service): Promise<void> {
   const r = row(s, x)
-  const res = await removeContainers(s.store, [r.id], { force: x.flag('force') })
+  const res = await removeContainers(s.store, [r.id], { force: x.flag('force'), volumes: x.flag('v') })
   if (res.errors[0]) throw res.errors[0].error
-  s.emit('container', 'destroy', r.id, { name: r.name })
   x.send(204)
 }
 
@@ -230,7 +224,7 @@ export async function wait(x: Exchange, s: Service): Promise<void> {
       }
     }
     const known = s.exits.get(r.id)
-    code = known ? await known : await waitContainer(s.store, r.id, { condition: condition as WaitCondition, signal: ac.signal })
+    code = known ? await known : await waitContainer(s.store, r.id, { condition, signal: ac.signal })
     if (condition === 'removed') {
       for (let i = 0; engineOf(s).rows.get(r.id); i++) {
         if (ac.signal.aborted) return
@@ -241,7 +235,6 @@ export async function wait(x: Exchange, s: Service): Promise<void> {
     if (!ac.signal.aborted) out.end(`${JSON.stringify({ StatusCode: -1, Error: { Message: (err as Error).message } })}\n`)
     return
   }
-  s.emit('container', 'die', r.id, { name: r.name, exitCode: String(code) })
   out.end(`${JSON.stringify({ StatusCode: code })}\n`)
 }
 

@@ -42,7 +42,7 @@ export function list(x: Exchange, s: Service): void {
  * `X-Registry-Auth`: base64url JSON of Docker's AuthConfig. Empty or `{}` means "whatever
  * Cairn's own credential store holds".
  */
-export function registryAuth(x: Exchange): Credentials | undefined {
+function registryAuth(x: Exchange): Credentials | undefined {
   const raw = x.req.headers['x-registry-auth']
   if (typeof raw !== 'string' || raw === '') return undefined
   let parsed: unknown
@@ -113,7 +113,6 @@ export async function create(x: Exchange, s: Service): Promise<void> {
     await pullImage(s.store, name, {
       signal: ac.signal, onProgress: p.onProgress, ...(credentials ? { credentials } : {}), ...(platform !== '' ? { platform } : {}),
     })
-    s.emit('image', 'pull', name)
   } catch (err) {
     p.fail(err)
   }
@@ -142,7 +141,6 @@ async function importFrom(x: Exchange, s: Service, src: string): Promise<void> {
       ...(message !== '' ? { message } : {}), ...(changes.length > 0 ? { changes } : {}),
     })
     p.write({ status: r.id })
-    s.emit('image', 'import', r.id)
   } catch (err) {
     body.resume()
     p.fail(err)
@@ -165,7 +163,6 @@ export async function push(x: Exchange, s: Service): Promise<void> {
     for (const t of res.tags) {
       p.write({ progressDetail: {}, aux: { Tag: t.tag, Digest: t.digest, Size: t.size } })
     }
-    s.emit('image', 'push', ref)
   } catch (err) {
     p.fail(err)
   }
@@ -176,8 +173,7 @@ export function tag(x: Exchange, s: Service): void {
   const repo = x.query.get('repo') ?? ''
   if (repo === '') throw new HttpError(400, 'repository name (repo) is required')
   const t = x.query.get('tag') ?? ''
-  const r = tagImage(s.store, x.params['name'] ?? '', t !== '' ? `${repo}:${t}` : repo)
-  s.emit('image', 'tag', r.id, { name: r.target })
+  tagImage(s.store, x.params['name'] ?? '', t !== '' ? `${repo}:${t}` : repo)
   x.send(201)
 }
 
@@ -185,7 +181,6 @@ export async function remove(x: Exchange, s: Service): Promise<void> {
   const name = x.params['name'] ?? ''
   const res = await removeImages(s.store, [name], { force: x.flag('force'), noPrune: x.flag('noprune') })
   if (res.errors[0]) throw res.errors[0].error
-  for (const r of res.records) s.emit('image', 'untagged' in r ? 'untag' : 'delete', 'untagged' in r ? r.untagged : r.deleted)
   x.send(200, res.records.map((r) => ('untagged' in r ? { Untagged: r.untagged } : { Deleted: r.deleted })))
 }
 
@@ -265,6 +260,5 @@ export async function commit(x: Exchange, s: Service): Promise<void> {
     ...(comment !== '' ? { message: comment } : {}), ...(author !== '' ? { author } : {}),
     ...(changes.length > 0 ? { changes } : {}), pause: x.flag('pause', true),
   })
-  s.emit('container', 'commit', container, { image: r.id })
   x.send(201, { Id: r.id })
 }

@@ -22,9 +22,10 @@ export async function inspect(x: Exchange, s: Service): Promise<void> {
   x.send(200, await inspectNetwork(s.store, x.params['id'] ?? ''))
 }
 
-export async function create(x: Exchange, s: Service): Promise<void> {
-  const b = await x.json<Record<string, unknown>>()
-  if (typeof b !== 'object' || b === null || Array.isArray(b)) throw new HttpError(400, 'network configuration: an object expected')
+export async function create(x: Exchange): Promise<void> {
+  const raw = await x.json<unknown>()
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new HttpError(400, 'network configuration: an object expected')
+  const b = raw as Record<string, unknown>
   for (const k of Object.keys(b)) if (!CREATE_FIELDS.has(k)) throw new HttpError(400, `json: unknown field ${JSON.stringify(k)} in network configuration`)
   const name = typeof b['Name'] === 'string' ? b['Name'] : ''
   if (name === '') throw new HttpError(400, 'network name is required')
@@ -38,19 +39,18 @@ export async function create(x: Exchange, s: Service): Promise<void> {
     name, ...(driver ? { driver } : {}), ...(b['Internal'] === true ? { internal: true } : {}), ...(labels ? { labels } : {}), ...(options ? { options } : {}),
     ...(cfg?.Subnet ? { subnet: cfg.Subnet } : {}), ...(cfg?.Gateway ? { gateway: cfg.Gateway } : {}),
   })
-  s.emit('network', 'create', n.Id, { name: n.Name, type: n.Driver })
   x.send(201, { Id: n.Id, Warning: '' })
 }
 
-export function remove(x: Exchange, s: Service): void {
-  const def = removeNetwork(x.params['id'] ?? '')
-  s.emit('network', 'destroy', def.id, { name: def.name })
+export function remove(x: Exchange): void {
+  removeNetwork(x.params['id'] ?? '')
   x.send(204)
 }
 
 async function endpointBody(x: Exchange): Promise<{ container: string; aliases: string[]; ip: string; force: boolean }> {
-  const b = await x.json<Record<string, unknown>>()
-  if (typeof b !== 'object' || b === null) throw new HttpError(400, 'an object expected')
+  const raw = await x.json<unknown>()
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new HttpError(400, 'an object expected')
+  const b = raw as Record<string, unknown>
   const container = typeof b['Container'] === 'string' ? b['Container'] : ''
   if (container === '') throw new HttpError(400, 'Container is required')
   const ep = (b['EndpointConfig'] ?? {}) as { Aliases?: unknown; IPAMConfig?: { IPv4Address?: unknown } | null }

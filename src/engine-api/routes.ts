@@ -9,6 +9,7 @@ import * as images from './images.js'
 import * as networks from './networks.js'
 import * as resources from './resources.js'
 import * as system from './system.js'
+import * as volumes from './volumes.js'
 import type { Route } from './router.js'
 
 const notYet = (what: string) => (): never => {
@@ -21,7 +22,7 @@ export const ROUTES: readonly Route[] = [
   { method: 'HEAD', path: '/_ping', support: 'supported', handler: system.ping },
   { method: 'GET', path: '/version', support: 'supported', handler: system.version },
   { method: 'GET', path: '/info', support: 'supported', handler: system.info },
-  { method: 'GET', path: '/events', support: 'partial', note: 'events of operations made through this server only', handler: system.events },
+  { method: 'GET', path: '/events', support: 'supported', handler: system.events },
   { method: 'GET', path: '/system/df', support: 'supported', handler: system.systemDf },
   { method: 'POST', path: '/auth', support: 'supported', handler: system.auth },
   // images
@@ -61,7 +62,7 @@ export const ROUTES: readonly Route[] = [
   { method: 'POST', path: '/containers/{id}/attach', support: 'supported', handler: containers.attach },
   { method: 'GET', path: '/containers/{id}/attach/ws', support: 'not yet', handler: notYet('attach over websocket') },
   { method: 'POST', path: '/containers/{id}/wait', support: 'supported', handler: containers.wait },
-  { method: 'DELETE', path: '/containers/{id}', support: 'partial', note: 'v (volumes) ignored: Cairn has no volumes yet', handler: containers.remove },
+  { method: 'DELETE', path: '/containers/{id}', support: 'supported', handler: containers.remove },
   { method: 'HEAD', path: '/containers/{id}/archive', support: 'supported', handler: containers.archiveHead },
   { method: 'GET', path: '/containers/{id}/archive', support: 'supported', handler: containers.archiveGet },
   { method: 'PUT', path: '/containers/{id}/archive', support: 'supported', handler: containers.archivePut },
@@ -70,7 +71,7 @@ export const ROUTES: readonly Route[] = [
   { method: 'POST', path: '/exec/{id}/start', support: 'supported', handler: exec.start },
   { method: 'POST', path: '/exec/{id}/resize', support: 'supported', handler: exec.resize },
   { method: 'GET', path: '/exec/{id}/json', support: 'supported', handler: exec.inspect },
-  // networks (Cairn has no volumes yet)
+  // networks
   { method: 'GET', path: '/networks', support: 'supported', handler: networks.list },
   { method: 'POST', path: '/networks/create', support: 'partial', note: 'the bridge driver; IPv4 only', handler: networks.create },
   { method: 'POST', path: '/networks/prune', support: 'supported', handler: networks.prune },
@@ -78,6 +79,10 @@ export const ROUTES: readonly Route[] = [
   { method: 'DELETE', path: '/networks/{id}', support: 'supported', handler: networks.remove },
   { method: 'POST', path: '/networks/{id}/connect', support: 'supported', handler: networks.connect },
   { method: 'POST', path: '/networks/{id}/disconnect', support: 'supported', handler: networks.disconnect },
-  { method: 'GET', path: '/volumes', support: 'not yet', note: 'Cairn has no volumes', handler: notYet('volumes') },
-  { method: 'POST', path: '/volumes/create', support: 'not yet', note: 'Cairn has no volumes', handler: notYet('volumes') },
+  // volumes
+  { method: 'GET', path: '/volumes', support: 'supported', handler: volumes.list },
+  { method: 'POST', path: '/volumes/create', support: 'partial', note: 'the local driver; no cluster volumes', handler: volumes.create },
+  { method: 'POST', path: '/volumes/prune', support: 'supported', handler: volumes.prune },
+  { method: 'GET', path: '/volumes/{name}', support: 'supported', handler: volumes.inspect },
+  { method: 'DELETE', path: '/volumes/{name}', support: 'supported', handler: volumes.remove },
 ]

@@ -12,7 +12,7 @@
 import { CairnError } from '../errors/index.js'
 import type { ContainerSummary } from '../api/containers.js'
 import type { ImageSummary } from '../api/images.js'
-import type { CreateOptions, MountSpec, PortSpec, ResourceLimits } from '../container/config.js'
+import type { CreateOptions, MountSpec, PortSpec, ResourceLimits, RestartPolicyOptions } from '../container/config.js'
 import { parseAddHost, parseVolumeFlag } from '../api/flags.js'
 import { HttpError } from './errors.js'
 
@@ -120,7 +120,7 @@ function checkFields(obj: Json, known: Set<string>, used: Set<string>, where: st
 function strings(v: unknown, what: string): string[] | undefined {
   if (v === undefined || v === null) return undefined
   if (typeof v === 'string') return [v]
-  if (Array.isArray(v) && v.every((s) => typeof s === 'string')) return v as string[]
+  if (Array.isArray(v) && v.every((s) => typeof s === 'string')) return v
   throw new HttpError(400, `${what}: a list of strings expected`)
 }
 
@@ -147,9 +147,10 @@ function portBindings(v: unknown): PortSpec[] {
     const bindings = list === null ? [] : Array.isArray(list) ? list : undefined
     if (!bindings) throw new HttpError(400, `HostConfig.PortBindings[${key}]: a list expected`)
     if (bindings.length === 0) out.push({ containerPort, protocol, hostIp: '', hostPort: 0 })
-    for (const b of bindings as Json[]) {
-      const hostIp = str(b?.['HostIp'], 'HostIp') ?? ''
-      const hp = str(b?.['HostPort'], 'HostPort') ?? ''
+    for (const entry of bindings) {
+      const b = obj(entry, `HostConfig.PortBindings[${key}][]`) ?? {}
+      const hostIp = str(b['HostIp'], 'HostIp') ?? ''
+      const hp = str(b['HostPort'], 'HostPort') ?? ''
       if (hp !== '' && !/^\d+$/.test(hp)) throw new HttpError(400, `invalid host port: ${hp}`)
       out.push({ containerPort, protocol, hostIp: hostIp === '0.0.0.0' ? '' : hostIp, hostPort: hp === '' ? 0 : Number(hp) })
     }
@@ -160,15 +161,54 @@ function portBindings(v: unknown): PortSpec[] {
 function mounts(v: unknown): MountSpec[] {
   if (v === undefined || v === null) return []
   if (!Array.isArray(v)) throw new HttpError(400, 'HostConfig.Mounts: a list expected')
-  return v.map((m: Json) => {
+  return v.map((m: Json): MountSpec => {
     const type = str(m['Type'], 'Mount.Type') ?? ''
-    if (type !== 'bind') throw new CairnError('NOT_SUPPORTED', `mounts of type ${JSON.stringify(type)} are not supported by Cairn yet (bind)`)
     const source = str(m['Source'], 'Mount.Source') ?? ''
     const target = str(m['Target'], 'Mount.Target') ?? ''
-    if (source === '') throw new CairnError('INVALID_ARGUMENT', 'invalid mount config for type "bind": field Source must not be empty')
-    if (target === '') throw new CairnError('INVALID_ARGUMENT', 'invalid mount config for type "bind": field Target must not be empty')
-    return { type: 'bind', source, target, readonly: m['ReadOnly'] === true }
+    const readonly = m['ReadOnly'] === true
+    if (target === '') throw new CairnError('INVALID_ARGUMENT', `invalid mount config for type "${type}": field Target must not be empty`)
+    if (type === 'bind') {
+      if (source === '') throw new CairnError('INVALID_ARGUMENT', 'invalid mount config for type "bind": field Source must not be empty')
+      return { type: 'bind', source, target, readonly }
+    }
+    if (type === 'volume') {
+      const vo = obj(m['VolumeOptions'], 'Mount.VolumeOptions')
+      const labels = obj(vo?.['Labels'], 'Mount.VolumeOptions.Labels')
+      const spec: MountSpec = { type: 'volume', target, readonly, ...(source !== '' ? { source } : {}), ...(vo?.['NoCopy'] === true ? { noCopy: true } : {}) }
+      if (labels) {
+        for (const l of Object.values(labels)) if (typeof l !== 'string') throw new HttpError(400, 'Mount.VolumeOptions.Labels: string values expected')
+        spec.labels = labels as Record<string, string>
+      }
+      return spec
+    }
+    if (type === 'tmpfs') {
+      if (source !== '') throw new CairnError('INVALID_ARGUMENT', 'invalid mount config for type "tmpfs": field Source must be empty')
+      const to = obj(m['TmpfsOptions'], 'Mount.TmpfsOptions')
+      const size = to?.['SizeBytes']
+      const mode = to?.['Mode']
+      return {
+        type: 'tmpfs', target, readonly,
+        ...(typeof size === 'number' && size > 0 ? { size } : {}), ...(typeof mode === 'number' && mode > 0 ? { mode } : {}),
+      }
+    }
+    throw new CairnError('NOT_SUPPORTED', `mounts of type ${JSON.stringify(type)} are not supported by Cairn (bind, volume, tmpfs)`)
   })
+}
+
+const RESTART_NAMES = ['no', 'always', 'unless-stopped', 'on-failure'] as const
+
+/** HostConfig.RestartPolicy (and an update's): undefined when absent or empty. */
+function restartPolicyOf(v: unknown, where: string): RestartPolicyOptions | undefined {
+  const rp = obj(v, where)
+  if (!rp) return undefined
+  const name = str(rp['Name'], `${where}.Name`) ?? ''
+  if (name === '') return undefined
+  const known = RESTART_NAMES.find((n) => n === name)
+  if (known === undefined) throw new HttpError(400, `invalid restart policy: unknown policy '${name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'`)
+  const count = rp['MaximumRetryCount']
+  if (count !== undefined && count !== null && (typeof count !== 'number' || !Number.isInteger(count) || count < 0)) throw new HttpError(400, 'invalid restart policy: maximum retry count must be a non-negative integer')
+  if (known !== 'on-failure' && typeof count === 'number' && count > 0) throw new HttpError(400, `invalid restart policy: maximum retry count can only be used with 'on-failure'`)
+  return { name: known, ...(typeof count === 'number' && count > 0 ? { maximumRetryCount: count } : {}) }
 }
 
 /**
@@ -229,13 +269,17 @@ export function createOptionsOf(body: unknown, name: string | null): CreateOptio
   if (config['StdinOnce'] === true) o.stdinOnce = true
   const hc = obj(HostConfig, 'HostConfig') ?? {}
   checkFields(hc, HOST_CONFIG_FIELDS, HOST_USED, 'HostConfig')
-  const rp = obj(hc['RestartPolicy'], 'RestartPolicy')
-  if (rp && rp['Name'] !== undefined && rp['Name'] !== '' && rp['Name'] !== 'no') throw new CairnError('NOT_SUPPORTED', 'HostConfig.RestartPolicy is not supported by Cairn yet')
+  const restart = restartPolicyOf(hc['RestartPolicy'], 'HostConfig.RestartPolicy')
+  if (restart) o.restart = restart
   const lc = obj(hc['LogConfig'], 'LogConfig')
-  if (lc && lc['Type'] !== undefined && lc['Type'] !== '' && lc['Type'] !== 'json-file') throw new CairnError('NOT_SUPPORTED', `log driver ${String(lc['Type'])} is not supported by Cairn (json-file)`)
+  const logDriver = str(lc?.['Type'], 'LogConfig.Type') ?? ''
+  if (logDriver !== '' && logDriver !== 'json-file') throw new CairnError('NOT_SUPPORTED', `log driver ${logDriver} is not supported by Cairn (json-file)`)
   if (hc['Init'] === true) o.init = true
   Object.assign(o, limitsOf(hc, 'HostConfig'))
-  const ms: MountSpec[] = [...(strings(hc['Binds'], 'Binds') ?? []).map(parseVolumeFlag), ...mounts(hc['Mounts'])]
+  // Config.Volumes: anonymous volumes at those paths (unless a bind or volume is mounted there)
+  const anonymous: MountSpec[] = Object.keys(obj(config['Volumes'], 'Volumes') ?? {}).map((target) => ({ type: 'volume', target, readonly: false }))
+  const given: MountSpec[] = [...(strings(hc['Binds'], 'Binds') ?? []).map(parseVolumeFlag), ...mounts(hc['Mounts'])]
+  const ms = [...given, ...anonymous.filter((a) => !given.some((g) => g.target === a.target))]
   if (ms.length > 0) o.mounts = ms
   const ports = portBindings(hc['PortBindings'])
   if (ports.length > 0) o.ports = ports

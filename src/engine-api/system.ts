@@ -2,12 +2,13 @@
 import { CairnError } from '../errors/index.js'
 import { systemDiskUsage, systemInfo, versionInfo } from '../api/system.js'
 import { checkCredentials } from '../api/login.js'
+import { checkEventsOptions, streamEvents, type EventsOptions } from '../api/system-events.js'
 import { normalizeServer } from '../remote/config.js'
 import type { FilterArgs } from '../api/filters.js'
 import { HttpError } from './errors.js'
 import type { Exchange } from './exchange.js'
 import { API_VERSION, MIN_API_VERSION } from './router.js'
-import type { EngineEvent, Service } from './service.js'
+import type { Service } from './service.js'
 import { containerSummaryJson, imageSummaryJson } from './shapes.js'
 
 /** Docker's `filters` query parameter: JSON of `{key: [values]}` (or the old `{key: {value: true}}`). */
@@ -30,7 +31,7 @@ export function filtersOf(x: Exchange): FilterArgs {
   return out
 }
 
-export function pingHeaders(): Record<string, string> {
+function pingHeaders(): Record<string, string> {
   return {
     'API-Version': API_VERSION, 'Docker-Experimental': 'false', OSType: 'linux', 'Builder-Version': '1', Swarm: 'inactive',
     'Cache-Control': 'no-cache, no-store, must-revalidate', Pragma: 'no-cache',
@@ -59,62 +60,35 @@ export async function info(x: Exchange, s: Service): Promise<void> {
     Plugins: { Volume: [], Network: ['bridge', 'host', 'null'], Authorization: null, Log: ['json-file'] },
     MemoryLimit: true, SwapLimit: false, CpuCfsPeriod: true, CpuCfsQuota: true, CPUShares: true, CPUSet: true, PidsLimit: true,
     IPv4Forwarding: true, BridgeNfIptables: true, BridgeNfIp6tables: true, Debug: false, NFd: 0, OomKillDisable: false, NGoroutines: 0,
-    SystemTime: new Date().toISOString(), NEventsListener: s.events.listenerCount('event'), Isolation: '', Swarm: { LocalNodeState: 'inactive' },
+    SystemTime: new Date().toISOString(), NEventsListener: s.eventListeners, Isolation: '', Swarm: { LocalNodeState: 'inactive' },
     GenericResources: null, DefaultAddressPools: [], ContainerdCommit: { ID: '' }, RuncCommit: { ID: '' }, InitCommit: { ID: '' },
   })
 }
 
-function matchEvent(e: EngineEvent, f: FilterArgs): boolean {
-  const any = (key: string, vals: string[]): boolean => {
-    const want = f[key]
-    return want === undefined || want.length === 0 || want.some((w) => vals.includes(w))
-  }
-  const a = e.Actor.Attributes
-  if (!any('type', [e.Type])) return false
-  if (!any('event', [e.Action, e.Action.split(':')[0] ?? ''])) return false
-  if (e.Type === 'container' && !any('container', [e.Actor.ID, e.Actor.ID.slice(0, 12), a['name'] ?? ''])) return false
-  if (f['container'] && e.Type !== 'container') return false
-  if (!any('image', [a['image'] ?? (e.Type === 'image' ? e.Actor.ID : '')])) return false
-  if (f['label'] && !f['label'].every((l) => {
-    const eq = l.indexOf('=')
-    return eq < 0 ? a[l] !== undefined : a[l.slice(0, eq)] === l.slice(eq + 1)
-  })) return false
-  return true
-}
-
-function timeParam(x: Exchange, name: string): number | undefined {
-  const v = x.query.get(name)
-  if (v === null || v === '') return undefined
-  if (/^\d+(\.\d+)?$/.test(v)) return Number(v) * 1000
-  const t = Date.parse(v)
-  if (Number.isNaN(t)) throw new HttpError(400, `invalid value for ${name}: ${v}`)
-  return t
-}
-
 /**
- * `/events`: the events of operations made through this server (Cairn records no events of
- * its own yet), from `since` (kept in memory), live until `until` or the client leaves.
+ * `/events`: the store's event journal (api/system-events.ts), Docker's filters, from `since`
+ * (recorded events first), live until `until` or the client leaves.
  */
 export async function events(x: Exchange, s: Service): Promise<void> {
-  const f = filtersOf(x)
-  const since = timeParam(x, 'since')
-  const until = timeParam(x, 'until')
+  const since = x.query.get('since')
+  const until = x.query.get('until')
+  const ac = new AbortController()
+  const opts: EventsOptions = {
+    filters: filtersOf(x),
+    ...(since !== null && since !== '' ? { since } : {}),
+    ...(until !== null && until !== '' ? { until } : {}),
+    signal: ac.signal,
+  }
+  // a bad filter or time is a 400 before the stream begins
+  checkEventsOptions(opts)
+  void x.gone.then(() => ac.abort())
   const out = x.jsonStream()
-  const inRange = (e: EngineEvent): boolean => (since === undefined || e.time * 1000 >= Math.floor(since / 1000) * 1000) && (until === undefined || e.time * 1000 <= until)
-  if (since !== undefined) for (const e of s.history) if (inRange(e) && matchEvent(e, f)) out.write(e)
-  if (until !== undefined && until <= Date.now()) {
-    out.end()
-    return
-  }
-  const onEvent = (e: EngineEvent): void => {
-    if (inRange(e) && matchEvent(e, f)) out.write(e)
-  }
-  s.events.on('event', onEvent)
+  s.eventListeners++
   try {
-    const wait = until !== undefined ? new Promise<void>((resolve) => setTimeout(resolve, until - Date.now()).unref()) : new Promise<void>(() => undefined)
-    await Promise.race([x.gone, wait])
+    for await (const e of streamEvents(s.store.root, opts)) out.write(e)
   } finally {
-    s.events.off('event', onEvent)
+    s.eventListeners--
+    ac.abort()
     out.end()
   }
 }
@@ -144,8 +118,9 @@ export async function systemDf(x: Exchange, s: Service): Promise<void> {
 
 /** `/auth`: checks credentials against the registry (the client keeps them, as with Docker). */
 export async function auth(x: Exchange): Promise<void> {
-  const body = await x.json<{ username?: unknown; password?: unknown; serveraddress?: unknown; identitytoken?: unknown; email?: unknown; auth?: unknown }>()
-  if (typeof body !== 'object' || body === null) throw new HttpError(400, 'invalid auth configuration')
+  const raw = await x.json<unknown>()
+  if (typeof raw !== 'object' || raw === null) throw new HttpError(400, 'invalid auth configuration')
+  const body = raw as { username?: unknown; password?: unknown; serveraddress?: unknown; identitytoken?: unknown; email?: unknown; auth?: unknown }
   const username = typeof body.username === 'string' ? body.username : ''
   const password = typeof body.password === 'string' ? body.password : ''
   const server = typeof body.serveraddress === 'string' && body.serveraddress !== '' ? body.serveraddress : 'https://index.docker.io/v1/'

@@ -4,9 +4,9 @@
  */
 import { posix } from 'node:path'
 import { CairnError } from '../errors/index.js'
-import type { ContainerConfig } from '../oci/types.js'
+import type { ContainerConfig, HealthConfig } from '../oci/types.js'
 
-export const ChangeInstructions = ['CMD', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'LABEL', 'ONBUILD', 'USER', 'VOLUME', 'WORKDIR'] as const
+const ChangeInstructions = ['CMD', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'HEALTHCHECK', 'LABEL', 'ONBUILD', 'USER', 'VOLUME', 'WORKDIR'] as const
 
 /** Applies each change to a copy of `base` and returns it. */
 export function applyChanges(base: ContainerConfig, changes: readonly string[]): ContainerConfig {
@@ -40,6 +40,9 @@ function applyChange(cfg: ContainerConfig, change: string): void {
       cfg.Env = env
       return
     }
+    case 'HEALTHCHECK':
+      cfg.Healthcheck = healthcheck(rest, change)
+      return
     case 'LABEL': {
       const labels = { ...(cfg.Labels ?? {}) }
       for (const [k, v] of keyValues(rest, change, false, envMap(cfg.Env))) labels[k] = v
@@ -88,6 +91,64 @@ function applyChange(cfg: ContainerConfig, change: string): void {
   }
 }
 
+/**
+ * `HEALTHCHECK [--interval=D] [--timeout=D] [--start-period=D] [--start-interval=D] [--retries=N] CMD …`
+ * or `HEALTHCHECK NONE`, as the Dockerfile builder reads it (durations kept in nanoseconds).
+ */
+function healthcheck(rest: string, change: string): HealthConfig {
+  let text = rest
+  const out: HealthConfig = {}
+  const flags: Record<string, 'Interval' | 'Timeout' | 'StartPeriod' | 'StartInterval'> = {
+    interval: 'Interval', timeout: 'Timeout', 'start-period': 'StartPeriod', 'start-interval': 'StartInterval',
+  }
+  for (let m = /^--([a-z-]+)=(\S*)\s*/.exec(text); m; m = /^--([a-z-]+)=(\S*)\s*/.exec(text)) {
+    const [all, name = '', value = ''] = m
+    text = text.slice(all.length)
+    if (name === 'retries') {
+      if (!/^[+-]?\d+$/.test(value)) throw invalid(change, `--retries: invalid value ${JSON.stringify(value)}`)
+      const n = Number(value)
+      if (n < 0) throw invalid(change, '--retries cannot be negative')
+      out.Retries = n
+      continue
+    }
+    const key = flags[name]
+    if (!key) throw invalid(change, `unknown flag: --${name}`)
+    const ms = goDurationMs(value)
+    if (ms === undefined) throw invalid(change, `--${name}: time: invalid duration ${JSON.stringify(value)}`)
+    if (ms !== 0 && ms < 1) throw invalid(change, `Interval ${JSON.stringify(`--${name}`)} cannot be less than 1ms`)
+    if (ms < 0) throw invalid(change, `Interval ${JSON.stringify(`--${name}`)} cannot be negative`)
+    if (ms > 0) out[key] = Math.round(ms * 1e6)
+  }
+  const m = /^(\S+)\s*([\s\S]*)$/.exec(text)
+  const type = (m?.[1] ?? '').toUpperCase()
+  const args = (m?.[2] ?? '').trim()
+  if (type === 'NONE') {
+    if (args !== '' || Object.keys(out).length > 0) throw invalid(change, 'HEALTHCHECK NONE takes no arguments')
+    return { Test: ['NONE'] }
+  }
+  if (type !== 'CMD') throw invalid(change, `Unknown type ${JSON.stringify(m?.[1] ?? '')} in HEALTHCHECK (try CMD)`)
+  if (args === '') throw invalid(change, 'Missing command after HEALTHCHECK CMD')
+  let test: string[] | undefined
+  if (args.startsWith('[')) {
+    try {
+      test = ['CMD', ...jsonArray(args, change)]
+    } catch {
+      test = undefined // the shell form, as Docker falls back to
+    }
+  }
+  return { Test: test ?? ['CMD-SHELL', args], ...out }
+}
+
+/** Go's time.ParseDuration in milliseconds (fractions kept), or undefined. */
+function goDurationMs(s: string): number | undefined {
+  if (s === '0') return 0
+  if (!/^[+-]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+$/.test(s)) return undefined
+  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+  let total = 0
+  for (const part of s.replace(/^[+-]/, '').matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/g)) total += Number(part[1]) * (units[part[2] as string] ?? 0)
+  return s.startsWith('-') ? -total : total
+}
+
 function invalid(change: string, why: string): CairnError {
   return new CairnError('INVALID_ARGUMENT', `invalid change ${JSON.stringify(change)}: ${why}`)
 }
@@ -113,7 +174,7 @@ function jsonArray(s: string, change: string): string[] {
     throw invalid(change, 'not a valid JSON array')
   }
   if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw invalid(change, 'the JSON form must be an array of strings')
-  return v as string[]
+  return v
 }
 
 function envMap(env: readonly string[] | undefined): Map<string, string> {

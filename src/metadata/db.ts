@@ -176,6 +176,28 @@ const MIGRATIONS: readonly string[] = [
     used INTEGER NOT NULL             -- ms since epoch
   );
   `,
+  `
+  -- volumes (src/volume): their data lives in volumes/<name>/_data
+  CREATE TABLE volumes (
+    name TEXT PRIMARY KEY,
+    driver TEXT NOT NULL DEFAULT 'local',
+    created INTEGER NOT NULL,                -- ms since epoch
+    labels TEXT NOT NULL DEFAULT '{}',       -- JSON
+    options TEXT NOT NULL DEFAULT '{}',      -- JSON: the local driver's type, device, o
+    anonymous INTEGER NOT NULL DEFAULT 0     -- made for a container's unnamed mount
+  );
+  -- which container uses which volume: a volume named here is never removed
+  CREATE TABLE container_volumes (
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    volume TEXT NOT NULL REFERENCES volumes(name),
+    PRIMARY KEY (container_id, volume)
+  );
+  CREATE INDEX container_volumes_volume ON container_volumes(volume);
+  -- restart policies, kept by each container's monitor
+  ALTER TABLE containers ADD COLUMN restart_policy TEXT NOT NULL DEFAULT '';   -- no | always | unless-stopped | on-failure[:N]
+  ALTER TABLE containers ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0;  -- restarts by the policy since its user last started it
+  ALTER TABLE containers ADD COLUMN manual_stop INTEGER NOT NULL DEFAULT 0;    -- stopped (or killed) by its user: not restarted
+  `,
 ]
 
 export function openDatabase(path: string): DB {

@@ -42,6 +42,17 @@ export interface ImageIndex {
 }
 
 /** The runtime defaults an image carries (`config` in the image config). */
+/** Docker's health check of an image or container (`Healthcheck`): durations in nanoseconds, 0 for the default. */
+export interface HealthConfig {
+  /** `[]` inherit; `['NONE']` none; `['CMD', arg…]`; `['CMD-SHELL', command]`. */
+  Test?: string[]
+  Interval?: number
+  Timeout?: number
+  StartPeriod?: number
+  StartInterval?: number
+  Retries?: number
+}
+
 export interface ContainerConfig {
   User?: string
   ExposedPorts?: Record<string, object>
@@ -53,7 +64,7 @@ export interface ContainerConfig {
   Labels?: Record<string, string>
   StopSignal?: string
   OnBuild?: string[] | null
-  Healthcheck?: unknown
+  Healthcheck?: HealthConfig
   ArgsEscaped?: boolean
   Shell?: string[]
   [key: string]: unknown

@@ -6,6 +6,7 @@
  * root, tmpfs mounts, devices, ulimits, /dev/shm's size, sysctls, an init process, cgroup limits).
  * What it needs to know of the host (its capabilities, architecture, kernel, devices) is input too.
  */
+import { CairnError } from '../errors/index.js'
 import { DEFAULT_CAPABILITIES, tweakCapabilities } from './capabilities.js'
 import { seccompForSpec, type LinuxSeccomp, type SeccompProfile } from './seccomp.js'
 
@@ -92,7 +93,7 @@ export const MASKED_PATHS: readonly string[] = [
 export const READONLY_PATHS: readonly string[] = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger']
 
 /** Docker's default device cgroup rules: deny all, then the usual character devices. */
-export const DEFAULT_DEVICE_RULES: readonly DeviceRule[] = [
+const DEFAULT_DEVICE_RULES: readonly DeviceRule[] = [
   { allow: false, access: 'rwm' },
   { allow: true, type: 'c', major: 1, minor: 5, access: 'rwm' }, // /dev/zero
   { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }, // /dev/null
@@ -110,7 +111,7 @@ export const DEFAULT_DEVICE_RULES: readonly DeviceRule[] = [
 ]
 
 /** The device nodes every container gets (as runc and crun create them by default). */
-export const DEFAULT_DEVICES: readonly RuntimeDevice[] = [
+const DEFAULT_DEVICES: readonly RuntimeDevice[] = [
   { path: '/dev/null', type: 'c', major: 1, minor: 3, fileMode: 0o666, uid: 0, gid: 0 },
   { path: '/dev/zero', type: 'c', major: 1, minor: 5, fileMode: 0o666, uid: 0, gid: 0 },
   { path: '/dev/full', type: 'c', major: 1, minor: 7, fileMode: 0o666, uid: 0, gid: 0 },
@@ -223,6 +224,8 @@ export interface SpecInput {
    */
   network: 'private' | 'host' | { path: string }
   binds?: readonly BindMount[]
+  /** tmpfs file systems mounted in the container (their mount(8) options as given). */
+  tmpfsMounts?: readonly { destination: string; options: readonly string[] }[]
   /** Host files bind-mounted over /etc/hosts, /etc/hostname and /etc/resolv.conf, as Docker does. */
   etc?: { hosts: string; hostname: string; resolvConf: string }
   /** cgroupfs path, e.g. `/cairn/<id>`. */
@@ -341,7 +344,7 @@ export function mergeTmpfsOptions(options: readonly string[]): string[] {
 }
 
 /** Docker's NanoCPUs as CFS quota and period (period 100 ms). */
-export function cpuQuota(nanoCpus: number): { quota: number; period: number } {
+function cpuQuota(nanoCpus: number): { quota: number; period: number } {
   const period = 100_000
   return { quota: Math.round((nanoCpus * period) / 1e9), period }
 }
@@ -380,9 +383,20 @@ export function generateSpec(input: SpecInput): RuntimeSpec {
     if (!b.destination.startsWith('/')) throw new TypeError(`generateSpec: bind destination must be absolute, got ${b.destination}`)
     own.push({ destination: b.destination, type: 'bind', source: b.source, options: ['rbind', 'rprivate', ...(b.readonly ? ['ro'] : [])] })
   }
-  for (const [dest, opts] of Object.entries(input.tmpfs ?? {})) {
-    if (!dest.startsWith('/')) throw new TypeError(`generateSpec: tmpfs destination must be absolute, got ${dest}`)
-    own.push({ destination: dest, type: 'tmpfs', source: 'tmpfs', options: mergeTmpfsOptions(['noexec', 'nosuid', 'nodev', 'rprivate', ...opts.split(',')]) })
+  // one list of tmpfs mounts: `--tmpfs` (over Docker's defaults) and `--mount type=tmpfs` (options as given)
+  const tmpfs = [
+    ...Object.entries(input.tmpfs ?? {}).map(([destination, opts]) => ({
+      destination, options: mergeTmpfsOptions(['noexec', 'nosuid', 'nodev', 'rprivate', ...opts.split(',')]),
+    })),
+    ...(input.tmpfsMounts ?? []),
+  ]
+  const tmpfsDest = new Set<string>()
+  for (const t of tmpfs) {
+    if (!t.destination.startsWith('/')) throw new TypeError(`generateSpec: tmpfs destination must be absolute, got ${t.destination}`)
+    const dest = t.destination.replace(/\/+$/, '') || '/'
+    if (tmpfsDest.has(dest)) throw new CairnError('INVALID_ARGUMENT', `Duplicate mount point: ${dest}`)
+    tmpfsDest.add(dest)
+    own.push({ destination: t.destination, type: 'tmpfs', source: 'tmpfs', options: [...t.options] })
   }
   const userDest = new Set(own.map((m) => m.destination.replace(/\/+$/, '') || '/'))
   if (input.etc) {

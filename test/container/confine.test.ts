@@ -194,6 +194,14 @@ describe('the runtime spec of the confinement options', () => {
     for (const d of ['/sys', '/etc/hosts', '/etc/resolv.conf']) assert.ok(opts(d).includes('ro'), d)
   })
 
+  test('--tmpfs and --mount type=tmpfs: one list of tmpfs mounts; two at one path refused', () => {
+    const s = generateSpec({ ...base, tmpfs: { '/run': 'size=1m' }, tmpfsMounts: [{ destination: '/scratch', options: ['noexec', 'nosuid', 'nodev', 'rprivate', 'size=64m'] }] })
+    const tmpfs = s.mounts.filter((m) => m.source === 'tmpfs' && m.destination !== '/dev').map((m) => `${m.destination} ${m.options.join(',')}`)
+    assert.deepEqual(tmpfs, ['/run noexec,nosuid,nodev,rprivate,size=1m', '/scratch noexec,nosuid,nodev,rprivate,size=64m'])
+    assert.throws(() => generateSpec({ ...base, tmpfs: { '/run': '' }, tmpfsMounts: [{ destination: '/run/', options: [] }] }),
+      (err: unknown) => hasCode(err, 'INVALID_ARGUMENT') && /^Duplicate mount point: \/run$/.test((err as Error).message))
+  })
+
   test("tmpfs mounts over Docker's noexec,nosuid,nodev; /dev/shm's size; sysctls; devices; ulimits; init", () => {
     const s = generateSpec({
       ...base,
@@ -379,7 +387,7 @@ describe('top, group-add, AppArmor', () => {
     const full = appArmorProfileText('cairn-default', { macroExists: () => true, hostProfile: 'cairnd' })
     assert.match(full, /^abi <abi\/3\.0>,$/m)
     assert.match(full, /^#include <tunables\/global>$/m)
-    assert.match(full, /^  #include <abstractions\/base>$/m)
+    assert.match(full, /^ {2}#include <abstractions\/base>$/m)
     assert.match(full, /signal \(receive\) peer="cairnd",/)
   })
 })

@@ -298,7 +298,7 @@ describe('confinement and limits, beside Docker', { concurrency: false }, () => 
     assert.ok(!existsSync(pidsDir), 'its cgroup is gone, with every process of it')
   })
 
-  test('--memory 32m with a process allocating 200 MB: OOM-killed, exit 137, OOMKilled true (as with Docker)', async (t) => {
+  test('--memory 32m with a process allocating 200 MB: OOM-killed, exit 137, OOMKilled true (as with Docker), each run of a restart policy too', async (t) => {
     if (!(await needs(t, false))) return
     const hog = ['sh', '-c', 'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo survived']
     const r = await cli(['run', '--name', 'hog', '--network', 'none', '--memory', '32m', IMAGE, ...hog])
@@ -309,6 +309,19 @@ describe('confinement and limits, beside Docker', { concurrency: false }, () => 
     await cliOk(['run', '--name', 'fine', '--network', 'none', '--memory', '32m', IMAGE, 'true'])
     assert.equal((await cliOk(['inspect', '-f', '{{.State.OOMKilled}}', 'fine'])).stdout.trim(), 'false')
     await cliOk(['rm', 'hog', 'fine'])
+    // under a restart policy each run is watched: two OOM kills, each an `oom` event, OOMKilled at the end
+    const since = Math.floor(Date.now() / 1000)
+    await cliOk(['run', '-d', '--name', 'hogs', '--network', 'none', '--memory', '32m', '--restart', 'on-failure:1', IMAGE, ...hog])
+    let state = ''
+    for (let i = 0; i < 600 && state !== 'exited 1'; i++) {
+      await new Promise((r) => setTimeout(r, 100))
+      state = (await cliOk(['inspect', '-f', '{{.State.Status}} {{.RestartCount}}', 'hogs'])).stdout.trim()
+    }
+    assert.equal(state, 'exited 1')
+    assert.equal((await cliOk(['inspect', '-f', '{{.State.OOMKilled}} {{.State.ExitCode}}', 'hogs'])).stdout.trim(), 'true 137')
+    const ooms = (await cliOk(['events', '--since', String(since), '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', 'container=hogs', '--filter', 'event=oom', '--format', '{{.Action}}'])).stdout
+    assert.deepEqual(ooms.trim().split('\n'), ['oom', 'oom'])
+    await cliOk(['rm', 'hogs'])
     if (dockerReady) {
       const d = await docker(['run', '--name', 'hog', '--network', 'none', '--memory', '32m', IMAGE, ...hog])
       assert.equal(d.code, 137)

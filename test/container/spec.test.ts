@@ -172,7 +172,12 @@ describe('signals, volumes, runtime messages, exit codes', () => {
   test('-v HOST:CTR[:ro]: absolute paths, an existing source', () => {
     assert.deepEqual(parseVolumeFlag('/tmp:/data:ro'), { type: 'bind', source: '/tmp', target: '/data', readonly: true, createSource: true })
     assert.deepEqual(parseVolumeFlag('/tmp:/data/'), { type: 'bind', source: '/tmp', target: '/data', readonly: false, createSource: true })
-    assert.throws(() => parseVolumeFlag('named:/data'), /named volumes are not supported/)
+    // a source that is not a path is a volume's name; a path alone an anonymous volume
+    assert.deepEqual(parseVolumeFlag('named:/data'), { type: 'volume', source: 'named', target: '/data', readonly: false })
+    assert.deepEqual(parseVolumeFlag('named:/data:ro,nocopy'), { type: 'volume', source: 'named', target: '/data', readonly: true, noCopy: true })
+    assert.deepEqual(parseVolumeFlag('/data/'), { type: 'volume', target: '/data', readonly: false })
+    assert.throws(() => parseVolumeFlag('/data:ro'), /invalid volume specification: '\/data:ro'/)
+    assert.throws(() => parseVolumeFlag('relative'), /mount path must be absolute/)
     assert.throws(() => parseVolumeFlag('/tmp:relative'), /must be absolute/)
     assert.throws(() => parseVolumeFlag('/tmp:/data:rx'), /^Error: invalid mode: rx$|invalid mode: rx/)
     assert.throws(() => parseVolumeFlag('/tmp:/'), /destination can't be '\/'/)

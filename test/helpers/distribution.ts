@@ -15,7 +15,7 @@ import { request } from 'node:http'
 import { runOk, tail } from './exec.js'
 import { isAlive, signal, waitGone } from './system.js'
 
-export const DistributionTools = {
+const DistributionTools = {
   registry: '/usr/bin/docker-registry',
   htpasswd: '/usr/bin/htpasswd',
   setpriv: '/usr/bin/setpriv',
