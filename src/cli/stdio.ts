@@ -47,7 +47,9 @@ export function terminalStdio(opts: { interactive: boolean; tty: boolean; detach
       if (raw) process.stdin.setRawMode(false)
       if (opts.interactive) {
         process.stdin.pause()
-        process.stdin.unref?.()
+        // a file as stdin is an fs.ReadStream, which has no unref (whatever the types say)
+        const input: { unref?: () => void } = process.stdin
+        input.unref?.()
       }
     },
   }

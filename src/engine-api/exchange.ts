@@ -9,7 +9,7 @@ import { PassThrough, Readable, type Duplex, type Writable } from 'node:stream'
 import { HttpError } from './errors.js'
 
 /** Bodies larger than this are refused (413) where a handler reads JSON. */
-export const MAX_JSON_BODY = 4 << 20
+const MAX_JSON_BODY = 4 << 20
 
 export interface Hijacked {
   /** What the client sends after the request (stdin). */

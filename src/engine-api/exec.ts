@@ -18,8 +18,9 @@ function session(x: Exchange, s: Service): ExecSession {
 }
 
 export async function create(x: Exchange, s: Service): Promise<void> {
-  const body = await x.json<Record<string, unknown>>()
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'exec configuration: an object expected')
+  const raw = await x.json<unknown>()
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new HttpError(400, 'exec configuration: an object expected')
+  const body = raw as Record<string, unknown>
   for (const k of Object.keys(body)) if (!EXEC_FIELDS.has(k)) throw new HttpError(400, `json: unknown field ${JSON.stringify(k)} in exec configuration`)
   const cmd = body['Cmd']
   if (!Array.isArray(cmd) || cmd.length === 0 || !cmd.every((c) => typeof c === 'string')) throw new HttpError(400, 'No exec command specified')
@@ -29,11 +30,11 @@ export async function create(x: Exchange, s: Service): Promise<void> {
   const row = engine.resolve(x.params['id'] ?? '')
   if (row.state === ContainerStates.paused) throw new CairnError('CONFLICT', `Container ${row.id} is paused, unpause the container before exec`)
   if (row.state !== ContainerStates.running) throw new CairnError('CONFLICT', `Container ${row.id} is not running`)
-  const str = (k: string): string => (typeof body[k] === 'string' ? body[k] as string : '')
+  const str = (k: string): string => (typeof body[k] === 'string' ? body[k] : '')
   const env = Array.isArray(body['Env']) ? (body['Env'] as unknown[]).filter((e): e is string => typeof e === 'string') : []
   if (str('DetachKeys') !== '') parseDetachKeys(str('DetachKeys'))
   const e: ExecSession = {
-    id: s.newExecId(), containerId: row.id, cmd: cmd as string[], tty: body['Tty'] === true, attachStdin: body['AttachStdin'] === true,
+    id: s.newExecId(), containerId: row.id, cmd, tty: body['Tty'] === true, attachStdin: body['AttachStdin'] === true,
     attachStdout: body['AttachStdout'] === true, attachStderr: body['AttachStderr'] === true, env, workdir: str('WorkingDir'), user: str('User'),
     detachKeys: str('DetachKeys'), privileged: false, running: false, exitCode: null, pid: 0, created: Date.now(),
   }

@@ -45,12 +45,12 @@ export interface EngineApiServer {
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '::1'])
 
-export function isLoopbackHost(host: string): boolean {
+function isLoopbackHost(host: string): boolean {
   return LOOPBACK.has(host) || (isIP(host) === 4 && host.startsWith('127.'))
 }
 
 /** `host:port`, `[v6]:port`, `tcp://…`. */
-export function parseTcpAddress(addr: string): { host: string; port: number } {
+function parseTcpAddress(addr: string): { host: string; port: number } {
   const a = addr.replace(/^tcp:\/\//, '')
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(a)
   const port = Number(m?.[3])
@@ -178,7 +178,7 @@ export async function serveEngineApi(store: ImageStore, opts: EngineApiOptions):
       let server: Server
       if (opts.tls) {
         const [ca, cert, key] = await Promise.all([readFile(opts.tls.ca), readFile(opts.tls.cert), readFile(opts.tls.key)])
-        server = setup(createHttpsServer({ ca, cert, key, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' }) as unknown as Server)
+        server = setup(createHttpsServer({ ca, cert, key, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' }))
       } else server = setup(createHttpServer())
       await listen(server, { host, port })
       servers.push(server)

@@ -9,7 +9,6 @@
  * Hand-written: it is a dozen lines of framing, which no maintained package offers for Node.js
  * without a whole Docker client around it.
  */
-import { Transform, type TransformCallback } from 'node:stream'
 
 /** Frame types: Docker's (0 stdin, 1 stdout, 2 stderr, 3 system error) and Cairn's own from 16 on. */
 export const FrameTypes = {
@@ -24,10 +23,9 @@ export const FrameTypes = {
   /** From the process: it ended; the exit code as a big-endian int32. */
   exit: 18,
 } as const
-export type FrameType = (typeof FrameTypes)[keyof typeof FrameTypes]
 
 /** The largest payload one frame carries when a decoder reads untrusted input. */
-export const MAX_FRAME = 16 << 20
+const MAX_FRAME = 16 << 20
 
 export function encodeFrame(type: number, payload: Buffer | string = Buffer.alloc(0)): Buffer {
   const body = typeof payload === 'string' ? Buffer.from(payload) : payload
@@ -78,13 +76,4 @@ export class FrameDecoder {
   get pending(): number {
     return this.buf.length
   }
-}
-
-/** A transform that frames everything written to it as one stream type (stdout or stderr). */
-export function framer(type: number): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      cb(null, encodeFrame(type, chunk))
-    },
-  })
 }

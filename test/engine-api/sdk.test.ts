@@ -57,13 +57,13 @@ describe('SDKs against cairn system service', { timeout: 60_000 }, () => {
     const exOut = new PassThrough()
     docker.modem.demuxStream(exStream, exOut, new PassThrough())
     await new Promise<void>((resolve) => exStream.on('end', () => resolve()))
-    assert.equal(exOut.read()?.toString(), '1-exec\n')
+    assert.equal((exOut.read() as Buffer | null)?.toString(), '1-exec\n')
     const exInfo = await ex.inspect()
     assert.equal(exInfo.ExitCode, 7)
     assert.equal(exInfo.Running, false)
     // archive in, then out
     await c.putArchive(await tarOf({ 'hello.txt': 'archived\n' }), { path: '/tmp' })
-    const tar = await buffer(await c.getArchive({ path: '/tmp/hello.txt' }) as NodeJS.ReadableStream)
+    const tar = await buffer(await c.getArchive({ path: '/tmp/hello.txt' }))
     const names: string[] = []
     let body = ''
     for await (const e of readTar(PassThrough.from(tar))) {
@@ -77,13 +77,13 @@ describe('SDKs against cairn system service', { timeout: 60_000 }, () => {
     await c.kill({ signal: 'KILL' })
     const waited = await c.wait() as { StatusCode: number }
     assert.equal(waited.StatusCode, 137)
-    const logs = await c.logs({ stdout: true, stderr: true, follow: false }) as unknown as Buffer
+    const logs = await c.logs({ stdout: true, stderr: true, follow: false })
     const lo = new PassThrough()
     const le = new PassThrough()
     docker.modem.demuxStream(PassThrough.from([logs]), lo, le)
     await new Promise((r) => setImmediate(r))
-    assert.equal(lo.read()?.toString(), 'got hi there\n')
-    assert.equal(le.read()?.toString(), 'oops\n')
+    assert.equal((lo.read() as Buffer | null)?.toString(), 'got hi there\n')
+    assert.equal((le.read() as Buffer | null)?.toString(), 'oops\n')
     await c.remove()
     await assert.rejects(c.inspect(), (e: { statusCode?: number }) => e.statusCode === 404)
   })
