@@ -131,6 +131,47 @@ describe('the docker CLI against cairn system service', { timeout: 60_000 }, () 
     assert.doesNotMatch((await cairn(s?.root ?? '', ['ps', '-a'])).stdout, /\bweb\b/)
   })
 
+  test('volumes (create, ls, inspect, run -v, rm -v, rm, prune), a restart policy, and events from the store\'s journal', async (t) => {
+    if (!(await requireContainers(t)) || !(await requireDockerCli(t))) return
+    const since = String(Math.floor(Date.now() / 1000) - 1)
+    assert.equal(await dockerOk(['volume', 'create', '--label', 'k=v', 'data1']), 'data1\n')
+    assert.match(await dockerOk(['volume', 'ls', '--format', '{{.Driver}} {{.Name}}']), /^local data1$/m)
+    assert.equal(await dockerOk(['volume', 'inspect', '-f', '{{.Name}} {{.Labels.k}}', 'data1']), 'data1 v\n')
+    await dockerOk(['run', '--rm', '-v', 'data1:/data', 'busybox', 'sh', '-c', 'echo kept > /data/f'])
+    // a container with an anonymous volume beside the named one: rm -v takes the anonymous one only
+    await dockerOk(['create', '--name', 'vols', '-v', 'data1:/data', '-v', '/scratch', 'busybox', 'cat', '/data/f'])
+    const anon = (await dockerOk(['inspect', '-f', '{{range .Mounts}}{{if eq .Destination "/scratch"}}{{.Name}}{{end}}{{end}}', 'vols'])).trim()
+    assert.match(anon, /^[0-9a-f]{64}$/)
+    assert.equal(await dockerOk(['start', '-a', 'vols']), 'kept\n')
+    const inUse = await docker(['volume', 'rm', 'data1'])
+    assert.notEqual(inUse.code, 0)
+    assert.match(inUse.stderr, /in use/)
+    await dockerOk(['rm', '-v', 'vols'])
+    const names = await dockerOk(['volume', 'ls', '-q'])
+    assert.match(names, /^data1$/m)
+    assert.doesNotMatch(names, new RegExp(anon))
+    // a restart policy through HostConfig.RestartPolicy
+    await dockerOk(['run', '-d', '--name', 'again', '--restart', 'on-failure:2', 'busybox', 'sh', '-c', 'exit 3'])
+    let count = ''
+    for (let i = 0; i < 150 && count !== '2 exited'; i++) {
+      count = (await dockerOk(['inspect', '-f', '{{.RestartCount}} {{.State.Status}}', 'again'])).trim()
+      if (count !== '2 exited') await new Promise((r) => setTimeout(r, 100))
+    }
+    assert.equal(count, '2 exited')
+    await dockerOk(['rm', 'again'])
+    await dockerOk(['volume', 'rm', 'data1'])
+    assert.doesNotMatch(await dockerOk(['volume', 'ls', '-q']), /^data1$/m)
+    await dockerOk(['volume', 'create', 'unused'])
+    assert.match(await dockerOk(['volume', 'prune', '-a', '-f']), /unused/)
+    // the store's journal: what the library did, recorded once
+    const until = String(Math.floor(Date.now() / 1000) + 1)
+    const events = (await dockerOk(['events', '--since', since, '--until', until, '--format', '{{.Type}} {{.Action}} {{.Actor.ID}}|{{.Actor.Attributes.name}}'])).split('\n')
+    assert.equal(events.filter((e) => e.startsWith('volume create data1|')).length, 1, events.join('\n'))
+    assert.ok(events.some((e) => e.startsWith('volume destroy data1|')), events.join('\n'))
+    assert.equal(events.filter((e) => e.startsWith('container die ') && e.endsWith('|again')).length, 3, events.join('\n'))
+    assert.equal(events.filter((e) => e.startsWith('container destroy ') && e.endsWith('|vols')).length, 1, events.join('\n'))
+  })
+
   test('run --memory, top, stats (one reading, and a stream), update: a running container\'s figures and limits', async (t) => {
     if (!(await requireContainers(t)) || !(await requireDockerCli(t))) return
     await dockerOk(['run', '-d', '--name', 'res', '--memory', '64m', 'busybox', 'sh', '-c', 'sleep 600'])
