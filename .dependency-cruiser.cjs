@@ -5,7 +5,7 @@
 /** The folders of src/, from the foundation up; src/index.ts (the library facade) sits on top. */
 const LAYERS = [
   'errors', 'oci', 'util', 'content', 'metadata', 'layer', 'image', 'snapshot', 'mount', 'remote',
-  'registry', 'runtime', 'network', 'container', 'api', 'build', 'cli',
+  'registry', 'runtime', 'network', 'container', 'api', 'build', 'engine-api', 'cli',
 ]
 
 /** @type {import('dependency-cruiser').IForbiddenRuleType[]} */
@@ -78,6 +78,13 @@ module.exports = {
       severity: 'error',
       from: { pathNot: '^src/(build/|cli/|index\\.ts$)' },
       to: { path: '^src/build/' },
+    },
+    {
+      name: 'engine-api-only-imported-by-cli',
+      comment: 'the Engine API server (src/engine-api) serves the library over HTTP: only src/cli (`system service`) starts it',
+      severity: 'error',
+      from: { pathNot: '^src/(engine-api|cli)/' },
+      to: { path: '^src/engine-api/' },
     },
     {
       name: 'no-folder-cycles',

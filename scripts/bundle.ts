@@ -7,8 +7,8 @@
  * start. The library (`build/src/`) is not bundled.
  *
  * better-sqlite3's JavaScript is bundled (its addon file is loaded by path, see src/util/sqlite.ts);
- * `bindings` (its fallback addon finder) and zstd-napi stay external and are resolved from
- * `node_modules` as usual.
+ * `bindings` (its fallback addon finder), zstd-napi and @lydell/node-pty (which loads its own
+ * prebuilt binary) stay external and are resolved from `node_modules` as usual.
  */
 import { build, type Plugin } from 'esbuild'
 import { copyFile, mkdir, readFile, rm } from 'node:fs/promises'
@@ -45,7 +45,7 @@ await build({
   format: 'cjs',
   platform: 'node',
   target: 'node20',
-  external: ['bindings', 'zstd-napi'],
+  external: ['bindings', 'zstd-napi', '@lydell/node-pty'],
   plugins: [lazyChildProcess],
   // import.meta.url of the modules is the bundle's own URL
   define: { 'import.meta.url': 'cairnBundleUrl' },

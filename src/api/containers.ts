@@ -17,23 +17,26 @@ import type { MonitorStandby } from '../container/standby.js'
 import { humanDuration } from '../util/format.js'
 import {
   commandString, ContainerEngine, snapshotKeys,
-  type CreateOptions, type ExecOptions, type StartedContainer,
+  type CreateOptions, type ExecOptions, type ExecProcess, type StartedContainer, type StartOptions,
 } from '../container/engine.js'
+import type { Stdio, TerminalSize } from '../container/stdio.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { ContainerStates, type ContainerRow, type ContainerSpec } from '../container/types.js'
 import { readLogs, type LogEntry, type ReadLogsOptions } from '../container/logs.js'
 import { healthOf, healthWord, probeCommand, readHealth } from '../container/health.js'
 import type { HealthState } from '../container/types.js'
 import { appArmorProfileFor, securityOptionsOf } from '../container/confine.js'
 import { DEFAULT_SHM_SIZE, MASKED_PATHS, READONLY_PATHS } from '../runtime/spec.js'
-import { copyIn, copyOut, type CopyOptions } from '../container/copy.js'
+import { copyIn, copyOut, resolveContainerPath, type CopyOptions } from '../container/copy.js'
+import { posix } from 'node:path'
 import type { Attachment, PublishedPort } from '../network/types.js'
 import { lstat, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
-  ContainerFilterKeys, ContainerStatusValues, invalidFilter, matchLabels, matchRegexp, validateFilterKeys, values, type FilterArgs,
+  ContainerFilterKeys, ContainerStatusValues, invalidFilter, matchLabels, matchRegexp, parseUntil, validateFilterKeys, values, type FilterArgs,
 } from './filters.js'
 
-export type { CreateOptions, ExecOptions, ContainerSpec, LogEntry, CopyOptions, Change }
+export type { CreateOptions, ExecOptions, ExecProcess, ContainerSpec, LogEntry, CopyOptions, Change, Stdio, TerminalSize }
 
 const engines = new WeakMap<ImageStore, ContainerEngine>()
 
@@ -63,13 +66,8 @@ export async function createContainer(store: ImageStore, opts: CreateOptions): P
 export interface RunOptions extends CreateOptions {
   /** `-d`: return once the process runs. */
   detach?: boolean
-  /** Where the output goes when attached (default: this process's stdout and stderr). */
-  stdout?: Writable
-  stderr?: Writable
-  /** With `interactive`: what the container reads (`inherit`: this process's stdin). */
-  stdin?: 'inherit' | Readable
-  /** This process's stdin and stdout are a terminal (for `-t`). */
-  terminal?: boolean
+  /** Attached (not `detach`): the caller's streams (none: the output is only in the log). */
+  stdio?: Stdio
   /** Called once the container's process runs (e.g. to forward signals to it). */
   onStarted?: (id: string) => void
   /** A monitor started ahead of need (`MonitorStandby.start()`): used if it fits, else dismissed. */
@@ -79,24 +77,21 @@ export interface RunOptions extends CreateOptions {
 export interface RunResult {
   id: string
   name: string
-  /** The exit code of the container's process (undefined with `detach`). */
+  /** The exit code of the container's process (undefined with `detach`, or when the caller detached). */
   exitCode?: number
 }
 
 /**
  * `docker run`: create, then start. An error before the process runs (command not found:
- * exit code 127 in the error's `detail`) removes the container again: nothing is left.
+ * COMMAND_NOT_FOUND) removes the container again: nothing is left.
  */
 export async function runContainer(store: ImageStore, opts: RunOptions): Promise<RunResult> {
   const engine = containerEngine(store)
   const spec = await engine.create(opts)
   let started: StartedContainer
   try {
-    const s: Parameters<ContainerEngine['start']>[1] = { attach: !opts.detach }
-    if (opts.stdout) s.stdout = opts.stdout
-    if (opts.stderr) s.stderr = opts.stderr
-    if (opts.stdin !== undefined) s.stdin = opts.stdin
-    if (opts.terminal !== undefined) s.terminal = opts.terminal
+    const s: StartOptions = {}
+    if (!opts.detach) s.attach = [opts.stdio ?? {}]
     if (opts.monitor) s.monitor = opts.monitor
     started = await engine.start(spec.id, s)
   } catch (err) {
@@ -108,36 +103,102 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
     started.detach()
     return { id: spec.id, name: spec.name }
   }
-  return { id: spec.id, name: spec.name, exitCode: await started.wait() }
+  const exitCode = await started.wait()
+  return exitCode === undefined ? { id: spec.id, name: spec.name } : { id: spec.id, name: spec.name, exitCode }
 }
 
 export interface StartContainerOptions {
-  /** `-a`: stream the output and resolve with the exit code. */
-  attach?: boolean
-  /** `-i`: the container reads this process's stdin (or the stream given). */
-  interactive?: boolean
-  stdin?: 'inherit' | Readable
-  stdout?: Writable
-  stderr?: Writable
-  terminal?: boolean
+  /** `-a`: attach these streams and resolve with the exit code (or when the caller detaches). */
+  stdio?: Stdio
   onStarted?: (id: string) => void
 }
 
-/** `docker start` of one container: with `attach`, resolves once it exits, with its exit code. */
+/** `docker start` of one container: with `stdio`, resolves once it exits, with its exit code. */
 export async function startContainer(store: ImageStore, nameOrId: string, opts: StartContainerOptions = {}): Promise<{ id: string; exitCode?: number }> {
   const engine = containerEngine(store)
-  const s: Parameters<ContainerEngine['start']>[1] = { attach: opts.attach ?? false }
-  if (opts.stdout) s.stdout = opts.stdout
-  if (opts.stderr) s.stderr = opts.stderr
-  if (opts.interactive) s.stdin = opts.stdin ?? 'inherit'
-  if (opts.terminal !== undefined) s.terminal = opts.terminal
-  const started = await engine.start(nameOrId, s)
+  const started = await engine.start(nameOrId, opts.stdio ? { attach: [opts.stdio] } : {})
   opts.onStarted?.(started.id)
-  if (!opts.attach) {
+  if (!opts.stdio) {
     started.detach()
     return { id: started.id }
   }
-  return { id: started.id, exitCode: await started.wait() }
+  const exitCode = await started.wait()
+  return exitCode === undefined ? { id: started.id } : { id: started.id, exitCode }
+}
+
+/**
+ * `docker attach`: the caller's streams joined to a running container's process until it exits
+ * (its exit code) or the caller detaches (undefined).
+ */
+export async function attachContainer(store: ImageStore, nameOrId: string, stdio: Stdio): Promise<{ id: string; exitCode?: number }> {
+  const engine = containerEngine(store)
+  await engine.reconcile()
+  const row = engine.resolve(nameOrId)
+  const attached = await engine.attach(row.id, stdio)
+  const outcome = await attached.done
+  if (outcome.exitCode !== undefined) return { id: row.id, exitCode: outcome.exitCode }
+  const now = engine.rows.get(row.id)
+  if (!outcome.detached || !now || now.state === ContainerStates.exited) return { id: row.id, exitCode: await engine.waitExit(row.id) }
+  return { id: row.id }
+}
+
+/** Resizes a running container's terminal (`docker attach`/the Engine API's `/resize`). */
+export async function resizeContainer(store: ImageStore, nameOrId: string, size: TerminalSize): Promise<void> {
+  await containerEngine(store).resize(nameOrId, size)
+}
+
+/**
+ * The exit code of a container once it stops: from its monitor (which tells attached callers
+ * after the exit is recorded, and with --rm after the removal) while it runs, else its row.
+ */
+async function exitOf(engine: ContainerEngine, id: string, signal?: AbortSignal): Promise<number> {
+  const row = engine.rows.get(id)
+  if (row && (row.state === ContainerStates.running || row.state === ContainerStates.paused)) {
+    try {
+      const attached = await engine.attach(id, {})
+      const onAbort = (): void => attached.detach()
+      signal?.addEventListener('abort', onAbort, { once: true })
+      const outcome = await attached.done.finally(() => signal?.removeEventListener('abort', onAbort))
+      if (outcome.exitCode !== undefined) return outcome.exitCode
+    } catch {
+      // stopped meanwhile
+    }
+  }
+  return engine.waitExit(id, Infinity, signal)
+}
+
+/** Docker's `wait` conditions: `not-running` (default), `next-exit`, `removed`. */
+export type WaitCondition = 'not-running' | 'next-exit' | 'removed'
+
+/**
+ * `docker wait`: the exit code once the container is not running (`not-running`), once it
+ * exits after now (`next-exit`), or once it is removed (`removed`).
+ */
+export async function waitContainer(store: ImageStore, nameOrId: string, opts: { condition?: WaitCondition; signal?: AbortSignal } = {}): Promise<number> {
+  const engine = containerEngine(store)
+  await engine.reconcile()
+  const row = engine.resolve(nameOrId)
+  const condition = opts.condition ?? 'not-running'
+  if (condition === 'next-exit') {
+    // wait for a start if it has not started yet, then for its end
+    const startedAfter = row.started_at ?? 0
+    for (let i = 0; ; i++) {
+      const now = engine.rows.get(row.id)
+      if (!now) return engine.lastExitCode(row.id) ?? row.exit_code
+      const live = now.state === ContainerStates.running || now.state === ContainerStates.paused || now.state === ContainerStates.starting
+      if (live || (now.started_at ?? 0) > startedAfter) break
+      if (opts.signal?.aborted) throw new CairnError('ABORTED', 'interrupted')
+      await sleep(i < 100 ? 10 : 50)
+    }
+  }
+  const code = await exitOf(engine, row.id, opts.signal)
+  if (condition === 'removed') {
+    for (let i = 0; engine.rows.get(row.id); i++) {
+      if (opts.signal?.aborted) throw new CairnError('ABORTED', 'interrupted')
+      await sleep(i < 100 ? 10 : 50)
+    }
+  }
+  return code
 }
 
 // ---------------------------------------------------------------- many at once
@@ -174,6 +235,47 @@ export function killContainers(store: ImageStore, names: readonly string[], opts
 /** `docker rm [-f] [-v]` (`volumes`: the containers' anonymous volumes too, unless another container uses them). */
 export function removeContainers(store: ImageStore, names: readonly string[], opts: { force?: boolean; volumes?: boolean } = {}): Promise<BatchResult> {
   return each(names, (n) => containerEngine(store).remove(n, opts))
+}
+
+export interface ContainerPruneResult {
+  /** IDs of the containers removed. */
+  deleted: string[]
+  /** Bytes of their writable layers. */
+  reclaimed: number
+}
+
+/**
+ * `docker container prune`: removes every stopped (created or exited) container; filters
+ * `until` (created before) and `label`/`label!`.
+ */
+export async function pruneContainers(store: ImageStore, opts: { filters?: FilterArgs } = {}): Promise<ContainerPruneResult> {
+  const filters = opts.filters ?? {}
+  validateFilterKeys(filters, ['until', 'label', 'label!'])
+  const now = Date.now()
+  const until = values(filters, 'until').map((u) => parseUntil(u, now))
+  const engine = containerEngine(store)
+  await engine.reconcile()
+  const result: ContainerPruneResult = { deleted: [], reclaimed: 0 }
+  for (const row of engine.rows.list()) {
+    if (row.state !== ContainerStates.exited && row.state !== ContainerStates.created) continue
+    if (until.some((t) => row.created >= t)) continue
+    if (values(filters, 'label').length > 0 || values(filters, 'label!').length > 0) {
+      const labels = (await engine.readSpec(row.id).catch(() => undefined))?.config.Labels ?? {}
+      if (!matchLabels(filters, 'label', labels)) continue
+      if (values(filters, 'label!').some((v) => matchLabels({ l: [v] }, 'l', labels))) continue
+    }
+    const spec = await engine.readSpec(row.id).catch(() => undefined)
+    const size = spec ? await writableLayerSize(engine, spec, row.id).catch(() => 0) : 0
+    try {
+      await engine.removeStopped(row.id)
+      if (engine.rows.get(row.id)) continue
+      result.deleted.push(row.id)
+      result.reclaimed += size
+    } catch {
+      // started (or removed) meanwhile
+    }
+  }
+  return result
 }
 
 /** `docker pause`. */
@@ -853,6 +955,11 @@ export async function execInContainer(store: ImageStore, nameOrId: string, comma
   return containerEngine(store).exec(nameOrId, command, opts)
 }
 
+/** `docker exec` that returns at once: the process, to resize and to wait for. */
+export async function startExecInContainer(store: ImageStore, nameOrId: string, command: string[], opts: ExecOptions = {}): Promise<ExecProcess> {
+  return containerEngine(store).startExec(nameOrId, command, opts)
+}
+
 // ---------------------------------------------------------------- file system
 
 /** `docker diff`: the writable layer's changes (overlay: read from it alone; native: compared with the image). */
@@ -959,6 +1066,50 @@ export async function copyToContainer(store: ImageStore, src: string | Readable,
   await engine.withRootfs(nameOrId, async (rootfs, row) => {
     const spec = await engine.readSpec(row.id)
     await frozen(engine, row, () => copyIn(rootfs, spec.hostConfig.mounts, nameOrId, src, destPath, opts))
+  })
+}
+
+/** What `docker cp` and the archive endpoints tell of a path in a container (Docker's container.PathStat). */
+export interface PathStat {
+  name: string
+  size: number
+  /** Go's os.FileMode bits: permissions, with 1<<31 for a directory and 1<<27 for a symlink. */
+  mode: number
+  mtime: string
+  linkTarget: string
+}
+
+/** Go's os.FileMode of a stat: the permission bits and Go's type and special bits. */
+export function goFileMode(mode: number): number {
+  let m = mode & 0o777
+  const type = mode & 0o170000
+  if (type === 0o040000) m |= 2 ** 31
+  else if (type === 0o120000) m |= 2 ** 27
+  else if (type === 0o010000) m |= 2 ** 25
+  else if (type === 0o140000) m |= 2 ** 24
+  else if (type === 0o020000) m |= 2 ** 26 + 2 ** 21
+  else if (type === 0o060000) m |= 2 ** 26
+  if (mode & 0o4000) m |= 2 ** 23
+  if (mode & 0o2000) m |= 2 ** 22
+  if (mode & 0o1000) m |= 2 ** 20
+  return m >>> 0
+}
+
+/** Stats a path in a container (symlinks resolved inside it; the last one not followed). NAME_UNKNOWN when missing. */
+export async function statContainerPath(store: ImageStore, nameOrId: string, ctrPath: string): Promise<PathStat> {
+  const engine = containerEngine(store)
+  return engine.withRootfs(nameOrId, async (rootfs, row) => {
+    const spec = await engine.readSpec(row.id)
+    const abs = posix.resolve('/', ctrPath)
+    const host = resolveContainerPath(rootfs, spec.hostConfig.mounts, abs, false)
+    const st = await lstat(host).catch(() => undefined)
+    if (!st) throw new CairnError('NAME_UNKNOWN', `Could not find the file ${ctrPath} in container ${nameOrId}`)
+    let linkTarget = ''
+    if (st.isSymbolicLink()) {
+      const followed = resolveContainerPath(rootfs, spec.hostConfig.mounts, abs, true)
+      linkTarget = `/${posix.relative(rootfs, followed)}`
+    }
+    return { name: posix.basename(abs) || '/', size: st.size, mode: goFileMode(st.mode), mtime: st.mtime.toISOString(), linkTarget }
   })
 }
 

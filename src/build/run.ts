@@ -68,14 +68,12 @@ export async function runStep<T>(store: ImageStore, input: RunStepInput, commit:
   try {
     input.onContainer?.(spec.id)
     const started = await engine.start(spec.id, {
-      attach: true,
+      attach: [{ stdout: sink((d) => input.onOutput?.('stdout', d)), stderr: sink((d) => input.onOutput?.('stderr', d)) }],
       monitor,
-      stdout: sink((d) => input.onOutput?.('stdout', d)),
-      stderr: sink((d) => input.onOutput?.('stderr', d)),
     })
     input.signal?.addEventListener('abort', onAbort, { once: true })
     if (input.signal?.aborted) onAbort()
-    const exitCode = await started.wait()
+    const exitCode = (await started.wait()) ?? (await engine.waitExit(spec.id))
     input.signal?.throwIfAborted()
     if (exitCode !== 0) return { exitCode }
     return { exitCode, committed: await commit(await engine.snapshotterOf(spec.driver), spec.snapshotKey) }

@@ -17,6 +17,7 @@ import { takeStandby } from './standby.js'
 import { formatWrite, goContext, goMethod, goQuote } from './template.js'
 import { parseFilterArgs } from '../api/filters.js'
 import { inspectCommand } from './inspect.js'
+import { terminalStdio } from './stdio.js'
 import type * as ContainersApi from '../api/containers.js'
 import type { ResourceLimits } from '../container/config.js'
 import type { ContainerStats } from '../api/resources.js'
@@ -73,6 +74,7 @@ type CreateFlags = Pick<CreateOptions, 'interactive' | 'tty' | 'name' | 'workdir
   /** `--rm` (CreateOptions.autoRemove). */
   rm?: boolean
   detach?: boolean
+  detachKeys?: string
   pull?: string
 }
 
@@ -169,7 +171,10 @@ function addCreateOptions(c: Command, run: boolean): Command {
     .argument('[command...]', 'command and arguments')
     .passThroughOptions()
   addLimitOptions(c)
-  if (run) c.option('-d, --detach', 'run container in background and print container ID')
+  if (run) {
+    c.option('-d, --detach', 'run container in background and print container ID')
+      .option('--detach-keys <keys>', 'override the key sequence for detaching a container (default ctrl-p,ctrl-q)')
+  }
   return c
 }
 
@@ -281,10 +286,6 @@ function proxySignals(store: ImageStore, id: string): () => void {
   }
 }
 
-function isTerminal(): boolean {
-  return process.stdin.isTTY === true && process.stdout.isTTY === true
-}
-
 /** Go's time.Time.String() in UTC, as Docker shows CreatedAt. */
 function goTime(d: Date): string {
   const iso = d.toISOString()
@@ -361,12 +362,17 @@ function register(parent: Command, managed: boolean): void {
         try {
           await ensureImage(store, image, f.pull)
           let unproxy: (() => void) | undefined
-          const o: RunOptions = { ...(await createOptions(image, command, f, cmd)), detach: f.detach ?? false, terminal: isTerminal() }
-          if (f.interactive && !f.detach) o.stdin = 'inherit'
+          const o: RunOptions = { ...(await createOptions(image, command, f, cmd)), detach: f.detach ?? false }
+          if (f.interactive && !f.detach) o.stdinOnce = true
+          const term = f.detach ? undefined : terminalStdio({ interactive: f.interactive ?? false, tty: f.tty ?? false, ...(f.detachKeys !== undefined ? { detachKeys: f.detachKeys } : {}) })
+          if (term) o.stdio = term.stdio
           if (!f.detach && !f.tty) o.onStarted = (id) => (unproxy = proxySignals(store, id))
           const monitor = takeStandby()
           if (monitor) o.monitor = monitor
-          const r = await (await api()).runContainer(store, o).finally(() => monitor?.dismiss())
+          const r = await (await api()).runContainer(store, o).finally(() => {
+            monitor?.dismiss()
+            term?.restore()
+          })
           unproxy?.()
           if (f.detach) process.stdout.write(`${r.id}\n`)
           else process.exitCode = r.exitCode ?? 0
@@ -382,19 +388,25 @@ function register(parent: Command, managed: boolean): void {
     .argument('<container...>')
     .option('-a, --attach', "attach STDOUT/STDERR and forward signals")
     .option('-i, --interactive', "attach container's STDIN")
-    .action(async (names: string[], f: { attach?: boolean; interactive?: boolean }, cmd: Command) => {
+    .option('--detach-keys <keys>', 'override the key sequence for detaching a container (default ctrl-p,ctrl-q)')
+    .action(async (names: string[], f: { attach?: boolean; interactive?: boolean; detachKeys?: string }, cmd: Command) => {
       await withStore(cmd, async (store) => {
         const attach = (f.attach ?? false) || (f.interactive ?? false)
         if (attach && names.length > 1) throw new CairnError('INVALID_ARGUMENT', 'you cannot start and attach multiple containers at once')
         for (const n of names) {
+          let term: ReturnType<typeof terminalStdio> | undefined
           try {
             let unproxy: (() => void) | undefined
+            if (attach) {
+              const c = (await (await api()).inspectContainer(store, n)).Config
+              term = terminalStdio({ interactive: (f.interactive ?? false) && c.OpenStdin, tty: c.Tty, ...(f.detachKeys !== undefined ? { detachKeys: f.detachKeys } : {}) })
+            }
             const r = await (await api()).startContainer(store, n, {
-              attach, interactive: f.interactive ?? false, terminal: isTerminal(),
+              ...(term ? { stdio: term.stdio } : {}),
               onStarted: (id) => {
                 if (attach) unproxy = proxySignals(store, id)
               },
-            })
+            }).finally(() => term?.restore())
             unproxy?.()
             if (attach) process.exitCode = r.exitCode ?? 0
             else process.stdout.write(`${n}\n`)
@@ -448,10 +460,11 @@ function register(parent: Command, managed: boolean): void {
     .option('-e, --env <K=V>', 'set environment variables (repeatable)', collect)
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('-u, --user <user>', 'username or UID (format: <name|uid>[:<group|gid>])')
+    .option('--detach-keys <keys>', 'override the key sequence for detaching a container (default ctrl-p,ctrl-q)')
     .argument('<container>')
     .argument('<command...>')
     .passThroughOptions()
-    .action(async (name: string, command: string[], f: { interactive?: boolean; tty?: boolean; detach?: boolean; env?: string[]; workdir?: string; user?: string }, cmd: Command) => {
+    .action(async (name: string, command: string[], f: { interactive?: boolean; tty?: boolean; detach?: boolean; env?: string[]; workdir?: string; user?: string; detachKeys?: string }, cmd: Command) => {
       if (f.tty && f.interactive && process.stdin.isTTY !== true) {
         printError(new CairnError('INVALID_ARGUMENT', 'the input device is not a TTY'))
         process.exitCode = 1
@@ -459,11 +472,18 @@ function register(parent: Command, managed: boolean): void {
       }
       await withStore(cmd, async (store) => {
         try {
-          const o: ExecOptions = { interactive: f.interactive ?? false, tty: f.tty ?? false, detach: f.detach ?? false, terminal: isTerminal() }
+          const o: ExecOptions = { interactive: f.interactive ?? false, tty: f.tty ?? false, detach: f.detach ?? false }
           if (f.env) o.env = (await import('../api/flags.js')).resolveEnv(f.env, process.env)
           if (f.workdir !== undefined) o.workdir = f.workdir
           if (f.user !== undefined) o.user = f.user
-          process.exitCode = await (await api()).execInContainer(store, name, command, o)
+          const term = f.detach ? undefined : terminalStdio({ interactive: f.interactive ?? false, tty: f.tty ?? false, ...(f.detachKeys !== undefined ? { detachKeys: f.detachKeys } : {}) })
+          if (term) o.stdio = term.stdio
+          const proc = await (await api()).startExecInContainer(store, name, command, o).catch((err: unknown) => {
+            term?.restore()
+            throw err
+          })
+          const outcome = await proc.attached.finally(() => term?.restore())
+          process.exitCode = outcome.exitCode ?? 0
         } catch (err) {
           process.exitCode = reportError(err, 1, 126)
         }
@@ -478,15 +498,17 @@ function register(parent: Command, managed: boolean): void {
     .option('-t, --timestamps', 'show timestamps')
     .option('-n, --tail <n>', 'number of lines to show from the end of the logs (default all)', 'all')
     .option('--since <time>', 'show logs since a timestamp (RFC 3339) or a relative time (e.g. 42s, 5m, 1h)')
-    .action(async (name: string, f: { follow?: boolean; timestamps?: boolean; tail: string; since?: string }, cmd: Command) => {
+    .option('--until <time>', 'show logs before a timestamp (RFC 3339) or a relative time (e.g. 42s, 5m, 1h)')
+    .action(async (name: string, f: { follow?: boolean; timestamps?: boolean; tail: string; since?: string; until?: string }, cmd: Command) => {
       await withStore(cmd, async (store) => {
-        const o: { follow?: boolean; tail?: number; since?: number; signal?: AbortSignal } = { follow: f.follow ?? false }
+        const o: { follow?: boolean; tail?: number; since?: number; until?: number; signal?: AbortSignal } = { follow: f.follow ?? false }
+        if (f.until !== undefined) o.until = parseSince(f.until, '--until')
         if (f.tail !== 'all') {
           const n = Number(f.tail)
           if (!Number.isInteger(n) || n < 0) throw new CairnError('INVALID_ARGUMENT', `invalid value for --tail: ${f.tail}`)
           o.tail = n
         }
-        if (f.since !== undefined) o.since = parseSince(f.since)
+        if (f.since !== undefined) o.since = parseSince(f.since, '--since')
         const ac = new AbortController()
         const stopFollowing = (): void => ac.abort()
         process.once('SIGINT', stopFollowing)
@@ -569,6 +591,70 @@ function register(parent: Command, managed: boolean): void {
         process.stdout.write(lines.map((l) => `${l}\n`).join(''))
       })
     })
+
+  parent
+    .command('attach')
+    .description("Attach local standard input, output, and error streams to a running container")
+    .argument('<container>')
+    .option('--no-stdin', 'do not attach STDIN')
+    .option('--sig-proxy <bool>', 'proxy all received signals to the process (without a terminal)', 'true')
+    .option('--detach-keys <keys>', 'override the key sequence for detaching a container (default ctrl-p,ctrl-q)')
+    .action(async (name: string, f: { stdin?: boolean; sigProxy: string; detachKeys?: string }, cmd: Command) => {
+      await withStore(cmd, async (store) => {
+        const a = await api()
+        const info = await a.inspectContainer(store, name)
+        if (!info.State.Running) throw new CairnError('CONFLICT', 'You cannot attach to a stopped container, start it first')
+        if (info.State.Paused) throw new CairnError('CONFLICT', 'You cannot attach to a paused container, unpause it first')
+        const interactive = f.stdin !== false && info.Config.OpenStdin
+        if (interactive && info.Config.Tty && process.stdin.isTTY !== true) throw new CairnError('INVALID_ARGUMENT', 'the input device is not a TTY')
+        const term = terminalStdio({ interactive, tty: info.Config.Tty, ...(f.detachKeys !== undefined ? { detachKeys: f.detachKeys } : {}) })
+        const unproxy = !info.Config.Tty && f.sigProxy !== 'false' ? proxySignals(store, info.Id) : undefined
+        try {
+          const r = await a.attachContainer(store, info.Id, term.stdio)
+          if (r.exitCode !== undefined) process.exitCode = r.exitCode
+        } finally {
+          term.restore()
+          unproxy?.()
+        }
+      })
+    })
+
+  parent
+    .command('wait')
+    .description('Block until one or more containers stop, then print their exit codes')
+    .argument('<container...>')
+    .action(async (names: string[], _f: object, cmd: Command) => {
+      await withStore(cmd, async (store) => {
+        const signal = interruptSignal()
+        for (const n of names) {
+          try {
+            const code = await (await api()).waitContainer(store, n, { signal })
+            process.stdout.write(`${code}\n`)
+          } catch (err) {
+            printError(err)
+            process.exitCode = 1
+          }
+        }
+      })
+    })
+
+  if (managed) {
+    parent
+      .command('prune')
+      .description('Remove all stopped containers')
+      .option('--filter <filter>', 'provide filter values (e.g. until=<timestamp>, label=<key>=<value>)', collect)
+      .option('-f, --force', 'do not prompt for confirmation')
+      .action(async (f: { force?: boolean; filter?: string[] }, cmd: Command) => {
+        const filters = parseFilterArgs(f.filter ?? [])
+        const { confirm } = await import('./prompt.js')
+        if (!f.force && !(await confirm('WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] '))) return
+        await withStore(cmd, async (store) => {
+          const r = await (await api()).pruneContainers(store, { filters })
+          if (r.deleted.length > 0) process.stdout.write(`Deleted Containers:\n${r.deleted.map((d) => `${d}\n`).join('')}\n`)
+          process.stdout.write(`Total reclaimed space: ${humanSizeWithPrecision(r.reclaimed, 4)}\n`)
+        })
+      })
+  }
 
   parent
     .command('rename')
@@ -712,8 +798,8 @@ function registerResourceCommands(parent: Command): void {
     })
 }
 
-/** `--since`: RFC 3339, Unix seconds, or a duration before now (`42s`, `5m`, `1h`). */
-function parseSince(s: string): number {
+/** `--since`/`--until`: RFC 3339, Unix seconds, or a duration before now (`42s`, `5m`, `1h`). */
+function parseSince(s: string, flag: string): number {
   const rel = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(s)
   if (rel) {
     const mult = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[rel[2] as 'ms' | 's' | 'm' | 'h']
@@ -721,7 +807,7 @@ function parseSince(s: string): number {
   }
   if (/^\d+(\.\d+)?$/.test(s)) return Number(s) * 1000
   const t = Date.parse(s)
-  if (Number.isNaN(t)) throw new CairnError('INVALID_ARGUMENT', `invalid value for --since: ${s}`)
+  if (Number.isNaN(t)) throw new CairnError('INVALID_ARGUMENT', `invalid value for ${flag}: ${s}`)
   return t
 }
 

@@ -27,7 +27,7 @@ const Modules = {
 type ModuleName = keyof typeof Modules
 const ALL = Object.keys(Modules) as ModuleName[]
 
-const CONTAINER_VERBS = ['create', 'run', 'start', 'stop', 'kill', 'pause', 'unpause', 'exec', 'logs', 'ps', 'rm', 'rename', 'cp', 'diff', 'export', 'port', 'update', 'stats', 'top']
+const CONTAINER_VERBS = ['create', 'run', 'start', 'stop', 'kill', 'pause', 'unpause', 'exec', 'logs', 'ps', 'rm', 'rename', 'cp', 'diff', 'export', 'port', 'attach', 'wait', 'update', 'stats', 'top']
 /** Which modules a top-level command needs; anything else (help, `image`, `container`) loads them all. */
 const NEEDS: Record<string, ModuleName[]> = {
   images: ['images'], tag: ['images'], rmi: ['images'], inspect: ['images'], history: ['images'],

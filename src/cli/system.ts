@@ -1,10 +1,13 @@
 /** `system df`, `info` (`system info`) and `version`: printing only, in Docker's layouts. */
 import type { Command } from 'commander'
+import { CairnError } from '../errors/index.js'
 import type { ContainerSummary } from '../api/containers.js'
 import { systemDiskUsage, systemInfo, versionInfo, type SystemDiskUsage } from '../api/system.js'
 import type { ImageStore } from '../image/store.js'
 import { ago, bytesSize, ellipsis, humanSize, humanSizeWithPrecision, shortId, tabwrite } from '../util/format.js'
-import { withStore } from './context.js'
+import { collect, withStore } from './context.js'
+import { pruneSystem } from '../api/prune.js'
+import { parseFilterArgs } from '../api/filters.js'
 import { registerEventCommands } from './events.js'
 import { formatWrite, goContext, goQuote, goStruct, parseFormat, TemplateExecError } from './template.js'
 
@@ -208,6 +211,72 @@ export function registerSystemCommands(program: Command): void {
         }
         const format = opts.format === undefined || opts.format === 'table' ? DF_TABLE : opts.format
         process.stdout.write(formatWrite(format, diskUsageRows(du), { headers: DF_HEADERS }))
+      })
+    })
+
+  system
+    .command('prune')
+    .description('Remove unused data')
+    .option('-a, --all', 'remove all unused images not just dangling ones')
+    .option('--volumes', 'prune anonymous volumes')
+    .option('--filter <filter>', 'provide filter values (e.g. label=<key>=<value>)', collect)
+    .option('-f, --force', 'do not prompt for confirmation')
+    .action(async (opts: { all?: boolean; volumes?: boolean; filter?: string[]; force?: boolean }, cmd: Command) => {
+      const filters = parseFilterArgs(opts.filter ?? [])
+      if (!opts.force) {
+        const what = [
+          'all stopped containers',
+          'all networks not used by at least one container',
+          ...(opts.volumes ? ['all anonymous volumes not used by at least one container'] : []),
+          opts.all ? 'all images without at least one container associated to them' : 'all dangling images',
+          opts.all ? 'all build cache' : 'unused build cache',
+        ]
+        const { confirm } = await import('./prompt.js')
+        if (!(await confirm(`WARNING! This will remove:\n${what.map((w) => `  - ${w}\n`).join('')}\nAre you sure you want to continue? [y/N] `))) return
+      }
+      await withStore(cmd, async (store) => {
+        const r = await pruneSystem(store, { all: opts.all ?? false, volumes: opts.volumes ?? false, filters })
+        const { pruneBuildCache } = await import('../build/cache.js')
+        const cache = await pruneBuildCache(store, { all: opts.all ?? false })
+        const section = (title: string, lines: string[]): string => (lines.length > 0 ? `${title}:\n${lines.map((l) => `${l}\n`).join('')}\n` : '')
+        process.stdout.write(section('Deleted Containers', r.containers))
+        process.stdout.write(section('Deleted Networks', r.networks))
+        process.stdout.write(section('Deleted Volumes', r.volumes))
+        process.stdout.write(section('Deleted Images', r.images.map((x) => ('untagged' in x ? `untagged: ${x.untagged}` : `deleted: ${x.deleted}`))))
+        process.stdout.write(section('Deleted build cache objects', cache.records.flatMap((x) => ('deleted' in x ? [x.deleted.slice(7, 32)] : []))))
+        process.stdout.write(`Total reclaimed space: ${size4(r.reclaimed + cache.reclaimed)}\n`)
+      })
+    })
+
+  system
+    .command('service')
+    .description('Serve the Docker Engine API (for docker, compose, SDKs) on a unix socket and optionally TCP')
+    .option('--socket <unix://path>', 'the unix socket (default unix:///run/cairn/docker.sock; mode 0660)')
+    .option('--tcp <host:port>', 'also listen on TCP (loopback only, unless --tlsverify)')
+    .option('--tlsverify', 'require TLS client certificates on TCP (needs --tlscacert, --tlscert, --tlskey)')
+    .option('--tlscacert <file>', 'CA that signs the clients\' certificates')
+    .option('--tlscert <file>', "the server's certificate")
+    .option('--tlskey <file>', "the server's private key")
+    .action(async (o: { socket?: string; tcp?: string; tlsverify?: boolean; tlscacert?: string; tlscert?: string; tlskey?: string }, cmd: Command) => {
+      const { serveEngineApi } = await import('../engine-api/server.js')
+      let tls: { ca: string; cert: string; key: string } | undefined
+      if (o.tlsverify || o.tlscacert !== undefined || o.tlscert !== undefined || o.tlskey !== undefined) {
+        if (o.tlscacert === undefined || o.tlscert === undefined || o.tlskey === undefined) throw new CairnError('INVALID_ARGUMENT', '--tlsverify needs --tlscacert, --tlscert and --tlskey')
+        if (o.tcp === undefined) throw new CairnError('INVALID_ARGUMENT', 'TLS applies to the TCP listener: give --tcp')
+        tls = { ca: o.tlscacert, cert: o.tlscert, key: o.tlskey }
+      }
+      await withStore(cmd, async (store) => {
+        const server = await serveEngineApi(store, {
+          socket: o.socket ?? 'unix:///run/cairn/docker.sock', ...(o.tcp !== undefined ? { tcp: o.tcp } : {}), ...(tls ? { tls } : {}),
+          onError: (err) => process.stderr.write(`cairn system service: error: ${err instanceof Error ? (process.env['CAIRN_DEBUG'] && err.stack ? err.stack : err.message) : String(err)}\n`),
+        })
+        process.stderr.write(`cairn system service: listening on ${server.addresses.join(', ')}\n`)
+        await new Promise<void>((resolve) => {
+          process.once('SIGINT', () => resolve())
+          process.once('SIGTERM', () => resolve())
+        })
+        await server.close()
+        process.stderr.write('cairn system service: stopped\n')
       })
     })
 

@@ -156,6 +156,11 @@ export interface CreateOptions extends OperationOptions, ResourceLimits, Securit
   tty?: boolean
   /** Keep standard input open. */
   interactive?: boolean
+  /**
+   * Close standard input when the first caller attached to it leaves (Docker's StdinOnce: what
+   * an attached `run -i` asks for; a detached one keeps it open for later `attach`es).
+   */
+  stdinOnce?: boolean
   /** Removed when its process exits. */
   autoRemove?: boolean
   /** `crun`, `runc` or a path; default: crun when it works here, else runc. */

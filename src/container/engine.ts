@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto'
 import { hostname as osHostname } from 'node:os'
 import { mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs'
-import type { Readable, Writable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { CairnError, hasCode, type ErrorCode } from '../errors/index.js'
 import type { Digest } from '../oci/digest.js'
@@ -33,6 +33,8 @@ import { randomContainerName } from './names.js'
 import { ensureDir, hostPathIn, lookPath, populateInitLayer, readFileIn } from './rootfs.js'
 import { ContainerRows, isAlive, selfIdentity, validateName, type ProcessIdentity } from './rows.js'
 import { monitorEnv, SHIM, type MonitorStandby } from './standby.js'
+import { attachSocket, resizeSocket, type Attached } from './attach.js'
+import { connectChild, spawnProcess, type AttachOutcome, type Stdio, type TerminalSize } from './stdio.js'
 import {
   containerPaths, ContainerStates, type ContainerMount, type ContainerPaths, type ContainerRow, type ContainerSpec, type ExitRecord, type RestartPolicy,
 } from './types.js'
@@ -47,6 +49,7 @@ export type { CreateOptions }
 
 /** The monitor's messages to whoever started it (one JSON object per line on fd 3). */
 export type ShimEvent =
+  | { event: 'ready' }
   | { event: 'started'; pid: number }
   | { event: 'failed'; code: ErrorCode; message: string; exitCode: number }
   | { event: 'exited'; exitCode: number }
@@ -55,27 +58,21 @@ export type ShimEvent =
 export interface ShimArgs {
   root: string
   id: string
-  /** The container's standard input: none, the monitor's own (given by the starter), or a pipe held open. */
-  stdin: 'null' | 'inherit' | 'hold'
-  /** Copy the output to the monitor's stdout/stderr (pipes to the starter) as well as the log. */
-  attach: boolean
-  /** No terminal; the starter's terminal (monitor inherits it); or a pseudo-terminal made with script(1). */
-  tty: 'none' | 'inherit' | 'script'
+  /**
+   * How many callers attach before the process runs (they get its output from the first byte):
+   * the monitor waits for them (10 s at most) once its attach socket listens.
+   */
+  attachFirst: number
 }
 
 export interface StartOptions {
-  /** Stream the container's output to `stdout`/`stderr` until it exits. */
-  attach?: boolean
-  stdout?: Writable
-  stderr?: Writable
-  /** `-i`: the container reads this (`inherit`: this process's own standard input). */
-  stdin?: 'inherit' | Readable
-  /** This process's stdin and stdout are a terminal (for `-t`: the runtime then drives it directly). */
-  terminal?: boolean
   /**
-   * A monitor already started (see standby.ts), used when it fits (attached, no terminal, no
-   * stdin) and dismissed otherwise.
+   * Callers attached from the process's first byte (the CLI's `run` and `start -a`, the Engine
+   * API's attach before start): each gets the output, and feeds stdin when the container keeps
+   * it open. Without any, the container runs detached (its output in its log).
    */
+  attach?: Stdio[]
+  /** A monitor already started (see standby.ts), used when it can still take orders. */
   monitor?: MonitorStandby
   /** Started again by its restart policy (not by its user): its restart count and manual stop stay. */
   policyRestart?: boolean
@@ -86,8 +83,13 @@ export interface StartedContainer {
   /** The container's first process on the host. 0 if it was already running. */
   pid: number
   alreadyRunning: boolean
-  /** Resolves with the exit code once the container's process has ended (and, with --rm, the container is gone). */
-  wait(): Promise<number>
+  /** The attached callers' sessions, in the order given. */
+  attached: Attached[]
+  /**
+   * Resolves with the exit code once the container's process has ended (and, with --rm, the
+   * container is gone); with callers attached, once they all left (undefined: they detached).
+   */
+  wait(): Promise<number | undefined>
   /** Lets this process exit while the container runs on. */
   detach(): void
 }
@@ -99,11 +101,18 @@ export interface ExecOptions {
   workdir?: string
   user?: string
   detach?: boolean
-  /** This process's stdin and stdout are a terminal. */
-  terminal?: boolean
-  stdin?: 'inherit' | Readable
-  stdout?: Writable
-  stderr?: Writable
+  /** The caller's streams (none: the command runs with its output discarded). */
+  stdio?: Stdio
+}
+
+/** An exec'd process while it runs (the Engine API resizes it and reads its end). */
+export interface ExecProcess {
+  pid: number
+  resize(size: TerminalSize): void
+  /** The exit code. */
+  readonly exited: Promise<number>
+  /** The caller's session: ends with the exit code, or when it detached. */
+  readonly attached: Promise<AttachOutcome>
 }
 
 const SNAPSHOT_PREFIX = 'ctr-'
@@ -204,10 +213,6 @@ export function containerAttributes(spec: Pick<ContainerSpec, 'name' | 'config'>
 export function commandString(path: string, args: readonly string[]): string {
   if (args.length === 0) return path
   return `${path} ${args.map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}`
-}
-
-function shQuote(s: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`
 }
 
 export class ContainerEngine {
@@ -718,39 +723,39 @@ export class ContainerEngine {
     await this.reconcile()
     const row = this.resolve(nameOrId)
     const id = row.id
-    if (row.state === ContainerStates.running || row.state === ContainerStates.paused || row.state === ContainerStates.restarting) {
-      return { id, pid: row.pid, alreadyRunning: true, wait: () => this.waitExit(id), detach: () => undefined }
+    const callers = opts.attach ?? []
+    const running = async (pid: number): Promise<StartedContainer> => {
+      opts.monitor?.dismiss()
+      const attached = await Promise.all(callers.map((c) => this.attach(id, c)))
+      return { id, pid, alreadyRunning: true, attached, wait: () => this.waitAttached(id, attached), detach: () => undefined }
     }
+    // between two runs of its restart policy: nothing to attach to until it runs again
+    const restarting = (pid: number): StartedContainer => {
+      opts.monitor?.dismiss()
+      return { id, pid, alreadyRunning: true, attached: [], wait: () => this.waitExit(id), detach: () => undefined }
+    }
+    if (row.state === ContainerStates.running || row.state === ContainerStates.paused) return running(row.pid)
+    if (row.state === ContainerStates.restarting) return restarting(row.pid)
     // a start by its user: the restart policy counts from zero again (Docker resets its restart manager)
     const reset = opts.policyRestart ? {} : { manual_stop: 0, restart_count: 0 }
     if (!this.rows.transition(id, [ContainerStates.created, ContainerStates.exited], ContainerStates.starting, selfIdentity(), undefined, { error: '', ...reset })) {
       const now = this.rows.get(id)
-      if (now?.state === ContainerStates.running || now?.state === ContainerStates.starting || now?.state === ContainerStates.restarting) {
-        return { id, pid: now.pid, alreadyRunning: true, wait: () => this.waitExit(id), detach: () => undefined }
-      }
+      if (now?.state === ContainerStates.running || now?.state === ContainerStates.starting) return running(now.pid)
+      if (now?.state === ContainerStates.restarting) return restarting(now.pid)
       throw new CairnError('CONFLICT', `container ${nameOrId} is ${now?.state ?? 'gone'}: cannot start it now`)
     }
     const spec = await this.readSpec(id)
-    const tty = !spec.config.Tty ? 'none' : opts.attach && opts.terminal ? 'inherit' : 'script'
-    const wantsStdin = spec.config.OpenStdin
-    const args: ShimArgs = {
-      root: this.root,
-      id,
-      stdin: !wantsStdin ? 'null' : opts.attach && opts.stdin !== undefined ? 'inherit' : 'hold',
-      attach: (opts.attach ?? false) && tty !== 'inherit',
-      tty,
-    }
-    const stdinMode = args.stdin === 'inherit' ? (opts.stdin === 'inherit' ? 'inherit' : 'pipe') : 'ignore'
+    const args: ShimArgs = { root: this.root, id, attachFirst: callers.length }
     let child: ChildProcess
     const standby = opts.monitor
-    const fits = standby?.usable === true && tty === 'none' && stdinMode === 'ignore' && args.attach
+    const fits = standby?.usable === true
     if (!fits) standby?.dismiss()
-    // a detached monitor's own stderr (a crash, say) goes to its log
-    const shimErr = args.attach || tty === 'inherit' ? undefined : openSync(this.paths(id).shimLog, 'a', 0o600)
+    // a monitor's own stderr (a crash, say) goes to its log
+    const shimErr = openSync(this.paths(id).shimLog, 'a', 0o600)
     try {
       child = fits ? standby.take(args) : spawn(process.execPath, [...SHIM, JSON.stringify(args)], {
-        detached: tty !== 'inherit',
-        stdio: tty === 'inherit' ? ['inherit', 'inherit', 'inherit', 'pipe'] : [stdinMode, args.attach ? 'pipe' : 'ignore', shimErr ?? 'pipe', 'pipe'],
+        detached: true,
+        stdio: ['ignore', 'ignore', shimErr, 'pipe'],
         cwd: '/',
         env: monitorEnv(process.env),
       })
@@ -758,26 +763,26 @@ export class ContainerEngine {
       this.rows.transition(id, [ContainerStates.starting], row.started_at === null ? ContainerStates.created : ContainerStates.exited, null)
       throw err
     } finally {
-      if (shimErr !== undefined) closeSync(shimErr)
-    }
-    if (stdinMode === 'pipe' && child.stdin && opts.stdin !== undefined && opts.stdin !== 'inherit') {
-      const src = opts.stdin
-      src.pipe(child.stdin)
-      child.stdin.on('error', () => undefined)
-    }
-    if (args.attach) {
-      const out = opts.stdout ?? process.stdout
-      const errOut = opts.stderr ?? process.stderr
-      child.stdout?.on('data', (b: Buffer) => out.write(b))
-      child.stderr?.on('data', (b: Buffer) => errOut.write(b))
+      closeSync(shimErr)
     }
     const events = shimEvents(child)
-    const first = await events.next()
+    let first = await events.next()
+    const attached: Attached[] = []
+    if (first.event === 'ready') {
+      try {
+        for (const c of callers) attached.push(await attachSocket(this.paths(id).attach, c, { tty: spec.config.Tty }))
+      } catch {
+        // the monitor went away: its next event says why
+      }
+      first = await events.next()
+    }
     if (first.event === 'failed') {
+      for (const a of attached) a.detach()
       await events.closed
       throw new CairnError(first.code, first.message)
     }
     if (first.event !== 'started') {
+      for (const a of attached) a.detach()
       await events.closed
       const shimLog = await readFile(this.paths(id).shimLog, 'utf8').catch(() => '')
       await this.reconcile()
@@ -785,23 +790,67 @@ export class ContainerEngine {
       throw new CairnError('CONFLICT', `the monitor of container ${id.slice(0, 12)} ended (${how}) before the container started${shimLog ? `: ${shimLog.trim().split('\n').slice(-3).join(' | ')}` : ''}`)
     }
     let detached = false
+    const detach = (): void => {
+      if (detached) return
+      detached = true
+      events.detach()
+      child.unref()
+    }
     return {
       id,
       pid: first.pid,
       alreadyRunning: false,
+      attached,
       wait: async () => {
+        if (attached.length > 0) {
+          const code = await this.waitAttached(id, attached)
+          detach()
+          return code
+        }
         const last = await events.next()
         await events.closed
         if (last.event === 'exited') return last.exitCode
         return this.waitExit(id)
       },
-      detach: () => {
-        if (detached) return
-        detached = true
-        events.detach()
-        child.unref()
-      },
+      detach,
     }
+  }
+
+  /** The exit code once attached sessions end (a dropped connection: read from the row), undefined when one detached. */
+  private async waitAttached(id: string, attached: Attached[]): Promise<number | undefined> {
+    if (attached.length === 0) return this.waitExit(id)
+    const outcomes = await Promise.all(attached.map((a) => a.done))
+    const ended = outcomes.find((o) => o.exitCode !== undefined)
+    if (ended?.exitCode !== undefined) return ended.exitCode
+    if (outcomes.some((o) => o.detached && o.exitCode === undefined)) {
+      // a dropped connection and a detach look the same from here: ask the row
+      const row = this.rows.get(id)
+      if (row && (row.state === ContainerStates.running || row.state === ContainerStates.paused || row.state === ContainerStates.starting)) return undefined
+    }
+    return this.waitExit(id)
+  }
+
+  /**
+   * Attaches a caller to a running container, through its monitor's attach socket; the session
+   * ends with the process (its exit code) or when the caller detaches.
+   */
+  async attach(nameOrId: string, stdio: Stdio): Promise<Attached> {
+    const row = this.resolve(nameOrId)
+    if (row.state === ContainerStates.paused) throw new CairnError('CONFLICT', 'You cannot attach to a paused container, unpause it first')
+    if (row.state !== ContainerStates.running) throw new CairnError('CONFLICT', 'You cannot attach to a stopped container, start it first')
+    const spec = await this.readSpec(row.id)
+    const s: Stdio = { ...stdio }
+    if (!spec.config.OpenStdin) delete s.stdin
+    return attachSocket(this.paths(row.id).attach, s, { tty: spec.config.Tty })
+  }
+
+  /** Resizes a running container's terminal (nothing to do without one). */
+  async resize(nameOrId: string, size: TerminalSize): Promise<void> {
+    const row = this.resolve(nameOrId)
+    if (row.state !== ContainerStates.running && row.state !== ContainerStates.paused) throw new CairnError('CONFLICT', `Container ${row.id} is not running`)
+    const spec = await this.readSpec(row.id)
+    if (!spec.config.Tty) return
+    await resizeSocket(this.paths(row.id).attach, size)
   }
 
   /** Waits until a container is no longer running; its exit code. */
@@ -822,6 +871,11 @@ export class ContainerEngine {
   }
 
   private readonly lastExit = new Map<string, number>()
+
+  /** The exit code of a container this engine saw being removed. */
+  lastExitCode(id: string): number | undefined {
+    return this.lastExit.get(id)
+  }
 
   /**
    * The monitor's work before the runtime runs (in the monitor process): mount the root
@@ -1107,6 +1161,16 @@ export class ContainerEngine {
 
   /** `docker exec`: a new process in a running container; resolves with its exit code. */
   async exec(nameOrId: string, command: string[], opts: ExecOptions = {}): Promise<number> {
+    const proc = await this.startExec(nameOrId, command, opts)
+    return proc.exited
+  }
+
+  /**
+   * Starts a process in a running container (the runtime's `exec` in the foreground, with pipes
+   * or a pseudo-terminal: stdio.ts), its I/O joined to `opts.stdio`. It is this process's child:
+   * it ends when its command does (or with the container).
+   */
+  async startExec(nameOrId: string, command: string[], opts: ExecOptions = {}): Promise<ExecProcess> {
     await this.reconcile()
     const row = this.resolve(nameOrId)
     if (row.state === ContainerStates.paused) throw new CairnError('CONFLICT', `Container ${row.id} is paused, unpause the container before exec`)
@@ -1116,7 +1180,9 @@ export class ContainerEngine {
     const spec = await this.readSpec(row.id)
     const p = this.paths(row.id)
     const cfg = spec.config
-    const tty = opts.tty ?? false
+    // a detached exec outlives this process: no terminal of ours to hold for it
+    const detach = opts.detach ?? false
+    const tty = (opts.tty ?? false) && !detach
     const user = resolveUser(opts.user ?? cfg.User, readFileIn(p.rootfs, '/etc/passwd'), readFileIn(p.rootfs, '/etc/group'))
     let env = processEnv(cfg.Env, cfg.Hostname, tty, opts.env ?? [])
     if (envValue(env, 'HOME') === undefined) env = replaceOrAppendEnv(env, [`HOME=${user.home}`])
@@ -1138,35 +1204,26 @@ export class ContainerEngine {
     const attrs = containerAttributes(spec, { execID: execId })
     const what = command.join(' ')
     this.event('container', `exec_create: ${what}`, row.id, attrs)
+    const stdio = opts.stdio ?? {}
+    const wantsInput = (opts.interactive ?? false) && stdio.stdin !== undefined && !detach
+    let child: ReturnType<typeof spawnProcess>
     try {
-      const argv = rt.execArgs(row.id, procFile, { tty, detach: opts.detach ?? false })
-      const useScript = tty && !opts.terminal && !opts.detach
-      const cmd = useScript ? 'script' : rt.path
-      const cmdArgs = useScript ? ['-q', '-e', '-f', '-c', [rt.path, ...argv].map(shQuote).join(' '), '/dev/null'] : argv
-      const stdin = opts.interactive ? (opts.stdin === undefined || opts.stdin === 'inherit' ? 'inherit' : 'pipe') : 'ignore'
-      const direct = opts.stdout === undefined && opts.stderr === undefined
-      const child = spawn(cmd, cmdArgs, {
-        stdio: [stdin, direct ? 'inherit' : 'pipe', direct ? 'inherit' : 'pipe'],
-        env: { ...process.env, SHELL: '/bin/sh' },
+      child = spawnProcess(rt.path, rt.execArgs(row.id, procFile, { tty, detach }), {
+        tty, stdin: wantsInput, ...(stdio.size ? { size: stdio.size } : {}), env: { ...process.env, SHELL: '/bin/sh' },
       })
-      if (stdin === 'pipe' && child.stdin && opts.stdin !== undefined && opts.stdin !== 'inherit') {
-        opts.stdin.pipe(child.stdin)
-        child.stdin.on('error', () => undefined)
-      }
-      if (!direct) {
-        child.stdout?.on('data', (b: Buffer) => (opts.stdout ?? process.stdout).write(b))
-        child.stderr?.on('data', (b: Buffer) => (opts.stderr ?? process.stderr).write(b))
-      }
-      this.event('container', `exec_start: ${what}`, row.id, attrs)
-      const code = await new Promise<number>((resolve, reject) => {
-        child.once('error', reject)
-        child.once('close', (c, s) => resolve(c ?? 128 + (s ? signalNumber(s) : 0)))
-      })
-      if (!opts.detach) this.event('container', 'exec_die', row.id, { ...attrs, exitCode: String(code) })
-      return code
-    } finally {
-      if (!opts.detach) await unlink(procFile).catch(() => undefined)
+    } catch (err) {
+      await unlink(procFile).catch(() => undefined)
+      throw err
     }
+    this.event('container', `exec_start: ${what}`, row.id, attrs)
+    const exited = child.exited.finally(() => unlink(procFile).catch(() => undefined))
+    if (!detach) {
+      void exited.then((code) => this.event('container', 'exec_die', row.id, { ...attrs, exitCode: String(code) }), () => undefined)
+    }
+    const joined: Stdio = { ...stdio }
+    if (!wantsInput) delete joined.stdin
+    const attached = connectChild(child, joined)
+    return { pid: child.pid, resize: (s) => child.resize(s), exited, attached }
   }
 
   /** The process of a started container's runtime spec (what `exec` shares with it). */
@@ -1409,7 +1466,7 @@ function mergeConfig(image: ContainerConfig, opts: CreateOptions): ContainerSpec
     AttachStderr: true,
     Tty: opts.tty ?? false,
     OpenStdin: opts.interactive ?? false,
-    StdinOnce: opts.interactive ?? false,
+    StdinOnce: (opts.interactive ?? false) && (opts.stdinOnce ?? false),
     Env: env,
     Cmd: cmd,
     Image: opts.image,
@@ -1444,7 +1501,7 @@ export function normalizeSignal(s: string): string {
   throw new CairnError('INVALID_ARGUMENT', `Invalid signal: ${s}`)
 }
 
-export function signalNumber(s: string): number {
+function signalNumber(s: string): number {
   return SIGNALS[s.replace(/^SIG/, '')] ?? 0
 }
 

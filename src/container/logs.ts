@@ -99,6 +99,8 @@ export interface ReadLogsOptions {
   tail?: number
   /** Only entries at or after this time (ms since the epoch). */
   since?: number
+  /** Only entries before this time (ms since the epoch); following stops there. */
+  until?: number
   signal?: AbortSignal
 }
 
@@ -121,7 +123,7 @@ export async function* readLogs(path: string, opts: ReadLogsOptions = {}): Async
     }
     if (!fh) return
   }
-  const keep = (e: LogEntry): boolean => opts.since === undefined || Date.parse(e.time) >= opts.since
+  const keep = (e: LogEntry): boolean => (opts.since === undefined || Date.parse(e.time) >= opts.since) && (opts.until === undefined || Date.parse(e.time) < opts.until)
   try {
     let pos = 0
     let rest = ''
@@ -156,6 +158,7 @@ export async function* readLogs(path: string, opts: ReadLogsOptions = {}): Async
     try {
       for (;;) {
         if (opts.signal?.aborted) return
+        if (opts.until !== undefined && Date.now() >= opts.until) return
         const running = opts.isRunning?.() ?? false
         const fresh = await readNew()
         for (const e of fresh) yield e

@@ -2,18 +2,21 @@
  * The monitor of one container (what containerd-shim and conmon are to Docker and Podman):
  * a process of its own that runs the OCI runtime in the foreground, so that it is the parent
  * that learns the exit status; copies the output to the json-file log (and to whoever is
- * attached); records the exit atomically (exit.json, then the database row); unmounts; and
- * removes the container when it was started with --rm. It outlives the command that started it.
+ * attached, through its attach socket: attach.ts); records the exit atomically (exit.json, then
+ * the database row); unmounts; and removes the container when it was started with --rm. It
+ * outlives the command that started it.
  *
- * It tells the starter how the start went through fd 3 (JSON lines): `started`, or `failed`
- * with the error (before the process ran); then `exited` with the exit code.
+ * It tells the starter how the start went through fd 3 (JSON lines): `ready` once its attach
+ * socket listens (callers attached from the first byte connect then, and it waits for the
+ * number it was told of); `started`, or `failed` with the error (before the process ran); then
+ * `exited` with the exit code. The process's I/O (pipes, or a pseudo-terminal) is stdio.ts's.
  *
  * It also keeps the container's restart policy (after an exit it decides, as Docker's restart
  * manager does, whether and after what back-off to run the container again, and does so,
  * network and mounts taken back and set up again in between) and runs its health checks.
- * It records the container's start and die events.
+ * The attach socket serves across the runs: the callers of a run get its exit code and are let
+ * go, later callers join the next run. It records the container's start and die events.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync, writeSync } from 'node:fs'
 import { appendFile, readFile, rm } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -22,7 +25,9 @@ import { runtimeMessage } from '../runtime/runtime.js'
 import { JsonLogWriter, type LogStream } from './logs.js'
 import { selfIdentity } from './rows.js'
 import { ContainerStates } from './types.js'
-import { containerAttributes, restartDecision, signalNumber, type ContainerEngine, type ShimArgs, type ShimEvent } from './engine.js'
+import { containerAttributes, restartDecision, type ContainerEngine, type ShimArgs, type ShimEvent } from './engine.js'
+import { AttachServer } from './attach.js'
+import { spawnProcess, type ChildIO } from './stdio.js'
 import { HealthMonitor } from './health.js'
 import { watchOom, type OomWatch } from './oom.js'
 
@@ -44,10 +49,6 @@ function exitCodeOf(err: unknown): number {
 /** The error code of a start the runtime refused, from the exit code its message implies. */
 function startErrorCode(exitCode: number): ErrorCode {
   return exitCode === 127 ? 'COMMAND_NOT_FOUND' : exitCode === 126 ? 'COMMAND_NOT_EXECUTABLE' : 'CONFLICT'
-}
-
-function shQuote(s: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`
 }
 
 /** What one run of the container came to. */
@@ -77,18 +78,14 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
   // the start is ours from now on (the starter may exit at any moment)
   engine.rows.transition(id, [ContainerStates.starting], ContainerStates.starting, me)
 
-  // the json-file log, kept open across the runs of a restart policy
-  let logWriter: JsonLogWriter | undefined
-  // the runtime of the current run (a polite TERM to the monitor goes to it)
-  let current: ChildProcess | undefined
-  process.on('SIGTERM', () => current?.kill('SIGTERM'))
-  let forward = args.attach || args.tty === 'inherit'
-  for (const s of [process.stdout, process.stderr]) s.on('error', () => (forward = false))
+  // the attach socket, served from the first run's start to the last run's end
+  let attach: AttachServer | undefined
+  // the runtime of the current run (a polite TERM to the monitor goes to it; the runtime passes it on)
+  const current: { child: ChildIO | undefined } = { child: undefined }
+  process.on('SIGTERM', () => current.child?.kill('SIGTERM'))
 
   /** One run: prepare, run the runtime in the foreground, health checks while it runs. */
   const runOnce = async (first: boolean): Promise<RunOutcome> => {
-    // later runs have nobody attached: no terminal of the starter's, stdin held open if it was asked for
-    const mode: ShimArgs = first ? args : { ...args, attach: false, tty: args.tty === 'none' ? 'none' : 'script', stdin: args.stdin === 'null' ? 'null' : 'hold' }
     let bundle: string
     // the published ports this monitor holds while the container runs
     let releasePorts: () => Promise<void> = async () => undefined
@@ -115,62 +112,58 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
     await Promise.all([p.pidFile, p.runtimeLog].map((f) => rm(f, { force: true })))
     const argv = rt.runArgs(id, bundle, p.pidFile, p.runtimeLog)
 
-    let child: ChildProcess
-    if (mode.tty === 'inherit') {
-      // the runtime drives the user's terminal (stdin: raw mode, window size) and copies the
-      // container's terminal to its stdout, which passes through here on its way to the
-      // terminal, so that the session is in the log too (as Docker keeps it)
-      child = spawn(rt.path, argv, { stdio: ['inherit', 'pipe', 'inherit'] })
-    } else {
-      const stdin = mode.stdin === 'inherit' ? 'inherit' : mode.stdin === 'hold' || mode.tty === 'script' ? 'pipe' : 'ignore'
-      if (mode.tty === 'script') {
-        // the runtime drives a terminal only when it has one: script(1) gives it a pseudo-terminal
-        child = spawn('script', ['-q', '-e', '-f', '-c', [rt.path, ...argv].map(shQuote).join(' '), '/dev/null'], {
-          stdio: [stdin, 'pipe', 'pipe'], env: { ...process.env, SHELL: '/bin/sh' },
-        })
-      } else {
-        child = spawn(rt.path, argv, { stdio: [stdin, 'pipe', 'pipe'] })
+    const cfg = spec.config
+    if (!attach) {
+      // the attach socket first: callers attached from the first byte of output connect before the process runs
+      // (as Docker: StdinOnce closes a pipe; a terminal's input is never closed, a detach must not end it)
+      const server = new AttachServer(p.attach, { openStdin: cfg.OpenStdin, stdinOnce: cfg.StdinOnce && !cfg.Tty })
+      try {
+        await server.listen()
+      } catch (err) {
+        await releasePorts()
+        await engine.abortStart(id, err, 125)
+        const message = `cannot serve the attach socket ${p.attach}: ${err instanceof Error ? err.message : String(err)}`
+        if (first) report({ event: 'failed', code: 'CONFLICT', message, exitCode: 125 })
+        else await log(`restart failed: ${message}`)
+        return { kind: 'failed', exitCode: 125 }
       }
+      attach = server
     }
-    current = child
-    child.on('error', (err) => void log(`runtime: ${err.message}`))
+    const io = attach
+    if (first) {
+      report({ event: 'ready' })
+      if (args.attachFirst > 0) await io.waitForAttach(args.attachFirst, 10_000)
+    }
+
+    const child = spawnProcess(rt.path, argv, { tty: cfg.Tty, stdin: cfg.OpenStdin, ...(io.size ? { size: io.size } : {}) })
+    current.child = child
+    io.bind(child)
 
     // output is held back until we know the process started (before that it is the runtime's own error)
     const held: { stream: LogStream; chunk: Buffer }[] = []
-    let started = false
-    const outOf = (s: LogStream): NodeJS.WriteStream => (s === 'stdout' ? process.stdout : process.stderr)
+    // the log of this run, once it started (a state read through the object: callbacks set it)
+    const out: { log: JsonLogWriter | undefined } = { log: undefined }
     const deliver = (stream: LogStream, chunk: Buffer): void => {
-      logWriter?.write(stream, chunk)
-      if (forward && first) {
-        try {
-          outOf(stream).write(chunk)
-        } catch {
-          forward = false
-        }
-      }
+      out.log?.write(stream, chunk)
+      io.output(stream, chunk)
     }
-    const onData = (stream: LogStream) => (chunk: Buffer): void => {
-      if (started) deliver(stream, chunk)
+    child.onOutput((stream, chunk) => {
+      if (out.log) deliver(stream, chunk)
       else held.push({ stream, chunk })
-    }
-    child.stdout?.on('data', onData('stdout'))
-    child.stderr?.on('data', onData('stderr'))
-
-    const exited = new Promise<number>((resolve) => {
-      child.once('close', (code, sig) => resolve(code ?? 128 + (sig ? signalNumber(sig) : 0)))
-      child.once('error', () => resolve(125))
     })
-    let exitCode: number | undefined
-    void exited.then((c) => (exitCode = c))
+
+    const exited = child.exited
+    const ended: { code: number | undefined } = { code: undefined }
+    void exited.then((c) => (ended.code = c))
 
     // started = the runtime wrote the pid file (it does so once the process runs)
     let pid = 0
-    for (let i = 0; exitCode === undefined || i === 0; i++) {
+    for (let i = 0; ended.code === undefined || i === 0; i++) {
       if (existsSync(p.pidFile)) {
         pid = Number(readFileSync(p.pidFile, 'utf8').trim()) || 0
         if (pid > 0) break
       }
-      if (exitCode !== undefined) break
+      if (ended.code !== undefined) break
       await Promise.race([exited, sleep(i < 200 ? 2 : 20)])
     }
     if (pid === 0 && existsSync(p.pidFile)) pid = Number(readFileSync(p.pidFile, 'utf8').trim()) || 0
@@ -179,6 +172,7 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
     if (pid === 0) {
       // the runtime gave up before the process ran
       const code = await exited
+      current.child = undefined
       const runtimeLog = await readFile(p.runtimeLog, 'utf8').catch(() => '')
       const stderr = held.filter((h) => h.stream === 'stderr').map((h) => h.chunk.toString()).join('')
       const message = runtimeMessage(runtimeLog) || runtimeMessage(stderr) || `the runtime ${rt.name} exited with code ${code}`
@@ -191,8 +185,10 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
       return { kind: 'failed', exitCode: exitCodeForUser }
     }
 
-    logWriter ??= new JsonLogWriter(p.log)
-    started = true
+    // a memory limit can get the container OOM-killed: listen for it while this run lasts (from its first moment)
+    const oom: OomWatch | undefined = (spec.hostConfig.resources?.memory ?? 0) > 0 ? watchOom(rt, id, pid) : undefined
+    const logWriter = new JsonLogWriter(p.log)
+    out.log = logWriter
     for (const h of held.splice(0)) deliver(h.stream, h.chunk)
     const startedAt = Date.now()
     engine.markRunning(id, pid, me)
@@ -200,21 +196,21 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
     // stopped by its user while it was being started again: it ends now
     if (!first && engine.rows.get(id)?.manual_stop === 1) await rt.kill(id, 'KILL').catch(() => undefined)
     if (first) report({ event: 'started', pid })
-    // a memory limit can get the container OOM-killed: listen for it while this run lasts
-    const oom: OomWatch | undefined = (spec.hostConfig.resources?.memory ?? 0) > 0 ? watchOom(rt, id, pid) : undefined
     const health = await HealthMonitor.start(engine, spec, startedAt).catch(async (err: unknown) => {
       await log(`health checks: ${err instanceof Error ? err.message : String(err)}`)
       return undefined
     })
 
     const code = await exited
-    current = undefined
+    current.child = undefined
     const oomKilled = (await oom?.stop()) ?? false
     if (oomKilled) {
       await log('OOM-killed')
       engine.event('container', 'oom', id, containerAttributes(spec))
     }
     await health?.stop()
+    // the whole output is in the log before the exit is recorded (`logs` after `wait` sees it)
+    await logWriter.close()
     await releasePorts()
     return { kind: 'exited', exitCode: code, ranMs: Date.now() - startedAt, oomKilled }
   }
@@ -247,10 +243,15 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
       if (row?.auto_remove) {
         await engine.removeStopped(id, { removeVolumes: true }).catch((err: unknown) => log(`--rm: ${err instanceof Error ? err.message : String(err)}`))
       }
+      // the callers learn the exit code once the container is recorded (and, with --rm, gone)
+      await attach?.finish(outcome.exitCode)
+      attach = undefined
       if (first) report({ event: 'exited', exitCode: outcome.exitCode })
       break
     }
-    // the starter learns of the first exit (as `docker run` returns then); the policy goes on
+    // the callers of this run learn its exit code (as `docker run` returns then); the socket keeps serving
+    await attach?.endRun(outcome.exitCode)
+    // the starter learns of the first exit; the policy goes on
     if (first) report({ event: 'exited', exitCode: outcome.exitCode })
     first = false
     backoff = decision.delay
@@ -273,6 +274,7 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
       break
     }
   }
-  await logWriter?.close()
+  // a run that failed or a container gone: later attachers find no socket
+  await attach?.finish(last)
   return last
 }

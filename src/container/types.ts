@@ -1,4 +1,5 @@
 /** The container's data model: its states, its database row, and its folder. */
+import { createHash } from 'node:crypto'
 import type { Digest } from '../oci/digest.js'
 import type { ContainerConfig, HealthConfig } from '../oci/types.js'
 
@@ -203,6 +204,11 @@ export interface ContainerPaths {
   shimLog: string
   /** The network attachment while it runs (what to take back after a crash). */
   network: string
+  /**
+   * The monitor's attach socket while it runs (attach.ts), under /run: a unix socket's path
+   * must stay under 108 bytes, which a store's own folder may not.
+   */
+  attach: string
   /** The health checks' state (written by the monitor). */
   health: string
 }
@@ -223,6 +229,7 @@ export function containerPaths(root: string, id: string): ContainerPaths {
     runtimeLog: `${dir}/runtime.json`,
     shimLog: `${dir}/shim.log`,
     network: `${dir}/network.json`,
+    attach: `/run/cairn/${createHash('sha256').update(root).digest('hex').slice(0, 12)}/io/${id}.sock`,
     health: `${dir}/health.json`,
   }
 }

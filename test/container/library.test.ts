@@ -21,7 +21,7 @@ describe('containers through the library', () => {
     try {
       const out = new PassThrough()
       const err = new PassThrough()
-      const done = await cairn.run({ image: 'busybox', command: ['sh', '-c', 'echo to-out; echo to-err >&2; exit 2'], name: 'lib', stdout: out, stderr: err })
+      const done = await cairn.run({ image: 'busybox', command: ['sh', '-c', 'echo to-out; echo to-err >&2; exit 2'], name: 'lib', stdio: { stdout: out, stderr: err } })
       out.end()
       err.end()
       assert.equal(done.exitCode, 2)
@@ -35,7 +35,7 @@ describe('containers through the library', () => {
       const { id } = await cairn.run({ image: 'busybox', command: ['sleep', '60'], detach: true, name: 'bg' })
       assert.match(id, /^[0-9a-f]{64}$/)
       const execOut = new PassThrough()
-      const code = await cairn.exec('bg', ['sh', '-c', 'cat > /from-stdin; cat /from-stdin'], { interactive: true, stdin: Readable.from(['piped\n']), stdout: execOut, stderr: new PassThrough() })
+      const code = await cairn.exec('bg', ['sh', '-c', 'cat > /from-stdin; cat /from-stdin'], { interactive: true, stdio: { stdin: Readable.from(['piped\n']), stdout: execOut, stderr: new PassThrough() } })
       execOut.end()
       assert.equal(code, 0)
       assert.equal(await text(execOut), 'piped\n')

@@ -56,7 +56,7 @@ export function missingDistributionTools(): string[] {
 }
 
 /** A free TCP port on 127.0.0.1 (bound and released; the registry takes it right after). */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer()
     srv.once('error', reject)

@@ -12,6 +12,10 @@ export const Tools = {
   dockerd: '/usr/sbin/dockerd',
   /** containerd (a dependency of docker.io) */
   containerd: '/usr/bin/containerd',
+  /** docker-compose (Compose v1, which speaks the Engine API) */
+  'docker-compose': '/usr/bin/docker-compose',
+  /** openssl (certificates for TLS tests) */
+  openssl: '/usr/bin/openssl',
   /** skopeo */
   skopeo: '/usr/bin/skopeo',
   /** debootstrap */

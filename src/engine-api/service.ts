@@ -1,0 +1,55 @@
+/**
+ * What the API server keeps between requests: the store, callers waiting to attach to a
+ * container that has not started yet (Docker's clients attach, then start), exec sessions, and
+ * how many clients follow `/events` (the events themselves are the store's journal).
+ */
+import { randomBytes } from 'node:crypto'
+import type { ImageStore } from '../image/store.js'
+import type { ExecProcess, Stdio } from '../api/containers.js'
+
+export interface PendingAttach {
+  stdio: Stdio
+  /** Called with the session once the container started (or with an error). */
+  attached: (result: { done: Promise<{ exitCode?: number; detached: boolean }> } | Error) => void
+}
+
+export interface ExecSession {
+  id: string
+  containerId: string
+  cmd: string[]
+  tty: boolean
+  attachStdin: boolean
+  attachStdout: boolean
+  attachStderr: boolean
+  env: string[]
+  workdir: string
+  user: string
+  detachKeys: string
+  privileged: boolean
+  running: boolean
+  exitCode: number | null
+  pid: number
+  process?: ExecProcess
+  created: number
+}
+
+export class Service {
+  readonly pendingAttaches = new Map<string, PendingAttach[]>()
+  readonly execs = new Map<string, ExecSession>()
+  /** Exit codes of containers started through this server, known exactly (also with --rm). */
+  readonly exits = new Map<string, Promise<number>>()
+  /** Clients following `/events` now (`/info`'s NEventsListener). */
+  eventListeners = 0
+
+  constructor(readonly store: ImageStore) {}
+
+  newExecId(): string {
+    return randomBytes(32).toString('hex')
+  }
+
+  /** Exec sessions of containers that are gone are forgotten after a while (as Docker does). */
+  sweepExecs(): void {
+    const cutoff = Date.now() - 10 * 60_000
+    for (const [id, e] of this.execs) if (!e.running && e.created < cutoff) this.execs.delete(id)
+  }
+}
