@@ -151,7 +151,7 @@ async function main(): Promise<void> {
     '',
   ].join('\n')
   process.stdout.write(report)
-  writeFileSync(values.out as string, report)
+  writeFileSync(values.out, report)
 }
 
 main().catch((err: unknown) => {

@@ -153,7 +153,7 @@ async function main(): Promise<void> {
     '',
   ].join('\n')
   process.stdout.write(report)
-  writeFileSync(values.out as string, report)
+  writeFileSync(values.out, report)
 
 }
 

@@ -97,7 +97,7 @@ async function main(): Promise<void> {
     md += `\nSeccomp mode in each (2: filtered, 0: none): ${modes.join('; ')}.\n\nEvery sample (s):\n\n`
     for (const [name] of variants) md += `- ${name}: ${(samples[name] ?? []).map(fmt).join(' ')}\n`
     process.stdout.write(md)
-    writeFileSync(values.out ?? DEFAULT_OUT, md)
+    writeFileSync(values.out, md)
   } finally {
     await removeAllContainers(root).catch(() => undefined)
     await rm(dirname(runtimeStateRoot(root, 'runc')), { recursive: true, force: true })

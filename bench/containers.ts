@@ -108,7 +108,7 @@ async function main(): Promise<void> {
     md += `Every sample (s):\n\n`
     for (const r of rows) for (const [tool, xs] of Object.entries(r.samples)) md += `- ${r.step}, ${tool}: ${xs.map(fmt).join(' ')}\n`
     process.stdout.write(md)
-    writeFileSync(values.out ?? DEFAULT_OUT, md)
+    writeFileSync(values.out, md)
   } finally {
     for (const root of Object.values(roots)) {
       await removeAllContainers(root).catch(() => undefined)

@@ -119,7 +119,7 @@ async function main(): Promise<void> {
       }
     }
     const lines = ['# gzip: Cairn\'s parallel libdeflate beside zlib, pigz and gzip', '',
-      `${new Date().toISOString()}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Linux ${release()}, Node ${process.version} (zlib ${process.versions.zlib ?? '?'}); median of ${n} runs; the tools alternate order.`, '']
+      `${new Date().toISOString()}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Linux ${release()}, Node ${process.version} (zlib ${process.versions.zlib}); median of ${n} runs; the tools alternate order.`, '']
     for (const input of inputs) {
       const size = statSync(input.file).size
       const ref = median((samples.get(`${input.name}|${tools[2]?.name ?? ''}`) ?? []).map((s) => s.bytes))
@@ -144,7 +144,7 @@ async function main(): Promise<void> {
     for (const [k, xs] of cmdSamples) lines.push(`- ${k.replace('|', ', ')} (wall s): ${xs.map((x) => x.toFixed(2)).join(' ')}`)
     const report = `${lines.join('\n')}\n`
     process.stdout.write(report)
-    writeFileSync(values.out ?? DEFAULT_OUT, report)
+    writeFileSync(values.out, report)
   } finally {
     await rm(work, { recursive: true, force: true })
   }

@@ -251,8 +251,8 @@ async function main(): Promise<void> {
     md += `\nEvery sample:\n\n`
     for (const [step, bytool] of Object.entries(samples)) for (const [tool, xs] of Object.entries(bytool)) md += `- ${step}, ${tool}: ${xs.map(fmt).join(' ')}\n`
     process.stdout.write(md)
-    mkdirSync(dirname(values.out ?? DEFAULT_OUT), { recursive: true })
-    writeFileSync(values.out ?? DEFAULT_OUT, md)
+    mkdirSync(dirname(values.out), { recursive: true })
+    writeFileSync(values.out, md)
   } finally {
     await removeAllContainers(root).catch(() => undefined)
     await rm(dirname(runtimeStateRoot(root, 'runc')), { recursive: true, force: true })

@@ -66,7 +66,7 @@ async function main(): Promise<void> {
     },
   })
   const iterations = Number(values.iterations)
-  const tools = (values.tools ?? '').split(',').filter(Boolean) as Tool[]
+  const tools = values.tools.split(',').filter(Boolean) as Tool[]
   const log = (s: string): void => { process.stderr.write(`push-pull: ${s}\n`) }
   const input = values.busybox ? await busyboxRootfsTar() : (await debianRootfs({ log })).tar
   const work = await mkdtemp(join(tmpdir(), 'cairn-bench-pp-'))

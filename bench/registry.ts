@@ -335,7 +335,7 @@ async function main(): Promise<void> {
         log(`iteration ${it + 1}/${ITER}: ${r}`)
         mixed[r].push(await pushMixed(reg, blobs, `bench/mixed${it}`))
         // one large blob, in 4 chunks streamed from disk
-        let t0 = performance.now()
+        const t0 = performance.now()
         const start = await call(`${reg.url}/v2/bench/big${it}/blobs/uploads/`, 'POST', { 'Content-Length': '0' })
         let loc = String(start.headers.location)
         if (loc.startsWith('/')) loc = `${reg.url}${loc}`
@@ -380,7 +380,7 @@ async function main(): Promise<void> {
     rss.distribution.push(peakRssMiB(regs.distribution.child.pid))
     // docker: a fresh registry (empty root) for every push, so that every layer is really uploaded
     for (let it = 0; docker && it < ITER; it++) {
-      for (const name of (it % 2 === 0 ? ['cairn', 'distribution'] : ['distribution', 'cairn']) as Registry['name'][]) {
+      for (const name of it % 2 === 0 ? ['cairn', 'distribution'] as const : ['distribution', 'cairn'] as const) {
         log(`docker round ${it + 1}/${ITER}: ${name}`)
         const reg = await startRegistryProcess(name)
         try {

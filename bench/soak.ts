@@ -45,7 +45,7 @@ const { values: args } = parseArgs({
 const MINUTES = Number(args.minutes)
 const PUSHERS = Number(args.pushers)
 const PULLERS = Number(args.pullers)
-const OUT = args['out-dir'] as string
+const OUT = args['out-dir']
 const log = (s: string): void => {
   process.stderr.write(`soak: ${s}\n`)
 }

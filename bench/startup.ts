@@ -90,7 +90,7 @@ async function main(): Promise<void> {
       md += `- ${s.name}, cairn: ${r.cairn.map(ms).join(' ')}\n- ${s.name}, docker: ${r.docker.map(ms).join(' ')}\n`
     }
     process.stdout.write(md)
-    writeFileSync(values.out ?? DEFAULT_OUT, md)
+    writeFileSync(values.out, md)
   } finally {
     await removeAllContainers(root).catch(() => undefined)
     await dockerd?.stop().catch((err: unknown) => process.stderr.write(`${String(err)}\n`))

@@ -2,6 +2,7 @@
 # The whole test suite: installs what is missing (Debian packages, node_modules), builds, then
 # runs every test twice: on this machine's Node.js, measuring line and branch coverage (c8) and
 # failing below the floor, and again on Node.js 24 from the npm registry (scripts/node-line.sh).
+# Before the runs, the lint (eslint, dependency-cruiser, knip): a finding fails the suite.
 # Stops every process the tests started.
 #
 # CAIRN_TEST_NODE_LINES="" skips the second run (e.g. while iterating); CAIRN_TEST_NODE_LINES=22.23.5
@@ -18,6 +19,10 @@ COVERAGE_LINES=82
 COVERAGE_BRANCHES=76
 # The other Node.js lines the suite runs on, after the machine's.
 NODE_LINES=${CAIRN_TEST_NODE_LINES-24.22.3}
+# Test files run this many at a time (node --test's --test-concurrency): most of a file's time is
+# spent waiting (daemons starting, containers, registries), and every file keeps to its own stores,
+# daemons, ports and names, so files overlap well even on two cores.
+CONCURRENCY=${CAIRN_TEST_CONCURRENCY:-3}
 # Fuzzing in the suite is a smoke test: a few seconds per target per run (bench/fuzz.sh runs longer).
 export CAIRN_FUZZ_SECONDS=${CAIRN_FUZZ_SECONDS:-3}
 
@@ -68,18 +73,36 @@ remove_idle_chains() {
 }
 
 status=0
+
+# The lint, once, on the machine's Node.js: eslint's type-checked rules (eslint.config.mjs), the
+# folder layering of src/ (.dependency-cruiser.cjs) and unused files, exports and dependencies
+# (knip.jsonc). Any finding fails the suite, as a failing test does. eslint keeps a cache of the
+# files it passed (keyed on their content) in .cache/eslint/, so that a run checks what changed.
+lint() {
+  local s=0
+  node_modules/.bin/eslint --cache --cache-location .cache/eslint/ --cache-strategy content \
+    --max-warnings 0 src test bench scripts || s=1
+  node_modules/.bin/depcruise src --config .dependency-cruiser.cjs || s=1
+  node_modules/.bin/knip || s=1
+  return "$s"
+}
+lint_start=$SECONDS lint_status=0
+lint || lint_status=$?
+printf 'test.sh: lint: %d s, exit %d\n' "$((SECONDS - lint_start))" "$lint_status" >&2
+[ "$lint_status" -eq 0 ] || status=$lint_status
+
 rm -rf .cache/coverage
 run "Node.js $(node --version)" . node_modules/.bin/c8 \
   --temp-directory .cache/coverage/tmp --reports-dir .cache/coverage \
   --reporter text-summary --reporter json-summary \
   --include 'build/src/**' --exclude 'build/cli/**' \
   --check-coverage --lines "$COVERAGE_LINES" --branches "$COVERAGE_BRANCHES" \
-  node --test "${files[@]/#/build/}" || status=$?
+  node --test --test-concurrency="$CONCURRENCY" "${files[@]/#/build/}" || status=$?
 
 for version in $NODE_LINES; do
   tree=$(bash scripts/node-line.sh "$version") || { status=1; continue; }
   run "Node.js v$version" "$tree" env PATH="$PWD/.cache/node/$version/bin:$PATH" \
-    node --test "${files[@]/#/build/}" || status=$?
+    node --test --test-concurrency="$CONCURRENCY" "${files[@]/#/build/}" || status=$?
 done
 remove_idle_chains
 exit "$status"

@@ -33,7 +33,7 @@ export interface ListImagesOptions {
 }
 
 /** The labels of an image's config (read at once: a config is a few kilobytes). */
-export function imageLabels(store: ImageStore, img: ImageRecord): Record<string, string> {
+function imageLabels(store: ImageStore, img: ImageRecord): Record<string, string> {
   try {
     const cfg = JSON.parse(readFileSync(store.content.path(img.configDigest), 'utf8')) as ImageConfig
     return cfg.config?.Labels ?? {}

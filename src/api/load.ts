@@ -167,13 +167,14 @@ async function layerFromFile(store: ImageStore, path: string, cache: LayerCache,
 }
 
 async function loadDocker(store: ImageStore, archive: ArchiveDir, opts: OperationOptions): Promise<LoadResult> {
-  const { value: entries } = await archive.json<DockerArchiveManifestEntry[]>('manifest.json')
+  const { value: entries } = await archive.json<(Unchecked<DockerArchiveManifestEntry> | null)[]>('manifest.json')
   if (!Array.isArray(entries)) throw new CairnError('INVALID_ARCHIVE', 'invalid archive: manifest.json is not a list')
   const cache: LayerCache = { facts: new Map(), staged: new Set() }
   const result: LoadResult = { images: [] }
   for (const entry of entries) {
     if (typeof entry?.Config !== 'string' || !isStringList(entry.Layers)) throw new CairnError('INVALID_ARCHIVE', 'invalid archive: a manifest.json entry lacks Config or Layers')
-    if (entry.RepoTags !== undefined && entry.RepoTags !== null && !isStringList(entry.RepoTags)) throw new CairnError('INVALID_ARCHIVE', 'invalid archive: a manifest.json entry has RepoTags that are not a list of names')
+    const repoTags = entry.RepoTags ?? []
+    if (!isStringList(repoTags)) throw new CairnError('INVALID_ARCHIVE', 'invalid archive: a manifest.json entry has RepoTags that are not a list of names')
     const { value: config, bytes: configBytes } = await archive.json<ImageConfig>(entry.Config)
     const diffIds = validateConfig(config, entry.Config)
     if (diffIds.length !== entry.Layers.length) {
@@ -199,7 +200,7 @@ async function loadDocker(store: ImageStore, archive: ArchiveDir, opts: Operatio
     const configStaged = await store.content.stageBytes(configBytes)
     const manifest = buildManifest('docker', configStaged, layers.map((l) => l.descriptor))
     const manifestStaged = await store.content.stageBytes(serializeManifest(manifest))
-    const tags = (entry.RepoTags ?? []).map((t) => parseTag(t))
+    const tags = repoTags.map((t) => parseTag(t))
     const res = store.addImage({ manifest: manifestStaged, manifestMediaType: MediaTypes.DockerManifest, config: configStaged, configJson: config, layers, tags })
     result.images.push(loaded(res, tags))
     recordImageEvent(store, 'load', res.id, res.id, res.id)
@@ -208,9 +209,9 @@ async function loadDocker(store: ImageStore, archive: ArchiveDir, opts: Operatio
 }
 
 async function loadOci(store: ImageStore, archive: ArchiveDir, opts: OperationOptions): Promise<LoadResult> {
-  const { value: layout } = await archive.json<{ imageLayoutVersion?: string }>('oci-layout')
+  const { value: layout } = await archive.json<Unchecked<{ imageLayoutVersion: string }> | null>('oci-layout')
   if (typeof layout?.imageLayoutVersion !== 'string') throw new CairnError('INVALID_ARCHIVE', 'invalid archive: oci-layout lacks imageLayoutVersion')
-  const { value: index } = await archive.json<ImageIndex>('index.json')
+  const { value: index } = await archive.json<Unchecked<ImageIndex> | null>('index.json')
   if (!isDescriptorList(index?.manifests)) throw new CairnError('INVALID_ARCHIVE', 'invalid archive: index.json has no manifests')
   const cache: LayerCache = { facts: new Map(), staged: new Set() }
   const result: LoadResult = { images: [] }
@@ -230,7 +231,7 @@ async function loadOci(store: ImageStore, archive: ArchiveDir, opts: OperationOp
   const pick = async (desc: Descriptor, depth: number): Promise<Descriptor | undefined> => {
     if (!isIndexMediaType(desc.mediaType)) return desc
     if (depth > 4) throw new CairnError('INVALID_ARCHIVE', 'invalid archive: indexes nested too deeply')
-    const { value: sub } = await readBlobJson<ImageIndex>(desc)
+    const { value: sub } = await readBlobJson<Unchecked<ImageIndex> | null>(desc)
     if (!isDescriptorList(sub?.manifests)) throw new CairnError('INVALID_ARCHIVE', `invalid archive: index ${desc.digest} has no manifests`)
     const host = hostPlatform()
     const candidates = sub.manifests.filter((m) => !m.platform || (m.platform.os === host.os && m.platform.architecture === host.architecture))
@@ -263,6 +264,9 @@ async function loadOci(store: ImageStore, archive: ArchiveDir, opts: OperationOp
     const configStaged = await store.content.stageBytes(configBytes)
     const manifestStaged = await store.content.stageBytes(manifestBytes)
     const tags = ociTags(top)
+    // desc is from the archive's index, whose descriptors are checked for their shape only: its
+    // mediaType may be missing whatever its type says
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
     const mediaType = manifest.mediaType ?? desc.mediaType ?? MediaTypes.OciManifest
     const res = store.addImage({ manifest: manifestStaged, manifestMediaType: mediaType, config: configStaged, configJson: config, layers, tags })
     result.images.push(loaded(res, tags))
@@ -299,6 +303,9 @@ function parseTag(name: string): Reference {
 }
 
 // JSON from an archive is untrusted: shapes are checked before use
+/** A JSON object meant to have T's fields, as it may be: any of them missing or of another type. */
+type Unchecked<T> = { [K in keyof T]?: unknown }
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
@@ -311,9 +318,9 @@ function isDescriptorList(v: unknown): v is Descriptor[] {
   return Array.isArray(v) && v.every((d) => isObject(d) && (d.annotations === undefined || isObject(d.annotations)))
 }
 
-function validateConfig(config: ImageConfig, name: string): Digest[] {
-  const ids = config?.rootfs?.diff_ids
-  if (typeof config !== 'object' || config === null || !Array.isArray(ids) || !ids.every((d) => typeof d === 'string' && isDigest(d))) {
+function validateConfig(config: unknown, name: string): Digest[] {
+  const ids = isObject(config) && isObject(config['rootfs']) ? config['rootfs']['diff_ids'] : undefined
+  if (!Array.isArray(ids) || !ids.every((d): d is Digest => typeof d === 'string' && isDigest(d))) {
     throw new CairnError('INVALID_ARCHIVE', `invalid archive: ${name} is not an image config (rootfs.diff_ids missing or invalid)`)
   }
   return ids

@@ -99,7 +99,7 @@ export function listNetworks(opts: { filters?: FilterArgs } = {}): NetworkResour
     .filter((n) => values(filters, 'id').length === 0 || values(filters, 'id').some((v) => n.Id.startsWith(v)))
     .filter((n) => matchRegexp(filters, 'name', n.Name))
     .filter((n) => matchLabels(filters, 'label', n.Labels))
-    .filter((n) => values(filters, 'scope').length === 0 || values(filters, 'scope').includes('local'))
+    .filter(() => values(filters, 'scope').length === 0 || values(filters, 'scope').includes('local'))
     .filter((n) => {
       const t = values(filters, 'type')
       if (t.length === 0) return true

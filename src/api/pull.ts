@@ -126,19 +126,20 @@ async function pullOne(store: ImageStore, repo: Repository, ref: Reference, plat
   if (!isManifestMediaType(manifestMediaType)) {
     throw new CairnError('NOT_SUPPORTED', `${formatReference(ref)}: unsupported manifest media type ${manifestMediaType || '(none)'}`)
   }
-  const manifest = parseJson<ImageManifest>(manifestBytes, `manifest of ${formatReference(ref)}`)
-  if (manifest.schemaVersion !== 2 || !manifest.config || !isDigest(manifest.config.digest) || !Array.isArray(manifest.layers)) {
+  const unchecked = parseJson<UncheckedManifest>(manifestBytes, `manifest of ${formatReference(ref)}`)
+  if (unchecked.schemaVersion !== 2 || !unchecked.config || typeof unchecked.config.digest !== 'string' || !isDigest(unchecked.config.digest) || !Array.isArray(unchecked.layers)) {
     throw new CairnError('MANIFEST_INVALID', `the manifest of ${formatReference(ref)} is not a schema 2 image manifest`)
   }
-  for (const l of manifest.layers) {
-    if (!l || !isDigest(l.digest) || typeof l.size !== 'number' || l.size < 0) throw new CairnError('MANIFEST_INVALID', `the manifest of ${formatReference(ref)} lists an invalid layer`)
+  for (const l of unchecked.layers) {
+    if (!l || typeof l.digest !== 'string' || !isDigest(l.digest) || typeof l.size !== 'number' || l.size < 0) throw new CairnError('MANIFEST_INVALID', `the manifest of ${formatReference(ref)} lists an invalid layer`)
   }
+  const manifest = unchecked as ImageManifest
 
   // the config: small, fetched whole and verified
   const configBytes = await repo.blobBytes(manifest.config.digest, 8 << 20, signal)
-  const cfg = parseJson<ImageConfig>(configBytes, `config ${manifest.config.digest}`)
+  const cfg = parseJson<UncheckedConfig>(configBytes, `config ${manifest.config.digest}`)
   const diffIds = cfg?.rootfs?.diff_ids
-  if (!Array.isArray(diffIds) || !diffIds.every((d) => typeof d === 'string' && isDigest(d))) {
+  if (!Array.isArray(diffIds) || !diffIds.every((d): d is Digest => typeof d === 'string' && isDigest(d))) {
     throw new CairnError('MANIFEST_INVALID', `config ${manifest.config.digest} has no valid rootfs.diff_ids`)
   }
   if (diffIds.length !== manifest.layers.length) {
@@ -230,7 +231,7 @@ async function pullOne(store: ImageStore, repo: Repository, ref: Reference, plat
     manifest: manifestStaged,
     manifestMediaType: manifestMediaType,
     config: configStaged,
-    configJson: cfg,
+    configJson: cfg as ImageConfig, // its rootfs.diff_ids checked above
     layers,
     ...(tagRef ? { tags: [tagRef] } : {}),
     repoDigests: [digestRef],
@@ -253,6 +254,15 @@ async function pullOne(store: ImageStore, repo: Repository, ref: Reference, plat
     layers: pulled,
   }
 }
+
+// A registry's JSON is untrusted: parsed into these loose shapes, it is checked field by field
+// before it is used as the type it claims to be.
+interface UncheckedManifest {
+  schemaVersion?: unknown
+  config?: { digest?: unknown } | null
+  layers?: ({ digest?: unknown; size?: unknown } | null)[] | null
+}
+type UncheckedConfig = { rootfs?: { diff_ids?: unknown } | null } | null
 
 function parseJson<T>(bytes: Buffer, what: string): T {
   try {

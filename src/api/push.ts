@@ -185,7 +185,7 @@ class Pusher {
     // the config, then the manifest that names them all
     await this.pushSmallBlob({ mediaType: manifest.config.mediaType, digest: image.configDigest, size: configBytes.length }, configBytes)
     const descriptors = manifest.layers.map((l, i) => results.get(diffIds[i] as Digest)?.descriptor ?? l)
-    const unchanged = descriptors.every((d, i) => d.digest === manifest.layers[i]?.digest && d.mediaType === manifest.layers[i]?.mediaType)
+    const unchanged = descriptors.every((d, i) => d.digest === manifest.layers[i]?.digest && d.mediaType === manifest.layers[i].mediaType)
     let bytes: Buffer
     if (unchanged) {
       bytes = await this.store.content.readBytes(image.manifestDigest)
@@ -352,6 +352,8 @@ class Pusher {
       await this.repo.cancelUpload(last ?? session).catch(() => undefined)
       throw new CairnError('ABORTED', 'operation aborted')
     }
+    // alive is cleared by the upload's callbacks, which TypeScript's narrowing does not follow
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
     if (last && alive) {
       try {
         await this.repo.finishUpload(last, made.digest, sig)

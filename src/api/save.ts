@@ -36,7 +36,7 @@ interface Selected {
 }
 
 /** Resolves `docker save` arguments: a repository without a tag means all its tags. */
-export function selectImages(store: ImageStore, names: readonly string[]): Selected[] {
+function selectImages(store: ImageStore, names: readonly string[]): Selected[] {
   if (names.length === 0) throw new CairnError('INVALID_ARGUMENT', 'save needs at least one image')
   const out = new Map<Digest, Selected>()
   const add = (image: ImageRecord, tag?: Reference): void => {

@@ -14,7 +14,7 @@ import { matchLabels, parseUntil, validateFilterKeys, values, type FilterArgs } 
 export { EventTypes, recordEvent, type EventMessage, type EventType } from '../events/journal.js'
 
 /** Docker's filter keys for events. */
-export const EventFilterKeys = ['config', 'container', 'daemon', 'event', 'image', 'label', 'network', 'node', 'plugin', 'scope', 'secret', 'service', 'type', 'volume'] as const
+const EventFilterKeys = ['config', 'container', 'daemon', 'event', 'image', 'label', 'network', 'node', 'plugin', 'scope', 'secret', 'service', 'type', 'volume'] as const
 
 export interface EventsOptions {
   /** From this time (ms since the epoch, or Docker's forms as a string: `10m`, RFC 3339, Unix seconds). Past events are replayed. */

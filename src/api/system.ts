@@ -17,12 +17,12 @@ import { containerEngine, listContainers, type ContainerSummary } from './contai
 const run = promisify(execFile)
 
 /** Cairn's version (the package's, as `cairn -v` prints it). */
-export function cairnVersion(): string {
+function cairnVersion(): string {
   return process.env['npm_package_version'] ?? '0.1.0'
 }
 
 /** The Engine API version whose shapes Cairn's output follows. */
-export const API_VERSION = '1.41'
+const API_VERSION = '1.41'
 
 // ---------------------------------------------------------------------------------------------
 // system df
@@ -182,7 +182,7 @@ export interface VersionInfo {
 }
 
 /** Go's GOARCH names for Node's. */
-export function goArch(a: string = arch()): string {
+function goArch(a: string = arch()): string {
   return ({ x64: 'amd64', ia32: '386', arm: 'arm', arm64: 'arm64', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' } as Record<string, string>)[a] ?? a
 }
 
@@ -224,6 +224,8 @@ export async function versionInfo(): Promise<VersionInfo> {
 // info
 
 /** Docker's `/info` answer, the fields Cairn can fill, under Docker's names. */
+type IndexInfo = { Name: string; Mirrors: string[]; Secure: boolean; Official: boolean }
+
 export interface SystemInfo {
   ID: string
   Containers: number
@@ -242,7 +244,7 @@ export interface SystemInfo {
   OSType: string
   Architecture: string
   IndexServerAddress: string
-  RegistryConfig: { InsecureRegistryCIDRs: string[]; IndexConfigs: Record<string, { Name: string; Mirrors: string[]; Secure: boolean; Official: boolean }>; Mirrors: string[] }
+  RegistryConfig: { InsecureRegistryCIDRs: string[]; IndexConfigs: Record<string, IndexInfo>; Mirrors: string[] }
   NCPU: number
   MemTotal: number
   DockerRootDir: string
@@ -262,7 +264,7 @@ export interface SystemInfo {
 }
 
 /** cgroup v2 when the unified hierarchy is mounted at /sys/fs/cgroup, else v1. */
-export function cgroupVersion(): '1' | '2' {
+function cgroupVersion(): '1' | '2' {
   return existsSync('/sys/fs/cgroup/cgroup.controllers') ? '2' : '1'
 }
 
@@ -329,9 +331,9 @@ export async function systemInfo(store: ImageStore): Promise<SystemInfo> {
     IndexServerAddress: 'https://index.docker.io/v1/',
     RegistryConfig: {
       InsecureRegistryCIDRs: ['127.0.0.0/8', ...remote.insecureRegistries.filter((r) => r.includes('/'))],
-      IndexConfigs: Object.fromEntries([
+      IndexConfigs: Object.fromEntries<IndexInfo>([
         ['docker.io', { Name: 'docker.io', Mirrors: [], Secure: true, Official: true }],
-        ...remote.insecureRegistries.filter((r) => !r.includes('/')).map((r) => [r, { Name: r, Mirrors: [], Secure: false, Official: false }] as const),
+        ...remote.insecureRegistries.filter((r) => !r.includes('/')).map((r): [string, IndexInfo] => [r, { Name: r, Mirrors: [], Secure: false, Official: false }]),
       ]),
       Mirrors: [],
     },

@@ -5,7 +5,7 @@
 import type { ImageStore } from '../image/store.js'
 import { hasCode } from '../errors/index.js'
 import { recordEvent } from '../events/journal.js'
-import { ANONYMOUS_LABEL, VolumeStore, type CreateVolumeOptions, type VolumeRecord } from '../volume/store.js'
+import { ANONYMOUS_LABEL, type VolumeStore, type CreateVolumeOptions, type VolumeRecord } from '../volume/store.js'
 import { containerEngine } from './containers.js'
 import { invalidFilter, matchLabels, matchRegexp, parseUntil, validateFilterKeys, values, type FilterArgs } from './filters.js'
 

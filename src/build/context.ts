@@ -77,7 +77,7 @@ async function peek(src: Readable, n: number): Promise<{ head: Buffer; stream: R
 }
 
 /** True for the first bytes of a tar (ustar magic) or a compressed stream. */
-export function looksLikeArchive(head: Buffer): boolean {
+function looksLikeArchive(head: Buffer): boolean {
   if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return true
   if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return true
   if (head.length >= 3 && head.subarray(0, 3).toString('latin1') === 'BZh') return true
@@ -161,6 +161,6 @@ export async function openContext(src: ContextSource): Promise<BuildContext> {
 }
 
 /** The patterns of a .dockerignore: one a line, `#` comments, blank lines skipped. */
-export function parseIgnoreFile(text: string): string[] {
+function parseIgnoreFile(text: string): string[] {
   return text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'))
 }

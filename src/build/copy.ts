@@ -176,7 +176,7 @@ export function resolveSources(root: SourceRoot, patterns: readonly string[]): S
 }
 
 /** A source's entries (a folder's own entry first, then its tree, sorted), without what .dockerignore excludes. */
-export function sourceTree(root: SourceRoot, src: Source): TreeEntry[] {
+function sourceTree(root: SourceRoot, src: Source): TreeEntry[] {
   if (!src.st.isDirectory()) return [{ rel: '', host: src.host, st: src.st }]
   const out: TreeEntry[] = [{ rel: '', host: src.host, st: src.st }]
   const walk = (hostDir: string, relDir: string): void => {
@@ -375,7 +375,7 @@ export function copyLayer(sources: readonly Source[], opts: CopyLayerOptions): R
   const single = sources.length === 1 ? sources[0] : undefined
   const destIsDirExisting = opts.rootfs !== undefined && destAbs !== '/' && (() => {
     try {
-      return statSync(resolveInRoot(opts.rootfs as string, destAbs.split('/').filter(Boolean))).isDirectory()
+      return statSync(resolveInRoot(opts.rootfs, destAbs.split('/').filter(Boolean))).isDirectory()
     } catch {
       return false
     }
@@ -434,7 +434,7 @@ export function copyLayer(sources: readonly Source[], opts: CopyLayerOptions): R
   }
   async function* observed(): AsyncGenerator<TarEntryInput, void, undefined> {
     for await (const e of entries()) {
-      opts.onEntry?.(e.header as TarHeaderInit)
+      opts.onEntry?.(e.header)
       yield e
     }
   }

@@ -56,8 +56,6 @@ export type Instruction =
   | (InstructionBase & { kind: 'HEALTHCHECK'; none: false; test: CommandForm })
   | (InstructionBase & { kind: 'ONBUILD'; trigger: string })
 
-export type InstructionKind = Instruction['kind']
-
 export interface Stage {
   /** 0-based position among the stages. */
   index: number
@@ -87,7 +85,7 @@ const FLAGS: Record<string, readonly string[]> = {
 }
 
 /** A syntax error: `dockerfile parse error on line N: …` (Docker's words). */
-export function parseError(line: number, message: string): CairnError {
+function parseError(line: number, message: string): CairnError {
   return new CairnError('INVALID_ARGUMENT', `dockerfile parse error on line ${line}: ${message}`, { detail: { line } })
 }
 
@@ -97,7 +95,7 @@ export function parseDockerfile(text: string): Dockerfile {
   const df = ast.DockerfileParser.parse(src)
   const escape = df.getEscapeCharacter()
   if (escape !== '\\' && escape !== '`') throw parseError(1, `invalid escape token '${escape}' does not match ` + '` or \\')
-  const syntax = df.getDirectives().find((d) => d.getDirective() === 'syntax')?.getValue()
+  const syntax = df.getDirectives().find((d) => d.getDirective() === ast.Directive.syntax)?.getValue()
   const lines = src.split('\n')
   const instructions = df.getInstructions().map((i) => readInstruction(i, lines, escape))
   if (instructions.length === 0) throw new CairnError('INVALID_ARGUMENT', 'the Dockerfile cannot be empty')
@@ -206,11 +204,11 @@ function requireArgs(args: string, keyword: string, line: number, what = 'at lea
 }
 
 /** A JSON array of strings, or undefined when the text is not one (then it is the shell form). */
-export function jsonArray(s: string): string[] | undefined {
+function jsonArray(s: string): string[] | undefined {
   if (!s.startsWith('[')) return undefined
   try {
     const v: unknown = JSON.parse(s)
-    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[]
+    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v
   } catch {
     // not JSON: the shell form
   }

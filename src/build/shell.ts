@@ -300,10 +300,3 @@ export function expandWord(word: string, env: Env, escape = '\\'): string {
 export function expandWords(s: string, env: Env, escape = '\\'): string[] {
   return new Lexer(s, env, escape).words(true)
 }
-
-/** The names of the variables a text refers to (`$X`, `${X…}`), for knowing which args a step sees. */
-export function referencedNames(s: string): Set<string> {
-  const out = new Set<string>()
-  for (const m of s.matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)/g)) out.add(m[1] as string)
-  return out
-}

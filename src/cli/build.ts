@@ -283,7 +283,8 @@ class LiveView implements View {
 
   private render(final: boolean, ok: boolean): string[] {
     const now = performance.now()
-    const width = Math.max(40, (this.out.columns ?? 100) - 1)
+    // columns is undefined when the output is not a terminal, whatever its type says
+    const width = Math.max(40, ((this.out.columns as number | undefined) ?? 100) - 1)
     const done = this.vertices.filter((v) => v.end !== undefined).length
     const secs = ((now - this.started) / 1000).toFixed(1)
     const lines = [`[+] Building ${secs}s (${done}/${this.vertices.length})${final ? (ok ? ' FINISHED' : '') : ''}`]

@@ -2,7 +2,6 @@
 import type { Command } from 'commander'
 import { CairnError } from '../errors/index.js'
 import { commitContainer } from '../api/commit.js'
-import type { Compression } from '../oci/mediatype.js'
 import { collect, interruptSignal, withStore } from './context.js'
 
 interface CommitFlags {
@@ -47,7 +46,7 @@ export function registerCommitCommand(program: Command): void {
             changes: flags.change ?? [],
             pause: flags.pause,
             squash: flags.squash ?? false,
-            compression: compression as Compression,
+            compression,
             ...(ts !== undefined && ts !== '' ? { timestamp: Number(ts) } : {}),
             ...(flags.oci ? { format: 'oci' as const } : {}),
             signal: interruptSignal(),

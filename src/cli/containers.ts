@@ -17,11 +17,15 @@ import { takeStandby } from './standby.js'
 import { formatWrite, goContext, goMethod, goQuote } from './template.js'
 import { parseFilterArgs } from '../api/filters.js'
 import { inspectCommand } from './inspect.js'
+import type * as ContainersApi from '../api/containers.js'
+import type { ResourceLimits } from '../container/config.js'
+import type { ContainerStats } from '../api/resources.js'
+import type * as ResourcesApi from '../api/resources.js'
 
 export { goQuote }
 
 /** The container verbs, loaded when a container command runs (other commands start faster). */
-const api = (): Promise<typeof import('../api/containers.js')> => import('../api/containers.js')
+const api = (): Promise<typeof ContainersApi> => import('../api/containers.js')
 
 /** Docker's exit codes: 125 the engine failed, 126 the command cannot run, 127 it was not found. */
 const EXIT_ENGINE = 125
@@ -97,9 +101,9 @@ function addLimitOptions(c: Command): Command {
 }
 
 /** The limit flags as typed limits (undefined: not given). */
-async function limitOptions(f: LimitFlags): Promise<import('../container/config.js').ResourceLimits> {
+async function limitOptions(f: LimitFlags): Promise<ResourceLimits> {
   const flags = await import('../api/flags.js')
-  const r: import('../container/config.js').ResourceLimits = {}
+  const r: ResourceLimits = {}
   if (f.memory !== undefined) r.memory = flags.parseBytes(f.memory, '-m, --memory')
   if (f.memorySwap !== undefined) r.memorySwap = flags.parseMemorySwap(f.memorySwap)
   if (f.memoryReservation !== undefined) r.memoryReservation = flags.parseBytes(f.memoryReservation, '--memory-reservation')
@@ -282,13 +286,13 @@ function isTerminal(): boolean {
 }
 
 /** Go's time.Time.String() in UTC, as Docker shows CreatedAt. */
-export function goTime(d: Date): string {
+function goTime(d: Date): string {
   const iso = d.toISOString()
   return `${iso.slice(0, 10)} ${iso.slice(11, 19)} +0000 UTC`
 }
 
 /** `docker ps`'s header words, by field. */
-export const PS_HEADERS: Record<string, string> = {
+const PS_HEADERS: Record<string, string> = {
   ID: 'CONTAINER ID', Image: 'IMAGE', Command: 'COMMAND', CreatedAt: 'CREATED AT', RunningFor: 'CREATED', Ports: 'PORTS',
   State: 'STATE', Status: 'STATUS', Size: 'SIZE', Names: 'NAMES', Labels: 'LABELS', Mounts: 'MOUNTS', LocalVolumes: 'LOCAL VOLUMES',
   Networks: 'NETWORKS', Platform: 'PLATFORM',
@@ -631,7 +635,7 @@ function register(parent: Command, managed: boolean): void {
 }
 
 /** `docker stats`'s header words, by field. */
-export const STATS_HEADERS: Record<string, string> = {
+const STATS_HEADERS: Record<string, string> = {
   Container: 'CONTAINER', ID: 'CONTAINER ID', Name: 'NAME', CPUPerc: 'CPU %', MemUsage: 'MEM USAGE / LIMIT', MemPerc: 'MEM %',
   NetIO: 'NET I/O', BlockIO: 'BLOCK I/O', PIDs: 'PIDS',
 }
@@ -639,7 +643,7 @@ export const STATS_HEADERS: Record<string, string> = {
 const STATS_TABLE = 'table {{.ID}}\\t{{.Name}}\\t{{.CPUPerc}}\\t{{.MemUsage}}\\t{{.MemPerc}}\\t{{.NetIO}}\\t{{.BlockIO}}\\t{{.PIDs}}'
 
 /** What a `stats` template sees of a container: Docker's stats context. */
-export function statsRows(list: readonly import('../api/resources.js').ContainerStats[], given: readonly string[], trunc: boolean): Record<string, unknown>[] {
+function statsRows(list: readonly ContainerStats[], given: readonly string[], trunc: boolean): Record<string, unknown>[] {
   return list.map((c, i) => goContext('*formatter.statsContext', {
     Container: given[i] ?? (trunc ? shortId(c.id) : c.id),
     Name: c.name,
@@ -655,7 +659,7 @@ export function statsRows(list: readonly import('../api/resources.js').Container
 
 /** `update`, `stats` and `top`: a running container's resources. */
 function registerResourceCommands(parent: Command): void {
-  const resources = (): Promise<typeof import('../api/resources.js')> => import('../api/resources.js')
+  const resources = (): Promise<typeof ResourcesApi> => import('../api/resources.js')
   addLimitOptions(parent
     .command('update')
     .description('Update configuration of one or more containers')
@@ -678,7 +682,7 @@ function registerResourceCommands(parent: Command): void {
       await withStore(cmd, async (store) => {
         const api = await resources()
         const format = f.format === undefined || f.format === 'table' ? STATS_TABLE : f.format
-        const render = (list: readonly import('../api/resources.js').ContainerStats[]): string =>
+        const render = (list: readonly ContainerStats[]): string =>
           formatWrite(format, statsRows(list, names, f.trunc !== false), { headers: STATS_HEADERS, errors: { parse: 'failed to parse template: ', exec: 'failed to execute template: ' } })
         if (f.stream === false) {
           process.stdout.write(render(await api.containerStats(store, names, { all: f.all ?? false, signal: interruptSignal() })))

@@ -6,7 +6,7 @@ import { collect, rootOf } from './context.js'
 import { goJSON, goStruct, parseFormat, preFormat, TemplateExecError } from './template.js'
 
 /** Go's `2006-01-02T15:04:05.000000000Z07:00` in this machine's time zone (Docker's event time). */
-export function eventTime(timeNano: number): string {
+function eventTime(timeNano: number): string {
   const ms = Math.floor(timeNano / 1e6)
   const d = new Date(ms)
   const off = -d.getTimezoneOffset()

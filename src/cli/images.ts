@@ -19,7 +19,7 @@ function goTime(d: Date): string {
 }
 
 /** Docker's header words of `images` and `history` columns, by field. */
-export const IMAGE_HEADERS: Record<string, string> = {
+const IMAGE_HEADERS: Record<string, string> = {
   ID: 'IMAGE ID', Repository: 'REPOSITORY', Tag: 'TAG', Digest: 'DIGEST', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT',
   Size: 'SIZE', Containers: 'CONTAINERS', VirtualSize: 'SIZE', SharedSize: 'SHARED SIZE', UniqueSize: 'UNIQUE SIZE',
 }
@@ -164,7 +164,7 @@ export function registerImageCommands(program: Command): void {
 
 }
 
-export function renderDeleteRecords(records: DeleteRecord[]): string {
+function renderDeleteRecords(records: DeleteRecord[]): string {
   return records.map((r) => ('untagged' in r ? `Untagged: ${r.untagged}\n` : `Deleted: ${r.deleted}\n`)).join('')
 }
 
@@ -177,7 +177,7 @@ function splitFamiliar(name: string): { repo: string; tag: string; digest?: stri
 }
 
 /** The rows of `docker images`: one per tag, digest-only names as `<none>` tags, dangling as `<none> <none>`. */
-export function imageRows(images: ImageSummary[]): { repo: string; tag: string; digest: string; img: ImageSummary }[] {
+function imageRows(images: ImageSummary[]): { repo: string; tag: string; digest: string; img: ImageSummary }[] {
   const rows: { repo: string; tag: string; digest: string; img: ImageSummary }[] = []
   for (const img of images) {
     const digestsByRepo = new Map<string, string>()
@@ -200,7 +200,7 @@ export function imageRows(images: ImageSummary[]): { repo: string; tag: string; 
 }
 
 /** What an `images` template sees of a row: Docker's imageContext. */
-export function imageContexts(images: ImageSummary[], trunc: boolean): Record<string, unknown>[] {
+function imageContexts(images: ImageSummary[], trunc: boolean): Record<string, unknown>[] {
   return imageRows(images).map((r) => goContext('*formatter.imageContext', {
     Containers: 'N/A',
     CreatedAt: goTime(r.img.created),

@@ -8,8 +8,9 @@ import { printError } from './errors.js'
 import { printInspect } from './inspect.js'
 import { confirm } from './prompt.js'
 import { formatWrite, goContext } from './template.js'
+import type * as NetworksApi from '../api/networks.js'
 
-const api = (): Promise<typeof import('../api/networks.js')> => import('../api/networks.js')
+const api = (): Promise<typeof NetworksApi> => import('../api/networks.js')
 
 const LS_HEADERS = { ID: 'NETWORK ID', Name: 'NAME', Driver: 'DRIVER', Scope: 'SCOPE', IPv6: 'IPV6', Internal: 'INTERNAL', Labels: 'LABELS', CreatedAt: 'CREATED AT' }
 const LS_TABLE = 'table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}'

@@ -20,7 +20,7 @@ const BAR_MIN_COLUMNS = 110
 /** Byte counts arrive per chunk: the display is drawn again at most this often while only bytes change. */
 const REDRAW_MS = 50
 
-export function progressBar(current: number, total: number): string {
+function progressBar(current: number, total: number): string {
   if (total <= 0) return humanSize(current)
   const ratio = Math.min(1, current / total)
   const filled = Math.floor(ratio * BAR_WIDTH)

@@ -6,7 +6,7 @@ import { createWriteStream } from 'node:fs'
 import { readFile, stat, writeFile } from 'node:fs/promises'
 import { ask, readLine } from './prompt.js'
 import type { Writable } from 'node:stream'
-import { Command, Option } from 'commander'
+import { type Command, Option } from 'commander'
 import { CairnError } from '../errors/index.js'
 import { humanSize } from '../util/format.js'
 import { keepYoungGenerationSmall } from '../util/reclaim.js'
@@ -27,7 +27,6 @@ import {
   serveFromConfig,
   startTokenServer,
   TokenSigner,
-  type AccessLogEntry,
   type CheckReport,
   type GcReport,
   type RegistryConfig,
@@ -282,7 +281,7 @@ export function registerRegistryCommands(program: Command): void {
         access: cfg.access,
         ...(cfg.auth.htpasswd === undefined ? {} : { htpasswd: await Htpasswd.load(cfg.auth.htpasswd) }),
         ...(cfg.tls ? { tls: { cert: await readFile(cfg.tls.cert), key: await readFile(cfg.tls.key) } } : {}),
-        ...(log === undefined ? {} : { accessLog: log as Writable | ((e: AccessLogEntry) => void) }),
+        ...(log === undefined ? {} : { accessLog: log }),
       })
       process.stderr.write(`cairn registry token-server: listening on ${srv.url}, realm ${srv.realm}, service ${t.service}\n`)
       await stopped

@@ -22,7 +22,7 @@ function reclaimable(bytes: number, total: number): string {
 const isActive = (c: ContainerSummary): boolean => c.state === 'running' || c.state === 'paused'
 
 /** The four rows of `docker system df`, as Docker's disk usage contexts. */
-export function diskUsageRows(du: SystemDiskUsage): Record<string, unknown>[] {
+function diskUsageRows(du: SystemDiskUsage): Record<string, unknown>[] {
   let used = 0
   for (const i of du.images) if (i.containers > 0) used += i.size - i.sharedSize
   const ctrTotal = du.containers.reduce((n, c) => n + (c.sizeRw ?? 0), 0)
@@ -51,7 +51,7 @@ export function diskUsageRows(du: SystemDiskUsage): Record<string, unknown>[] {
 }
 
 /** `docker system df -v`: a section per kind, each a table of its own. */
-export function verboseDiskUsage(du: SystemDiskUsage): string {
+function verboseDiskUsage(du: SystemDiskUsage): string {
   const table = (head: string[], rows: string[][]): string => tabwrite([head, ...rows].map((r) => `${r.join('\t')}\n`).join(''))
   const images = du.images.map((i) => {
     let repo = '<none>'

@@ -28,7 +28,7 @@ const METHODS = Symbol('go.methods')
 type ParamType = 'any' | 'string' | 'int'
 
 /** A method of a struct: `{{.Label "com.example.vendor"}}`. */
-export class GoMethod {
+class GoMethod {
   constructor(readonly params: readonly ParamType[], readonly fn: (...args: never[]) => unknown) {}
 }
 
@@ -83,7 +83,7 @@ function typeName(v: unknown): string {
 // Errors
 
 /** A template that does not parse: `template: NAME:LINE: message`. */
-export class TemplateParseError extends Error {
+class TemplateParseError extends Error {
   override readonly name = 'TemplateParseError'
 }
 
@@ -425,10 +425,13 @@ class Lexer {
       this.next()
       return false
     }
+    let ok = scan()
     // a sign right after a number is Go's complex-number syntax (1+2i), which Docker's data never needs
-    if (!scan() || ((this.peekChar() === '+' || this.peekChar() === '-') && (scan(), true))) {
-      return this.fail(`bad number syntax: ${goQuote(this.input.slice(this.start, this.pos))}`)
+    if (ok && (this.peekChar() === '+' || this.peekChar() === '-')) {
+      scan()
+      ok = false
     }
+    if (!ok) return this.fail(`bad number syntax: ${goQuote(this.input.slice(this.start, this.pos))}`)
     this.emit(T.number)
     return true
   }
@@ -571,6 +574,8 @@ class Parser {
   }
 
   private next(): Item {
+    // the items end with EOF; the assertion makes `it` an Item, which the rule misses
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
     const it = this.items[this.i] ?? (this.items[this.items.length - 1] as Item)
     if (this.i < this.items.length) this.i++
     this.lastLine = it.line
@@ -669,7 +674,7 @@ class Parser {
     const list: ListNode = { kind: 'list', pos: this.peekNonSpace().pos, nodes: [] }
     while (this.peekNonSpace().typ !== T.eof) {
       const n = this.textOrAction()
-      if (n.kind === 'end' || n.kind === 'else') return { list, next: n as EndOrElse }
+      if (n.kind === 'end' || n.kind === 'else') return { list, next: n }
       list.nodes.push(n as Node)
     }
     this.fail('unexpected EOF')
@@ -697,6 +702,7 @@ class Parser {
       case T.range: return this.control('range')
       case T.with: return this.control('with')
       case T.template: return this.templateControl()
+      default: break // any other token begins the action's pipeline
     }
     this.backup()
     const p = this.peek()
@@ -831,6 +837,7 @@ class Parser {
       switch (node.kind) {
         case 'field': return { kind: 'field', pos, ident: [...node.ident, ...fields] }
         case 'variable': return { kind: 'variable', pos, ident: [...node.ident, ...fields] }
+        case 'chain': case 'identifier': case 'pipe': break
         case 'bool': case 'string': case 'number': case 'nil': case 'dot':
           this.fail(`unexpected . after term ${goQuote(nodeString(node))}`)
       }
@@ -858,6 +865,7 @@ class Parser {
       case T.leftParen: return this.pipeline('parenthesized pipeline', T.rightParen)
       case T.string: case T.rawString:
         return { kind: 'string', pos: t.pos, quoted: t.val, text: unquote(t.val, (m) => this.fail(m)) }
+      default: break // any other token is not a term
     }
     this.backup()
     return undefined
@@ -1114,7 +1122,7 @@ function compare(a: unknown, b: unknown, equality: boolean): number {
 // Go's fmt and encoding/json, as far as templates reach them
 
 /** Go's %v (the way text/template prints a value). */
-export function fmtValue(v: unknown, top = true): string {
+function fmtValue(v: unknown, top = true): string {
   if (v === undefined) return top ? '<no value>' : '<nil>'
   if (v === null) return '<nil>'
   if (typeof v === 'string') return v
@@ -1129,7 +1137,8 @@ export function fmtValue(v: unknown, top = true): string {
     const keys = Object.keys(v).sort()
     return `map[${keys.map((k) => `${k}:${fmtValue((v as Record<string, unknown>)[k], false)}`).join(' ')}]`
   }
-  return String(v)
+  const rest = v as bigint | symbol | (() => unknown) // what is left
+  return String(rest)
 }
 
 function fmtNumber(n: number): string {
@@ -1151,9 +1160,9 @@ function goFloat(n: number, verb: 'g' | 'e' | 'f', prec: number): string {
   // %g: the exponent form when the exponent is < -4 or >= the precision (6 for the shortest form)
   const p = prec < 0 ? -1 : prec === 0 ? 1 : prec
   const s = p < 0 ? n.toExponential() : n.toExponential(Math.min(p, 101) - 1)
-  let [mant, ex] = s.split('e') as [string, string]
+  const [digits, ex] = s.split('e') as [string, string]
   const e = Number(ex)
-  if (mant.includes('.')) mant = mant.replace(/0+$/, '').replace(/\.$/, '')
+  const mant = digits.includes('.') ? digits.replace(/0+$/, '').replace(/\.$/, '') : digits
   if (e < -4 || e >= (p < 0 ? 6 : p)) return expForm(mant, e)
   return shortestFixed(Number(s))
 }
@@ -1338,8 +1347,8 @@ export interface ExecOptions {
   missingKeyError?: boolean
 }
 
-class BreakSignal {}
-class ContinueSignal {}
+class BreakSignal extends Error {}
+class ContinueSignal extends Error {}
 /** A field on a map that lacks the key (undefined in Go's terms: "no value"). */
 const NO_VALUE = undefined
 
@@ -1571,6 +1580,7 @@ class Exec {
         this.notAFunction(cmd.args, final)
         return this.evalPipeline(dot, first)
       case 'variable': return this.evalVariable(dot, first, cmd.args, final)
+      case 'bool': case 'dot': case 'nil': case 'number': case 'string': break // constants: below
     }
     this.at(first)
     this.notAFunction(cmd.args, final)
@@ -1709,6 +1719,7 @@ class Exec {
         return this.validateType(n.ident === 'and' || n.ident === 'or' ? this.evalAndOr(dot, n.ident, cmd, [n], MISSING) : this.evalCall(dot, fn, n, n.ident, [n], MISSING), t)
       }
       case 'chain': return this.validateType(this.evalChain(dot, n, [], MISSING), t)
+      case 'bool': case 'number': case 'string': break // constants: checked against the type below
     }
     if (t === 'string') {
       if (n.kind === 'string') return n.text
@@ -1740,10 +1751,10 @@ export interface FormatErrors {
   exec: string
 }
 
-export const DEFAULT_FORMAT_ERRORS: FormatErrors = { parse: 'template parsing error: ', exec: 'template parsing error: ' }
+const DEFAULT_FORMAT_ERRORS: FormatErrors = { parse: 'template parsing error: ', exec: 'template parsing error: ' }
 
 /** A template error as the CLI prints it, with the exit code Docker gives it. */
-export class FormatError extends Error {
+class FormatError extends Error {
   override readonly name = 'FormatError'
   constructor(message: string, readonly exitCode: number) {
     super(message)
@@ -1751,7 +1762,7 @@ export class FormatError extends Error {
 }
 
 /** Docker's `table` check: the format starts with the word `table`. */
-export function isTableFormat(format: string): boolean {
+function isTableFormat(format: string): boolean {
   return format.startsWith('table')
 }
 

@@ -6,7 +6,6 @@ import { importImage } from '../api/import.js'
 import { loadImages } from '../api/load.js'
 import { saveImages, type ArchiveFormat } from '../api/save.js'
 import type { Compression } from '../oci/mediatype.js'
-import type { ManifestFormat } from '../image/manifest.js'
 import { openInputFile, writeOutputFile } from '../util/userfiles.js'
 import { collect, interruptSignal, withStore } from './context.js'
 import { ProgressRenderer } from './progress.js'
@@ -39,7 +38,7 @@ export function registerTransferCommands(program: Command): void {
             changes: opts.change ?? [],
             sourceName: file,
             compression,
-            format: (opts.oci ? 'oci' : 'docker') as ManifestFormat,
+            format: opts.oci ? 'oci' : 'docker',
             ...(timestamp !== undefined ? { timestamp } : {}),
             ...(opts.platform !== undefined ? { platform: parsePlatform(opts.platform) } : {}),
             signal: interruptSignal(),

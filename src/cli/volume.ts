@@ -8,8 +8,9 @@ import { printError } from './errors.js'
 import { printInspect } from './inspect.js'
 import { confirm } from './prompt.js'
 import { formatWrite, goContext, goMethod } from './template.js'
+import type * as VolumesApi from '../api/volumes.js'
 
-const api = (): Promise<typeof import('../api/volumes.js')> => import('../api/volumes.js')
+const api = (): Promise<typeof VolumesApi> => import('../api/volumes.js')
 
 const LS_HEADERS = { Name: 'VOLUME NAME', Driver: 'DRIVER', Scope: 'SCOPE', Mountpoint: 'MOUNTPOINT', Labels: 'LABELS', Links: 'LINKS', Size: 'SIZE' }
 const LS_TABLE = 'table {{.Driver}}\t{{.Name}}'

@@ -8,7 +8,7 @@ import { existsSync, lstatSync, readdirSync, statSync, type Stats } from 'node:f
 import { cpus, release } from 'node:os'
 import { CairnError } from '../errors/index.js'
 import { hostCapabilities, normalizeCapabilities } from '../runtime/capabilities.js'
-import { defaultSeccompProfile, missingKernelArchitectures, nativeArch, parseSeccompProfile, type SeccompProfile } from '../runtime/seccomp.js'
+import { defaultSeccompProfile, missingKernelArchitectures, nativeArch, parseSeccompProfile } from '../runtime/seccomp.js'
 import { appArmorEnabled, DEFAULT_APPARMOR_PROFILE, ensureDefaultAppArmorProfile } from '../runtime/apparmor.js'
 import { onlineCpus, swapLimitSupported } from '../runtime/cgroups.js'
 import { findRuntimeBinary, RUN_DIR } from '../runtime/runtime.js'
@@ -18,7 +18,7 @@ import type { CreateOptions, DeviceMapping, ResourceLimits } from './config.js'
 import type { ContainerSpec } from './types.js'
 
 /** Docker's smallest memory limit (6 MiB), for the limit and the reservation. */
-export const MIN_MEMORY = 6_291_456
+const MIN_MEMORY = 6_291_456
 
 function invalid(message: string): CairnError {
   return new CairnError('INVALID_ARGUMENT', message)
@@ -81,7 +81,7 @@ export function checkResources(asked: ResourceLimits, opts: { update?: boolean; 
 }
 
 /** The character or block device at a host path (a folder: every device below it), as the container gets it. */
-export function devicesFromPath(m: DeviceMapping): DeviceInput[] {
+function devicesFromPath(m: DeviceMapping): DeviceInput[] {
   const fail = (why: string): CairnError => invalid(`error gathering device information while adding custom device ${JSON.stringify(m.pathOnHost)}: ${why}`)
   let st: Stats
   try {
@@ -143,7 +143,7 @@ function walkDevices(dir: string): RuntimeDevice[] {
 }
 
 /** The host's device nodes (what a privileged container gets). */
-export function hostDevices(): RuntimeDevice[] {
+function hostDevices(): RuntimeDevice[] {
   return walkDevices('/dev')
 }
 
@@ -188,7 +188,7 @@ export function checkConfinement(opts: CreateOptions, networkMode: string): void
 }
 
 /** The static tini that `--init` mounts into containers (Debian's tini package). */
-export function initBinary(): string {
+function initBinary(): string {
   for (const c of ['/usr/bin/tini-static', '/usr/bin/docker-init', '/usr/local/bin/tini-static']) if (existsSync(c)) return c
   const tini = findRuntimeBinary('tini-static') ?? findRuntimeBinary('docker-init')
   if (tini !== undefined) return tini
@@ -198,7 +198,7 @@ export function initBinary(): string {
 let facts: HostFacts | undefined
 
 /** What the spec needs of the host (read once per process; its devices only when asked). */
-export async function hostFacts(withDevices: boolean): Promise<HostFacts> {
+async function hostFacts(withDevices: boolean): Promise<HostFacts> {
   facts ??= {
     capabilities: hostCapabilities(), arch: nativeArch(), kernel: release(), seccompDefault: defaultSeccompProfile(),
     missingArchitectures: await missingKernelArchitectures(`${RUN_DIR}/kernel-abis.json`),
@@ -232,7 +232,7 @@ export async function confinementInput(spec: ContainerSpec, group: string | unde
   if (hc.capAdd && hc.capAdd.length > 0) security.capAdd = hc.capAdd
   if (hc.capDrop && hc.capDrop.length > 0) security.capDrop = hc.capDrop
   if (sec.seccompProfile === 'unconfined') security.seccomp = 'unconfined'
-  else if (sec.seccompProfile !== undefined && sec.seccompProfile !== '') security.seccomp = parseSeccompProfile(sec.seccompProfile) as SeccompProfile
+  else if (sec.seccompProfile !== undefined && sec.seccompProfile !== '') security.seccomp = parseSeccompProfile(sec.seccompProfile)
   else security.seccomp = 'default'
   if (sec.noNewPrivileges) security.noNewPrivileges = true
   const apparmor = appArmorProfileFor(hc.privileged ?? false, sec.apparmorProfile)

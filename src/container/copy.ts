@@ -29,7 +29,7 @@ export interface CopyOptions {
 }
 
 /** Resolves a container path to a host path: through the bind mount that holds it, else in the root. */
-export function resolveContainerPath(rootfs: string, binds: readonly BindMount[], ctrPath: string, followFinal: boolean): string {
+function resolveContainerPath(rootfs: string, binds: readonly BindMount[], ctrPath: string, followFinal: boolean): string {
   const comps = entryComponents(ctrPath)
   const sorted = [...binds].sort((a, b) => entryComponents(b.destination).length - entryComponents(a.destination).length)
   for (const b of sorted) {

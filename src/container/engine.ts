@@ -108,7 +108,7 @@ export interface ExecOptions {
 
 const SNAPSHOT_PREFIX = 'ctr-'
 /** Exit code recorded when a container's monitor vanished without recording one (as Docker's 255). */
-export const LOST_EXIT_CODE = 255
+const LOST_EXIT_CODE = 255
 
 /** The container's writable snapshot. */
 export function snapshotKeys(id: string): { key: string } {
@@ -119,7 +119,7 @@ export function snapshotKeys(id: string): { key: string } {
  * The committed init layer of an image (Docker's mount points for /etc/hosts, /proc, … on its
  * layers), shared by all its containers; `chain` is the image's top chain ID.
  */
-export function initLayerName(chain: Digest | undefined): string {
+function initLayerName(chain: Digest | undefined): string {
   return `${SNAPSHOT_PREFIX}init-${chain === undefined ? 'empty' : chain.slice(chain.indexOf(':') + 1)}`
 }
 
@@ -197,7 +197,7 @@ function mergeHealthcheck(image: HealthConfig | undefined, user: HealthcheckOpti
 
 /** A container's events' attributes, as Docker gives them: its labels, its image (as named) and its name. */
 export function containerAttributes(spec: Pick<ContainerSpec, 'name' | 'config'>, extra: Record<string, string> = {}): Record<string, string> {
-  return { ...(spec.config.Labels ?? {}), image: spec.config.Image, name: spec.name, ...extra }
+  return { ...spec.config.Labels, image: spec.config.Image, name: spec.name, ...extra }
 }
 
 /** Docker's `ps` COMMAND: the path, then each argument, quoted with '' when it holds a space. */
@@ -404,7 +404,7 @@ export class ContainerEngine {
       })
       for (const v of attached.created) this.event('volume', 'create', v, { driver: 'local' })
       const spec: ContainerSpec = {
-        id, name: finalName as string, created: created.toISOString(), image: image.id, imageRef: opts.image,
+        id, name: finalName, created: created.toISOString(), image: image.id, imageRef: opts.image,
         path: argv[0] as string, args: argv.slice(1), config,
         hostConfig: {
           binds: mounts.filter((m) => !m.volume?.anonymous).map(bindString), mounts, networkMode: net.mode, autoRemove: opts.autoRemove ?? false, runtime: opts.runtime ?? '',
@@ -748,7 +748,7 @@ export class ContainerEngine {
     // a detached monitor's own stderr (a crash, say) goes to its log
     const shimErr = args.attach || tty === 'inherit' ? undefined : openSync(this.paths(id).shimLog, 'a', 0o600)
     try {
-      child = fits && standby ? standby.take(args) : spawn(process.execPath, [...SHIM, JSON.stringify(args)], {
+      child = fits ? standby.take(args) : spawn(process.execPath, [...SHIM, JSON.stringify(args)], {
         detached: tty !== 'inherit',
         stdio: tty === 'inherit' ? ['inherit', 'inherit', 'inherit', 'pipe'] : [stdinMode, args.attach ? 'pipe' : 'ignore', shimErr ?? 'pipe', 'pipe'],
         cwd: '/',
@@ -833,8 +833,8 @@ export class ContainerEngine {
     const snap = await this.snapshotterOf(spec.driver)
     if (!(await isMounted(p.rootfs))) await mountAll(await snap.mounts(spec.snapshotKey), p.rootfs)
     const cfg = spec.config
-    const user = resolveUser(cfg.User ?? '', readFileIn(p.rootfs, '/etc/passwd'), readFileIn(p.rootfs, '/etc/group'))
-    let env = processEnv(cfg.Env ?? [], cfg.Hostname, cfg.Tty)
+    const user = resolveUser(cfg.User, readFileIn(p.rootfs, '/etc/passwd'), readFileIn(p.rootfs, '/etc/group'))
+    let env = processEnv(cfg.Env, cfg.Hostname, cfg.Tty)
     if (envValue(env, 'HOME') === undefined) env = replaceOrAppendEnv(env, [`HOME=${user.home}`])
     const cwd = cfg.WorkingDir !== '' ? cfg.WorkingDir : '/'
     ensureDir(p.rootfs, cwd)
@@ -856,7 +856,7 @@ export class ContainerEngine {
       await writeFileRenamed(p.resolvConf, net.resolvConf, 0o644)
       const netns = net.attachment.netnsPath
       const { additionalGids, ...confined } = await confinementInput(spec, readFileIn(p.rootfs, '/etc/group'))
-      const gids = [...new Set([...(user.additionalGids ?? []), ...additionalGids])]
+      const gids = [...new Set([...user.additionalGids, ...additionalGids])]
       const runtimeSpec = generateSpec({
         process: {
           args: [spec.path, ...spec.args], env, cwd, user: { uid: user.uid, gid: user.gid, additionalGids: gids }, terminal: cfg.Tty,
@@ -1117,8 +1117,8 @@ export class ContainerEngine {
     const p = this.paths(row.id)
     const cfg = spec.config
     const tty = opts.tty ?? false
-    const user = resolveUser(opts.user ?? cfg.User ?? '', readFileIn(p.rootfs, '/etc/passwd'), readFileIn(p.rootfs, '/etc/group'))
-    let env = processEnv(cfg.Env ?? [], cfg.Hostname, tty, opts.env ?? [])
+    const user = resolveUser(opts.user ?? cfg.User, readFileIn(p.rootfs, '/etc/passwd'), readFileIn(p.rootfs, '/etc/group'))
+    let env = processEnv(cfg.Env, cfg.Hostname, tty, opts.env ?? [])
     if (envValue(env, 'HOME') === undefined) env = replaceOrAppendEnv(env, [`HOME=${user.home}`])
     const cwd = opts.workdir !== undefined && opts.workdir !== '' ? opts.workdir : cfg.WorkingDir !== '' ? cfg.WorkingDir : '/'
     lookPath(p.rootfs, command[0] as string, { path: envValue(env, 'PATH'), cwd, skipUnder: spec.hostConfig.mounts.map((b) => b.destination) })
@@ -1496,9 +1496,9 @@ function shimEvents(child: ChildProcess): { next: () => Promise<ShimEvent | { ev
     detach: () => {
       pipe?.removeAllListeners('data')
       pipe?.destroy()
-      ;(child.stdout as Readable | null)?.destroy()
-      ;(child.stderr as Readable | null)?.destroy()
-      ;(child.stdin as Writable | null)?.destroy()
+      child.stdout?.destroy()
+      child.stderr?.destroy()
+      child.stdin?.destroy()
     },
   }
 }

@@ -21,7 +21,7 @@ import { ContainerStates, type ContainerSpec, type HealthResult, type HealthStat
 
 const SECOND = 1000
 /** Docker's defaults. */
-export const HealthDefaults = { interval: 30 * SECOND, timeout: 30 * SECOND, startPeriod: 0, startInterval: 5 * SECOND, retries: 3 } as const
+const HealthDefaults = { interval: 30 * SECOND, timeout: 30 * SECOND, startPeriod: 0, startInterval: 5 * SECOND, retries: 3 } as const
 /** Longest output kept of a probe (bytes), and results kept. */
 const MAX_OUTPUT = 4096
 const MAX_LOG = 5
@@ -79,6 +79,10 @@ async function writeRenamed(path: string, data: string): Promise<void> {
 /** The health checks of one run of a container (a restart makes a new one). */
 export class HealthMonitor {
   private stopped = false
+  /** Whether stop() was called (read after an await: the flag changes meanwhile). */
+  private isStopped(): boolean {
+    return this.stopped
+  }
   private readonly wake = new AbortController()
   private loop: Promise<void> | undefined
   private probe: { kill: () => void; done: Promise<unknown> } | undefined
@@ -136,11 +140,11 @@ export class HealthMonitor {
       } catch {
         return
       }
-      if (this.stopped) return
+      if (this.isStopped()) return
       // a paused container is not probed (Docker stops its checks while paused)
       if (this.engine.rows.get(this.spec.id)?.state !== ContainerStates.running) continue
       const result = await this.runProbe()
-      if (this.stopped) return
+      if (this.isStopped()) return
       await this.record(result)
     }
   }
@@ -163,8 +167,8 @@ export class HealthMonitor {
     const fail = (output: string): HealthResult => ({ Start: goTime(start), End: goTime(Date.now()), ExitCode: -1, Output: output })
     if (!row) return fail('the container is gone')
     try {
-      const user = resolveUser(cfg.User ?? '', readFileIn(p.rootfs, '/etc/passwd'), readFileIn(p.rootfs, '/etc/group'))
-      let env = processEnv(cfg.Env ?? [], cfg.Hostname, false)
+      const user = resolveUser(cfg.User, readFileIn(p.rootfs, '/etc/passwd'), readFileIn(p.rootfs, '/etc/group'))
+      let env = processEnv(cfg.Env, cfg.Hostname, false)
       if (envValue(env, 'HOME') === undefined) env = replaceOrAppendEnv(env, [`HOME=${user.home}`])
       const cwd = cfg.WorkingDir !== '' ? cfg.WorkingDir : '/'
       await writeFile(procFile, JSON.stringify(processSpec({ args: this.command, env, cwd, user, terminal: false, nofile: containerNofile() })), { mode: 0o600 })
@@ -174,16 +178,17 @@ export class HealthMonitor {
     const rt = engine.runtimeOf(row)
     engine.event('container', `exec_create: ${what}`, id, attrs)
     let out = Buffer.alloc(0)
-    let truncated = false
+    // set by the callbacks below while the probe runs
+    const seen = { truncated: false, timedOut: false }
     const keep = (b: Buffer): void => {
       const room = MAX_OUTPUT - out.length
       if (room > 0) out = Buffer.concat([out, b.subarray(0, room)])
-      if (b.length > room) truncated = true
+      if (b.length > room) seen.truncated = true
     }
     try {
       const child = spawn(rt.path, rt.execArgs(id, procFile, { pidFile }), { stdio: ['ignore', 'pipe', 'pipe'] })
-      child.stdout?.on('data', keep)
-      child.stderr?.on('data', keep)
+      child.stdout.on('data', keep)
+      child.stderr.on('data', keep)
       engine.event('container', `exec_start: ${what}`, id, attrs)
       const done = new Promise<number>((resolve) => {
         child.once('error', () => resolve(-1))
@@ -200,17 +205,16 @@ export class HealthMonitor {
         child.kill('SIGKILL')
       }
       this.probe = { kill: killProbe, done }
-      let timedOut = false
       const timer = setTimeout(() => {
-        timedOut = true
+        seen.timedOut = true
         killProbe()
       }, timeout)
       const code = await done
       clearTimeout(timer)
       this.probe = undefined
       engine.event('container', 'exec_die', id, { ...attrs, exitCode: String(code) })
-      const text = `${out.toString('utf8')}${truncated ? '...' : ''}`
-      if (timedOut) {
+      const text = `${out.toString('utf8')}${seen.truncated ? '...' : ''}`
+      if (seen.timedOut) {
         return { Start: goTime(start), End: goTime(Date.now()), ExitCode: -1, Output: `Health check exceeded timeout (${goDuration(timeout)})${text !== '' ? `: ${text}` : ''}` }
       }
       return { Start: goTime(start), End: goTime(Date.now()), ExitCode: code, Output: text }

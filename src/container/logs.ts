@@ -4,7 +4,7 @@
  * can tell standard output from standard error and show timestamps.
  */
 import { createWriteStream, type WriteStream } from 'node:fs'
-import { open, stat, watch } from 'node:fs/promises'
+import { open, stat, watch, type FileHandle } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export type LogStream = 'stdout' | 'stderr'
@@ -20,7 +20,7 @@ export interface LogEntry {
 /** Docker splits lines longer than this into several entries. */
 const MAX_PARTIAL = 16 * 1024
 
-export function logTime(ms: number = Date.now(), sub = 0): string {
+function logTime(ms: number = Date.now(), sub = 0): string {
   const iso = new Date(ms).toISOString() // 2024-01-01T00:00:00.123Z
   return `${iso.slice(0, 23)}${String(sub).padStart(6, '0')}Z`
 }
@@ -104,7 +104,7 @@ export interface ReadLogsOptions {
 
 /** The entries of a json-file log, oldest first; with `follow`, new ones as they come. */
 export async function* readLogs(path: string, opts: ReadLogsOptions = {}): AsyncGenerator<LogEntry> {
-  let fh
+  let fh: FileHandle | undefined
   try {
     fh = await open(path, 'r')
   } catch {

@@ -34,7 +34,7 @@ export function startExitCode(message: string): number {
 }
 
 /** The exit code a container that could not start records (Docker's State.ExitCode): 127, 126, else 125. */
-export function exitCodeOf(err: unknown): number {
+function exitCodeOf(err: unknown): number {
   if (hasCode(err, 'COMMAND_NOT_FOUND')) return 127
   if (hasCode(err, 'COMMAND_NOT_EXECUTABLE')) return 126
   if (isCairnError(err)) return 125

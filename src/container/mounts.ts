@@ -29,7 +29,7 @@ function clean(p: string): string {
 }
 
 /** A bind mount as the runtime takes it; a `-v` source that is missing is made (as Docker's `-v` does), a `--mount` one is an error. */
-export function bindOf(m: BindMountSpec): ContainerMount {
+function bindOf(m: BindMountSpec): ContainerMount {
   if (!m.source.startsWith('/')) throw new CairnError('INVALID_ARGUMENT', `invalid mount config for type "bind": invalid mount path: '${m.source}' mount path must be absolute`)
   if (!m.target.startsWith('/') || m.target.replace(/\/+$/, '') === '') {
     throw new CairnError('INVALID_ARGUMENT', `invalid mount config for type "bind": invalid mount path: '${m.target}' mount path must be absolute and not /`)

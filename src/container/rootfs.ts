@@ -28,7 +28,7 @@ export function readFileIn(root: string, ctrPath: string): string | undefined {
  * so that the runtime never creates them in the container's own writable layer (where `diff`
  * and `commit` would see them).
  */
-export const INIT_ENTRIES: readonly { path: string; type: 'dir' | 'file' | 'symlink'; target?: string }[] = [
+const INIT_ENTRIES: readonly { path: string; type: 'dir' | 'file' | 'symlink'; target?: string }[] = [
   { path: '/dev/pts', type: 'dir' },
   { path: '/dev/shm', type: 'dir' },
   { path: '/proc', type: 'dir' },

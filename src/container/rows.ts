@@ -8,7 +8,7 @@ import type { DB } from '../metadata/db.js'
 import type { ContainerRow, ContainerState } from './types.js'
 
 import type { ProcessIdentity } from '../util/proc.js'
-export { isAlive, processStart, selfIdentity, type ProcessIdentity } from '../util/proc.js'
+export { isAlive, selfIdentity, type ProcessIdentity } from '../util/proc.js'
 
 const NAME_RE = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/
 
@@ -19,7 +19,7 @@ export function validateName(name: string): string {
   return name.replace(/^\//, '')
 }
 
-export function nameConflict(name: string, id: string): CairnError {
+function nameConflict(name: string, id: string): CairnError {
   return new CairnError('CONFLICT', `Conflict. The container name "/${name}" is already in use by container "${id}". You have to remove (or rename) that container to be able to reuse that name.`, { detail: { kind: 'name-in-use', id } })
 }
 

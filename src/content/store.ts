@@ -13,7 +13,7 @@
  */
 import { existsSync, readdirSync, renameSync, unlinkSync, openSync, fsyncSync, closeSync, type ReadStream } from 'node:fs'
 import { mkdir, open, readdir, stat, readFile, rm } from 'node:fs/promises'
-import { Readable, Transform, Writable } from 'node:stream'
+import { Readable, type Transform, Writable } from 'node:stream'
 import type { FileHandle } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { CairnError, isErrno, throwIfAborted } from '../errors/index.js'

@@ -120,7 +120,7 @@ export function userMessage(err: unknown): string {
   if (typeof err === 'object' && err !== null) {
     const tls = TLS_TEXT[String((err as { code?: unknown }).code)]
     if (tls !== undefined) return `tls: failed to verify certificate: x509: ${tls}`
-    const e = err as { code?: unknown; syscall?: unknown; path?: unknown; dest?: unknown; hostname?: unknown; address?: unknown; port?: unknown; message?: unknown }
+    const e = err as { code?: unknown; syscall?: unknown; path?: string; dest?: unknown; hostname?: string; address?: string; port?: unknown; message?: unknown }
     const text = typeof e.code === 'string' ? ERRNO_TEXT[e.code] : undefined
     if (text !== undefined) {
       if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') return `dial tcp: lookup ${String(e.hostname ?? '')}: ${text}`

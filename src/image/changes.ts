@@ -6,7 +6,7 @@ import { posix } from 'node:path'
 import { CairnError } from '../errors/index.js'
 import type { ContainerConfig, HealthConfig } from '../oci/types.js'
 
-export const ChangeInstructions = ['CMD', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'HEALTHCHECK', 'LABEL', 'ONBUILD', 'USER', 'VOLUME', 'WORKDIR'] as const
+const ChangeInstructions = ['CMD', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'HEALTHCHECK', 'LABEL', 'ONBUILD', 'USER', 'VOLUME', 'WORKDIR'] as const
 
 /** Applies each change to a copy of `base` and returns it. */
 export function applyChanges(base: ContainerConfig, changes: readonly string[]): ContainerConfig {
@@ -174,7 +174,7 @@ function jsonArray(s: string, change: string): string[] {
     throw invalid(change, 'not a valid JSON array')
   }
   if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw invalid(change, 'the JSON form must be an array of strings')
-  return v as string[]
+  return v
 }
 
 function envMap(env: readonly string[] | undefined): Map<string, string> {

@@ -288,7 +288,7 @@ export class ImageStore {
   addImage(input: AddImageInput): AddImageResult {
     const id = input.config.digest
     const diffIds = input.layers.map((l) => l.diffId)
-    const configIds = input.configJson.rootfs?.diff_ids ?? []
+    const configIds = input.configJson.rootfs.diff_ids
     if (configIds.length !== diffIds.length || configIds.some((d, i) => d !== diffIds[i])) {
       throw new CairnError('MANIFEST_INVALID', `the config's rootfs.diff_ids do not match the image's ${diffIds.length} layers`)
     }
@@ -574,7 +574,7 @@ function toRecord(r: ImageRow, tags: string[], repoDigests: string[]): ImageReco
 /** `sha256:<64 hex>` or bare 64 hex → the image ID it names. */
 function idFromString(s: string): Digest | undefined {
   if (/^[a-f0-9]{64}$/.test(s)) return `sha256:${s}`
-  if (s.startsWith('sha256:') && isDigest(s)) return s as Digest
+  if (s.startsWith('sha256:') && isDigest(s)) return s
   return undefined
 }
 

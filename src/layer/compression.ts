@@ -14,6 +14,7 @@ import { CairnError, isCairnError, throwIfAborted } from '../errors/index.js'
 import type { Compression } from '../oci/mediatype.js'
 import { parallelGzip } from './pgzip.js'
 import { CheckedZstdDecompress } from './zstdframe.js'
+import type * as ZstdNapiModule from 'zstd-napi'
 
 export type { Compression } from '../oci/mediatype.js'
 
@@ -43,7 +44,8 @@ interface NodeZstd {
 }
 
 function nodeZstd(): NodeZstd | undefined {
-  const z = zlib as unknown as Partial<NodeZstd> & { constants: Partial<NodeZstd['constants']> }
+  // what this Node.js has: zstd is in node:zlib from 22.15 and 23.8 on
+  const z = zlib as unknown as { createZstdCompress?: unknown; createZstdDecompress?: unknown; constants: { ZSTD_c_compressionLevel?: unknown; ZSTD_c_checksumFlag?: unknown } }
   if (typeof z.createZstdCompress === 'function' && typeof z.createZstdDecompress === 'function' &&
     z.constants.ZSTD_c_compressionLevel !== undefined && z.constants.ZSTD_c_checksumFlag !== undefined) {
     return z as NodeZstd
@@ -51,7 +53,7 @@ function nodeZstd(): NodeZstd | undefined {
   return undefined
 }
 
-type ZstdNapi = typeof import('zstd-napi')
+type ZstdNapi = typeof ZstdNapiModule
 let zstdNapi: ZstdNapi | undefined
 
 function loadZstdNapi(): ZstdNapi {
@@ -109,7 +111,7 @@ export function compressStream(compression: Compression, opts: CompressOptions =
       return new (loadZstdNapi().CompressStream)({ compressionLevel: level, checksumFlag: true, nbWorkers: Math.max(1, availableParallelism()), jobSize: ZSTD_JOB_SIZE })
     }
     default:
-      throw new CairnError('INVALID_ARGUMENT', `unknown compression ${JSON.stringify(compression as string)}`)
+      throw new CairnError('INVALID_ARGUMENT', `unknown compression ${JSON.stringify(compression)}`)
   }
 }
 
@@ -126,7 +128,7 @@ export function decompressor(compression: Compression): Transform {
       return new CheckedZstdDecompress(native ? () => native.createZstdDecompress() : () => new (loadZstdNapi().DecompressStream)())
     }
     default:
-      throw new CairnError('INVALID_ARGUMENT', `unknown compression ${JSON.stringify(compression as string)}`)
+      throw new CairnError('INVALID_ARGUMENT', `unknown compression ${JSON.stringify(compression)}`)
   }
 }
 
@@ -146,7 +148,8 @@ export async function sniffCompression(
   source: AsyncIterable<Uint8Array> | Readable,
   opts: SniffOptions = {},
 ): Promise<{ compression: Compression; stream: Readable }> {
-  const it = source[Symbol.asyncIterator]()
+  // a Readable iterates as any: its chunks are Uint8Arrays (Buffers) here
+  const it: AsyncIterator<Uint8Array> = source[Symbol.asyncIterator]()
   const head: Buffer[] = []
   let length = 0
   let ended = false

@@ -42,7 +42,7 @@ export interface GzipBackend {
  * The addon's level that matches zlib's 6 (see native/deflate.c): libdeflate's 6, or its 7 for a
  * block that is mostly text, where its 6 makes up to 1.4% more bytes than zlib's 6.
  */
-export const LIBDEFLATE_AUTO_LEVEL = -1
+const LIBDEFLATE_AUTO_LEVEL = -1
 const ZLIB_DEFAULT_LEVEL = 6
 
 const ADDON_PATH = join('native', 'build', 'Release', 'cairn_deflate.node')
@@ -85,7 +85,7 @@ export function libdeflateBackend(addon: DeflateAddon): GzipBackend {
 
 export const zlibBackend: GzipBackend = {
   name: 'zlib',
-  version: process.versions.zlib ?? 'unknown',
+  version: process.versions.zlib,
   gzip: (block, level) => zlibGzip(block, { level: level ?? ZLIB_DEFAULT_LEVEL }),
 }
 

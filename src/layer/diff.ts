@@ -282,7 +282,7 @@ export function tarDirectory(dir: string, opts: TarDirectoryOptions = {}): Reada
 
 async function* observed(gen: AsyncGenerator<TarEntryInput, void, undefined>, onEntry: (h: TarHeaderInit) => void): AsyncGenerator<TarEntryInput, void, undefined> {
   for await (const entry of gen) {
-    onEntry(entry.header as TarHeaderInit)
+    onEntry(entry.header)
     yield entry
   }
 }

@@ -9,7 +9,7 @@ import { isAbsolute, join, relative } from 'node:path'
 import { CairnError, isErrno } from '../errors/index.js'
 
 /** Symlinks followed while resolving one path before giving up (Linux uses 40; be generous). */
-export const MAX_SYMLINKS = 255
+const MAX_SYMLINKS = 255
 
 /**
  * Splits a tar entry name into root-relative components. Leading `/` is dropped

@@ -15,7 +15,7 @@ import { Transform, type TransformCallback } from 'node:stream'
 import { availableParallelism } from 'node:os'
 import { gzipBackend, type GzipBackend } from './deflate.js'
 
-export const PGZIP_BLOCK = 1 << 20
+const PGZIP_BLOCK = 1 << 20
 
 /** At most this many blocks compress at once in this process. */
 function compressionSlots(): number {

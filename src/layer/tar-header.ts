@@ -156,7 +156,7 @@ function cString(buf: Buffer): string {
 }
 
 /** Parses a numeric field: octal text, or GNU base-256 when the high bit of the first byte is set. */
-export function parseNumeric(buf: Buffer, what: string): number {
+function parseNumeric(buf: Buffer, what: string): number {
   const first = buf[0] ?? 0
   if (first & 0x80) {
     const inv = first & 0x40 ? 0xff : 0x00
@@ -500,7 +500,7 @@ function encodeBlock(fields: {
 }
 
 /** Encodes PAX records (sorted by key for determinism) as the data of an 'x' entry. */
-export function encodePaxRecords(records: ReadonlyMap<string, Buffer>): Buffer {
+function encodePaxRecords(records: ReadonlyMap<string, Buffer>): Buffer {
   const keys = sortByUtf8([...records.keys()], (k) => k)
   const parts: Buffer[] = []
   for (const key of keys) {

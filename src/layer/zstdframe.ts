@@ -42,7 +42,7 @@ export interface FrameSegment {
 }
 
 /** The frame grammar of a zstd stream, fed in pieces of any size. */
-export class ZstdFrameScanner {
+class ZstdFrameScanner {
   private state: State = 'magic'
   /** bytes gathered for the field being read */
   private readonly field = Buffer.alloc(14)

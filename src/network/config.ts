@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs'
 import { CairnError, isErrno } from '../errors/index.js'
 import { formatSubnet, parseSubnet, type Subnet } from './cidr.js'
 
-export const DEFAULT_CONFIG_FILE = '/etc/cairn/config.json'
+const DEFAULT_CONFIG_FILE = '/etc/cairn/config.json'
 
 export interface NetworkConfig {
   /** The default bridge: gateway address and prefix. */
@@ -32,7 +32,7 @@ export interface NetworkConfig {
   runDir: string
 }
 
-export const DEFAULTS = {
+const DEFAULTS = {
   bip: '10.77.0.1/16',
   pools: [{ base: '10.78.0.0/16', size: 24 }],
   bridgeName: 'cairn0',

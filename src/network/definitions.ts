@@ -15,7 +15,7 @@ import { DEFAULT_NETWORK, type NetworkDefinition } from './types.js'
 import { hostRoutes } from './host.js'
 
 /** Names Docker reserves: `bridge` is the default network; `host` and `none` are modes. */
-export const PREDEFINED = ['bridge', 'host', 'none'] as const
+const PREDEFINED = ['bridge', 'host', 'none'] as const
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/
 

@@ -39,9 +39,9 @@ function leHex(h: string): number {
 
 
 /** Where `ip netns add` puts named namespaces. */
-export const NETNS_DIR = '/run/netns'
+const NETNS_DIR = '/run/netns'
 
-export function netnsPath(name: string): string {
+function netnsPath(name: string): string {
   return `${NETNS_DIR}/${name}`
 }
 
@@ -64,7 +64,7 @@ export async function deleteNetns(name: string): Promise<void> {
   }
 }
 
-export function stderrOf(err: unknown): string {
+function stderrOf(err: unknown): string {
   const e = err as { stderr?: unknown; message?: unknown }
   const s = typeof e.stderr === 'string' ? e.stderr.trim() : ''
   return s !== '' ? s.split('\n').filter(Boolean).at(-1) ?? s : String(e.message ?? err)

@@ -22,8 +22,8 @@ import {
 } from './types.js'
 
 export * from './types.js'
-export { NetworkDefinitions, PREDEFINED, type CreateNetworkOptions } from './definitions.js'
-export { loadNetworkConfig, type NetworkConfig } from './config.js'
+export { type CreateNetworkOptions } from './definitions.js'
+export { type NetworkConfig } from './config.js'
 
 /** The network namespace made for a container on bridge networks. */
 export function netnsName(containerId: string): string {
@@ -32,7 +32,7 @@ export function netnsName(containerId: string): string {
 
 /** What attach returns: the setup, and a release of what only this process holds (the port sockets). */
 export interface AttachResult extends NetworkSetup {
-  releasePorts(): Promise<void>
+  releasePorts: () => Promise<void>
 }
 
 export class NetworkManager {

@@ -2,15 +2,16 @@ import type { Hash } from 'node:crypto'
 import { createRequire } from 'node:module'
 import { Transform, type TransformCallback } from 'node:stream'
 import { CairnError } from '../errors/index.js'
+import type * as Crypto from 'node:crypto'
 
 /**
  * node:crypto, loaded when something is first hashed: commands that only read the store (`images`,
  * `ps`, `inspect`) never hash, and loading it is a few milliseconds of their start-up.
  */
-let crypto: typeof import('node:crypto') | undefined
+let crypto: typeof Crypto | undefined
 
 function createHash(algorithm: string): Hash {
-  crypto ??= createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto')
+  crypto ??= createRequire(import.meta.url)('node:crypto') as typeof Crypto
   return crypto.createHash(algorithm)
 }
 
@@ -50,11 +51,6 @@ export function isDigest(value: string): value is Digest {
   } catch {
     return false
   }
-}
-
-export function asDigest(value: string): Digest {
-  parseDigest(value)
-  return value as Digest
 }
 
 export function digestHex(d: Digest): string {

@@ -30,10 +30,6 @@ export function isManifestMediaType(mt: string): boolean {
   return mt === MediaTypes.OciManifest || mt === MediaTypes.DockerManifest
 }
 
-export function isLayerMediaType(mt: string): boolean {
-  return mt.startsWith('application/vnd.oci.image.layer.') || mt.startsWith('application/vnd.docker.image.rootfs.')
-}
-
 /** The compression a layer media type declares. */
 export function layerCompression(mt: string): Compression {
   if (mt.endsWith('+gzip') || mt.endsWith('.tar.gzip')) return 'gzip'

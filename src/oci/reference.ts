@@ -38,11 +38,11 @@ export interface Reference {
 }
 
 export const DEFAULT_DOMAIN = 'docker.io'
-export const LEGACY_DEFAULT_DOMAIN = 'index.docker.io'
-export const OFFICIAL_REPO_PREFIX = 'library/'
-export const DEFAULT_TAG = 'latest'
+const LEGACY_DEFAULT_DOMAIN = 'index.docker.io'
+const OFFICIAL_REPO_PREFIX = 'library/'
+const DEFAULT_TAG = 'latest'
 /** Longest repository path (without the domain) Docker accepts. */
-export const MAX_PATH_LENGTH = 255
+const MAX_PATH_LENGTH = 255
 
 // ---------------------------------------------------------------------------
 // Grammar, built from its productions.

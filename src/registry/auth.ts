@@ -127,7 +127,7 @@ export function parseBasic(header: string | undefined): { user: string; password
 export function parseBearer(header: string | undefined): string | undefined {
   if (header === undefined) return undefined
   const m = /^Bearer\s+([A-Za-z0-9\-_.=]+)\s*$/i.exec(header)
-  return m ? (m[1] as string) : undefined
+  return m ? m[1] : undefined
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -310,10 +310,10 @@ export class TokenVerifier {
     if (parts.length !== 3) throw unauthorized('malformed token')
     const [h, p, s] = parts as [string, string, string]
     let header: { alg?: unknown }
-    let claims: Partial<TokenClaims>
+    let claims: Partial<TokenClaims> | null
     try {
       header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as { alg?: unknown }
-      claims = JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) as Partial<TokenClaims>
+      claims = JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) as Partial<TokenClaims> | null
     } catch {
       throw unauthorized('malformed token')
     }

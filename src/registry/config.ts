@@ -44,8 +44,8 @@ export interface RegistryConfig {
   tokenServerListen: string
 }
 
-export const DEFAULT_LISTEN = '127.0.0.1:5000'
-export const DEFAULT_TOKEN_SERVER_LISTEN = '127.0.0.1:5001'
+const DEFAULT_LISTEN = '127.0.0.1:5000'
+const DEFAULT_TOKEN_SERVER_LISTEN = '127.0.0.1:5001'
 
 /** Default storage root: /var/lib/cairn-registry as root, else $XDG_DATA_HOME/cairn-registry. */
 export function defaultRegistryRoot(): string {
@@ -109,7 +109,8 @@ export function parseListen(v: string, where = 'listen'): { host: string; port: 
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(v.trim())
   const port = m ? Number(m[3]) : NaN
   if (!m || port > 65535) throw bad(where, `must be HOST:PORT, e.g. 127.0.0.1:5000 or [::1]:5000 or :5000 (got ${JSON.stringify(v)})`)
-  const host = m[1] ?? (m[2] === '' ? '0.0.0.0' : (m[2] as string))
+  const named = m[1] ?? m[2] ?? ''
+  const host = named === '' ? '0.0.0.0' : named
   return { host, port }
 }
 

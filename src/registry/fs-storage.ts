@@ -965,7 +965,7 @@ async function hashFile(path: string, algorithm: DigestAlgorithm, length: number
 }
 
 /** Byte-wise (lexical) order, as the spec's pagination expects. */
-export function compareStrings(a: string, b: string): number {
+function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0
 }
 

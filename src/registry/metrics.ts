@@ -27,7 +27,7 @@ interface Metric {
   render(): string
 }
 
-export class Counter implements Metric {
+class Counter implements Metric {
   private readonly values = new Map<string, number>()
   constructor(readonly name: string, readonly help: string) {}
 
@@ -48,7 +48,7 @@ export class Counter implements Metric {
   }
 }
 
-export class Gauge implements Metric {
+class Gauge implements Metric {
   private readonly values = new Map<string, number>()
   constructor(readonly name: string, readonly help: string, private readonly collect?: () => number) {}
 
@@ -78,7 +78,7 @@ export class Gauge implements Metric {
   }
 }
 
-export class Histogram implements Metric {
+class Histogram implements Metric {
   private readonly series = new Map<string, { counts: number[]; sum: number; count: number }>()
   constructor(readonly name: string, readonly help: string, readonly buckets: readonly number[]) {}
 

@@ -70,7 +70,10 @@ export async function sendRange(blob: RandomAccessBlob, start: number, end: numb
     return
   }
   let position = start
-  let failed: Error | undefined
+  // the first failure, set by the socket's callbacks while the loop awaits
+  const state: { failed: Error | undefined } = { failed: undefined }
+  /** The failure so far (a call, so that no check made before an await is trusted after it). */
+  const failure = (): Error | undefined => state.failed
   let inFlight = 0
   let wake: (() => void) | undefined
   const wakeUp = (): void => {
@@ -79,14 +82,14 @@ export async function sendRange(blob: RandomAccessBlob, start: number, end: numb
     w?.()
   }
   const onClose = (): void => {
-    if (inFlight > 0 || position <= end) failed ??= prematureClose()
+    if (inFlight > 0 || position <= end) state.failed ??= prematureClose()
     wakeUp()
   }
   res.on('close', onClose)
   try {
     while (position <= end) {
-      while (inFlight >= DEPTH && failed === undefined) await new Promise<void>((r) => (wake = r))
-      if (failed) throw failed
+      while (inFlight >= DEPTH && state.failed === undefined) await new Promise<void>((r) => (wake = r))
+      if (state.failed) throw state.failed
       const want = Math.min(SEND_CHUNK, end - position + 1)
       const buf = takeBuffer()
       let got = 0
@@ -100,6 +103,7 @@ export async function sendRange(blob: RandomAccessBlob, start: number, end: numb
         giveBuffer(buf)
         throw err
       }
+      const failed = failure()
       if (failed) {
         giveBuffer(buf)
         throw failed
@@ -109,7 +113,7 @@ export async function sendRange(blob: RandomAccessBlob, start: number, end: numb
       const written = (err?: Error | null): void => {
         inFlight--
         // only a buffer the socket is done with goes back to the pool
-        if (err) failed ??= err
+        if (err) state.failed ??= err
         else giveBuffer(buf)
         wakeUp()
       }
@@ -117,8 +121,8 @@ export async function sendRange(blob: RandomAccessBlob, start: number, end: numb
       if (position > end) res.end(chunk, written)
       else res.write(chunk, written)
     }
-    while (inFlight > 0 && failed === undefined) await new Promise<void>((r) => (wake = r))
-    if (failed) throw failed
+    while (inFlight > 0 && state.failed === undefined) await new Promise<void>((r) => (wake = r))
+    if (state.failed) throw state.failed
   } finally {
     res.off('close', onClose)
   }

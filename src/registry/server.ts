@@ -40,7 +40,7 @@ import { sendTokenResult, TokenService } from './token.js'
 import { collectGarbage, purgeUploads, type GcReport } from './gc.js'
 
 export const DEFAULT_MANIFEST_LIMIT = 4 << 20
-export const API_VERSION_HEADER = 'Docker-Distribution-API-Version'
+const API_VERSION_HEADER = 'Docker-Distribution-API-Version'
 
 /** One line of the access log. */
 export interface AccessLogEntry {

@@ -7,6 +7,7 @@
  * request whose body is a one-shot stream is left to its caller, which knows where to resume);
  * a 401 is answered once by following the registry's challenge.
  */
+import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { CairnError, isCairnError } from '../errors/index.js'
 import { digestOf, isDigest, parseDigest, type Digest } from '../oci/digest.js'
@@ -396,7 +397,7 @@ export class Repository {
   }
 
   /** PATCH bytes `start…start+length-1` of a blob into an upload (`length` undefined: stream to the end). */
-  async uploadChunk(session: UploadSession, body: { open: () => import('node:stream').Readable; length?: number }, opts: { signal?: AbortSignal; onBodyBytes?: (n: number) => void } = {}): Promise<UploadSession> {
+  async uploadChunk(session: UploadSession, body: { open: () => Readable; length?: number }, opts: { signal?: AbortSignal; onBodyBytes?: (n: number) => void } = {}): Promise<UploadSession> {
     const headers: Record<string, string> = { 'Content-Type': 'application/octet-stream' }
     if (body.length !== undefined) headers['Content-Range'] = `${session.offset}-${session.offset + body.length - 1}`
     const res = await this.registry.request({
@@ -409,7 +410,7 @@ export class Repository {
   }
 
   /** PUT that completes an upload (with the last bytes as its body, or none). */
-  async finishUpload(session: UploadSession, digest: Digest, opts: { body?: { open: () => import('node:stream').Readable; length: number }; signal?: AbortSignal; onBodyBytes?: (n: number) => void } = {}): Promise<void> {
+  async finishUpload(session: UploadSession, digest: Digest, opts: { body?: { open: () => Readable; length: number }; signal?: AbortSignal; onBodyBytes?: (n: number) => void } = {}): Promise<void> {
     const url = new URL(session.location)
     url.searchParams.set('digest', digest)
     const headers: Record<string, string> = { 'Content-Type': 'application/octet-stream' }

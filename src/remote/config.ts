@@ -23,8 +23,8 @@ export const DockerHub = {
   configKey: 'https://index.docker.io/v1/',
 } as const
 
-export const DEFAULT_CONFIG_FILE = '/etc/cairn/config.json'
-export const DEFAULT_CERTS_DIR = '/etc/cairn/certs.d'
+const DEFAULT_CONFIG_FILE = '/etc/cairn/config.json'
+const DEFAULT_CERTS_DIR = '/etc/cairn/certs.d'
 
 export interface RemoteConfig {
   /** Hosts (`host[:port]`) and IPv4 CIDR ranges allowed to use plain HTTP or unverified TLS. */
@@ -59,7 +59,7 @@ export function loadRemoteConfig(path: string = process.env['CAIRN_CONFIG'] ?? D
   const list = raw['insecure-registries']
   if (list !== undefined) {
     if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) throw new CairnError('INVALID_ARGUMENT', `${path}: insecure-registries must be a list of strings`)
-    cfg.insecureRegistries = list as string[]
+    cfg.insecureRegistries = list
   }
   const num = (key: string, min: number): number | undefined => {
     const v = raw[key]

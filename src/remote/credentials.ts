@@ -10,7 +10,7 @@ import { homedir } from 'node:os'
 import { CairnError, isErrno } from '../errors/index.js'
 import { writeFileAtomic } from '../util/fs.js'
 import { followLinks } from '../util/userfiles.js'
-import { DockerHub, credentialKey, normalizeServer } from './config.js'
+import { credentialKey, normalizeServer } from './config.js'
 
 export interface Credentials {
   username: string
@@ -213,4 +213,3 @@ function runHelper(helper: string, action: 'get' | 'store' | 'erase', input: str
   })
 }
 
-export { DockerHub }

@@ -225,7 +225,7 @@ async function sizeOf(path: string): Promise<number> {
 /** How long a resumable partial download is kept without a write before `sweepDownloads` removes it. */
 export const PARTIAL_KEEP_MS = 7 * 24 * 3600 * 1000
 /** Private copies (`<digest>.<random>`, made while another process held the digest) are never resumed. */
-export const PRIVATE_KEEP_MS = 3600 * 1000
+const PRIVATE_KEEP_MS = 3600 * 1000
 
 /**
  * Removes what abandoned downloads left in `downloads/`: resumable partials not written for

@@ -147,6 +147,8 @@ export class Transport {
         if (settled) return
         settled = true
         if (req.signal?.aborted) reject(new CairnError('ABORTED', 'operation aborted', { cause: req.signal.reason }))
+        // networkError passes on what it does not wrap: the Error the socket gave
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
         else reject(networkError(err, what))
       }
       const r = mod.request(options, (res) => {

@@ -73,7 +73,7 @@ export function appArmorProfileText(name: string, opts: { hostProfile?: string; 
 }
 
 /** Whether the kernel has a profile of that name loaded. */
-export function appArmorProfileLoaded(name: string): boolean {
+function appArmorProfileLoaded(name: string): boolean {
   try {
     return readFileSync('/sys/kernel/security/apparmor/profiles', 'utf8').split('\n').some((l) => l.split(' (')[0] === name)
   } catch {

@@ -134,7 +134,7 @@ export interface CgroupSample {
 }
 
 /** The host's CPU time so far, ns, as Docker computes it (the sum of /proc/stat's first line, in clock ticks of 10 ms). */
-export function systemCpuNs(): number {
+function systemCpuNs(): number {
   const first = readText('/proc/stat')?.split('\n')[0] ?? ''
   const ticks = first.trim().split(/\s+/).slice(1, 8).reduce((a, b) => a + (Number(b) || 0), 0)
   return ticks * 10_000_000

@@ -43,7 +43,7 @@ export function hostnameFile(hostname: string): string {
 }
 
 /** Docker's fallback when the host has no nameserver a container can reach. */
-export const DEFAULT_NAMESERVERS = ['8.8.8.8', '8.8.4.4'] as const
+const DEFAULT_NAMESERVERS = ['8.8.8.8', '8.8.4.4'] as const
 
 /**
  * The container's resolv.conf from the host's: kept as it is with the host's network; otherwise

@@ -21,7 +21,7 @@ export const RuntimeNames = ['crun', 'runc'] as const
 export type RuntimeName = (typeof RuntimeNames)[number]
 
 /** How to install each runtime on Debian. */
-export const INSTALL_HINT: Record<RuntimeName, string> = {
+const INSTALL_HINT: Record<RuntimeName, string> = {
   crun: 'apt-get install crun',
   runc: 'apt-get install runc',
 }

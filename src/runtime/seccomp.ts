@@ -203,7 +203,7 @@ export async function missingKernelArchitectures(cacheFile?: string): Promise<st
  */
 export function seccompForSpec(profile: SeccompProfile, ctx: SeccompContext): LinuxSeccomp | undefined {
   const rules = profile.syscalls ?? []
-  if ((profile.defaultAction ?? '') === '' && rules.length === 0) return undefined
+  if (profile.defaultAction === '' && rules.length === 0) return undefined
   const out: LinuxSeccomp = { defaultAction: profile.defaultAction, syscalls: [] }
   if (profile.defaultErrnoRet !== undefined) out.defaultErrnoRet = profile.defaultErrnoRet
   const scmp = NATIVE_TO_SCMP[ctx.arch]

@@ -93,7 +93,7 @@ export const MASKED_PATHS: readonly string[] = [
 export const READONLY_PATHS: readonly string[] = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger']
 
 /** Docker's default device cgroup rules: deny all, then the usual character devices. */
-export const DEFAULT_DEVICE_RULES: readonly DeviceRule[] = [
+const DEFAULT_DEVICE_RULES: readonly DeviceRule[] = [
   { allow: false, access: 'rwm' },
   { allow: true, type: 'c', major: 1, minor: 5, access: 'rwm' }, // /dev/zero
   { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }, // /dev/null
@@ -111,7 +111,7 @@ export const DEFAULT_DEVICE_RULES: readonly DeviceRule[] = [
 ]
 
 /** The device nodes every container gets (as runc and crun create them by default). */
-export const DEFAULT_DEVICES: readonly RuntimeDevice[] = [
+const DEFAULT_DEVICES: readonly RuntimeDevice[] = [
   { path: '/dev/null', type: 'c', major: 1, minor: 3, fileMode: 0o666, uid: 0, gid: 0 },
   { path: '/dev/zero', type: 'c', major: 1, minor: 5, fileMode: 0o666, uid: 0, gid: 0 },
   { path: '/dev/full', type: 'c', major: 1, minor: 7, fileMode: 0o666, uid: 0, gid: 0 },
@@ -344,7 +344,7 @@ export function mergeTmpfsOptions(options: readonly string[]): string[] {
 }
 
 /** Docker's NanoCPUs as CFS quota and period (period 100 ms). */
-export function cpuQuota(nanoCpus: number): { quota: number; period: number } {
+function cpuQuota(nanoCpus: number): { quota: number; period: number } {
   const period = 100_000
   return { quota: Math.round((nanoCpus * period) / 1e9), period }
 }

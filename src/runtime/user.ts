@@ -96,7 +96,7 @@ export function resolveUser(spec: string, passwd: string | undefined, group: str
     else if (wantGid !== undefined) result.gid = wantGid
     else throw new CairnError('INVALID_ARGUMENT', `unable to find group ${groupPart}: no matching entries in group file`)
   } else if (matchedName !== undefined) {
-    const extra = groups.filter((g) => g.members.includes(matchedName as string)).map((g) => g.gid)
+    const extra = groups.filter((g) => g.members.includes(matchedName)).map((g) => g.gid)
     result.additionalGids = [...new Set(extra)]
   }
   return result

@@ -16,11 +16,11 @@ import { FsSnapshotter } from './snapshotter.js'
 import { StorageDrivers, type Snapshotter, type StorageDriver } from './types.js'
 
 export * from './types.js'
-export { FsSnapshotter, diskUsage } from './snapshotter.js'
+export { FsSnapshotter } from './snapshotter.js'
 
 const SETTING = 'storage-driver'
 
-export function isStorageDriver(s: string): s is StorageDriver {
+function isStorageDriver(s: string): s is StorageDriver {
   return Object.hasOwn(StorageDrivers, s)
 }
 

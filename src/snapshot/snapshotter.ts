@@ -174,7 +174,7 @@ export class FsSnapshotter implements Snapshotter {
         if (set.changes === 0) {
           // another process linked it first: use theirs
           await rm(`${this.home}/l/${link}`, { force: true })
-          link = this.mustRow(r.key).link as string
+          link = this.mustRow(r.key).link
         }
       }
       out.push(`l/${link}`)
@@ -275,7 +275,7 @@ async function copyTree(from: string, to: string): Promise<void> {
 }
 
 /** Bytes and inodes in a tree, each inode counted once (as `du` does). */
-export async function diskUsage(dir: string): Promise<Usage> {
+async function diskUsage(dir: string): Promise<Usage> {
   const seen = new Set<string>()
   let size = 0
   let inodes = 0

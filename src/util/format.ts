@@ -208,7 +208,7 @@ export function shortId(idOrDigest: string): string {
 }
 
 /** Width docker history gives CREATED BY unless `--no-trunc`. */
-export const CREATED_BY_WIDTH = 45
+const CREATED_BY_WIDTH = 45
 
 /**
  * Shortens `s` to `maxWidth` display columns ending in `…` (docker CLI's `Ellipsis`).
@@ -313,7 +313,7 @@ export interface TabwriterOptions {
 }
 
 /** `tabwriter.NewWriter(out, 10, 1, 3, ' ', 0)`: what every docker CLI table uses. */
-export const DOCKER_TABLE: TabwriterOptions = Object.freeze({ minWidth: 10, padding: 3, padChar: ' ' })
+const DOCKER_TABLE: TabwriterOptions = Object.freeze({ minWidth: 10, padding: 3, padChar: ' ' })
 
 interface Cell {
   text: string

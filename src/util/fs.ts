@@ -2,6 +2,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writ
 import { open, rename, mkdir, unlink } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { isErrno } from '../errors/index.js'
+import type * as Crypto from 'node:crypto'
 
 /** fsyncs a directory so that a rename or unlink inside it is durable. */
 export async function fsyncDir(dir: string): Promise<void> {
@@ -18,11 +19,11 @@ export async function syncFile(path: string): Promise<void> {
   }
 }
 
-let crypto: typeof import('node:crypto') | undefined
+let crypto: typeof Crypto | undefined
 
 export function randomName(prefix = ''): string {
   // node:crypto on first use: loading it counts in the start-up of commands that never need it
-  crypto ??= createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto')
+  crypto ??= createRequire(import.meta.url)('node:crypto') as typeof Crypto
   return `${prefix}${process.pid}-${crypto.randomBytes(8).toString('hex')}`
 }
 

@@ -8,7 +8,7 @@ export interface ProcessIdentity {
 }
 
 /** Field 22 of /proc/PID/stat (start time in clock ticks since boot), or undefined when gone or a zombie. */
-export function processStart(pid: number): string | undefined {
+function processStart(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')

@@ -18,13 +18,13 @@ import { isMounted, mountAll, mountsUnder, unmount } from '../mount/index.js'
 const run = promisify(execFile)
 
 /** Docker's rule for a local volume's name. */
-export const VOLUME_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/
+const VOLUME_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/
 
 /** The label Docker puts on the volumes it makes for a container's unnamed mounts. */
 export const ANONYMOUS_LABEL = 'com.docker.volume.anonymous'
 
 /** The only driver: folders in the store. */
-export const LOCAL_DRIVER = 'local'
+const LOCAL_DRIVER = 'local'
 
 /** The local driver's options (`-o`). */
 const LOCAL_OPTIONS = ['type', 'device', 'o'] as const
@@ -72,7 +72,7 @@ export interface VolumeRequest {
   driver?: string
 }
 
-export function randomVolumeName(): string {
+function randomVolumeName(): string {
   return randomBytes(32).toString('hex')
 }
 

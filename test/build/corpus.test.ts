@@ -7,7 +7,7 @@
  * same number of layers and of history entries. Then a Cairn-built image goes through Debian's
  * docker-registry and runs in Docker.
  */
-import { after, before, describe, test } from 'node:test'
+import { after, before, describe, test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
@@ -108,7 +108,7 @@ describe('the corpus, built by Cairn and by Docker', { concurrency: false }, () 
     await cleanup?.()
   })
 
-  const ready = (t: import('node:test').TestContext): boolean => requireRoot(t, 'dockerd, containers') && requireTools(t, ['dockerd', 'docker', 'runc', 'debootstrap', 'busybox'])
+  const ready = (t: TestContext): boolean => requireRoot(t, 'dockerd, containers') && requireTools(t, ['dockerd', 'docker', 'runc', 'debootstrap', 'busybox'])
 
   async function dockerBuild(args: string[]): Promise<RunResult> {
     const d = docker as Dockerd

@@ -4,7 +4,7 @@
  */
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { envMap, expandWord, expandWords, referencedNames, splitWords } from '../../src/build/shell.js'
+import { envMap, expandWord, expandWords, splitWords } from '../../src/build/shell.js'
 
 const env = envMap(['P=a/b/c', 'E=', 'S=1 2', 'N=x', 'F=file.tar.gz'])
 const word = (s: string, escape = '\\'): string => expandWord(s, env, escape)
@@ -66,9 +66,5 @@ describe('Dockerfile words', () => {
     assert.equal(failure('${N:-x'), 'syntax error: missing \'}\'')
     assert.equal(failure('${N^}'), 'unsupported modifier (^) in substitution')
     assert.match(failure('${}'), /^bad substitution/)
-  })
-
-  test('referencedNames: the variables a text names', () => {
-    assert.deepEqual([...referencedNames('$A ${B:-x} $$ $1 ${C_2}')], ['A', 'B', 'C_2'])
   })
 })

@@ -59,7 +59,7 @@ const asStream = (s: Screen): NodeJS.WriteStream => s as unknown as NodeJS.Write
 
 test('a wide terminal shows bars; a narrow one the sizes alone; no line ever wraps', () => {
   const wide = progressLine({ id: 'abc123', status: 'Downloading', current: 5_000_000, total: 10_000_000 }, 120)
-  assert.match(wide, /^abc123: Downloading  \[=+>\s+\]\s+5MB\/10MB$/)
+  assert.match(wide, /^abc123: Downloading {2}\[=+>\s+\]\s+5MB\/10MB$/)
   const narrow = progressLine({ id: 'abc123', status: 'Downloading', current: 5_000_000, total: 10_000_000 }, 80)
   assert.equal(narrow, 'abc123: Downloading  5MB/10MB')
   const tiny = progressLine({ id: 'abc123', status: 'Downloading', current: 5_000_000, total: 10_000_000 }, 20)
@@ -75,7 +75,7 @@ test('the block is redrawn in place, the totals line is gone at the end, and a r
   r.onProgress({ id: 'bbbbbbbbbbbb', status: 'Downloading', current: 2000, total: 100_000 })
   let shown = screen.text()
   assert.equal(shown.length, 3, shown.join('\n'))
-  assert.match(shown[0] ?? '', /^aaaaaaaaaaaa: Downloading  \[/)
+  assert.match(shown[0] ?? '', /^aaaaaaaaaaaa: Downloading {2}\[/)
   assert.match(shown[2] ?? '', /^Total: /)
   // the terminal gets narrow: everything drawn again, cut to the new width
   screen.columns = 60

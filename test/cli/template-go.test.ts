@@ -6,7 +6,7 @@
  */
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { FormatError, formatWrite, Template } from '../../src/cli/template.js'
+import { formatWrite, Template } from '../../src/cli/template.js'
 
 const OUTPUTS: [string, string][] = [
   ['{{ html 1 2 }} {{ js 1 "a" }} {{ urlquery 1 }}', '1 2 1a 1'],
@@ -193,9 +193,10 @@ describe('Docker\'s formatter', () => {
   test('a row that fails is an error with Docker\'s prefix and nothing is printed', () => {
     const rows = [{ Name: 'default', Current: true }]
     assert.throws(() => formatWrite('table {{.Name}}\t{{.Current}}\t{{.Name.X}}', rows, { headers: { Name: 'NAME', Current: 'CURRENT' } }), (err: unknown) => {
-      assert.ok(err instanceof FormatError)
-      assert.equal(err.exitCode, 1)
-      assert.equal(err.message, 'template parsing error: template: :1:30: executing "" at <.Name.X>: can\'t evaluate field X in type string')
+      const e = err as { name: string; exitCode: number; message: string }
+      assert.equal(e.name, 'FormatError')
+      assert.equal(e.exitCode, 1)
+      assert.equal(e.message, 'template parsing error: template: :1:30: executing "" at <.Name.X>: can\'t evaluate field X in type string')
       return true
     })
   })

@@ -387,7 +387,7 @@ describe('top, group-add, AppArmor', () => {
     const full = appArmorProfileText('cairn-default', { macroExists: () => true, hostProfile: 'cairnd' })
     assert.match(full, /^abi <abi\/3\.0>,$/m)
     assert.match(full, /^#include <tunables\/global>$/m)
-    assert.match(full, /^  #include <abstractions\/base>$/m)
+    assert.match(full, /^ {2}#include <abstractions\/base>$/m)
     assert.match(full, /signal \(receive\) peer="cairnd",/)
   })
 })

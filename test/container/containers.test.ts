@@ -161,7 +161,7 @@ for (const driver of drivers) {
       const st = (await c.cliOk(['exec', 'links', 'stat', '-c', '%i %h', '/data/a', '/data/b'])).stdout.split('\n')
       assert.equal(st[0], st[1], 'same inode')
       assert.match(st[0] ?? '', / 2$/, 'two links')
-      const id = JSON.parse((await c.cliOk(['inspect', 'links'])).stdout)[0].Id as string
+      const id = (JSON.parse((await c.cliOk(['inspect', 'links'])).stdout) as [{ Id: string }])[0].Id
       const rootfs = `${c.root}/containers/${id}/rootfs`
       const before = await readXattrTree(`${rootfs}/data`)
       assert.equal(before.get(`${rootfs}/data/a`)?.get('user.cairn.test')?.toString(), 'xattr-value')
@@ -483,7 +483,7 @@ describe('containers: runtime and terminal', { concurrency: false }, () => {
     const crunWorks = crun !== undefined && (await probeRuntime(crun)).ok
     const r = await s.cliOk(['run', '--name', 'rt-default', 'busybox', 'true'])
     void r
-    const inspect = JSON.parse((await s.cliOk(['inspect', 'rt-default'])).stdout)[0] as { HostConfig: { Runtime: string } }
+    const inspect = (JSON.parse((await s.cliOk(['inspect', 'rt-default'])).stdout) as [{ HostConfig: { Runtime: string } }])[0]
     assert.equal(inspect.HostConfig.Runtime, crunWorks ? 'crun' : 'runc')
     await s.cliOk(['run', '--rm', '--runtime', 'runc', 'busybox', 'true'])
     if (crun !== undefined && !crunWorks) {

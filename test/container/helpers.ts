@@ -103,7 +103,3 @@ export function containerDirs(root: string): string[] {
     return []
   }
 }
-
-export async function removeDir(p: string): Promise<void> {
-  await rm(p, { recursive: true, force: true })
-}

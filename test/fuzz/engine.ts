@@ -132,7 +132,7 @@ function bucket(count: number): number {
 }
 
 /** The number of seconds a fuzz target runs: CAIRN_FUZZ_SECONDS, else 3. */
-export function fuzzSeconds(): number {
+function fuzzSeconds(): number {
   const s = Number(process.env.CAIRN_FUZZ_SECONDS ?? '3')
   return Number.isFinite(s) && s > 0 ? s : 3
 }
@@ -143,7 +143,7 @@ function corpusDir(name: string): string | undefined {
   return base ? join(base, name) : undefined
 }
 
-export class Fuzzer {
+class Fuzzer {
   private readonly post: Post
   private readonly session: Session
   private readonly seen = new Uint8Array(1 << 22)
@@ -155,15 +155,15 @@ export class Fuzzer {
     this.session = new Session()
     this.session.connect()
     this.post = (method, params) => {
-      let result: unknown
-      let error: Error | null = null
-      // a session in the same thread answers synchronously
+      // a session in the same thread answers synchronously (into this object, which TypeScript's
+      // narrowing does not take for untouched, as it would a variable)
+      const answer: { error: Error | null; result: unknown } = { error: null, result: undefined }
       this.session.post(method, params ?? {}, (err, res) => {
-        error = err
-        result = res
+        answer.error = err
+        answer.result = res
       })
-      if (error) throw error
-      return result
+      if (answer.error) throw answer.error
+      return answer.result
     }
     this.post('Profiler.enable')
     this.post('Profiler.startPreciseCoverage', { callCount: true, detailed: true })

@@ -5,7 +5,7 @@ import { isCairnError } from '../../src/errors/index.js'
 import { formatReport, fuzz, type FuzzOptions } from './engine.js'
 
 /** A CairnError (any code) is how Cairn refuses bad input; anything else is a crash. */
-export function isRefusal(err: unknown): boolean {
+function isRefusal(err: unknown): boolean {
   return isCairnError(err)
 }
 

@@ -15,7 +15,7 @@ import { request } from 'node:http'
 import { runOk, tail } from './exec.js'
 import { isAlive, signal, waitGone } from './system.js'
 
-export const DistributionTools = {
+const DistributionTools = {
   registry: '/usr/bin/docker-registry',
   htpasswd: '/usr/bin/htpasswd',
   setpriv: '/usr/bin/setpriv',
@@ -56,7 +56,7 @@ export function missingDistributionTools(): string[] {
 }
 
 /** A free TCP port on 127.0.0.1 (bound and released; the registry takes it right after). */
-export async function freePort(): Promise<number> {
+async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer()
     srv.once('error', reject)

@@ -104,7 +104,7 @@ function layOutBusybox(root: string, busybox: Buffer, applets: readonly string[]
 }
 
 /** True for an ELF file without a PT_INTERP program header (no dynamic loader needed). */
-export function isStaticElf(bin: Buffer): boolean {
+function isStaticElf(bin: Buffer): boolean {
   if (bin.length < 64 || bin.readUInt32BE(0) !== 0x7f454c46) return false
   const is64 = bin[4] === 2
   const le = bin[5] === 1
@@ -202,7 +202,7 @@ export async function debianRootfs(opts: DebianRootfsOptions = {}): Promise<Debi
 }
 
 /** The first http(s)/file URI apt's sources list for `suite` (deb822 .sources or one-line .list). */
-export function aptMirror(suite: string, etc = '/etc/apt'): string {
+function aptMirror(suite: string, etc = '/etc/apt'): string {
   const files: string[] = []
   if (existsSync(join(etc, 'sources.list'))) files.push(join(etc, 'sources.list'))
   try {

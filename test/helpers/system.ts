@@ -34,7 +34,7 @@ export function readProc(pid: number): ProcInfo | undefined {
   }
 }
 
-export function listProcs(): ProcInfo[] {
+function listProcs(): ProcInfo[] {
   const procs: ProcInfo[] = []
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue

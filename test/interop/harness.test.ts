@@ -31,31 +31,31 @@ test('private dockerd imports, runs and saves the busybox rootfs; skopeo reads t
   assert.ok(docker.host.startsWith('unix:///'), docker.host)
 
   await t.test('the daemon is ours: our data root, our containerd', async () => {
-    const info = JSON.parse((await docker!.runOk(['info', '--format', '{{json .}}'])).stdout) as Record<string, unknown>
+    const info = JSON.parse((await docker.runOk(['info', '--format', '{{json .}}'])).stdout) as Record<string, unknown>
     assert.equal(info['DockerRootDir'], dataRoot)
     assert.equal(info['Driver'], 'overlay2')
-    const comms = docker!.processes().map((p) => p.comm)
+    const comms = docker.processes().map((p) => p.comm)
     assert.ok(comms.includes('dockerd'), comms.join(' '))
     assert.ok(comms.includes('containerd'), comms.join(' '))
   })
 
   await t.test('docker import + run of the busybox rootfs prints hi', async () => {
-    const id = (await docker!.runOk(['import', rootfs, 'cairn-harness/busybox:1'])).stdout.trim()
+    const id = (await docker.runOk(['import', rootfs, 'cairn-harness/busybox:1'])).stdout.trim()
     assert.match(id, /^sha256:[0-9a-f]{64}$/)
-    const r = await docker!.runOk(['run', '--rm', '--network', 'none', 'cairn-harness/busybox:1', '/bin/sh', '-c', 'echo hi'])
+    const r = await docker.runOk(['run', '--rm', '--network', 'none', 'cairn-harness/busybox:1', '/bin/sh', '-c', 'echo hi'])
     assert.equal(r.stdout, 'hi\n')
-    const cat = await docker!.runOk(['run', '--rm', '--network', 'none', 'cairn-harness/busybox:1', 'cat', '/usr/share/cairn/hello-symlink.txt'])
+    const cat = await docker.runOk(['run', '--rm', '--network', 'none', 'cairn-harness/busybox:1', 'cat', '/usr/share/cairn/hello-symlink.txt'])
     assert.equal(cat.stdout, 'hello from the cairn test rootfs\n')
   })
 
   await t.test('stdin input reaches the client (docker load -)', async () => {
-    const r = await docker!.run(['load'], { input: 'not an archive' })
+    const r = await docker.run(['load'], { input: 'not an archive' })
     assert.notEqual(r.code, 0)
   })
 
   const archive = join(work, 'busybox.tar')
   await t.test('docker save writes an archive that skopeo inspects', async () => {
-    await docker!.runOk(['save', '-o', archive, 'cairn-harness/busybox:1'])
+    await docker.runOk(['save', '-o', archive, 'cairn-harness/busybox:1'])
     assert.ok((await stat(archive)).size > 1_000_000)
     const inspected = JSON.parse(await skopeo(['inspect', `docker-archive:${archive}`])) as {
       Layers: string[]
@@ -70,11 +70,11 @@ test('private dockerd imports, runs and saves the busybox rootfs; skopeo reads t
 
   await t.test('stop ends every process it started and removes its dirs', async () => {
     // A container still running at stop time must not survive it.
-    const cid = (await docker!.runOk(['run', '-d', '--network', 'none', 'cairn-harness/busybox:1', 'sleep', '300'])).stdout.trim()
-    const sleeper = Number((await docker!.runOk(['inspect', '--format', '{{.State.Pid}}', cid])).stdout.trim())
+    const cid = (await docker.runOk(['run', '-d', '--network', 'none', 'cairn-harness/busybox:1', 'sleep', '300'])).stdout.trim()
+    const sleeper = Number((await docker.runOk(['inspect', '--format', '{{.State.Pid}}', cid])).stdout.trim())
     assert.ok(isAlive(sleeper), `container process ${sleeper} runs`)
-    await docker!.stop()
-    await docker!.stop() // twice is fine
+    await docker.stop()
+    await docker.stop() // twice is fine
     assert.deepEqual(
       procsMentioning(dir).map((p) => `${p.pid} ${p.argv.join(' ')}`),
       [],

@@ -198,7 +198,7 @@ function gcLoop(world: World, root: string, opts: { killAtRandom?: boolean } = {
     stop: async () => {
       running = false
       await loop
-      if (failed !== undefined) throw failed
+      if (failed !== undefined) throw failed instanceof Error ? failed : new Error(JSON.stringify(failed))
       return { runs, deleted, killed, busy }
     },
   }
@@ -373,7 +373,7 @@ describe('pushes racing garbage collection (cairn push, cairn registry serve, ca
       const outcomes = await Promise.all(pushes.map((p) => runPush(world, p, Math.random() * 1500)))
       pushing = false
       await killer
-      if (killerError !== undefined) throw killerError
+      if (killerError !== undefined) throw killerError instanceof Error ? killerError : new Error(JSON.stringify(killerError))
       const g = await gc.stop()
       // the pushes a kill cut short, again (gc still looping, nothing killed now)
       const again = gcLoop(world, root)
@@ -400,7 +400,7 @@ describe('pushes racing garbage collection (cairn push, cairn registry serve, ca
     const first = await runPush(world, pushes[0] as Push, 0)
     assert.ok(first.digest, first.result.stderr)
     // the revision goes (as a gc of an older version could do): the tag names nothing
-    const hex = (first.digest as string).slice(7)
+    const hex = first.digest.slice(7)
     await unlink(`${root}/repositories/chaos/gone/_manifests/revisions/sha256/${hex}`)
     for (const method of ['HEAD', 'GET']) {
       const r = await request(reg.url, method, '/v2/chaos/gone/manifests/v1')

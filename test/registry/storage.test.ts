@@ -16,7 +16,7 @@ import { sha256, sha512 } from './helpers.js'
 interface Backend {
   /** A new instance on the same data, as after a restart. */
   open(opts?: { holdTtlMs?: number }): Promise<RegistryStorage>
-  cleanup(): Promise<void>
+  cleanup: () => Promise<void>
 }
 
 const IMPLEMENTATIONS: Record<string, () => Promise<Backend>> = {
@@ -140,7 +140,7 @@ for (const [name, make] of Object.entries(IMPLEMENTATIONS)) {
       // references are checked first: a missing one stores nothing
       const other = Buffer.from('{"schemaVersion":2,"x":1}')
       await assert.rejects(
-        s.putManifest('m/x', { digest: sha256(other) as Digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes: other, blobs: [{ digest: sha256('missing') as Digest, size: 7 }], manifests: [] }, 'v3'),
+        s.putManifest('m/x', { digest: sha256(other), mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes: other, blobs: [{ digest: sha256('missing'), size: 7 }], manifests: [] }, 'v3'),
         (e: unknown) => (e as { code?: string }).code === 'MANIFEST_BLOB_UNKNOWN',
       )
       assert.equal(await s.getManifest('m/x', sha256(other) as Digest), undefined)
@@ -153,7 +153,7 @@ for (const [name, make] of Object.entries(IMPLEMENTATIONS)) {
       const upload = async (repo: string, data: string): Promise<Digest> => {
         const u = await s.createUpload(repo)
         await s.writeUpload(u.id, 0, body(Buffer.from(data)))
-        return (await s.completeUpload(u.id, sha256(data) as Digest)).digest
+        return (await s.completeUpload(u.id, sha256(data))).digest
       }
       const holds = async (repo: string): Promise<Record<string, number>> => {
         const out: Record<string, number> = {}
@@ -172,7 +172,7 @@ for (const [name, make] of Object.entries(IMPLEMENTATIONS)) {
       // each manifest that names them releases one hold of its repository
       const man = (n: number): ManifestPut => {
         const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, n }))
-        return { digest: sha256(bytes) as Digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes, blobs: [{ digest: config, size: 6 }, { digest: layer, size: 5 }], manifests: [] }
+        return { digest: sha256(bytes), mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes, blobs: [{ digest: config, size: 6 }, { digest: layer, size: 5 }], manifests: [] }
       }
       await s.putManifest('h/x', man(1), 'v1')
       assert.deepEqual(await holds('h/x'), { [layer]: 1 })
@@ -183,7 +183,7 @@ for (const [name, make] of Object.entries(IMPLEMENTATIONS)) {
       await s.putManifest('h/x', loose)
       assert.deepEqual(await holds('h/x'), { [loose.digest]: 1 })
       const index = Buffer.from(JSON.stringify({ schemaVersion: 2, manifests: [] }))
-      await s.putManifest('h/x', { digest: sha256(index) as Digest, mediaType: 'application/vnd.oci.image.index.v1+json', bytes: index, blobs: [], manifests: [{ digest: loose.digest, size: loose.bytes.length }] }, 'multi')
+      await s.putManifest('h/x', { digest: sha256(index), mediaType: 'application/vnd.oci.image.index.v1+json', bytes: index, blobs: [], manifests: [{ digest: loose.digest, size: loose.bytes.length }] }, 'multi')
       assert.deepEqual(await holds('h/x'), {})
       // a hold untouched for longer than the TTL protects nothing
       const short = await b.open({ holdTtlMs: 0 })
@@ -208,7 +208,7 @@ for (const [name, make] of Object.entries(IMPLEMENTATIONS)) {
       })
       await new Promise((r) => setTimeout(r, 20))
       const bytes = Buffer.from('{"schemaVersion":2,"e":1}')
-      const put = s.putManifest('e/x', { digest: sha256(bytes) as Digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes, blobs: [], manifests: [] }, 'v1').then(() => order.push('put'))
+      const put = s.putManifest('e/x', { digest: sha256(bytes), mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes, blobs: [], manifests: [] }, 'v1').then(() => order.push('put'))
       await new Promise((r) => setTimeout(r, 50))
       assert.deepEqual(order, ['exclusive start'], 'the push waits')
       release()

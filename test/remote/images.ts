@@ -5,8 +5,6 @@ import { writeTar, type TarEntryInput } from '../../src/layer/tar.js'
 import { hostPlatform } from '../../src/oci/types.js'
 import { tarOf } from '../helpers/cairn.js'
 
-export { tarOf }
-
 const sha = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`
 
 /** A layer tar with one file of `size` random (incompressible) bytes. */

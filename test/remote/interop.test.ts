@@ -2,7 +2,7 @@
  * Interop through a real registry: what Cairn pushes, Docker pulls and runs (with the same IMAGE
  * ID) and skopeo reads; what Docker pushes, Cairn pulls with the same IMAGE ID and digest.
  */
-import { describe, test, before, after } from 'node:test'
+import { describe, test, before, after, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { requireRoot } from '../helpers/root.js'
@@ -41,7 +41,7 @@ describe('registry interop with dockerd and skopeo', () => {
     await cleanup()
   })
 
-  const ready = (t: import('node:test').TestContext): boolean =>
+  const ready = (t: TestContext): boolean =>
     requireRoot(t, 'dockerd') && requireTools(t, ['dockerd', 'docker', 'skopeo']) && (() => {
       const missing = missingDistributionTools()
       if (missing.length === 0) return true

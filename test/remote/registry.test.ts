@@ -4,7 +4,7 @@
  * workflow, resume after SIGKILL (push and pull), a corrupting and failing proxy in front of the
  * registry, manifest lists by platform, zstd layers.
  */
-import { describe, test, before, after } from 'node:test'
+import { describe, test, before, after, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { existsSync, readdirSync } from 'node:fs'
@@ -55,7 +55,7 @@ describe('registry client against docker-registry (distribution 2.8)', () => {
     await cleanup()
   })
 
-  const ready = (t: import('node:test').TestContext): boolean => {
+  const ready = (t: TestContext): boolean => {
     if (skip.length === 0) return true
     if (process.env['CI']) throw new Error(`missing ${skip.join(', ')}: scripts/ensure-deps.sh should have installed it`)
     t.skip(`missing ${skip.join(', ')} (run scripts/ensure-deps.sh as root)`)
@@ -157,7 +157,7 @@ describe('registry client against docker-registry (distribution 2.8)', () => {
     const pull = await cairnOk(root, ['pull', target], { env })
     const pl = pull.stdout.trim().split('\n')
     assert.equal(pl[0], '1.0.0: Pulling from huzd/test')
-    const manifest = JSON.parse((await (await fetchManifest(reg, 'huzd/test', '1.0.0')).bytes).toString()) as { layers: { digest: string }[] }
+    const manifest = JSON.parse((await fetchManifest(reg, 'huzd/test', '1.0.0')).bytes.toString()) as { layers: { digest: string }[] }
     const [baseBlob, topBlob] = manifest.layers.map((l) => l.digest.slice(7, 19))
     assert.ok(pl.includes(`${baseBlob}: Already exists`), pull.stdout)
     assert.ok(pl.includes(`${topBlob}: Pull complete`), pull.stdout)

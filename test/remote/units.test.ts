@@ -3,6 +3,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { TLSSocket } from 'node:tls'
 import { chmod, lstat, mkdir, readFile, symlink, writeFile } from 'node:fs/promises'
 import { mergeScopes, parseChallenges } from '../../src/remote/auth.js'
 import { parseRange } from '../../src/remote/client.js'
@@ -259,8 +260,8 @@ test('certs.d: a client certificate from <certs-dir>/<host:port>/ is presented o
       key: await readFile(`${dir}/server.key`), cert: await readFile(`${dir}/server.crt`),
       ca: await readFile(`${dir}/ca.crt`), requestCert: true, rejectUnauthorized: true,
     }, (req, res) => {
-      const peer = (req.socket as import('node:tls').TLSSocket).getPeerCertificate()
-      res.end(`hello ${peer.subject?.CN ?? 'nobody'}`)
+      const peer = (req.socket as TLSSocket).getPeerCertificate()
+      res.end(`hello ${String(peer.subject?.CN ?? 'nobody')}`)
     })
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
     const port = (server.address() as AddressInfo).port
