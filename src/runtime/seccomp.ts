@@ -43,7 +43,8 @@ export interface SeccompRule {
 
 /** A profile in Docker's format (moby `profiles/seccomp`). */
 export interface SeccompProfile {
-  defaultAction: string
+  /** Missing (or empty) with no rules: the profile disables seccomp, as Docker reads it. */
+  defaultAction?: string
   defaultErrnoRet?: number
   architectures?: string[]
   archMap?: { architecture: string; subArchitectures: string[] | null }[]
@@ -203,8 +204,9 @@ export async function missingKernelArchitectures(cacheFile?: string): Promise<st
  */
 export function seccompForSpec(profile: SeccompProfile, ctx: SeccompContext): LinuxSeccomp | undefined {
   const rules = profile.syscalls ?? []
-  if (profile.defaultAction === '' && rules.length === 0) return undefined
-  const out: LinuxSeccomp = { defaultAction: profile.defaultAction, syscalls: [] }
+  const defaultAction = profile.defaultAction ?? ''
+  if (defaultAction === '' && rules.length === 0) return undefined
+  const out: LinuxSeccomp = { defaultAction, syscalls: [] }
   if (profile.defaultErrnoRet !== undefined) out.defaultErrnoRet = profile.defaultErrnoRet
   const scmp = NATIVE_TO_SCMP[ctx.arch]
   if (profile.architectures && profile.architectures.length > 0) out.architectures = [...profile.architectures]
