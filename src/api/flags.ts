@@ -21,6 +21,8 @@ function invalid(message: string): CairnError {
   return new CairnError('INVALID_ARGUMENT', message)
 }
 
+const SIZE_UNITS: Record<string, number> = { b: 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50 }
+
 const BIND_MODES = new Set(['ro', 'rw', 'z', 'Z', 'shared', 'rshared', 'slave', 'rslave', 'private', 'rprivate', 'nocopy'])
 
 /**
@@ -64,7 +66,7 @@ function csvFields(s: string): string[] {
     if (s[i] === '"') {
       i++
       for (;;) {
-        if (i >= s.length) throw invalid(`invalid argument "${s}" for "--mount" flag: parse error: extraneous or missing " in quoted-field`)
+        if (i >= s.length) throw invalid(`invalid argument "${s}" for "--mount" flag: parse error on line 1, column ${s.length + 1}: extraneous or missing " in quoted-field`)
         if (s[i] === '"') {
           if (s[i + 1] === '"') {
             field += '"'
@@ -77,10 +79,12 @@ function csvFields(s: string): string[] {
         field += s[i]
         i++
       }
-      if (i < s.length && s[i] !== ',') throw invalid(`invalid argument "${s}" for "--mount" flag: parse error: extraneous or missing " in quoted-field`)
+      if (i < s.length && s[i] !== ',') throw invalid(`invalid argument "${s}" for "--mount" flag: parse error on line 1, column ${i}: extraneous or missing " in quoted-field`)
     } else {
       const end = s.indexOf(',', i)
       field = end < 0 ? s.slice(i) : s.slice(i, end)
+      const quote = field.indexOf('"')
+      if (quote >= 0) throw invalid(`invalid argument "${s}" for "--mount" flag: parse error on line 1, column ${i + quote + 1}: bare " in non-quoted-field`)
       i = end < 0 ? s.length : end
     }
     out.push(field)
@@ -89,10 +93,10 @@ function csvFields(s: string): string[] {
   return out
 }
 
-function parseBool(key: string, value: string): boolean {
+function parseBool(spec: string, key: string, value: string): boolean {
   if (value === '' || /^(1|t|true)$/i.test(value)) return true
   if (/^(0|f|false)$/i.test(value)) return false
-  throw invalid(`invalid value for ${key}: ${value}`)
+  throw invalid(`invalid argument "${spec}" for "--mount" flag: invalid value for ${key}: ${value}`)
 }
 
 /**
@@ -100,11 +104,37 @@ function parseBool(key: string, value: string): boolean {
  * multiples, an optional `i` and `b`. Undefined when it does not parse.
  */
 export function parseRamBytes(s: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$/.exec(s)
-  if (!m) return undefined
-  const units: Record<string, number | undefined> = { k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50 }
-  const mult = units[(m[2] ?? '').toLowerCase()] ?? 1
-  return Math.trunc(Number(m[1]) * mult)
+  const n = ramInBytes(s)
+  return typeof n === 'number' ? n : undefined
+}
+
+/**
+ * go-units' parseSize with binary multiples: the number is everything up to the last digit, dot
+ * or space, the suffix (at most 3 characters) one of b, K, M, G, T, P with an optional `b` or
+ * `ib`. A size, or Docker's message for what is wrong.
+ */
+function ramInBytes(s: string): number | { error: string } {
+  let sep = -1
+  for (let i = s.length - 1; i >= 0; i--) {
+    if ('0123456789. '.includes(s[i] as string)) {
+      sep = i
+      break
+    }
+  }
+  if (sep < 0) return { error: `invalid size: '${s}'` }
+  const num = s[sep] === ' ' ? s.slice(0, sep) : s.slice(0, sep + 1)
+  const suffix = s.slice(sep + 1)
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(num)) return { error: `strconv.ParseFloat: parsing ${JSON.stringify(num)}: invalid syntax` }
+  const size = Number(num)
+  if (size < 0) return { error: `invalid size: '${s}'` }
+  if (suffix === '') return Math.trunc(size)
+  const sfx = suffix.toLowerCase()
+  const mult = SIZE_UNITS[sfx[0] as string]
+  const bad = { error: `invalid suffix: '${suffix.length > 3 ? suffix : sfx}'` }
+  if (suffix.length > 3 || mult === undefined) return bad
+  if (sfx[0] === 'b') return sfx.length === 1 ? Math.trunc(size) : bad
+  if ((sfx.length === 2 && sfx[1] !== 'b') || (sfx.length === 3 && sfx.slice(1) !== 'ib')) return bad
+  return Math.trunc(size * mult)
 }
 
 /**
@@ -135,21 +165,21 @@ export function parseMountFlag(spec: string): MountSpec {
     if (eq < 0 && !['readonly', 'ro', 'volume-nocopy', 'bind-nonrecursive'].includes(key)) {
       throw invalid(`invalid argument "${spec}" for "--mount" flag: invalid field '${f}' must be a key=value pair`)
     }
-    const kv = (what: string): [string, string] => {
+    // K=V, or K alone for an empty value (Docker's strings.Cut)
+    const kv = (): [string, string] => {
       const i = value.indexOf('=')
-      if (i <= 0) throw invalid(`invalid argument "${spec}" for "--mount" flag: invalid value for ${what}: ${value}`)
-      return [value.slice(0, i), value.slice(i + 1)]
+      return i < 0 ? [value, ''] : [value.slice(0, i), value.slice(i + 1)]
     }
     switch (key) {
       case 'type': type = value.toLowerCase(); break
       case 'source': case 'src': source = value; break
       case 'target': case 'dst': case 'destination': target = value; break
-      case 'readonly': case 'ro': readonly = parseBool(key, value); break
+      case 'readonly': case 'ro': readonly = parseBool(spec, key, value); break
       case 'consistency': break
       case 'bind-propagation': case 'bind-nonrecursive': bindFields = true; break
-      case 'volume-nocopy': noCopy = parseBool(key, value); volumeFields = true; break
-      case 'volume-label': { const [k, v] = kv(key); labels[k] = v; volumeFields = true; break }
-      case 'volume-opt': { const [k, v] = kv(key); driverOptions[k] = v; volumeFields = true; break }
+      case 'volume-nocopy': noCopy = parseBool(spec, key, value); volumeFields = true; break
+      case 'volume-label': { const [k, v] = kv(); labels[k] = v; volumeFields = true; break }
+      case 'volume-opt': { const [k, v] = kv(); driverOptions[k] = v; volumeFields = true; break }
       case 'volume-driver': driver = value; volumeFields = true; break
       case 'tmpfs-size': {
         const n = parseRamBytes(value)
@@ -209,13 +239,14 @@ export function parseVolumesFrom(spec: string): string {
 
 /** `--restart no|always|unless-stopped|on-failure[:N]`, with Docker's messages. */
 export function parseRestartPolicy(spec: string): RestartPolicyOptions {
-  const parts = spec.split(':')
-  if (parts.length > 2) throw invalid('invalid restart policy format')
-  const name = parts[0] ?? ''
+  const colon = spec.indexOf(':')
+  const name = colon < 0 ? spec : spec.slice(0, colon)
+  const max = colon < 0 ? '' : spec.slice(colon + 1)
+  if (colon >= 0 && name === '') throw invalid('invalid restart policy format: no policy provided before colon')
   let count = 0
-  if (parts.length === 2) {
-    if (!/^[+-]?\d+$/.test(parts[1] as string)) throw invalid('maximum retry count must be an integer')
-    count = Number(parts[1])
+  if (max !== '') {
+    if (!/^[+-]?\d+$/.test(max)) throw invalid('invalid restart policy format: maximum retry count must be an integer')
+    count = Number(max)
   }
   switch (name) {
     case '': case 'no': case 'always': case 'unless-stopped':
@@ -245,7 +276,7 @@ export function parseHealthFlags(f: HealthFlags): HealthcheckOptions | undefined
   const duration = (v: string | undefined, flag: string): number | undefined => {
     if (v === undefined) return undefined
     const ms = parseGoDuration(v)
-    if (ms === undefined) throw invalid(`invalid argument "${v}" for "--${flag}" flag: time: invalid duration ${JSON.stringify(v)}`)
+    if (ms === undefined) throw invalid(`invalid argument "${v}" for "--${flag}" flag: time: ${/^[+-]?(\d+\.?\d*|\.\d+)$/.test(v) ? 'missing unit in duration' : 'invalid duration'} ${JSON.stringify(v)}`)
     if (ms < 0) throw invalid(`--${flag} cannot be negative`)
     return ms
   }
@@ -302,21 +333,12 @@ export function parsePublish(spec: string): PortSpec[] {
     protocol = p
     rest = rest.slice(0, slash)
   }
-  let hostIp = ''
-  const v6 = /^\[([^\]]*)\]:(.*)$/.exec(rest)
-  let fields: string[]
-  if (v6) {
-    hostIp = v6[1] ?? ''
-    fields = [hostIp, ...(v6[2] ?? '').split(':')]
-  } else {
-    fields = rest.split(':')
-  }
-  let hostPart = ''
-  let ctrPart: string
-  if (fields.length === 1) ctrPart = fields[0] ?? ''
-  else if (fields.length === 2) [hostPart = '', ctrPart = ''] = fields
-  else if (fields.length === 3) [hostIp = '', hostPart = '', ctrPart = ''] = fields
-  else throw invalid(`invalid port format: ${spec}`)
+  // the last field is the container's port, the one before it the host's, the rest the address
+  // (an IPv6 address in brackets or bare)
+  const fields = rest.split(':')
+  const ctrPart = fields[fields.length - 1] ?? ''
+  const hostPart = fields.length >= 2 ? (fields[fields.length - 2] ?? '') : ''
+  const hostIp = fields.slice(0, -2).join(':').replace(/^\[+|\]+$/g, '')
   if (hostIp !== '' && isIP(hostIp) === 0) throw invalid(`invalid IP address: ${hostIp}`)
   if (ctrPart === '') throw invalid(`no port specified: ${spec}<empty>`)
   const [clo, chi] = parsePort(ctrPart, 'containerPort')
@@ -391,16 +413,15 @@ function flagError(value: string, flag: string, message: string): CairnError {
   return invalid(`invalid argument ${JSON.stringify(value)} for ${JSON.stringify(flag)} flag: ${message}`)
 }
 
-const SIZE_UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50 }
 
 /**
  * A size as Docker's RAMInBytes reads it: `32m`, `1.5g`, `64MiB`, `512` (bytes), powers of 1024.
  * `flag` is the flag's name for the error (`-m, --memory`).
  */
 export function parseBytes(value: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$/.exec(value.trim())
-  if (!m || (m[1] ?? '').split('.').length > 2) throw flagError(value, flag, `invalid size: '${value}'`)
-  return Math.trunc(Number(m[1]) * (SIZE_UNITS[(m[2] ?? '').toLowerCase()] ?? 1))
+  const n = ramInBytes(value)
+  if (typeof n !== 'number') throw flagError(value, flag, n.error)
+  return n
 }
 
 /** `--memory-swap`: a size, or -1 for unlimited swap. */

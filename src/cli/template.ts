@@ -319,9 +319,9 @@ class Lexer {
         this.parenDepth++
         return true
       case ')':
-        this.emit(T.rightParen)
         this.parenDepth--
         if (this.parenDepth < 0) return this.fail('unexpected right paren')
+        this.emit(T.rightParen)
         return true
     }
     if (r === '.') {
@@ -418,12 +418,20 @@ class Lexer {
   }
 
   private lexNumber(): boolean {
-    const m = /^[+-]?(0[xX][0-9a-fA-F_]*(\.[0-9a-fA-F_]*)?([pP][+-]?[0-9_]+)?|0[oO][0-7_]*|0[bB][01_]*|[0-9_]*(\.[0-9_]*)?([eE][+-]?[0-9_]+)?)/.exec(this.input.slice(this.pos))
-    this.pos += m ? m[0].length : 0
-    if (isAlphaNumeric(this.peekChar())) {
+    const number = /^[+-]?(0[xX][0-9a-fA-F_]*(\.[0-9a-fA-F_]*)?([pP][+-]?[0-9_]+)?|0[oO][0-7_]*|0[bB][01_]*|[0-9_]*(\.[0-9_]*)?([eE][+-]?[0-9_]+)?)/
+    const scan = (): boolean => {
+      this.pos += number.exec(this.input.slice(this.pos))?.[0].length ?? 0
+      if (!isAlphaNumeric(this.peekChar())) return true
       this.next()
-      return this.fail(`bad number syntax: ${goQuote(this.input.slice(this.start, this.pos))}`)
+      return false
     }
+    let ok = scan()
+    // a sign right after a number is Go's complex-number syntax (1+2i), which Docker's data never needs
+    if (ok && (this.peekChar() === '+' || this.peekChar() === '-')) {
+      scan()
+      ok = false
+    }
+    if (!ok) return this.fail(`bad number syntax: ${goQuote(this.input.slice(this.start, this.pos))}`)
     this.emit(T.number)
     return true
   }
@@ -865,7 +873,7 @@ class Parser {
 
   private number(t: Item): ArgNode {
     if (t.typ === T.charConstant) {
-      const s = unquote(`"${t.val.slice(1, -1).replace(/"/g, '\\"')}"`, () => this.fail(`malformed character constant: ${t.val}`))
+      const s = unquote(t.val, () => this.fail(`malformed character constant: ${t.val}`))
       const runes = Array.from(s)
       if (runes.length !== 1) this.fail(`malformed character constant: ${t.val}`)
       return { kind: 'number', pos: t.pos, text: t.val, value: runes[0]?.codePointAt(0) ?? 0, isInt: true }
@@ -901,7 +909,7 @@ class Parser {
   }
 }
 
-/** Go's strconv.Unquote for "…" and `…` literals. */
+/** Go's strconv.Unquote for "…", `…` and '…' literals (\" only in a string, \' only in a character). */
 function unquote(s: string, fail: (msg: string) => never): string {
   if (s.startsWith('`')) return s.slice(1, -1).replace(/\r/g, '')
   const body = s.slice(1, -1)
@@ -928,8 +936,10 @@ function unquote(s: string, fail: (msg: string) => never): string {
       case 'f': out += '\f'; break
       case 'v': out += '\v'; break
       case '\\': out += '\\'; break
-      case '"': out += '"'; break
-      case "'": out += "'"; break
+      case '"': case "'":
+        if (e !== s[0]) fail('invalid syntax')
+        out += e
+        break
       case 'x': hex(2); break
       case 'u': hex(4); break
       case 'U': hex(8); break
@@ -1091,11 +1101,8 @@ function basicKind(v: unknown): 'bool' | 'number' | 'string' | 'nil' | 'other' {
 function compare(a: unknown, b: unknown, equality: boolean): number {
   const ka = basicKind(a)
   const kb = basicKind(b)
-  if (equality && (ka === 'nil' || kb === 'nil')) {
-    if (ka === 'nil' && kb === 'nil') return 0
-    if (ka === 'other' || kb === 'other') return 1
-    throw new CallError('incompatible types for comparison')
-  }
+  // eq: nil equals only nil, whatever the other operand's type
+  if (equality && (ka === 'nil' || kb === 'nil')) return ka === kb ? 0 : 1
   if (ka === 'other' || kb === 'other' || ka === 'nil' || kb === 'nil') {
     if (equality) throw new CallError(`non-comparable type ${typeName(ka === 'other' || ka === 'nil' ? a : b)}`)
     throw new CallError('invalid type for comparison')
@@ -1280,7 +1287,7 @@ function htmlEscape(s: string): string {
 }
 
 function jsEscape(s: string): string {
-  return s.replace(/[\\'"<>&=\n\r\t]|[\x00-\x1f]/g, (c) => {
+  return s.replace(/[\\'"<>&=]|[\x00-\x1f]/g, (c) => {
     switch (c) {
       case '\\': return '\\\\'
       case "'": return "\\'"
@@ -1289,9 +1296,6 @@ function jsEscape(s: string): string {
       case '>': return '\\u003E'
       case '&': return '\\u0026'
       case '=': return '\\u003D'
-      case '\n': return '\\n'
-      case '\r': return '\\r'
-      case '\t': return '\\t'
       default: return `\\u${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`
     }
   })
@@ -1380,14 +1384,13 @@ export class Template {
     }
   }
 
-  /** Go's ErrorContext: `NAME:LINE:COL` and the node's text (cut at 20 characters). */
+  /** Go's ErrorContext: `NAME:LINE:COL` and the node's text. */
   errorContext(pos: number, context: string): { location: string; context: string } {
     const before = this.text.slice(0, pos)
     const nl = before.lastIndexOf('\n')
     const byteNum = nl < 0 ? Buffer.byteLength(before) : Buffer.byteLength(before.slice(nl + 1))
     const line = 1 + countNewlines(before)
-    const ctx = Array.from(context).length > 20 ? `${Array.from(context).slice(0, 20).join('')}...` : context
-    return { location: `${this.name}:${line}:${byteNum}`, context: ctx }
+    return { location: `${this.name}:${line}:${byteNum}`, context }
   }
 }
 
@@ -1468,7 +1471,7 @@ class Exec {
         const t = this.defined.get(node.name)
         if (!t) {
           this.at(node)
-          this.fail(`no such template ${goQuote(node.name)}`)
+          this.fail(`template ${goQuote(node.name)} not defined`)
         }
         if (++this.depth > 100000) this.fail('exceeded maximum template depth (100000)')
         const newDot = node.pipe ? this.evalPipeline(dot, node.pipe) : null
@@ -1525,7 +1528,7 @@ class Exec {
           if (!go) break
         }
       } else if (typeof val === 'number' && Number.isInteger(val)) {
-        if (node.pipe.decl.length > 1) this.fail("can't use int to iterate over more than one variable")
+        if (node.pipe.decl.length > 1) this.fail(`can't use ${fmtValue(val, false)} to iterate over more than one variable`)
         for (let i = 0; i < val; i++) {
           ran = true
           const before = this.vars.length
@@ -1542,7 +1545,6 @@ class Exec {
           if (!go) break
         }
       } else if (val !== undefined && val !== null) {
-        this.at(node)
         this.fail(`range can't iterate over ${fmtValue(val, false)}`)
       }
       if (!ran && node.elseList) this.walk(dot, node.elseList)
@@ -1818,7 +1820,7 @@ export function formatWrite(format: string, rows: readonly unknown[], opts: Writ
   } catch (err) {
     // Docker ignores a failing header; what was written before the failure stays
     if (!(err instanceof TemplateExecError)) throw err
-    head = ''
+    head = err.output
   }
   return tabwrite(`${head}\n${body}`)
 }

@@ -170,15 +170,17 @@ class Parser {
     let blockIndent = -1
     while (!this.done()) {
       const line = this.peek()
-      if (line.indent >= 0) {
-        if (line.indent <= parentIndent) break
-        if (blockIndent < 0) blockIndent = line.indent
-        if (line.indent < blockIndent) break
+      // the raw line: comments are content in a block scalar (a comment-only line was made blank)
+      const raw = this.raw[line.no - 1] ?? ''
+      const blank = raw.trim() === ''
+      if (!blank) {
+        const indent = raw.length - raw.trimStart().length
+        if (indent <= parentIndent) break
+        if (blockIndent < 0) blockIndent = indent
+        if (indent < blockIndent) break
       }
       this.i++
-      // take the raw line (comments are content in a block scalar)
-      const raw = this.raw[line.no - 1] ?? ''
-      parts.push(line.indent < 0 ? '' : raw.slice(blockIndent))
+      parts.push(blank ? '' : raw.slice(blockIndent))
     }
     let text = parts.join('\n')
     if (indicator === '|+') return `${text}\n`

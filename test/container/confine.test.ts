@@ -247,7 +247,7 @@ describe("Docker's flag syntaxes", () => {
     assert.equal(parseBytes('1.5g', '-m, --memory'), 1.5 * 2 ** 30)
     assert.equal(parseBytes('512', '-m, --memory'), 512)
     assert.equal(parseBytes('64 k', '--shm-size'), 65536)
-    assert.throws(() => parseBytes('32x', '-m, --memory'), (e: unknown) => (e as Error).message === `invalid argument "32x" for "-m, --memory" flag: invalid size: '32x'`)
+    assert.throws(() => parseBytes('32x', '-m, --memory'), (e: unknown) => (e as Error).message === `invalid argument "32x" for "-m, --memory" flag: invalid suffix: 'x'`)
     assert.throws(() => parseBytes('-1', '-m, --memory'), /invalid size/)
     assert.equal(parseMemorySwap('-1'), -1)
     assert.equal(parseMemorySwap('1g'), 2 ** 30)
