@@ -122,7 +122,7 @@ export function parseSeccompProfile(text: string): SeccompProfile {
       if (typeof arg['index'] !== 'number' || typeof arg['value'] !== 'number' || typeof arg['op'] !== 'string') throw bad('an argument rule needs index, value and op')
     }
   }
-  return p as unknown as SeccompProfile
+  return p
 }
 
 let defaultProfile: SeccompProfile | undefined
