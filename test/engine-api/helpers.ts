@@ -1,11 +1,16 @@
 /**
  * `cairn system service` and `cairn registry serve` started for a test, each as the user would run
  * them (the real command, its own socket or port), and stopped with SIGTERM at the end.
+ *
+ * The service runs the command from the library's build (build/src/cli/main.js, the code the bundle
+ * is made of) rather than through bin/cairn's bundle, so that the coverage run counts the lines of
+ * the server and of the container monitors it starts; every other CLI test runs the bundle.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { request } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
 import { CLI } from '../helpers/cairn.js'
 import { freePort } from '../helpers/distribution.js'
 
@@ -17,8 +22,13 @@ export interface Served {
   stop(): Promise<void>
 }
 
-async function startCairn(args: string[], ready: () => Promise<boolean>): Promise<Served> {
-  const child = spawn(CLI, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+/** The command unbundled: build/src/cli/main.js. */
+const LIBRARY_CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url))
+
+async function startCairn(args: string[], ready: () => Promise<boolean>, unbundled = false): Promise<Served> {
+  const child = unbundled
+    ? spawn(process.execPath, [LIBRARY_CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(CLI, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   child.stdout?.on('data', (b: Buffer) => (out += b.toString()))
   child.stderr?.on('data', (b: Buffer) => (out += b.toString()))
@@ -71,7 +81,7 @@ export async function startService(root: string, socketPath: string, extra: stri
   const s = await startCairn(['--root', root, 'system', 'service', '--socket', `unix://${socketPath}`, ...extra], async () => {
     if (!existsSync(socketPath)) return false
     return apiRequest(socketPath, 'GET', '/_ping').then((r) => r.status === 200, () => false)
-  })
+  }, true)
   s.address = `unix://${socketPath}`
   return s
 }
