@@ -15,8 +15,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # that runs build/src/ (the bundled command, build/cli/, is left out: c8 cannot map a bundle's
 # lines back to src/). The run fails below these floors: raise them as tests are added, never
 # lower them.
-COVERAGE_LINES=82
-COVERAGE_BRANCHES=76
+COVERAGE_LINES=85
+COVERAGE_BRANCHES=77
 # The other Node.js lines the suite runs on, after the machine's.
 NODE_LINES=${CAIRN_TEST_NODE_LINES-24.22.3}
 # Test files run this many at a time (node --test's --test-concurrency): most of a file's time is
