@@ -20,7 +20,6 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { cpus, release, tmpdir, totalmem } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -33,6 +32,7 @@ import { removeAllContainers } from '../test/container/helpers.js'
 import { runtimeStateRoot } from '../src/runtime/runtime.js'
 import { NetworkManager } from '../src/network/index.js'
 import { exec, median, type Cmd } from './lib.js'
+import { freePort } from '../test/helpers/distribution.js'
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
 const CAIRN_CLI = process.env['CAIRN_CLI'] ?? join(PROJECT, 'bin/cairn')
@@ -40,17 +40,6 @@ const DEFAULT_OUT = join(PROJECT, 'bench/results/network.md')
 const IMAGE = 'bench-busybox:1'
 const HTTPD = ['sh', '-c', 'mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www']
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      const p = typeof a === 'object' && a !== null ? a.port : 0
-      s.close(() => resolve(p))
-    })
-  })
-}
 
 /** Seconds until `url` answers 200 (polled every 5 ms). */
 async function firstAnswer(url: string, since: number, timeoutMs = 30_000): Promise<number> {

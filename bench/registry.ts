@@ -33,6 +33,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs, promisify } from 'node:util'
 import { startDockerd, type Dockerd } from '../test/helpers/dockerd.js'
 import { debianRootfs } from '../test/helpers/rootfs.js'
+import { freePort } from '../test/helpers/distribution.js'
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
 const CAIRN_CLI = process.env['CAIRN_CLI'] ?? join(PROJECT, 'bin/cairn')
@@ -69,16 +70,6 @@ interface Registry {
   dir: string
 }
 
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net')
-  return new Promise((resolve) => {
-    const s = createServer()
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port
-      s.close(() => resolve(p))
-    })
-  })
-}
 
 async function waitUp(url: string, child: ChildProcess): Promise<void> {
   for (let i = 0; i < 200; i++) {

@@ -29,6 +29,7 @@ import { cpus, release, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { freePort } from '../test/helpers/distribution.js'
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
 const CAIRN_CLI = process.env['CAIRN_CLI'] ?? join(PROJECT, 'bin/cairn')
@@ -53,16 +54,6 @@ const log = (s: string): void => {
 type Name = 'cairn' | 'distribution'
 interface Registry { name: Name; url: string; child: ChildProcess; dir: string }
 
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net')
-  return new Promise((resolve) => {
-    const s = createServer()
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port
-      s.close(() => resolve(p))
-    })
-  })
-}
 
 async function start(name: Name): Promise<Registry> {
   const dir = await mkdtemp(join(tmpdir(), `soak-${name}-`))

@@ -373,16 +373,24 @@ export function resolveEnv(entries: readonly string[], env: NodeJS.ProcessEnv): 
   })
 }
 
-/** `-l K=V` / `--label K` (empty value), as a map; later entries win. */
-export function parseLabels(entries: readonly string[]): Record<string, string> {
+/**
+ * `K=V` entries (`--label`, `-o`, `--opt`) as a map: a bare `K` is `K=""`; an empty key is refused
+ * as `invalid WHAT 'ENTRY'` followed by `detail`.
+ */
+export function parseKeyValues(entries: readonly string[], what: string, detail = ''): Record<string, string> {
   const out: Record<string, string> = {}
   for (const e of entries) {
     const eq = e.indexOf('=')
     const k = eq < 0 ? e : e.slice(0, eq)
-    if (k === '') throw invalid(`invalid label '${e}': empty name`)
+    if (k === '') throw invalid(`invalid ${what} '${e}'${detail}`)
     out[k] = eq < 0 ? '' : e.slice(eq + 1)
   }
   return out
+}
+
+/** `-l K=V` / `--label K` (empty value), as a map; later entries win. */
+export function parseLabels(entries: readonly string[]): Record<string, string> {
+  return parseKeyValues(entries, 'label', ': empty name')
 }
 
 /**

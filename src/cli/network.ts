@@ -1,12 +1,12 @@
 /** `network create|ls|inspect|rm|prune|connect|disconnect`: argument parsing and printing only. */
 import type { Command } from 'commander'
-import { CairnError } from '../errors/index.js'
 import { parseFilterArgs } from '../api/filters.js'
 import { shortId } from '../util/format.js'
 import { collect, rootOf, withStore } from './context.js'
 import { printError } from './errors.js'
 import { printInspect } from './inspect.js'
 import { confirm } from './prompt.js'
+import { parseKeyValues } from '../api/flags.js'
 import { formatWrite, goContext } from './template.js'
 import type * as NetworksApi from '../api/networks.js'
 
@@ -14,18 +14,6 @@ const api = (): Promise<typeof NetworksApi> => import('../api/networks.js')
 
 const LS_HEADERS = { ID: 'NETWORK ID', Name: 'NAME', Driver: 'DRIVER', Scope: 'SCOPE', IPv6: 'IPV6', Internal: 'INTERNAL', Labels: 'LABELS', CreatedAt: 'CREATED AT' }
 const LS_TABLE = 'table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}'
-
-/** `-o K=V` / `--label K=V` as a map. */
-function keyValues(list: readonly string[] | undefined, what: string): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const e of list ?? []) {
-    const eq = e.indexOf('=')
-    const k = eq < 0 ? e : e.slice(0, eq)
-    if (k === '') throw new CairnError('INVALID_ARGUMENT', `invalid ${what} '${e}'`)
-    out[k] = eq < 0 ? '' : e.slice(eq + 1)
-  }
-  return out
-}
 
 export function registerNetworkCommands(program: Command): void {
   const network = program.command('network').description('Manage networks')
@@ -42,7 +30,7 @@ export function registerNetworkCommands(program: Command): void {
     .option('-o, --opt <K=V>', 'set driver specific options (repeatable)', collect)
     .action(async (name: string, f: { driver: string; subnet?: string; gateway?: string; internal?: boolean; label?: string[]; opt?: string[] }, cmd: Command) => {
       const r = (await api()).createNetwork({
-        name, driver: f.driver, internal: f.internal ?? false, labels: keyValues(f.label, 'label'), options: keyValues(f.opt, 'option'),
+        name, driver: f.driver, internal: f.internal ?? false, labels: parseKeyValues(f.label ?? [], 'label'), options: parseKeyValues(f.opt ?? [], 'option'),
         ...(f.subnet !== undefined ? { subnet: f.subnet } : {}),
         ...(f.gateway !== undefined ? { gateway: f.gateway } : {}),
       }, rootOf(cmd))

@@ -1,12 +1,12 @@
 /** `volume create|ls|inspect|rm|prune`: argument parsing and printing only. */
 import type { Command } from 'commander'
-import { CairnError } from '../errors/index.js'
 import { parseFilterArgs } from '../api/filters.js'
 import { humanSizeWithPrecision } from '../util/format.js'
 import { collect, withStore } from './context.js'
 import { printError } from './errors.js'
 import { printInspect } from './inspect.js'
 import { confirm } from './prompt.js'
+import { parseKeyValues } from '../api/flags.js'
 import { formatWrite, goContext, goMethod } from './template.js'
 import type * as VolumesApi from '../api/volumes.js'
 
@@ -14,18 +14,6 @@ const api = (): Promise<typeof VolumesApi> => import('../api/volumes.js')
 
 const LS_HEADERS = { Name: 'VOLUME NAME', Driver: 'DRIVER', Scope: 'SCOPE', Mountpoint: 'MOUNTPOINT', Labels: 'LABELS', Links: 'LINKS', Size: 'SIZE' }
 const LS_TABLE = 'table {{.Driver}}\t{{.Name}}'
-
-/** `-o K=V` / `--label K=V` as a map. */
-function keyValues(list: readonly string[] | undefined, what: string): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const e of list ?? []) {
-    const eq = e.indexOf('=')
-    const k = eq < 0 ? e : e.slice(0, eq)
-    if (k === '') throw new CairnError('INVALID_ARGUMENT', `invalid ${what} '${e}'`)
-    out[k] = eq < 0 ? '' : e.slice(eq + 1)
-  }
-  return out
-}
 
 export function registerVolumeCommands(program: Command): void {
   const volume = program.command('volume').description('Manage volumes')
@@ -40,7 +28,7 @@ export function registerVolumeCommands(program: Command): void {
     .action(async (name: string | undefined, f: { driver: string; label?: string[]; opt?: string[] }, cmd: Command) => {
       await withStore(cmd, async (store) => {
         const v = (await api()).createVolume(store, {
-          ...(name !== undefined ? { name } : {}), driver: f.driver, labels: keyValues(f.label, 'label'), options: keyValues(f.opt, 'option'),
+          ...(name !== undefined ? { name } : {}), driver: f.driver, labels: parseKeyValues(f.label ?? [], 'label'), options: parseKeyValues(f.opt ?? [], 'option'),
         })
         process.stdout.write(`${v.Name}\n`)
       })

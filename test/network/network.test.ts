@@ -19,6 +19,7 @@ import { loadNetworkConfig } from '../../src/network/config.js'
 import { contains, parseSubnet } from '../../src/network/cidr.js'
 import { netnsName } from '../../src/network/index.js'
 import { requireTools } from '../helpers/tools.js'
+import { freePort } from '../helpers/distribution.js'
 
 const cfg = loadNetworkConfig()
 const tag = randomBytes(3).toString('hex')
@@ -50,17 +51,6 @@ function leftovers(id: string, port?: number): string[] {
   return out
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      const p = typeof a === 'object' && a !== null ? a.port : 0
-      s.close(() => resolve(p))
-    })
-  })
-}
 
 async function httpGet(url: string, timeoutMs = 5000): Promise<string> {
   const ctl = new AbortController()
