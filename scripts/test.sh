@@ -67,6 +67,15 @@ run() {
 # netavark's shared firewall chains stay between containers (as Docker's do); if the suite made
 # them, they go at its end once no container uses them, so the machine is as it was
 netavark_chains_before=$( (iptables-save 2>/dev/null || true) | grep -c '^:NETAVARK' || true)
+# the parent cgroup of containers (`cairn` in each hierarchy, as Docker's `docker`): if the suite
+# made it, it goes at the end once empty (rmdir refuses a cgroup that still has members)
+cgroup_parents_before=$(ls -d /sys/fs/cgroup/*/cairn /sys/fs/cgroup/cairn 2>/dev/null | wc -l)
+remove_cgroup_parents() {
+  [ "$cgroup_parents_before" = 0 ] || return 0
+  for d in /sys/fs/cgroup/*/cairn /sys/fs/cgroup/cairn; do
+    [ -d "$d" ] && rmdir "$d" 2>/dev/null || true
+  done
+}
 remove_idle_chains() {
   [ "$netavark_chains_before" = 0 ] || return 0
   node -e "import('./build/src/network/index.js').then((m) => new m.NetworkManager().removeIdleChains())" 2>/dev/null || true
@@ -105,4 +114,5 @@ for version in $NODE_LINES; do
     node --test --test-concurrency="$CONCURRENCY" "${files[@]/#/build/}" || status=$?
 done
 remove_idle_chains
+remove_cgroup_parents
 exit "$status"
