@@ -69,11 +69,14 @@ run() {
 netavark_chains_before=$( (iptables-save 2>/dev/null || true) | grep -c '^:NETAVARK' || true)
 # the parent cgroup of containers (`cairn` in each hierarchy, as Docker's `docker`): if the suite
 # made it, it goes at the end once empty (rmdir refuses a cgroup that still has members)
-cgroup_parents_before=$(ls -d /sys/fs/cgroup/*/cairn /sys/fs/cgroup/cairn 2>/dev/null | wc -l)
+cgroup_parents_before=0
+for d in /sys/fs/cgroup/*/cairn /sys/fs/cgroup/cairn; do
+  if [ -d "$d" ]; then cgroup_parents_before=$((cgroup_parents_before + 1)); fi
+done
 remove_cgroup_parents() {
   [ "$cgroup_parents_before" = 0 ] || return 0
   for d in /sys/fs/cgroup/*/cairn /sys/fs/cgroup/cairn; do
-    [ -d "$d" ] && rmdir "$d" 2>/dev/null || true
+    if [ -d "$d" ]; then rmdir "$d" 2>/dev/null || true; fi
   done
 }
 remove_idle_chains() {
