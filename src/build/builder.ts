@@ -27,7 +27,7 @@ import { processAlive, randomName } from '../util/fs.js'
 import { openSnapshotter, snapshotLayer, unpackImage } from '../snapshot/index.js'
 import type { Snapshotter } from '../snapshot/types.js'
 import { mountAll, overlaySupported, unmount } from '../mount/index.js'
-import { applyLayer } from '../layer/apply.js'
+import { applyLayer, layerWriter, type LayerWriter } from '../layer/apply.js'
 import { commitImage } from '../api/commit.js'
 import { pullImage } from '../api/pull.js'
 import { saveImages } from '../api/save.js'
@@ -94,6 +94,12 @@ interface State {
   cmdSet: boolean
 }
 
+/** How a step's layer reaches its snapshot while it is stored: the tar passed through `tee`, or each entry given to `apply`. */
+interface Unpacker {
+  tee: (tar: Readable) => Readable
+  apply: ((header: TarHeaderInit, body?: Uint8Array | Readable) => Promise<void>) | undefined
+}
+
 /** What a step changes, before it is run or found in the cache. */
 interface Plan {
   /** Everything the step's result depends on, besides its parent image. */
@@ -105,7 +111,12 @@ interface Plan {
   /** Extra top-level config changes (MAINTAINER's author). */
   author?: string
   /** The layer: a tar written from files, or a RUN's container. */
-  layer?: { kind: 'tar'; tar: (rootfs: string | undefined, onEntry: (h: TarHeaderInit) => void) => Readable } | { kind: 'run'; argv: string[]; env: string[]; network: BuildNetwork }
+  layer?: {
+    kind: 'tar'
+    tar: (rootfs: string | undefined, onEntry: (h: TarHeaderInit) => void, apply?: Unpacker['apply']) => Readable
+    /** The tar's entries can go to the snapshot one by one (`apply`), as they are made. */
+    entries?: boolean
+  } | { kind: 'run'; argv: string[]; env: string[]; network: BuildNetwork }
   /** Files to remove after the step (downloads, here-documents). */
   scratch?: string[]
 }
@@ -578,13 +589,16 @@ class Builder {
     }
     const parentDiffIds = state.config.rootfs.diff_ids
     if (layer.kind === 'tar') {
-      const res = await this.withRootfs(state, (rootfs) => this.unpacking(parentDiffIds, (tee) => commitImage(this.store, {
+      const commit = (tar: (onEntry: (h: TarHeaderInit) => void) => Readable): Promise<{ id: Digest; diffId?: Digest }> => commitImage(this.store, {
         ...(state.image ? { parent: state.image } : {}),
-        layer: async (onEntry) => tee(layer.tar(rootfs, onEntry)),
+        layer: async (onEntry) => tar(onEntry),
         keepEmptyLayer: true,
         config: makeConfig,
         signal: this.signal,
-      })))
+      })
+      const res = await this.withRootfs(state, (rootfs) => layer.entries === true
+        ? this.unpackingEntries(parentDiffIds, (apply) => commit((onEntry) => layer.tar(rootfs, onEntry, apply)))
+        : this.unpacking(parentDiffIds, (tee) => commit((onEntry) => tee(layer.tar(rootfs, onEntry)))))
       return this.store.get(res.id) as ImageRecord
     }
     const parent = await this.ensureImage(state)
@@ -601,13 +615,29 @@ class Builder {
         this.emit({ type: 'running', ref, container: id })
       },
       onOutput: (stream, data) => this.emit({ type: 'output', ref, stream, data: data.toString('utf8') }),
-    }, async (snapshotter, key) => this.unpacking(parentDiffIds, (tee) => commitImage(this.store, {
-      parent,
-      layer: async (onEntry) => tee(await snapshotLayer(snapshotter, key, { signal: this.signal, onEntry, ...(ts !== undefined ? { timestamp: ts } : {}) })),
-      keepEmptyLayer: true,
-      config: makeConfig,
-      signal: this.signal,
-    })))
+    }, async (snapshotter, key) => {
+      // on overlay the container's own upper folder holds exactly the layer: it becomes the
+      // layer's snapshot as it is (without the container's init layer below it) instead of the
+      // layer being unpacked again; with SOURCE_DATE_EPOCH the layer's clamped mtimes are unpacked
+      if (snapshotter.driver === 'overlay' && ts === undefined) {
+        const res = await commitImage(this.store, {
+          parent,
+          layer: async (onEntry) => snapshotLayer(snapshotter, key, { signal: this.signal, onEntry }),
+          keepEmptyLayer: true,
+          config: makeConfig,
+          signal: this.signal,
+        })
+        if (res.diffId !== undefined) await this.keepSnapshot(snapshotter, key, [...parentDiffIds, res.diffId])
+        return res
+      }
+      return this.unpacking(parentDiffIds, (tee) => commitImage(this.store, {
+        parent,
+        layer: async (onEntry) => tee(await snapshotLayer(snapshotter, key, { signal: this.signal, onEntry, ...(ts !== undefined ? { timestamp: ts } : {}) })),
+        keepEmptyLayer: true,
+        config: makeConfig,
+        signal: this.signal,
+      }))
+    })
     if (out.exitCode !== 0 || out.committed === undefined) {
       throw new CairnError('BUILD_FAILED', `the command '${layer.argv.join(' ')}' returned a non-zero code: ${out.exitCode}`, { detail: { exitCode: out.exitCode } })
     }
@@ -621,15 +651,34 @@ class Builder {
    * mount) finds it there instead of reading the layer back. `fn` passes the tar through `tee`.
    */
   private async unpacking<T extends { diffId?: Digest }>(parentDiffIds: readonly Digest[], fn: (tee: (tar: Readable) => Readable) => Promise<T>): Promise<T> {
+    return this.unpackingWith(parentDiffIds, 'tar', (u) => fn(u.tee))
+  }
+
+  /**
+   * `unpacking` for a layer written entry by entry (COPY): each entry is written into the
+   * snapshot as it is made (`apply`), not parsed back out of the tar.
+   */
+  private async unpackingEntries<T extends { diffId?: Digest }>(parentDiffIds: readonly Digest[], fn: (apply: Unpacker['apply']) => Promise<T>): Promise<T> {
+    return this.unpackingWith(parentDiffIds, 'entries', (u) => fn(u.apply))
+  }
+
+  private async unpackingWith<T extends { diffId?: Digest }>(parentDiffIds: readonly Digest[], mode: 'tar' | 'entries', fn: (u: Unpacker) => Promise<T>): Promise<T> {
     const snap = await this.snap()
     const parentChain = chainIds(parentDiffIds).at(-1)
-    if (parentChain !== undefined && (await snap.tryStat(parentChain))?.kind !== 'committed') return fn((tar) => tar)
+    if (parentChain !== undefined && (await snap.tryStat(parentChain))?.kind !== 'committed') return fn({ tee: (tar) => tar, apply: undefined })
     const key = `build-unpack-${randomName()}`
     await snap.prepare(key, parentChain, { labels: { 'cairn.unpack.pid': String(process.pid) } })
     let applying: Promise<unknown> | undefined
     try {
       const { dir, whiteouts } = await snap.applyDir(key)
-      const res = await fn((tar) => {
+      let writer: LayerWriter | undefined
+      if (mode === 'entries') {
+        writer = await layerWriter(dir, { whiteouts, signal: this.signal })
+        applying = Promise.resolve()
+      }
+      const apply = writer ? (header: TarHeaderInit, body?: Uint8Array | Readable): Promise<void> => (writer as LayerWriter).entry(header, body) : undefined
+      const res = await fn({ apply, tee: (tar) => {
+        if (mode === 'entries') return tar
         const toStore = new PassThrough({ highWaterMark: 1 << 20 })
         const toApply = new PassThrough({ highWaterMark: 1 << 20 })
         applying = applyLayer(toApply, dir, { whiteouts, signal: this.signal }).catch((err: unknown) => {
@@ -653,8 +702,9 @@ class Builder {
           toApply.destroy(e)
         })
         return toStore
-      })
+      } })
       if (applying) await applying
+      if (writer) await writer.finish()
       if (!applying || res.diffId === undefined) {
         await snap.remove(key)
         return res
@@ -672,6 +722,24 @@ class Builder {
       await applying?.catch(() => undefined)
       await snap.remove(key).catch(() => undefined)
       throw err
+    }
+  }
+
+  /**
+   * A RUN container's snapshot kept as its layer's (named by the chain ID, on the parent image's
+   * snapshot), when the parent's is there and no other build made that one meanwhile; else it
+   * goes with the container.
+   */
+  private async keepSnapshot(snapshotter: Snapshotter, key: string, diffIds: readonly Digest[]): Promise<void> {
+    const chains = chainIds(diffIds)
+    const chain = chains.at(-1) as Digest
+    const parentChain = chains.at(-2) ?? null
+    if (parentChain !== null && (await snapshotter.tryStat(parentChain))?.kind !== 'committed') return
+    if (await snapshotter.tryStat(chain)) return
+    try {
+      await snapshotter.commit(chain, key, { parent: parentChain })
+    } catch (err) {
+      if (!hasCode(err, 'CONFLICT')) throw err
     }
   }
 
@@ -943,7 +1011,9 @@ class Builder {
       createdBy: `${ins.kind} ${[...patterns, rawDest].join(' ')} # buildkit`,
       layer: {
         kind: 'tar',
-        tar: (rootfs, onEntry) => {
+        // ADD may unpack a local archive, whose entries are read once: its tar is unpacked instead
+        entries: ins.kind === 'COPY',
+        tar: (rootfs, onEntry, apply) => {
           // a stage or an image to copy from is mounted for as long as its files are read
           const out = new PassThrough({ highWaterMark: 1 << 20 })
           void (async () => {
@@ -956,6 +1026,7 @@ class Builder {
                   ...(rootfs !== undefined ? { rootfs } : {}),
                   ...(chown ? { chown } : {}), ...(chmod !== undefined ? { chmod } : {}),
                   ...(ts !== undefined ? { timestamp: ts } : {}), signal: sig, onEntry,
+                  ...(apply ? { apply } : {}),
                 })
                 await pipeline(tar, out)
               }

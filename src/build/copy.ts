@@ -339,6 +339,18 @@ export interface CopyLayerOptions {
   signal?: AbortSignal
   /** Sees each entry's header as it is written (sizes are added up from them). */
   onEntry?: (h: TarHeaderInit) => void
+  /**
+   * Also gets every entry, before the tar does, with a body of its own (a file's content read
+   * again from its source when it is too large to hold): the layer unpacked as it is made.
+   * Not with archives (ADD of a local tar), whose entries can be read once only.
+   */
+  apply?: (header: TarHeaderInit, body?: Uint8Array | Readable) => Promise<void>
+}
+
+/** A layer entry, and the file its body comes from (for `apply`'s own read of a large one). */
+interface CopyEntry extends TarEntryInput {
+  header: TarHeaderInit
+  host?: string
 }
 
 function ancestors(rel: string): string[] {
@@ -390,7 +402,7 @@ export function copyLayer(sources: readonly Source[], opts: CopyLayerOptions): R
   const owner = (st: Stats): Owner => opts.chown ?? (opts.rootKind === 'image' ? { uid: st.uid, gid: st.gid } : { uid: 0, gid: 0 })
   const mode = (st: Stats): number => (opts.chmod !== undefined ? opts.chmod : st.mode & 0o7777)
 
-  async function* entries(): AsyncGenerator<TarEntryInput, void, undefined> {
+  async function* entries(): AsyncGenerator<CopyEntry, void, undefined> {
     const written = new Set<string>()
     // the destination folder and every folder above it
     for (const a of ancestors(dirRel)) {
@@ -426,7 +438,7 @@ export function copyLayer(sources: readonly Source[], opts: CopyLayerOptions): R
           // small files (most of them) in one synchronous read: a stream per file costs more than the read
           if (st.size === 0) yield { header: h }
           else if (st.size <= SMALL_FILE) yield { header: h, body: readWhole(e.host, st.size) }
-          else yield { header: h, body: createReadStream(e.host, { highWaterMark: 1 << 20 }) }
+          else yield { header: h, body: createReadStream(e.host, { highWaterMark: 1 << 20 }), host: e.host }
         } else if (st.isFIFO()) yield { header: { ...h, type: 'fifo' } }
         // devices and sockets are not copied
       }
@@ -435,7 +447,12 @@ export function copyLayer(sources: readonly Source[], opts: CopyLayerOptions): R
   async function* observed(): AsyncGenerator<TarEntryInput, void, undefined> {
     for await (const e of entries()) {
       opts.onEntry?.(e.header)
-      yield e
+      if (opts.apply) {
+        if (e.body === undefined || e.body instanceof Uint8Array) await opts.apply(e.header, e.body)
+        else if (e.host !== undefined) await opts.apply(e.header, createReadStream(e.host, { highWaterMark: 1 << 20 }))
+        else throw new CairnError('NOT_SUPPORTED', `${e.header.path}: an archive's entry cannot be unpacked as it is written`)
+      }
+      yield { header: e.header, ...(e.body !== undefined ? { body: e.body } : {}) }
     }
   }
   return writeTar(observed(), opts.signal ? { signal: opts.signal } : {})

@@ -2,7 +2,8 @@
  * A RUN step in a real container: the only place the builder calls the container engine. The
  * container is created on the step's parent image, started attached (its output goes to
  * `onOutput`), and, when its command succeeded, its snapshot is handed to `commit` before the
- * container is removed; whatever happens, no container is left.
+ * container is removed (unless `commit` made it a snapshot of its own, it goes with the
+ * container); whatever happens, no container is left.
  *
  * Network: `default` is the host's network for now (Cairn has no bridge yet); switching it to
  * the bridge is the one line in `engineNetwork`.
@@ -76,6 +77,8 @@ export async function runStep<T>(store: ImageStore, input: RunStepInput, commit:
     const exitCode = (await started.wait()) ?? (await engine.waitExit(spec.id))
     input.signal?.throwIfAborted()
     if (exitCode !== 0) return { exitCode }
+    // exited in the store means unmounted: `commit` may take the snapshot itself
+    await engine.waitExit(spec.id)
     return { exitCode, committed: await commit(await engine.snapshotterOf(spec.driver), spec.snapshotKey) }
   } finally {
     input.signal?.removeEventListener('abort', onAbort)

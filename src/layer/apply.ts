@@ -38,6 +38,7 @@ import { CairnError, isErrno, throwIfAborted } from '../errors/index.js'
 import { assertInside, entryComponents, resolveInRoot } from './path.js'
 import { mkfifo, mknod, setXattrs } from './sys.js'
 import { readTar, type TarHeader } from './tar.js'
+import { tarHeader, type TarHeaderInit } from './tar-header.js'
 import {
   OVERLAY_OPAQUE_XATTR,
   WHITEOUT_META_PREFIX,
@@ -94,7 +95,7 @@ function lstatOrNull(p: string): Stats | null {
   }
 }
 
-function writeAll(fd: number, chunk: Buffer): void {
+function writeAll(fd: number, chunk: Uint8Array): void {
   let off = 0
   while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off)
 }
@@ -137,18 +138,30 @@ class Applier {
     this.opts.onWarning?.({ code, path, message })
   }
 
+  /**
+   * Parents resolved so far (by their components), for the entries that follow in the same
+   * folder: the resolution only changes when something is removed or a symlink is made.
+   */
+  private readonly parents = new Map<string, string>()
+
   private parentOf(components: readonly string[]): string {
-    return resolveInRoot(this.root, components, {
+    const key = components.join('/')
+    const known = this.parents.get(key)
+    if (known !== undefined) return known
+    const resolved = resolveInRoot(this.root, components, {
       mkdirs: true,
       onCreate: (p) => {
         chmodSync(p, 0o755)
         this.markWritten(p)
       },
     })
+    this.parents.set(key, resolved)
+    return resolved
   }
 
   /** Removes whatever is at `p` (never following it) and forgets what was pending for it. */
   private remove(p: string, wasDir: boolean): void {
+    this.parents.clear()
     rmSync(p, { recursive: true, force: true })
     this.dirMeta.delete(p)
     this.pendingXattrs.delete(p)
@@ -182,7 +195,7 @@ class Applier {
     }
   }
 
-  async entry(h: TarHeader, body: Readable): Promise<void> {
+  async entry(h: TarHeader, body: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array>): Promise<void> {
     const components = entryComponents(h.path)
     const base = components.at(-1)
     if (components.some((c, i) => c.startsWith(WHITEOUT_META_PREFIX) && !(c === WHITEOUT_OPAQUE && i === components.length - 1))) {
@@ -217,6 +230,7 @@ class Applier {
         break
       case 'symlink':
         if (h.linkname === '') throw new CairnError('INVALID_LAYER', `symlink ${JSON.stringify(h.path)} has an empty target`)
+        this.parents.clear()
         symlinkSync(h.linkname, target)
         if (this.sameOwner) lchownSync(target, h.uid, h.gid)
         lutimesSync(target, seconds(h), seconds(h))
@@ -241,12 +255,12 @@ class Applier {
     await this.addXattrs(target, h.path, h.xattrs)
   }
 
-  private async file(h: TarHeader, body: Readable, target: string): Promise<void> {
+  private async file(h: TarHeader, body: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array>, target: string): Promise<void> {
     const fd = openSync(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
     try {
       for await (const chunk of body) {
         throwIfAborted(this.opts.signal)
-        writeAll(fd, chunk as Buffer)
+        writeAll(fd, chunk)
       }
       if (this.sameOwner) fchownSync(fd, h.uid, h.gid)
       fchmodSync(fd, h.mode) // after chown, which clears setuid/setgid
@@ -364,6 +378,37 @@ class Applier {
       chmodSync(p, meta.mode)
       lutimesSync(p, meta.mtime, meta.mtime)
     }
+  }
+}
+
+/** Writes a layer's entries one by one, as `applyLayer` does with those of a tar. */
+export interface LayerWriter {
+  /** One entry; `body`: a file's content (its header's size in bytes). */
+  entry(header: TarHeader | TarHeaderInit, body?: Uint8Array | AsyncIterable<Buffer | Uint8Array>): Promise<void>
+  /** Directory modes and mtimes, pending xattrs: call once, after the last entry. */
+  finish(): Promise<ApplyResult>
+}
+
+/**
+ * `applyLayer` for entries that are not in a tar yet (a layer being written, unpacked as it is
+ * made): the same checks, the same result, without encoding and parsing the archive between.
+ */
+export async function layerWriter(targetDir: string, opts: ApplyOptions = {}): Promise<LayerWriter> {
+  throwIfAborted(opts.signal)
+  const root = await realpath(targetDir)
+  const st = await lstat(root)
+  if (!st.isDirectory()) throw new CairnError('INVALID_ARGUMENT', `${targetDir} is not a directory`)
+  const applier = new Applier(root, opts)
+  return {
+    async entry(header, body) {
+      throwIfAborted(opts.signal)
+      const h = tarHeader(header)
+      await applier.entry(h, body === undefined ? [] : body instanceof Uint8Array ? [body] : body)
+    },
+    async finish() {
+      await applier.finish()
+      return { size: applier.size }
+    },
   }
 }
 

@@ -357,6 +357,36 @@ async function* encodeEntries(
   yield END_OF_ARCHIVE
 }
 
+/** Chunks smaller than this are gathered into one of at least this size before they go on. */
+const GATHER = 256 * 1024
+
+/**
+ * A tar of many small files is thousands of headers, bodies and paddings of a few hundred
+ * bytes each: gathered into chunks of GATHER bytes, each stream and hash downstream is called
+ * for a chunk per GATHER bytes instead of three per entry (one copy of the small ones).
+ */
+async function* gather(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer, void, undefined> {
+  let parts: Buffer[] = []
+  let size = 0
+  for await (const b of chunks) {
+    if (b.length >= GATHER) {
+      if (size > 0) yield Buffer.concat(parts, size)
+      parts = []
+      size = 0
+      yield b
+      continue
+    }
+    parts.push(b)
+    size += b.length
+    if (size >= GATHER) {
+      yield Buffer.concat(parts, size)
+      parts = []
+      size = 0
+    }
+  }
+  if (size > 0) yield Buffer.concat(parts, size)
+}
+
 /**
  * Writes entries as a tar archive (ustar, with PAX headers only where a value
  * does not fit). Pull-driven: an entry's body is read only as fast as the
@@ -367,7 +397,7 @@ export function writeTar(
   opts: WriteTarOptions = {},
 ): Readable {
   const { signal } = opts
-  const out = Readable.from(encodeEntries(entries, signal), { objectMode: false, highWaterMark: READ_CHUNK })
+  const out = Readable.from(gather(encodeEntries(entries, signal)), { objectMode: false, highWaterMark: READ_CHUNK })
   if (signal) {
     const onAbort = (): void => {
       out.destroy(new CairnError('ABORTED', 'operation aborted', { cause: signal.reason }))

@@ -129,9 +129,17 @@ export class OciRuntime {
     if (r.code !== 0 && !/does not exist|not found|No such file/i.test(r.stderr)) throw this.failure('delete', r.stderr)
   }
 
+  /**
+   * runc gives up freezing a cgroup v1 whose tasks keep running on a busy machine ("unable to
+   * freeze", the cgroup thawed again): that is tried again a few times before it is an error.
+   */
   async pause(id: string): Promise<void> {
-    const r = await this.exec(['pause', id])
-    if (r.code !== 0) throw this.failure('pause', r.stderr)
+    for (let attempt = 1; ; attempt++) {
+      const r = await this.exec(['pause', id])
+      if (r.code === 0) return
+      if (attempt >= 5 || !/unable to freeze/i.test(r.stderr)) throw this.failure('pause', r.stderr)
+      await new Promise((resolve) => setTimeout(resolve, 20 * attempt))
+    }
   }
 
   async resume(id: string): Promise<void> {

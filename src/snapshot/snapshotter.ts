@@ -188,14 +188,22 @@ export class FsSnapshotter implements Snapshotter {
     return d
   }
 
-  async commit(name: string, key: string, opts: { labels?: Record<string, string> } = {}): Promise<void> {
+  async commit(name: string, key: string, opts: { labels?: Record<string, string>; parent?: string | null } = {}): Promise<void> {
     const r = this.mustRow(key)
     if (r.kind !== 'active') throw new CairnError('INVALID_ARGUMENT', `snapshot ${key} is not active and cannot be committed`)
+    const reparent = opts.parent !== undefined
+    if (reparent) {
+      // only layers may be left out whose content the snapshot's own folder does not need: overlay's
+      if (this.driver !== 'overlay') throw new CairnError('NOT_SUPPORTED', `snapshot ${key}: re-parenting needs the overlay driver`)
+      const above = r.parent !== null ? this.chain(r.parent).map((c) => c.key) : []
+      if (typeof opts.parent === 'string' && !above.includes(opts.parent)) throw new CairnError('INVALID_ARGUMENT', `snapshot ${opts.parent} is not below ${key}`)
+    }
     if (this.driver === 'overlay') await rm(`${this.dir(r)}/work`, { recursive: true, force: true })
     this.db.transaction(() => {
       if (this.row(name)) throw new CairnError('CONFLICT', `snapshot ${name} already exists`)
-      const labels = { ...(JSON.parse(r.labels) as Record<string, string>), ...(opts.labels ?? {}) }
-      this.db.prepare("UPDATE snapshots SET key = ?, kind = 'committed', labels = ? WHERE driver = ? AND key = ?").run(name, JSON.stringify(labels), this.driver, key)
+      const labels = { ...(reparent ? {} : (JSON.parse(r.labels) as Record<string, string>)), ...(opts.labels ?? {}) }
+      const parent = reparent ? (opts.parent ?? null) : r.parent
+      this.db.prepare("UPDATE snapshots SET key = ?, kind = 'committed', labels = ?, parent = ? WHERE driver = ? AND key = ?").run(name, JSON.stringify(labels), parent, this.driver, key)
     }).immediate()
   }
 

@@ -50,8 +50,13 @@ export interface Snapshotter {
   view(key: string, parent?: string, opts?: { labels?: Record<string, string> }): Promise<Mount[]>
   /** The mounts of an existing active or view snapshot. */
   mounts(key: string): Promise<Mount[]>
-  /** Turns the active snapshot `key` into the committed snapshot `name`; `key` is gone afterwards. */
-  commit(name: string, key: string, opts?: { labels?: Record<string, string> }): Promise<void>
+  /**
+   * Turns the active snapshot `key` into the committed snapshot `name`; `key` is gone afterwards.
+   * `parent` (overlay only) re-parents it onto an ancestor of its parent, leaving out the layers
+   * between (a container's init layer: what it changed is kept, on the image alone); its labels
+   * are then only the given ones.
+   */
+  commit(name: string, key: string, opts?: { labels?: Record<string, string>; parent?: string | null }): Promise<void>
   /** Removes a snapshot; a committed one that is the parent of another is refused. */
   remove(key: string): Promise<void>
   stat(key: string): Promise<SnapshotInfo>
