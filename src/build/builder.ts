@@ -671,12 +671,9 @@ class Builder {
     let applying: Promise<unknown> | undefined
     try {
       const { dir, whiteouts } = await snap.applyDir(key)
-      let writer: LayerWriter | undefined
-      if (mode === 'entries') {
-        writer = await layerWriter(dir, { whiteouts, signal: this.signal })
-        applying = Promise.resolve()
-      }
-      const apply = writer ? (header: TarHeaderInit, body?: Uint8Array | Readable): Promise<void> => (writer as LayerWriter).entry(header, body) : undefined
+      const writer: LayerWriter | undefined = mode === 'entries' ? await layerWriter(dir, { whiteouts, signal: this.signal }) : undefined
+      if (writer) applying = Promise.resolve()
+      const apply = writer ? (header: TarHeaderInit, body?: Uint8Array | Readable): Promise<void> => writer.entry(header, body) : undefined
       const res = await fn({ apply, tee: (tar) => {
         if (mode === 'entries') return tar
         const toStore = new PassThrough({ highWaterMark: 1 << 20 })
