@@ -272,6 +272,39 @@ describe('cairn build', { concurrency: false }, () => {
     assert.match(listing, /^index\.json$/m)
   })
 
+  test('the trees a build leaves for its layers (a RUN container\'s own, a COPY written as it is made) are what the saved image unpacks to', async (t) => {
+    if (!(await requireContainers(t)) || !cs) return
+    const ctx = context('trees', {
+      Dockerfile: [
+        'FROM busybox',
+        'COPY tree/ /srv/',
+        'RUN rm /bin/vi /srv/sub/b && rm -rf /srv/gone && mkdir -p /srv/new/deep && echo n > /srv/new/deep/n && chmod 700 /srv/new && ln -s /srv/a /srv/link',
+        'RUN rm -rf /srv/new && mkdir /srv/new && echo again > /srv/new/x && echo more >> /srv/a',
+        'COPY tree/sub/ /srv/sub2/',
+        '',
+      ].join('\n'),
+      'tree/a': 'a\n', 'tree/sub/b': 'b\n', 'tree/sub/c': 'c\n', 'tree/gone/g': 'g\n',
+    })
+    await cs.cliOk(['build', '-q', '--network', 'none', '-t', 'trees:1', ctx])
+    // every path with its type, mode, owner and size, files with mtime and content (what the
+    // containers' own init files and the folders holding them say is left out)
+    const listing = 'find / -xdev \\( -path /proc -o -path /sys -o -path /dev \\) -prune -o -print | sort | while read -r f; do '
+      + 'case "$f" in /|/etc|/etc/hosts|/etc/hostname|/etc/resolv.conf|/etc/mtab) continue;; esac; '
+      + 'if [ -f "$f" ] && [ ! -L "$f" ]; then echo "$(stat -c "%n %F %a %u:%g %s %Y" "$f") $(md5sum < "$f")"; else stat -c "%n %F %a %u:%g" "$f"; fi; done'
+    const built = (await cs.cliOk(['run', '--rm', '--network', 'none', 'trees:1', 'sh', '-c', listing])).stdout
+    assert.match(built, /^\/srv\/new\/x regular file /m)
+    assert.doesNotMatch(built, /^\/bin\/vi |^\/srv\/gone|^\/srv\/new\/deep|^\/srv\/sub\/b /m)
+    await cs.cliOk(['save', '-o', `${dir}/trees.tar`, 'trees:1'])
+    const fresh = await containerStore('overlay')
+    try {
+      await fresh.cliOk(['load', '-i', `${dir}/trees.tar`])
+      const unpacked = (await fresh.cliOk(['run', '--rm', '--network', 'none', 'trees:1', 'sh', '-c', listing])).stdout
+      assert.equal(built, unpacked)
+    } finally {
+      await fresh.cleanup()
+    }
+  })
+
   test('the cache in system df, and builder prune', async (t) => {
     if (!(await requireContainers(t)) || !cs) return
     const ctx = context('prune', { Dockerfile: 'FROM busybox\nRUN head -c 300000 /dev/zero > /zeros\nENV DONE=1\n' })
