@@ -36,7 +36,7 @@ import { openContext, type BuildContext } from './context.js'
 import { checksumSources, copyLayer, isLocalArchive, resolveChown, resolveSources, type HashMemo, type Source, type SourceRoot } from './copy.js'
 import { parseDockerfile, parseDuration, type CommandForm, type Dockerfile, type Instruction, type Stage } from './dockerfile.js'
 import type { BuildEvent, BuildListener, StepRef } from './events.js'
-import { runStep, type BuildNetwork } from './run.js'
+import { MonitorStandby, runStep, type BuildNetwork } from './run.js'
 import { envMap, expandWord, expandWords } from './shell.js'
 
 export interface BuildOptions {
@@ -224,6 +224,9 @@ class Builder {
   private readonly stepNumber = new Map<number, number>()
   private total = 0
   private multiStage = false
+  /** RUN steps not started yet, and monitors started ahead for them (a container's monitor takes a Node.js start). */
+  private runsLeft = 0
+  private readonly standbys: MonitorStandby[] = []
 
   constructor(
     private readonly store: ImageStore,
@@ -333,6 +336,9 @@ class Builder {
     }
     this.emit({ type: 'context', ...(this.ctx.dir !== undefined ? { dir: this.ctx.dir } : {}) })
     this.checkSources(needed)
+    // RUN steps' monitors start ahead once steps run (from the first that misses the cache)
+    this.runsLeft = needed.reduce((n, s) => n + s.steps.filter((i) => i.kind === 'RUN').length, 0)
+    if (this.opts.noCache) this.standbyAhead()
     await this.sweep()
     // every stage starts now: each waits for what it needs, the independent ones run at once
     // (startStage keeps each promise in this.results, awaited below)
@@ -346,7 +352,24 @@ class Builder {
       throw err
     } finally {
       await Promise.allSettled(this.results.values())
+      for (const m of this.standbys.splice(0)) m.dismiss()
     }
+  }
+
+  /**
+   * Keeps monitors started ahead for the next RUN steps (two: stages run side by side), so that
+   * one has loaded while the steps before it run.
+   */
+  private standbyAhead(): void {
+    while (this.standbys.length < Math.min(this.runsLeft, 2)) this.standbys.push(MonitorStandby.start())
+  }
+
+  /** A monitor for a RUN step about to start (another is started ahead for the next one). */
+  private takeStandby(): MonitorStandby | undefined {
+    this.runsLeft = Math.max(0, this.runsLeft - 1)
+    const m = this.standbys.shift()
+    this.standbyAhead()
+    return m
   }
 
   /** What builds killed half-way left: their read-only mounts and unfinished snapshots. */
@@ -537,8 +560,8 @@ class Builder {
       const next: State = { ...state, args: new Map(state.args) }
       plan = await this.planStep(ins, next)
       const key = cacheKey(state.image?.id, { step: plan.parts, timestamp: this.opts.timestamp ?? null, author: plan.author ?? null })
+      const hit = this.cache.lookup(key)
       if (!this.opts.noCache) {
-        const hit = this.cache.lookup(key)
         const img = hit !== undefined ? this.store.get(hit) : undefined
         if (img) {
           this.cachedSteps++
@@ -546,10 +569,12 @@ class Builder {
           next.image = img
           next.config = await this.store.config(img)
           this.emit({ type: 'done', ref, id: img.id, cached: true, seconds: (performance.now() - t0) / 1000 })
+          if (ins.kind === 'RUN') this.runsLeft = Math.max(0, this.runsLeft - 1)
           return next
         }
       }
-      const img = await this.execute(ins, state, plan, ref)
+      this.standbyAhead()
+      const img = await this.execute(ins, state, plan, ref, hit)
       this.cache.record(key, img.id, state.image?.id, ins.text)
       next.image = img
       next.config = await this.store.config(img)
@@ -566,8 +591,20 @@ class Builder {
     return (this.opts.timestamp !== undefined ? new Date(this.opts.timestamp * 1000) : new Date()).toISOString()
   }
 
+  /**
+   * Whether the tree of an earlier result of the same step (`--no-cache`) is unpacked: a layer
+   * made from the same files is most likely the same, and is then not unpacked again (if it
+   * differs after all, it is unpacked from the store when a later step needs it).
+   */
+  private async unpackedBefore(prior: Digest | undefined): Promise<boolean> {
+    const img = prior !== undefined ? this.store.get(prior) : undefined
+    const top = img ? this.store.imageChains(img.id).at(-1) : undefined
+    if (top === undefined) return false
+    return (await (await this.snap()).tryStat(top))?.kind === 'committed'
+  }
+
   /** Makes the step's image: its layer (if any), its config with one more history entry. */
-  private async execute(ins: Instruction, state: State, plan: Plan, ref: StepRef): Promise<ImageRecord> {
+  private async execute(ins: Instruction, state: State, plan: Plan, ref: StepRef, prior: Digest | undefined): Promise<ImageRecord> {
     const created = this.created()
     const makeConfig = (parent: ImageConfig, diffId: Digest | undefined): ImageConfig => {
       const out: ImageConfig = { ...state.config, config: plan.config, created }
@@ -596,15 +633,20 @@ class Builder {
         config: makeConfig,
         signal: this.signal,
       })
-      const res = await this.withRootfs(state, (rootfs) => layer.entries === true
-        ? this.unpackingEntries(parentDiffIds, (apply) => commit((onEntry) => layer.tar(rootfs, onEntry, apply)))
-        : this.unpacking(parentDiffIds, (tee) => commit((onEntry) => tee(layer.tar(rootfs, onEntry)))))
+      const unpacked = await this.unpackedBefore(prior)
+      const res = await this.withRootfs(state, (rootfs) => unpacked
+        ? commit((onEntry) => layer.tar(rootfs, onEntry))
+        : layer.entries === true
+          ? this.unpackingEntries(parentDiffIds, (apply) => commit((onEntry) => layer.tar(rootfs, onEntry, apply)))
+          : this.unpacking(parentDiffIds, (tee) => commit((onEntry) => tee(layer.tar(rootfs, onEntry)))))
       return this.store.get(res.id) as ImageRecord
     }
     const parent = await this.ensureImage(state)
     const ts = this.opts.timestamp
     let container = ''
+    const monitor = this.takeStandby()
     const out = await runStep(this.store, {
+      ...(monitor ? { monitor } : {}),
       image: parent.id,
       argv: layer.argv,
       env: layer.env,

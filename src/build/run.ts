@@ -12,6 +12,7 @@ import { Writable } from 'node:stream'
 import { parseVolumeFlag } from '../api/flags.js'
 import { containerEngine } from '../api/containers.js'
 import { MonitorStandby } from '../container/standby.js'
+export { MonitorStandby }
 import type { Snapshotter } from '../snapshot/types.js'
 import type { ImageStore } from '../image/store.js'
 
@@ -31,6 +32,8 @@ export interface RunStepInput {
   network: BuildNetwork
   /** `HOST:CTR[:ro]` binds (RUN --mount=type=cache|bind). */
   volumes?: string[]
+  /** A monitor started earlier (by the builder, ahead of the step); else one is started now. */
+  monitor?: MonitorStandby
   signal?: AbortSignal
   /** Called once the container exists, with its ID. */
   onContainer?: (id: string) => void
@@ -55,7 +58,8 @@ function sink(fn: ((d: Buffer) => void) | undefined): Writable {
 export async function runStep<T>(store: ImageStore, input: RunStepInput, commit: (snapshotter: Snapshotter, key: string) => Promise<T>): Promise<RunStepResult<T>> {
   const engine = containerEngine(store)
   // the container's monitor loads while the container is made
-  const monitor = MonitorStandby.start()
+  const monitor = input.monitor?.usable === true ? input.monitor : MonitorStandby.start()
+  if (monitor !== input.monitor) input.monitor?.dismiss()
   const spec = await engine.create({
     image: input.image, command: input.argv, entrypoint: [], env: input.env, network: engineNetwork(input.network),
     ...(input.volumes && input.volumes.length > 0 ? { mounts: input.volumes.map(parseVolumeFlag) } : {}),

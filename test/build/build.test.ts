@@ -305,6 +305,17 @@ describe('cairn build', { concurrency: false }, () => {
     }
   })
 
+  test('--no-cache after a touch: the same cache key makes a different layer (mtimes), and the steps after it see the new one', async (t) => {
+    if (!(await requireContainers(t)) || !cs) return
+    const ctx = context('touched', { Dockerfile: 'FROM busybox\nCOPY f /f\nRUN stat -c %Y /f > /seen\n', f: 'same\n' })
+    execFileSync('touch', ['-d', '@1600000000', `${ctx}/f`])
+    await cs.cliOk(['build', '-q', '--network', 'none', '-t', 'touched:1', ctx])
+    assert.equal((await cs.cliOk(['run', '--rm', 'touched:1', 'cat', '/seen'])).stdout, '1600000000\n')
+    execFileSync('touch', ['-d', '@1700000000', `${ctx}/f`])
+    await cs.cliOk(['build', '-q', '--no-cache', '--network', 'none', '-t', 'touched:2', ctx])
+    assert.equal((await cs.cliOk(['run', '--rm', 'touched:2', 'sh', '-c', 'cat /seen; stat -c %Y /f'])).stdout, '1700000000\n1700000000\n')
+  })
+
   test('the cache in system df, and builder prune', async (t) => {
     if (!(await requireContainers(t)) || !cs) return
     const ctx = context('prune', { Dockerfile: 'FROM busybox\nRUN head -c 300000 /dev/zero > /zeros\nENV DONE=1\n' })
