@@ -8,13 +8,9 @@
  * inside dropped), flags, JSON or shell form, `key=value` pairs — is read here, and every error
  * is found here, with its line number, before anything runs.
  */
-import { createRequire } from 'node:module'
-import type * as DockerfileAst from 'dockerfile-ast'
+import { Directive, DockerfileParser, type Heredoc, type Instruction as AstInstruction } from 'dockerfile-ast'
 import { CairnError } from '../errors/index.js'
 import { splitWords } from './shell.js'
-
-/** dockerfile-ast is CommonJS: loaded with require (also in the bundle). */
-const ast = createRequire(import.meta.url)('dockerfile-ast') as typeof DockerfileAst
 
 export interface HeredocBody {
   name: string
@@ -92,10 +88,10 @@ function parseError(line: number, message: string): CairnError {
 /** Reads a whole Dockerfile; any syntax error is thrown here, with its line. */
 export function parseDockerfile(text: string): Dockerfile {
   const src = text.replace(/^\uFEFF/, '').replace(/\r\n/g, '\n')
-  const df = ast.DockerfileParser.parse(src)
+  const df = DockerfileParser.parse(src)
   const escape = df.getEscapeCharacter()
   if (escape !== '\\' && escape !== '`') throw parseError(1, `invalid escape token '${escape}' does not match ` + '` or \\')
-  const syntax = df.getDirectives().find((d) => d.getDirective() === ast.Directive.syntax)?.getValue()
+  const syntax = df.getDirectives().find((d) => d.getDirective() === Directive.syntax)?.getValue()
   const lines = src.split('\n')
   const instructions = df.getInstructions().map((i) => readInstruction(i, lines, escape))
   if (instructions.length === 0) throw new CairnError('INVALID_ARGUMENT', 'the Dockerfile cannot be empty')
@@ -150,14 +146,14 @@ function joinLines(lines: readonly string[], escape: string): string {
   return out
 }
 
-function readInstruction(i: DockerfileAst.Instruction, lines: readonly string[], escape: string): Instruction {
+function readInstruction(i: AstInstruction, lines: readonly string[], escape: string): Instruction {
   const range = i.getRange()
   const first = range.start.line
   const line = first + 1
   const keyword = i.getKeyword().toUpperCase()
   if (!KNOWN.has(keyword)) throw parseError(line, `unknown instruction: ${i.getInstruction()}`)
-  const docs: DockerfileAst.Heredoc[] = (keyword === 'RUN' || keyword === 'COPY')
-    ? (i as unknown as { getHeredocs(): DockerfileAst.Heredoc[] }).getHeredocs()
+  const docs: Heredoc[] = (keyword === 'RUN' || keyword === 'COPY')
+    ? (i as unknown as { getHeredocs(): Heredoc[] }).getHeredocs()
     : []
   // the command line(s): up to the first here-document's body
   const commandEnd = docs.length > 0 ? (docs[0]?.getNameRange().start.line ?? first) : range.end.line
