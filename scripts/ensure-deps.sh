@@ -94,9 +94,9 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   log "npm ci"
   npm ci --no-audit --no-fund --loglevel=error >&2
 fi
-# the native addon (npm ci builds it; again here when it is missing, e.g. libdeflate-dev came later)
-if [ ! -f native/build/Release/cairn_deflate.node ]; then
-  log "building the native addon"
+# the native addons (npm ci builds them; again here when one is missing, e.g. libdeflate-dev came later)
+if [ ! -f native/build/Release/cairn_deflate.node ] || [ ! -f native/sys/build/Release/cairn_sys.node ]; then
+  log "building the native addons"
   sh scripts/build-native.sh
 fi
 

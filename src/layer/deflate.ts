@@ -13,11 +13,11 @@
  * so a second push of it sends the same bytes). `CAIRN_GZIP=zlib` in the environment chooses zlib.
  */
 import { createRequire } from 'node:module'
-import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { gzip as zlibGzipCb } from 'node:zlib'
+import { findUpwards } from '../util/addon.js'
 
 const zlibGzip = promisify(zlibGzipCb) as (buf: Buffer, opts: { level: number }) => Promise<Buffer>
 
@@ -52,15 +52,7 @@ const ADDON_PATH = join('native', 'build', 'Release', 'cairn_deflate.node')
  * library runs from build/src/layer/, the bundled command from build/cli/).
  */
 export function addonPath(from = dirname(fileURLToPath(import.meta.url))): string | undefined {
-  let dir = from
-  for (let i = 0; i < 6; i++) {
-    const p = join(dir, ADDON_PATH)
-    if (existsSync(p)) return p
-    const up = dirname(dir)
-    if (up === dir) break
-    dir = up
-  }
-  return undefined
+  return findUpwards(ADDON_PATH, from)
 }
 
 /** Loads the addon at `path`; undefined (and the reason) when it is missing or does not load here. */

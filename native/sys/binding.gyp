@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "cairn_sys",
+      "sources": ["sys.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
+    }
+  ]
+}
