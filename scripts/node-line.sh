@@ -10,9 +10,9 @@
 #   whose native addons are rebuilt for that Node.js. better-sqlite3 uses V8's API, so it is
 #   built per Node.js ABI; zstd-napi uses Node-API, whose binaries load on every line. The
 #   project's own node_modules (for the machine's Node.js) is left alone.
-# - Cairn's own addon (native/, gzip by libdeflate), compiled in the tree against that Node.js's
-#   headers by scripts/build-native.sh; where it cannot be built there, that line runs with the
-#   zlib fallback, and the script says so.
+# - Cairn's own addons (native/: gzip by libdeflate; native/sys/: mount and umount2), compiled in
+#   the tree against that Node.js's headers by scripts/build-native.sh; where they cannot be built
+#   there, that line runs with the zlib and mount(8) fallbacks, and the script says so.
 #
 # The copy of node_modules is made again when package-lock.json changes; build/ at every call.
 # Needs build/ and node_modules/ (scripts/ensure-deps.sh), and npm; downloads nothing but that
@@ -70,14 +70,15 @@ if [ "$(cat "$tree/node_modules/.cairn-node-line" 2>/dev/null || true)" != "$sta
   printf '%s\n' "$stamp" >"$tree/node_modules/.cairn-node-line"
 fi
 
-# Cairn's addon, compiled for this Node.js (again when its sources change); build-native.sh never
-# fails: without the addon gzip uses zlib
-native_stamp="$version $(cat native/binding.gyp native/deflate.c | sha256sum | cut -d' ' -f1)"
+# Cairn's addons, compiled for this Node.js (again when their sources change); build-native.sh
+# never fails: without them mounts use mount(8) and gzip zlib
+native_stamp="$version $(cat native/binding.gyp native/deflate.c native/sys/binding.gyp native/sys/sys.c | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$tree/native/.cairn-node-line" 2>/dev/null || true)" != "$native_stamp" ]; then
-  log "native addon for Node.js $version"
+  log "native addons for Node.js $version"
   rm -rf "$tree/native"
-  mkdir -p "$tree/native"
+  mkdir -p "$tree/native/sys"
   cp native/binding.gyp native/deflate.c "$tree/native/"
+  cp native/sys/binding.gyp native/sys/sys.c "$tree/native/sys/"
   PATH="$node_dir/bin:$PATH" npm_node_execpath="$node_dir/bin/node" npm_config_nodedir="$node_dir" \
     sh scripts/build-native.sh "$tree"
   printf '%s\n' "$native_stamp" >"$tree/native/.cairn-node-line"
