@@ -402,7 +402,8 @@ export async function layerWriter(targetDir: string, opts: ApplyOptions = {}): P
   return {
     async entry(header, body) {
       throwIfAborted(opts.signal)
-      const h = tarHeader(header)
+      // a body of bytes gives the size a header may leave out (as a tar writer would)
+      const h = tarHeader(body instanceof Uint8Array && header.size === undefined ? { ...header, size: body.length } : header)
       await applier.entry(h, body === undefined ? [] : body instanceof Uint8Array ? [body] : body)
     },
     async finish() {

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test'
 import { runOk } from '../helpers/exec.js'
 import { requireRoot } from '../helpers/root.js'
 import { requireTools, Tools } from '../helpers/tools.js'
-import { applyLayer, type ApplyOptions, type ApplyWarning } from '../../src/layer/apply.js'
+import { applyLayer, layerWriter, type ApplyOptions, type ApplyWarning } from '../../src/layer/apply.js'
 import { compressStream, decompressStream } from '../../src/layer/compression.js'
 import type { TarEntryInput } from '../../src/layer/tar.js'
 import { listTree, rejectsWithCode, snapshot, tarOf, tempDir } from './helpers.js'
@@ -273,5 +273,28 @@ describe('applyLayer', () => {
     ac.abort()
     await rejectsWithCode(applyLayer(Readable.from([tar]), dir, { signal: ac.signal }), 'ABORTED')
     await rejectsWithCode(applyLayer(Readable.from([tar]), join(dir, 'a')), 'INVALID_ARGUMENT')
+  })
+
+  it('layerWriter: the same entries give the same tree as the tar through applyLayer, symlinked parents and all', async (t) => {
+    if (!requireRoot(t, 'owners')) return
+    const entries: Entry[] = [
+      { header: { path: 'a/', type: 'directory', mode: 0o750, uid: 3, gid: 4, mtime: T } },
+      { header: { path: 'a/f', type: 'file', mode: 0o640, mtime: T + 1 }, body: 'first' },
+      { header: { path: 'a/g', type: 'file', mode: 0o4755, uid: 5, mtime: T + 2 }, body: Buffer.alloc(70_000, 7) },
+      // the parent resolved for a/f and a/g is replaced: a later entry under it must not reuse it
+      { header: { path: 'a', type: 'symlink', linkname: '/etc', mtime: T + 3 } },
+      { header: { path: 'a/h', type: 'file', mtime: T + 4 }, body: 'through the symlink, inside the root' },
+      { header: { path: 'b/c/d', type: 'file', mtime: T + 5 }, body: 'parents made' },
+      { header: { path: 'b/link', type: 'symlink', linkname: 'c/d', mtime: T + 6 } },
+    ]
+    const viaTar = await tempDir(t)
+    await apply(entries, viaTar)
+    const direct = await tempDir(t)
+    const w = await layerWriter(direct)
+    for (const e of entries) await w.entry(e.header, typeof e.body === 'string' ? Buffer.from(e.body) : e.body)
+    const { size } = await w.finish()
+    assert.equal(size, 5 + 70_000 + 36 + 12)
+    assert.deepEqual(await snapshot(direct), await snapshot(viaTar))
+    assert.equal(await readFile(join(direct, 'etc/h'), 'utf8'), 'through the symlink, inside the root')
   })
 })

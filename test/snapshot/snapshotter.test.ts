@@ -126,6 +126,35 @@ for (const driver of ['overlay', 'native'] as StorageDriver[]) {
       assert.deepEqual(await snap.list(), [])
     })
 
+    test('commit with a parent: the layers between are left out (overlay only), labels replaced; anything else refused', async (t) => {
+      if (!requireRoot(t, 'mounting snapshots')) return
+      const low = await mnt(await snap.prepare('rp-low-key'), 'rp-low')
+      writeFileSync(`${low}/low`, 'low')
+      await unmount(low)
+      await snap.commit('rp-low', 'rp-low-key')
+      const mid = await mnt(await snap.prepare('rp-mid-key', 'rp-low'), 'rp-mid')
+      writeFileSync(`${mid}/init`, 'between')
+      await unmount(mid)
+      await snap.commit('rp-mid', 'rp-mid-key')
+      const top = await mnt(await snap.prepare('rp-top-key', 'rp-mid', { labels: { container: 'x' } }), 'rp-top')
+      writeFileSync(`${top}/top`, 'top')
+      await unmount(top)
+      if (driver === 'native') {
+        await assert.rejects(snap.commit('rp-top', 'rp-top-key', { parent: 'rp-low' }), /overlay/)
+        for (const k of ['rp-top-key', 'rp-mid', 'rp-low']) await snap.remove(k)
+        return
+      }
+      await assert.rejects(snap.commit('rp-top', 'rp-top-key', { parent: 'elsewhere' }), /not below/)
+      await snap.commit('rp-top', 'rp-top-key', { parent: 'rp-low', labels: { kept: 'yes' } })
+      const info = await snap.stat('rp-top')
+      assert.equal(info.parent, 'rp-low')
+      assert.deepEqual(info.labels, { kept: 'yes' })
+      const view = await mnt(await snap.view('rp-view', 'rp-top'), 'rp-view')
+      assert.deepEqual(readdirSync(view).sort(), ['low', 'top'], 'what the layer between held is gone, the rest stays')
+      await unmount(view)
+      for (const k of ['rp-view', 'rp-top', 'rp-mid', 'rp-low']) await snap.remove(k)
+    })
+
     test('images unpack once per chain ID, with whiteouts and opaque directories applied', async (t) => {
       if (!requireRoot(t, 'mounting snapshots')) return
       const l1 = await layerTar([{ path: 'etc/', type: 'directory' }, { path: 'etc/keep', content: 'keep' }, { path: 'etc/gone', content: 'gone' },
