@@ -15,7 +15,7 @@ import type {
   TmpfsMountSpec, Ulimit, VolumeMountSpec,
 } from '../container/config.js'
 import { ULIMIT_TYPES } from '../runtime/spec.js'
-import { parseGoDuration } from './filters.js'
+import { parseDurationMs } from '../util/duration.js'
 
 function invalid(message: string): CairnError {
   return new CairnError('INVALID_ARGUMENT', message)
@@ -275,7 +275,7 @@ export interface HealthFlags {
 export function parseHealthFlags(f: HealthFlags): HealthcheckOptions | undefined {
   const duration = (v: string | undefined, flag: string): number | undefined => {
     if (v === undefined) return undefined
-    const ms = parseGoDuration(v)
+    const ms = parseDurationMs(v)
     if (ms === undefined) throw invalid(`invalid argument "${v}" for "--${flag}" flag: time: ${/^[+-]?(\d+\.?\d*|\.\d+)$/.test(v) ? 'missing unit in duration' : 'invalid duration'} ${JSON.stringify(v)}`)
     if (ms < 0) throw invalid(`--${flag} cannot be negative`)
     return ms

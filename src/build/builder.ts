@@ -24,6 +24,7 @@ import { familiarString, parseReference, withDefaultTag, type Reference } from '
 import type { ImageRecord, ImageStore } from '../image/store.js'
 import { writeTar, type TarEntryInput, type TarHeaderInit } from '../layer/tar.js'
 import { processAlive, randomName } from '../util/fs.js'
+import { formatDuration } from '../util/duration.js'
 import { openSnapshotter, snapshotLayer, unpackImage } from '../snapshot/index.js'
 import type { Snapshotter } from '../snapshot/types.js'
 import { mountAll, overlaySupported, unmount } from '../mount/index.js'
@@ -118,25 +119,6 @@ function goQuote(s: string): string {
 /** Go's %v of a string slice: `[a b]`. */
 function goList(list: readonly string[]): string {
   return `[${list.join(' ')}]`
-}
-
-/** Go's time.Duration String(): 5s, 1m30s, 500ms. */
-function goDuration(ns: number): string {
-  if (ns === 0) return '0s'
-  if (ns < 1e9) {
-    if (ns < 1e3) return `${ns}ns`
-    if (ns < 1e6) return `${ns / 1e3}µs`
-    return `${ns / 1e6}ms`
-  }
-  let s = ns / 1e9
-  let out = ''
-  const h = Math.floor(s / 3600)
-  if (h > 0) out += `${h}h`
-  s -= h * 3600
-  const m = Math.floor(s / 60)
-  if (h > 0 || m > 0) out += `${m}m`
-  s -= m * 60
-  return `${out}${Number(s.toFixed(9))}s`
 }
 
 function goRune(n: number): string {
@@ -797,7 +779,7 @@ class Builder {
         if (dur('start-interval')) hc['StartInterval'] = dur('start-interval')
         if (retries) hc['Retries'] = retries
         cfg.Healthcheck = hc
-        const text = `HEALTHCHECK &{[${test.map(goQuote).join(' ')}] ${goQuote(goDuration(dur('interval')))} ${goQuote(goDuration(dur('timeout')))} ${goQuote(goDuration(dur('start-period')))} ${goRune(retries)}}`
+        const text = `HEALTHCHECK &{[${test.map(goQuote).join(' ')}] ${goQuote(formatDuration(dur('interval')))} ${goQuote(formatDuration(dur('timeout')))} ${goQuote(formatDuration(dur('start-period')))} ${goRune(retries)}}`
         return { parts: { HEALTHCHECK: hc }, config: cfg, createdBy: text }
       }
       case 'ONBUILD':
