@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { CairnError } from '../errors/index.js'
+import { fromHumanSize, ramInBytes } from '../util/bytes.js'
 import { parseDurationNs } from '../util/duration.js'
 import { parseAccessConfig, type AccessConfig } from './access.js'
 import { parseYaml, type YamlValue } from './yaml.js'
@@ -94,11 +95,12 @@ export function parseDuration(v: unknown, where: string): number {
 export function parseSize(v: unknown, where: string): number {
   if (typeof v === 'number' && Number.isSafeInteger(v) && v > 0) return v
   if (typeof v === 'string') {
+    // go-units' syntax narrowed to whole unit names, where KiB is 1024 and KB 1000
     const m = /^(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|KB|MB|GB)?$/i.exec(v.trim())
     if (m) {
-      const unit = (m[2] ?? 'B').toLowerCase()
-      const factor: Record<string, number> = { b: 1, kib: 1024, mib: 1 << 20, gib: 1 << 30, kb: 1e3, mb: 1e6, gb: 1e9 }
-      return Math.round(Number(m[1]) * (factor[unit] ?? 1))
+      const unit = m[2] ?? ''
+      const n = (/i/i.test(unit) ? ramInBytes : fromHumanSize)(`${m[1]}${unit}`)
+      if ('bytes' in n) return n.bytes
     }
   }
   throw bad(where, `must be a size such as 4MiB (got ${JSON.stringify(v)})`)
