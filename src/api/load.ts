@@ -10,7 +10,7 @@ import { posix } from 'node:path'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { CairnError, isErrno } from '../errors/index.js'
-import { digestHex, digestOf, isDigest, parseDigest, type Digest } from '../oci/digest.js'
+import { type DiffId, type Digest, digestHex, digestOf, type ImageId, isDigest, parseDigest } from '../oci/digest.js'
 import { MediaTypes, isIndexMediaType, layerCompression, layerMediaType, type Compression } from '../oci/mediatype.js'
 import { hostPlatform, type Descriptor, type DockerArchiveManifestEntry, type ImageConfig, type ImageIndex, type ImageManifest } from '../oci/types.js'
 import { familiarString, parseReference, type Reference } from '../oci/reference.js'
@@ -26,11 +26,11 @@ import { emit, type OperationOptions } from './events.js'
 import { recordImageEvent } from './system-events.js'
 
 export interface LoadedImage {
-  id: Digest
+  id: ImageId
   /** Familiar tags set by the load. */
   tags: string[]
   /** Tags that pointed at another image before (Docker: "renaming the old one … to empty string"). */
-  retagged: { tag: string; previous: Digest }[]
+  retagged: { tag: string; previous: ImageId }[]
 }
 
 export interface LoadResult {
@@ -318,15 +318,15 @@ function isDescriptorList(v: unknown): v is Descriptor[] {
   return Array.isArray(v) && v.every((d) => isObject(d) && (d.annotations === undefined || isObject(d.annotations)))
 }
 
-function validateConfig(config: unknown, name: string): Digest[] {
+function validateConfig(config: unknown, name: string): DiffId[] {
   const ids = isObject(config) && isObject(config['rootfs']) ? config['rootfs']['diff_ids'] : undefined
-  if (!Array.isArray(ids) || !ids.every((d): d is Digest => typeof d === 'string' && isDigest(d))) {
+  if (!Array.isArray(ids) || !ids.every((d): d is DiffId => typeof d === 'string' && isDigest(d))) {
     throw new CairnError('INVALID_ARCHIVE', `invalid archive: ${name} is not an image config (rootfs.diff_ids missing or invalid)`)
   }
   return ids
 }
 
-function loaded(res: { id: Digest; retagged: { name: string; previous: Digest }[] }, tags: Reference[]): LoadedImage {
+function loaded(res: { id: ImageId; retagged: { name: string; previous: ImageId }[] }, tags: Reference[]): LoadedImage {
   return {
     id: res.id,
     tags: tags.map((t) => familiarString(t)),

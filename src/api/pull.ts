@@ -11,7 +11,7 @@
  * transaction once everything checks out; nothing is recorded otherwise.
  */
 import { CairnError } from '../errors/index.js'
-import { chainIds, digestHex, isDigest, type Digest } from '../oci/digest.js'
+import { chainIds, type DiffId, type Digest, digestHex, type ImageId, isDigest } from '../oci/digest.js'
 import { MediaTypes, isIndexMediaType, isManifestMediaType, layerCompression, layerMediaType } from '../oci/mediatype.js'
 import type { Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform } from '../oci/types.js'
 import { familiarString, formatReference, parseReference, type Reference } from '../oci/reference.js'
@@ -40,7 +40,7 @@ export interface PulledLayer {
   /** Short digest of the blob, as Docker prints it. */
   id: string
   digest: Digest
-  diffId: Digest
+  diffId: DiffId
   status: 'Already exists' | 'Pull complete'
   /** Bytes fetched over the network, and where a resumed download started. */
   fetched: number
@@ -55,7 +55,7 @@ export interface PullResult {
   /** The digest the reference resolved to (the index's, for a multi-platform image). */
   digest: Digest
   /** The image ID (config digest). */
-  id: Digest
+  id: ImageId
   status: 'downloaded' | 'up-to-date'
   layers: PulledLayer[]
 }
@@ -139,7 +139,7 @@ async function pullOne(store: ImageStore, repo: Repository, ref: Reference, plat
   const configBytes = await repo.blobBytes(manifest.config.digest, 8 << 20, signal)
   const cfg = parseJson<UncheckedConfig>(configBytes, `config ${manifest.config.digest}`)
   const diffIds = cfg?.rootfs?.diff_ids
-  if (!Array.isArray(diffIds) || !diffIds.every((d): d is Digest => typeof d === 'string' && isDigest(d))) {
+  if (!Array.isArray(diffIds) || !diffIds.every((d): d is DiffId => typeof d === 'string' && isDigest(d))) {
     throw new CairnError('MANIFEST_INVALID', `config ${manifest.config.digest} has no valid rootfs.diff_ids`)
   }
   if (diffIds.length !== manifest.layers.length) {
@@ -150,12 +150,14 @@ async function pullOne(store: ImageStore, repo: Repository, ref: Reference, plat
 
   // which layers are here already; the others are fetched, in parallel
   const plans = manifest.layers.map((desc, i) => {
-    const diffId = diffIds[i] as Digest
+    const diffId = diffIds[i]
+    const chain = chains[i]
+    if (diffId === undefined || chain === undefined) throw new CairnError('MANIFEST_INVALID', `layer ${i} has no diffID`)
     const id = digestHex(desc.digest).slice(0, 12)
     const exact = store.layerByDigest(desc.digest)
     const local = exact && exact.diffId === diffId && store.content.ensureSync(exact.digest)
       ? exact
-      : store.hasChain(chains[i] as Digest) || store.layerBlob(diffId) ? store.layerBlob(diffId) : undefined
+      : store.hasChain(chain) || store.layerBlob(diffId) ? store.layerBlob(diffId) : undefined
     return { desc, diffId, id, local }
   })
   const controller = new AbortController()

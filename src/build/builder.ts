@@ -18,7 +18,7 @@ import { once } from 'node:events'
 import { pipeline } from 'node:stream/promises'
 import type { ReadableStream } from 'node:stream/web'
 import { CairnError, hasCode, isCairnError } from '../errors/index.js'
-import { chainIds, type Digest } from '../oci/digest.js'
+import { chainId, chainIds, type DiffId, type ImageId } from '../oci/digest.js'
 import { hostPlatform, type ContainerConfig, type HistoryEntry, type ImageConfig } from '../oci/types.js'
 import { familiarString, parseReference, withDefaultTag, type Reference } from '../oci/reference.js'
 import type { ImageRecord, ImageStore } from '../image/store.js'
@@ -70,7 +70,7 @@ export interface BuildOptions {
 }
 
 export interface BuildResult {
-  id: Digest
+  id: ImageId
   /** The names given, in familiar form. */
   tags: string[]
   /** Steps built, and of those taken from the cache. */
@@ -295,7 +295,7 @@ class Builder {
     return { target, needed: [...needed].sort((a, b) => a.index - b.index) }
   }
 
-  async run(): Promise<Digest> {
+  async run(): Promise<ImageId> {
     const { target, needed } = this.plan()
     this.multiStage = needed.length > 1
     for (const s of needed) {
@@ -540,7 +540,7 @@ class Builder {
   /** Makes the step's image: its layer (if any), its config with one more history entry. */
   private async execute(ins: Instruction, state: State, plan: Plan, ref: StepRef): Promise<ImageRecord> {
     const created = this.created()
-    const makeConfig = (parent: ImageConfig, diffId: Digest | undefined): ImageConfig => {
+    const makeConfig = (parent: ImageConfig, diffId: DiffId | undefined): ImageConfig => {
       const out: ImageConfig = { ...state.config, config: plan.config, created }
       delete out['container']
       delete out['container_config']
@@ -602,7 +602,7 @@ class Builder {
    * into the content store: the next step that needs the tree (a RUN's container, a COPY's
    * mount) finds it there instead of reading the layer back. `fn` passes the tar through `tee`.
    */
-  private async unpacking<T extends { diffId?: Digest }>(parentDiffIds: readonly Digest[], fn: (tee: (tar: Readable) => Readable) => Promise<T>): Promise<T> {
+  private async unpacking<T extends { diffId?: DiffId }>(parentDiffIds: readonly DiffId[], fn: (tee: (tar: Readable) => Readable) => Promise<T>): Promise<T> {
     const snap = await this.snap()
     const parentChain = chainIds(parentDiffIds).at(-1)
     if (parentChain !== undefined && (await snap.tryStat(parentChain))?.kind !== 'committed') return fn((tar) => tar)
@@ -641,7 +641,7 @@ class Builder {
         await snap.remove(key)
         return res
       }
-      const chain = chainIds([...parentDiffIds, res.diffId]).at(-1) as Digest
+      const chain = chainId([...parentDiffIds, res.diffId])
       try {
         await snap.commit(chain, key)
       } catch (err) {
@@ -961,7 +961,7 @@ class Builder {
   }
 
   /** Tags, labels, the saved output, and the last words. */
-  async finish(id: Digest, tags: Reference[]): Promise<BuildResult> {
+  async finish(id: ImageId, tags: Reference[]): Promise<BuildResult> {
     let finalId = id
     const labels = Object.entries(this.opts.labels ?? {})
     if (labels.length > 0) {

@@ -17,7 +17,7 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs'
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { CairnError, hasCode, type ErrorCode } from '../errors/index.js'
-import type { Digest } from '../oci/digest.js'
+import type { ChainId } from '../oci/digest.js'
 import type { ContainerConfig, HealthConfig } from '../oci/types.js'
 import { writeFileAtomic } from '../util/fs.js'
 import { emit } from '../util/progress.js'
@@ -128,7 +128,7 @@ export function snapshotKeys(id: string): { key: string } {
  * The committed init layer of an image (Docker's mount points for /etc/hosts, /proc, … on its
  * layers), shared by all its containers; `chain` is the image's top chain ID.
  */
-function initLayerName(chain: Digest | undefined): string {
+function initLayerName(chain: ChainId | undefined): string {
   return `${SNAPSHOT_PREFIX}init-${chain === undefined ? 'empty' : chain.slice(chain.indexOf(':') + 1)}`
 }
 
@@ -493,7 +493,7 @@ export class ContainerEngine {
    * The image's init layer, made on first use (mounted on the container's rootfs folder to fill
    * it), then shared: a later container costs no copy (native) and no mount for it.
    */
-  private async initLayer(snap: Snapshotter, id: string, parent: Digest | undefined): Promise<string> {
+  private async initLayer(snap: Snapshotter, id: string, parent: ChainId | undefined): Promise<string> {
     const name = initLayerName(parent)
     if ((await snap.tryStat(name))?.kind === 'committed') return name
     const tmp = `${name}-tmp-${id}`

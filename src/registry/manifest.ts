@@ -4,7 +4,7 @@
  * wrongly: unknown fields and artifact types are accepted, as OCI v1.1 asks.
  */
 import { CairnError } from '../errors/index.js'
-import { digestOf, parseDigest, type Digest } from '../oci/digest.js'
+import { asDigest, digestOf, isDigest, parseDigest, type Digest } from '../oci/digest.js'
 import { MediaTypes } from '../oci/mediatype.js'
 import type { Descriptor } from '../oci/types.js'
 
@@ -128,14 +128,10 @@ function descriptor(value: unknown, where: string): Descriptor {
   if (typeof mediaType !== 'string' || !MEDIA_TYPE_RE.test(mediaType)) throw invalid(`${where}.mediaType is missing or invalid`)
   const digest = d['digest']
   if (typeof digest !== 'string') throw invalid(`${where}.digest is missing`)
-  try {
-    parseDigest(digest)
-  } catch {
-    throw invalid(`${where}.digest ${JSON.stringify(digest)} is not a valid sha256 or sha512 digest`)
-  }
+  if (!isDigest(digest)) throw invalid(`${where}.digest ${JSON.stringify(digest)} is not a valid sha256 or sha512 digest`)
   const size = d['size']
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw invalid(`${where}.size must be a non-negative integer`)
-  const out: Descriptor = { mediaType, digest: digest as Digest, size }
+  const out: Descriptor = { mediaType, digest, size }
   const urls = d['urls']
   if (urls !== undefined) {
     if (!Array.isArray(urls) || urls.some((u) => typeof u !== 'string')) throw invalid(`${where}.urls must be a list of strings`)
@@ -169,8 +165,7 @@ export function subjectOf(bytes: Buffer): Digest | undefined {
     const v = JSON.parse(bytes.toString('utf8')) as { subject?: { digest?: unknown } }
     const d = v.subject?.digest
     if (typeof d !== 'string') return undefined
-    parseDigest(d)
-    return d as Digest
+    return asDigest(d)
   } catch {
     return undefined
   }

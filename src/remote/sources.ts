@@ -4,14 +4,14 @@
  * survive the process (a killed push resumes) and are shared by concurrent commands.
  */
 import type { DB } from '../metadata/db.js'
-import type { Digest } from '../oci/digest.js'
+import type { DiffId, Digest } from '../oci/digest.js'
 
 export interface RemoteBlob {
   repository: string
   digest: Digest
   mediaType: string
   size: number
-  diffId?: Digest
+  diffId?: DiffId
 }
 
 export class RemoteKnowledge {
@@ -42,9 +42,9 @@ export class RemoteKnowledge {
   }
 
   /** Blobs of the registry holding the layer `diffId` (any compression), most recent first. */
-  blobsForDiffId(registry: string, diffId: Digest): RemoteBlob[] {
+  blobsForDiffId(registry: string, diffId: DiffId): RemoteBlob[] {
     const rows = this.db.prepare('SELECT repository, digest, media_type, size, diff_id FROM remote_blobs WHERE registry = ? AND diff_id = ? ORDER BY updated DESC LIMIT 10')
-      .all(registry, diffId) as { repository: string; digest: Digest; media_type: string; size: number; diff_id: Digest }[]
+      .all(registry, diffId) as { repository: string; digest: Digest; media_type: string; size: number; diff_id: DiffId }[]
     return rows.map((r) => ({ repository: r.repository, digest: r.digest, mediaType: r.media_type, size: r.size, diffId: r.diff_id }))
   }
 
