@@ -22,6 +22,7 @@ import { terminalStdio } from './stdio.js'
 import type * as ContainersApi from '../api/containers.js'
 import type { ResourceLimits } from '../container/config.js'
 import type { ContainerStats } from '../api/resources.js'
+import type { HealthFlags } from '../api/flags.js'
 import type * as ResourcesApi from '../api/resources.js'
 
 export { goQuote }
@@ -34,7 +35,7 @@ const EXIT_ENGINE = 125
 
 /** The flags of create and run: CreateOptions' own fields where the names agree, then the CLI's. */
 type CreateFlags = Pick<CreateOptions, 'interactive' | 'tty' | 'name' | 'workdir' | 'user' | 'hostname' | 'domainname' | 'network' | 'runtime' | 'dns' | 'dnsSearch'
-  | 'privileged' | 'capAdd' | 'capDrop' | 'groupAdd' | 'init' | 'cpusetCpus' | 'oomKillDisable'> & LimitFlags & {
+  | 'privileged' | 'capAdd' | 'capDrop' | 'groupAdd' | 'init' | 'cpusetCpus' | 'oomKillDisable'> & LimitFlags & Omit<HealthFlags, 'noHealthcheck'> & {
   securityOpt?: string[]
   readOnly?: boolean
   tmpfs?: string[]
@@ -53,13 +54,7 @@ type CreateFlags = Pick<CreateOptions, 'interactive' | 'tty' | 'name' | 'workdir
   volumesFrom?: string[]
   /** `--restart`. */
   restart?: string
-  /** `--health-*`, `--no-healthcheck`. */
-  healthCmd?: string
-  healthInterval?: string
-  healthTimeout?: string
-  healthStartPeriod?: string
-  healthStartInterval?: string
-  healthRetries?: string
+  /** `--no-healthcheck` (commander's negation); the `--health-*` flags are HealthFlags'. */
   healthcheck?: boolean
   /** `-p`, `-P`. */
   publish?: string[]

@@ -80,18 +80,8 @@ export async function inspectCommand(store: ImageStore, names: readonly string[]
  */
 export async function printInspect(names: readonly string[], kind: string, format: string | undefined, lookup: (name: string) => Promise<unknown>): Promise<void> {
   let tmpl: Template | undefined
-  if (format !== undefined && format !== '') {
-    try {
-      tmpl = parseFormat(format === 'json' ? '{{json .}}' : format)
-    } catch (err) {
-      if (err instanceof Error && err.name === 'FormatError') {
-        process.stderr.write(`${err.message}\n`)
-        process.exitCode = 64
-        return
-      }
-      throw err
-    }
-  }
+  // a template that does not parse throws FormatError, which the command's caller prints (exit 64)
+  if (format !== undefined && format !== '') tmpl = parseFormat(format === 'json' ? '{{json .}}' : format, undefined, '', 64)
   const found: unknown[] = []
   // what went wrong, printed after the output as Docker does: lookups by the error printer, template failures as they are
   const errors: (CairnError | string)[] = []

@@ -21,6 +21,7 @@ import type { ChainId } from '../oci/digest.js'
 import type { ContainerConfig, HealthConfig } from '../oci/types.js'
 import { writeFileAtomic } from '../util/fs.js'
 import { emit } from '../util/progress.js'
+import { lineReader } from '../util/stream.js'
 import type { ImageStore } from '../image/store.js'
 import { FsSnapshotter } from '../snapshot/snapshotter.js'
 import type { Snapshotter, StorageDriver } from '../snapshot/types.js'
@@ -1511,27 +1512,19 @@ function shimEvents(child: ChildProcess): { next: () => Promise<ShimEvent | { ev
   const queue: ShimEvent[] = []
   const waiters: ((e: ShimEvent | { event: 'closed' }) => void)[] = []
   let ended = false
-  let buf = ''
   const flush = (): void => {
     while (waiters.length > 0 && (queue.length > 0 || ended)) {
       const w = waiters.shift() as (e: ShimEvent | { event: 'closed' }) => void
       w(queue.shift() ?? { event: 'closed' })
     }
   }
-  pipe?.on('data', (b: Buffer) => {
-    buf += b.toString('utf8')
-    let nl
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl)
-      buf = buf.slice(nl + 1)
-      try {
-        queue.push(JSON.parse(line) as ShimEvent)
-      } catch {
-        // not ours
-      }
+  pipe?.on('data', lineReader((line) => {
+    try {
+      queue.push(JSON.parse(line) as ShimEvent)
+    } catch {
+      // not ours
     }
-    flush()
-  })
+  }, flush))
   pipe?.on('error', () => undefined)
   const closed = new Promise<void>((resolve) => {
     child.once('close', () => {
