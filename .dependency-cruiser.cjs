@@ -4,8 +4,8 @@
 
 /** The folders of src/, from the foundation up; src/index.ts (the library facade) sits on top. */
 const LAYERS = [
-  'errors', 'oci', 'util', 'content', 'metadata', 'layer', 'image', 'snapshot', 'mount', 'remote',
-  'registry', 'runtime', 'network', 'container', 'api', 'build', 'engine-api', 'cli',
+  'errors', 'oci', 'util', 'events', 'content', 'metadata', 'layer', 'image', 'snapshot', 'mount',
+  'volume', 'remote', 'registry', 'runtime', 'network', 'container', 'api', 'build', 'engine-api', 'cli',
 ]
 
 /** @type {import('dependency-cruiser').IForbiddenRuleType[]} */

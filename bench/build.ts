@@ -18,7 +18,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
-import { cpus, release, tmpdir, totalmem } from 'node:os'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -26,7 +26,7 @@ import { startDockerd, type Dockerd } from '../test/helpers/dockerd.js'
 import { busyboxRootfsTar } from '../test/helpers/rootfs.js'
 import { unmountUnder } from '../test/helpers/system.js'
 import { removeAllContainers } from '../test/container/helpers.js'
-import { exec, median, type Cmd } from './lib.js'
+import { exec, median, everyRunAndMachine, runMain, type Cmd, publishReport } from './lib.js'
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
 const CAIRN_CLI = process.env['CAIRN_CLI'] ?? join(PROJECT, 'bin/cairn')
@@ -140,21 +140,9 @@ async function main(): Promise<void> {
     row('no change', 'no change', '≤ 0.5×'),
     row('one file changed', 'one file changed', '≤ 1×'),
     '',
-    '### Every run',
-    '',
-    ...Object.entries(samples).map(([k, v]) => `- ${k}: ${v.map((x) => x.toFixed(2)).join(', ')}`),
-    '',
-    '### Machine',
-    '',
-    `- date: ${new Date().toISOString()}`,
-    `- node: ${process.version}, kernel ${release()}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${Math.round(totalmem() / 2 ** 30)} GiB`,
-    '',
+    ...everyRunAndMachine(samples),
   ].join('\n')
-  process.stdout.write(report)
-  writeFileSync(values.out, report)
+  publishReport(report, values.out)
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
-  process.exitCode = 1
-})
+runMain(main)

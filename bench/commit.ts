@@ -17,9 +17,8 @@
  *
  * Needs root, docker.io, docker-registry, debootstrap (for the input), runc or crun.
  */
-import { writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { cpus, release, tmpdir, totalmem } from 'node:os'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -28,7 +27,7 @@ import { startDistribution, type Distribution } from '../test/helpers/distributi
 import { debianRootfs } from '../test/helpers/rootfs.js'
 import { unmountUnder } from '../test/helpers/system.js'
 import { removeAllContainers } from '../test/container/helpers.js'
-import { exec, median, type Cmd } from './lib.js'
+import { exec, median, everyRunAndMachine, runMain, type Cmd, publishReport } from './lib.js'
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
 const CAIRN_CLI = process.env['CAIRN_CLI'] ?? join(PROJECT, 'bin/cairn')
@@ -142,22 +141,10 @@ async function main(): Promise<void> {
     '',
     `Peak memory (maximum resident set) for the ~1 GB change: \`cairn commit\` ${big.commitRss.toFixed(0)} MiB (target ≤ 150 MB), \`cairn push --compression zstd\` of it ${big.pushRss.toFixed(0)} MiB; that push took ${m('cairn push zstd 1 GB').toFixed(2)} s.`,
     '',
-    '### Every run',
-    '',
-    ...Object.entries(samples).map(([k, v]) => `- ${k}: ${v.map((x) => x.toFixed(2)).join(', ')}`),
-    '',
-    '### Machine',
-    '',
-    `- date: ${new Date().toISOString()}`,
-    `- node: ${process.version}, kernel ${release()}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${Math.round(totalmem() / 2 ** 30)} GiB`,
-    '',
+    ...everyRunAndMachine(samples),
   ].join('\n')
-  process.stdout.write(report)
-  writeFileSync(values.out, report)
+  publishReport(report, values.out)
 
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
-  process.exitCode = 1
-})
+runMain(main)

@@ -14,18 +14,14 @@
  *
  * Needs root, dockerd (docker.io), runc, busybox-static.
  */
-import { writeFileSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
-import { dirname, join } from 'node:path'
+import { mkdtemp } from 'node:fs/promises'
+import { loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { startDockerd, type Dockerd } from '../test/helpers/dockerd.js'
 import { busyboxRootfsTar } from '../test/helpers/rootfs.js'
-import { unmountUnder } from '../test/helpers/system.js'
-import { removeAllContainers } from '../test/container/helpers.js'
-import { runtimeStateRoot } from '../src/runtime/runtime.js'
-import { exec, median, type Cmd } from './lib.js'
+import { exec, median, machineLine, cleanUpContainerBench, type Cmd, publishReport } from './lib.js'
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
 const CAIRN_CLI = process.env['CAIRN_CLI'] ?? join(PROJECT, 'bin/cairn')
@@ -79,7 +75,7 @@ async function main(): Promise<void> {
     const fmt = (x: number): string => x.toFixed(3)
     const dockerVersion = (await exec(docker(['version', '--format', '{{.Server.Version}}']), true)).stdout.trim()
     let md = `# Confinement: what the seccomp filter costs a container's start, Cairn and Docker side by side\n\n`
-    md += `${new Date().toISOString()}; ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Linux ${release()}; `
+    md += `${machineLine()}; `
     md += `docker ${dockerVersion} (overlay2, private dockerd), Cairn with ${rt} on overlay; \`run --rm --network none IMAGE true\`, `
     md += `${n} runs of each, interleaved (the order turned each iteration); medians (wall seconds). Load average (1 min) ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after `
     md += `(above the number of CPUs: other work shared the machine, and every variant ran slower for it).\n\n`
@@ -96,14 +92,9 @@ async function main(): Promise<void> {
     md += `| Cairn default / Docker default | ${(med('cairn') / med('docker')).toFixed(2)}× |\n`
     md += `\nSeccomp mode in each (2: filtered, 0: none): ${modes.join('; ')}.\n\nEvery sample (s):\n\n`
     for (const [name] of variants) md += `- ${name}: ${(samples[name] ?? []).map(fmt).join(' ')}\n`
-    process.stdout.write(md)
-    writeFileSync(values.out, md)
+    publishReport(md, values.out)
   } finally {
-    await removeAllContainers(root).catch(() => undefined)
-    await rm(dirname(runtimeStateRoot(root, 'runc')), { recursive: true, force: true })
-    await dockerd?.stop().catch((err: unknown) => process.stderr.write(`${String(err)}\n`))
-    unmountUnder(work)
-    await rm(work, { recursive: true, force: true })
+    await cleanUpContainerBench([root], work, dockerd)
   }
 }
 

@@ -11,18 +11,14 @@
  *
  * Needs root, dockerd (docker.io), runc or crun, busybox-static.
  */
-import { writeFileSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { cpus, release, tmpdir, totalmem } from 'node:os'
-import { dirname, join } from 'node:path'
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { startDockerd, type Dockerd } from '../test/helpers/dockerd.js'
 import { busyboxRootfsTar } from '../test/helpers/rootfs.js'
-import { unmountUnder } from '../test/helpers/system.js'
-import { removeAllContainers } from '../test/container/helpers.js'
-import { runtimeStateRoot } from '../src/runtime/runtime.js'
-import { exec, median, type Cmd } from './lib.js'
+import { exec, median, machineLine, cleanUpContainerBench, type Cmd, publishReport } from './lib.js'
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
 const CAIRN_CLI = process.env['CAIRN_CLI'] ?? join(PROJECT, 'bin/cairn')
@@ -94,7 +90,7 @@ async function main(): Promise<void> {
     const fmt = (x: number): string => x.toFixed(3)
     const dockerVersion = (await exec(docker(['version', '--format', '{{.Server.Version}}']), true)).stdout.trim()
     let md = `# Containers: Cairn and Docker side by side\n\n`
-    md += `${new Date().toISOString()}; ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Linux ${release()}; `
+    md += `${machineLine()}; `
     md += `docker ${dockerVersion} (overlay2, private dockerd), Cairn with ${rt} on overlay; ${n} runs each, medians (wall seconds).\n\n`
     md += `| step | cairn (s) | docker (s) | cairn/docker | cairn min | docker min |\n|---|---:|---:|---:|---:|---:|\n`
     for (const r of rows) {
@@ -107,16 +103,9 @@ async function main(): Promise<void> {
     md += `Lines of diff output: cairn ${lines.cairn}, docker ${lines.docker}, cairn native ${lines.native}.\n\n`
     md += `Every sample (s):\n\n`
     for (const r of rows) for (const [tool, xs] of Object.entries(r.samples)) md += `- ${r.step}, ${tool}: ${xs.map(fmt).join(' ')}\n`
-    process.stdout.write(md)
-    writeFileSync(values.out, md)
+    publishReport(md, values.out)
   } finally {
-    for (const root of Object.values(roots)) {
-      await removeAllContainers(root).catch(() => undefined)
-      await rm(dirname(runtimeStateRoot(root, 'runc')), { recursive: true, force: true })
-    }
-    await dockerd?.stop().catch((err: unknown) => process.stderr.write(`${String(err)}\n`))
-    unmountUnder(work)
-    await rm(work, { recursive: true, force: true })
+    await cleanUpContainerBench(Object.values(roots), work, dockerd)
   }
 }
 

@@ -16,7 +16,7 @@
  * Needs pigz and gzip (scripts/ensure-deps.sh).
  */
 import { spawn } from 'node:child_process'
-import { createReadStream, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { createReadStream, readdirSync, readFileSync, statSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { cpus, release, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -28,7 +28,7 @@ import { createGzip } from 'node:zlib'
 import { gzipBackend, zlibBackend, type GzipBackend } from '../src/layer/deflate.js'
 import { parallelGzip } from '../src/layer/pgzip.js'
 import { debianRootfs } from '../test/helpers/rootfs.js'
-import { exec, median } from './lib.js'
+import { exec, median, runMain, publishReport } from './lib.js'
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
 const DEFAULT_OUT = join(PROJECT, 'bench/results/gzip.md')
@@ -143,14 +143,10 @@ async function main(): Promise<void> {
     for (const [k, xs] of samples) lines.push(`- ${k.replace('|', ', ')}: ${xs.map((s) => `${s.wallS.toFixed(2)}/${s.cpuS.toFixed(2)}/${s.bytes}`).join(' ')}`)
     for (const [k, xs] of cmdSamples) lines.push(`- ${k.replace('|', ', ')} (wall s): ${xs.map((x) => x.toFixed(2)).join(' ')}`)
     const report = `${lines.join('\n')}\n`
-    process.stdout.write(report)
-    writeFileSync(values.out, report)
+    publishReport(report, values.out)
   } finally {
     await rm(work, { recursive: true, force: true })
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
-  process.exitCode = 1
-})
+runMain(main)

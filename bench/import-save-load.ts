@@ -16,6 +16,7 @@ import { startDockerd, type Dockerd } from '../test/helpers/dockerd.js'
 import { tail } from '../test/helpers/exec.js'
 import { busyboxRootfsTar, debianRootfs } from '../test/helpers/rootfs.js'
 import { unmountUnder } from '../test/helpers/system.js'
+import { median } from './lib.js'
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
 const CAIRN_CLI = process.env['CAIRN_CLI'] ?? join(PROJECT, 'bin/cairn')
@@ -279,11 +280,6 @@ async function runBench(opts: Options, docker: Dockerd | undefined, dockerError:
 
 // --- reporting ---------------------------------------------------------------------------------
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2
-}
 const mib = (kib: number): string => (kib / 1024).toFixed(0)
 const firstLine = (s: string): string => s.split('\n').find((l) => l.trim() !== '')?.trim() ?? s
 /** The line of an error output a reader wants first: an `Error: ...` line if any, else the first line. */

@@ -20,7 +20,7 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { cpus, release, tmpdir, totalmem } from 'node:os'
+import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -31,7 +31,7 @@ import { unmountUnder } from '../test/helpers/system.js'
 import { removeAllContainers } from '../test/container/helpers.js'
 import { runtimeStateRoot } from '../src/runtime/runtime.js'
 import { NetworkManager } from '../src/network/index.js'
-import { exec, median, type Cmd } from './lib.js'
+import { exec, median, machineLine, type Cmd } from './lib.js'
 import { freePort } from '../test/helpers/distribution.js'
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
@@ -222,7 +222,7 @@ async function main(): Promise<void> {
     const fmt = (x: number): string => (x >= 100 ? x.toFixed(0) : x.toFixed(3))
     const dockerVersion = (await exec(docker(['version', '--format', '{{.Server.Version}}']), true)).stdout.trim()
     let md = `# Container networking: Cairn and Docker side by side\n\n`
-    md += `${new Date().toISOString()}; ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Linux ${release()}; `
+    md += `${machineLine()}; `
     md += `docker ${dockerVersion} (private dockerd: default bridge, iptables, userland proxy), Cairn on its default bridge (netavark); ${n} runs each, medians.\n\n`
     md += `| step | cairn | docker | cairn/docker |\n|---|---:|---:|---:|\n`
     for (const [step, bytool] of Object.entries(samples)) {

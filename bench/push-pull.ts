@@ -20,6 +20,7 @@ import { startDockerd, type Dockerd } from '../test/helpers/dockerd.js'
 import { startDistribution } from '../test/helpers/distribution.js'
 import { busyboxRootfsTar, debianRootfs } from '../test/helpers/rootfs.js'
 import { Tools } from '../test/helpers/tools.js'
+import { median, runMain } from './lib.js'
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
 const CAIRN = join(PROJECT, 'bin/cairn')
@@ -50,11 +51,6 @@ async function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process
   await timed(cmd, args, env, false)
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  const mid = Math.floor(s.length / 2)
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -143,7 +139,4 @@ async function main(): Promise<void> {
   if (values.out) await writeFile(values.out, report)
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
-  process.exitCode = 1
-})
+runMain(main)

@@ -22,10 +22,10 @@
  * The load generator is this Node process (and curl for the large GET); it is the same for both
  * registries.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { closeSync, createReadStream, existsSync, openSync, readFileSync } from 'node:fs'
-import { mkdtemp, rm, writeFile, open } from 'node:fs/promises'
+import { createReadStream, existsSync } from 'node:fs'
+import { rm, writeFile, open } from 'node:fs/promises'
 import { Agent, request, type IncomingMessage } from 'node:http'
 import { cpus, release, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -33,11 +33,10 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs, promisify } from 'node:util'
 import { startDockerd, type Dockerd } from '../test/helpers/dockerd.js'
 import { debianRootfs } from '../test/helpers/rootfs.js'
-import { freePort } from '../test/helpers/distribution.js'
+import { median, DISTRIBUTION, procStatusMiB, startRegistryServer, stopRegistryServer, runMain, type RegistryServer } from './lib.js'
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
 const CAIRN_CLI = process.env['CAIRN_CLI'] ?? join(PROJECT, 'bin/cairn')
-const DISTRIBUTION = '/usr/bin/docker-registry'
 
 const { values: args } = parseArgs({
   options: {
@@ -62,80 +61,7 @@ const log = (s: string): void => {
 
 // --- the two registries -----------------------------------------------------------------------
 
-interface Registry {
-  name: 'cairn' | 'distribution'
-  url: string
-  host: string
-  child: ChildProcess
-  dir: string
-}
-
-
-async function waitUp(url: string, child: ChildProcess): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) throw new Error(`${url} exited while starting`)
-    try {
-      const r = await fetch(`${url}/v2/`)
-      if (r.status === 200) return
-    } catch {
-      // not yet
-    }
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  throw new Error(`${url} did not start`)
-}
-
-async function startRegistryProcess(name: Registry['name']): Promise<Registry> {
-  const dir = await mkdtemp(join(tmpdir(), `bench-${name}-`))
-  const port = await freePort()
-  let child: ChildProcess
-  if (name === 'cairn') {
-    child = spawn(CAIRN_CLI, ['registry', 'serve', '--listen', `127.0.0.1:${port}`, '--root', `${dir}/root`, '--access-log', 'none'], { stdio: ['ignore', 'ignore', 'inherit'] })
-  } else {
-    await writeFile(`${dir}/config.yml`, `version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: ${dir}/root
-  delete:
-    enabled: true
-  cache:
-    blobdescriptor: inmemory
-http:
-  addr: 127.0.0.1:${port}
-`)
-    // distribution logs every 404 (HEADs before pushes) at level error: keep that out of the report
-    const errLog = openSync(`${dir}/stderr.log`, 'a')
-    child = spawn(DISTRIBUTION, ['serve', `${dir}/config.yml`], { stdio: ['ignore', 'ignore', errLog] })
-    closeSync(errLog)
-  }
-  const url = `http://127.0.0.1:${port}`
-  await waitUp(url, child)
-  return { name, url, host: `127.0.0.1:${port}`, child, dir }
-}
-
-async function stopRegistry(r: Registry): Promise<void> {
-  if (r.child.exitCode === null) {
-    const exited = new Promise((res) => r.child.once('exit', res))
-    r.child.kill('SIGTERM')
-    const t = setTimeout(() => r.child.kill('SIGKILL'), 10_000)
-    await exited
-    clearTimeout(t)
-  }
-  await rm(r.dir, { recursive: true, force: true })
-}
-
-function peakRssMiB(pid: number | undefined): number {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-    return m ? Number(m[1]) / 1024 : NaN
-  } catch {
-    return NaN
-  }
-}
+type Registry = RegistryServer
 
 // --- HTTP client ---------------------------------------------------------------------------------
 
@@ -263,12 +189,6 @@ async function dockerRound(docker: Dockerd, reg: Registry, i: number): Promise<{
 
 // --- main ----------------------------------------------------------------------------------------
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = Math.floor(s.length / 2)
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2
-}
-
 interface Row {
   what: string
   unit: string
@@ -316,7 +236,7 @@ async function main(): Promise<void> {
     await docker.runOk(['import', rootfs.tar, 'bench/debian:1'], { timeoutMs: 600_000 })
   }
 
-  const regs = { cairn: await startRegistryProcess('cairn'), distribution: await startRegistryProcess('distribution') }
+  const regs = { cairn: await startRegistryServer('cairn', CAIRN_CLI), distribution: await startRegistryServer('distribution', CAIRN_CLI) }
   try {
     for (let it = 0; it < ITER; it++) {
       const order: Registry[] = it % 2 === 0 ? [regs.cairn, regs.distribution] : [regs.distribution, regs.cairn]
@@ -367,25 +287,25 @@ async function main(): Promise<void> {
         smallGetRps[r].push(await hammer(`${reg.url}/v2/bench/rps/blobs/${sha256(layer)}`, 'GET', {}, CONNS, SECONDS))
       }
     }
-    rss.cairn.push(peakRssMiB(regs.cairn.child.pid))
-    rss.distribution.push(peakRssMiB(regs.distribution.child.pid))
+    rss.cairn.push(procStatusMiB(regs.cairn.child.pid, 'VmHWM'))
+    rss.distribution.push(procStatusMiB(regs.distribution.child.pid, 'VmHWM'))
     // docker: a fresh registry (empty root) for every push, so that every layer is really uploaded
     for (let it = 0; docker && it < ITER; it++) {
       for (const name of it % 2 === 0 ? ['cairn', 'distribution'] as const : ['distribution', 'cairn'] as const) {
         log(`docker round ${it + 1}/${ITER}: ${name}`)
-        const reg = await startRegistryProcess(name)
+        const reg = await startRegistryServer(name, CAIRN_CLI)
         try {
           const d = await dockerRound(docker, reg, it)
           dockerPush[name].push(d.push)
           dockerPull[name].push(d.pull)
         } finally {
-          await stopRegistry(reg)
+          await stopRegistryServer(reg)
         }
       }
     }
   } finally {
-    await stopRegistry(regs.cairn)
-    await stopRegistry(regs.distribution)
+    await stopRegistryServer(regs.cairn)
+    await stopRegistryServer(regs.distribution)
     await docker?.stop()
     await rm(bigFile, { force: true })
     agent.destroy()
@@ -419,7 +339,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
-  process.exitCode = 1
-})
+runMain(main, 'bench')

@@ -20,20 +20,19 @@
  * librsvg2-bin). The figures: each server's peak RSS, its median RSS over the last half, and the slope
  * of a least-squares line through the last half (MiB per 10 minutes): flat is near 0.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { existsSync, writeFileSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
 import { Agent, request, type IncomingMessage } from 'node:http'
-import { cpus, release, tmpdir } from 'node:os'
+import { cpus, release } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { freePort } from '../test/helpers/distribution.js'
+import { DISTRIBUTION, procStatusMiB, startRegistryServer, stopRegistryServer, runMain, type RegistryServer } from './lib.js'
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
 const CAIRN_CLI = process.env['CAIRN_CLI'] ?? join(PROJECT, 'bin/cairn')
-const DISTRIBUTION = '/usr/bin/docker-registry'
 
 const { values: args } = parseArgs({
   options: {
@@ -51,55 +50,8 @@ const log = (s: string): void => {
   process.stderr.write(`soak: ${s}\n`)
 }
 
-type Name = 'cairn' | 'distribution'
-interface Registry { name: Name; url: string; child: ChildProcess; dir: string }
-
-
-async function start(name: Name): Promise<Registry> {
-  const dir = await mkdtemp(join(tmpdir(), `soak-${name}-`))
-  const port = await freePort()
-  let child: ChildProcess
-  if (name === 'cairn') {
-    child = spawn(CAIRN_CLI, ['registry', 'serve', '--listen', `127.0.0.1:${port}`, '--root', `${dir}/root`, '--access-log', 'none'], { stdio: ['ignore', 'ignore', 'inherit'] })
-  } else {
-    await writeFile(`${dir}/config.yml`, `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/root\n  delete:\n    enabled: true\n  cache:\n    blobdescriptor: inmemory\nhttp:\n  addr: 127.0.0.1:${port}\n`)
-    const errLog = openSync(`${dir}/stderr.log`, 'a')
-    child = spawn(DISTRIBUTION, ['serve', `${dir}/config.yml`], { stdio: ['ignore', 'ignore', errLog] })
-    closeSync(errLog)
-  }
-  const url = `http://127.0.0.1:${port}`
-  for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`${name} exited while starting`)
-    try {
-      if ((await fetch(`${url}/v2/`)).status === 200) break
-    } catch {
-      // not yet
-    }
-    if (i > 200) throw new Error(`${name} did not start`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  return { name, url, child, dir }
-}
-
-async function stop(r: Registry): Promise<void> {
-  if (r.child.exitCode === null) {
-    const exited = new Promise((res) => r.child.once('exit', res))
-    r.child.kill('SIGTERM')
-    const t = setTimeout(() => r.child.kill('SIGKILL'), 10_000)
-    await exited
-    clearTimeout(t)
-  }
-  await rm(r.dir, { recursive: true, force: true })
-}
-
-function rssMiB(pid: number | undefined): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-    return m ? Number(m[1]) / 1024 : NaN
-  } catch {
-    return NaN
-  }
-}
+type Name = RegistryServer['name']
+type Registry = RegistryServer
 
 // --- the load ---------------------------------------------------------------------------------------
 
@@ -289,14 +241,14 @@ async function main(): Promise<void> {
   log(`${MINUTES} minutes, ${PUSHERS} pushers and ${PULLERS} pullers per registry`)
   const pool = blobPool()
   log(`blob pool: ${pool.length} blobs, ${(pool.reduce((a, b) => a + b.data.length, 0) / 2 ** 20).toFixed(0)} MiB`)
-  const regs = [await start('cairn'), await start('distribution')]
+  const regs = [await startRegistryServer('cairn', CAIRN_CLI, 'soak'), await startRegistryServer('distribution', CAIRN_CLI, 'soak')]
   const rows: { t: number; cairn: number; distribution: number; requests: number }[] = []
   const done: Record<Name, { n: number }> = { cairn: { n: 0 }, distribution: { n: 0 } }
   const t0 = Date.now()
   const until = t0 + MINUTES * 60_000
   const sampler = setInterval(() => {
     const [c, d] = regs as [Registry, Registry]
-    rows.push({ t: (Date.now() - t0) / 1000, cairn: rssMiB(c.child.pid), distribution: rssMiB(d.child.pid), requests: done.cairn.n + done.distribution.n })
+    rows.push({ t: (Date.now() - t0) / 1000, cairn: procStatusMiB(c.child.pid, 'VmRSS'), distribution: procStatusMiB(d.child.pid, 'VmRSS'), requests: done.cairn.n + done.distribution.n })
     const last = rows.at(-1)
     if (last && rows.length % 60 === 0) log(`${(last.t / 60).toFixed(0)} min: cairn ${last.cairn.toFixed(0)} MiB, distribution ${last.distribution.toFixed(0)} MiB, ${last.requests} requests`)
   }, 1000)
@@ -310,7 +262,7 @@ async function main(): Promise<void> {
     await Promise.all(work)
   } finally {
     clearInterval(sampler)
-    for (const r of regs) await stop(r)
+    for (const r of regs) await stopRegistryServer(r)
     agent.destroy()
   }
   const half = rows.filter((r) => r.t >= (MINUTES * 60) / 2)
@@ -358,7 +310,4 @@ async function main(): Promise<void> {
   process.stdout.write(md)
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`soak: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
-  process.exitCode = 1
-})
+runMain(main, 'soak')

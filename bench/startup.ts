@@ -12,16 +12,14 @@
  * Needs root (dockerd), docker.io, busybox-static.
  */
 import { writeFileSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { cpus, release, tmpdir, totalmem } from 'node:os'
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { startDockerd, type Dockerd } from '../test/helpers/dockerd.js'
 import { busyboxRootfsTar } from '../test/helpers/rootfs.js'
-import { unmountUnder } from '../test/helpers/system.js'
-import { removeAllContainers } from '../test/container/helpers.js'
-import { exec, median, type Cmd } from './lib.js'
+import { exec, median, machineLine, cleanUpContainerBench, type Cmd } from './lib.js'
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
 const CAIRN_CLI = process.env['CAIRN_CLI'] ?? join(PROJECT, 'bin/cairn')
@@ -75,7 +73,7 @@ async function main(): Promise<void> {
     const ms = (x: number): string => (x * 1000).toFixed(1)
     const dockerVersion = (await exec(docker(['version', '--format', '{{.Server.Version}}']), true)).stdout.trim()
     let md = '# Start-up of store commands: Cairn and the Docker CLI side by side\n\n'
-    md += `${new Date().toISOString()}; ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Linux ${release()}, Node ${process.version}; `
+    md += `${machineLine()}, Node ${process.version}; `
     md += `docker ${dockerVersion} (a private dockerd, running); both stores: 1 image under 5 tags, 3 created containers. `
     md += `${n} runs of each, alternating, after one untimed round; wall time from spawn to exit.\n\n`
     md += `| command | cairn median (ms) | cairn p90 | docker median (ms) | docker p90 | cairn/docker | cairn < ${TARGET_S * 1000} ms |\n|---|---:|---:|---:|---:|---:|---|\n`
@@ -92,10 +90,7 @@ async function main(): Promise<void> {
     process.stdout.write(md)
     writeFileSync(values.out, md)
   } finally {
-    await removeAllContainers(root).catch(() => undefined)
-    await dockerd?.stop().catch((err: unknown) => process.stderr.write(`${String(err)}\n`))
-    unmountUnder(work)
-    await rm(work, { recursive: true, force: true })
+    await cleanUpContainerBench([root], work, dockerd, { runcState: false })
   }
 }
 

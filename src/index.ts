@@ -19,7 +19,7 @@ import { importImage, type ImportOptions, type ImportResult } from './api/import
 import { saveImages, type SaveOptions } from './api/save.js'
 import { loadImages, type LoadResult } from './api/load.js'
 import type { OperationOptions } from './api/events.js'
-import type { Digest } from './oci/digest.js'
+import type { ImageId } from './oci/digest.js'
 import { openInputFile, writeOutputFile } from './util/userfiles.js'
 import { commitContainer, commitSnapshot, type CommitContainerOptions, type CommitOptions, type CommitResult, type CommitSource } from './api/commit.js'
 import {
@@ -84,7 +84,7 @@ export class Cairn {
   }
 
   /** `cairn tag` */
-  tag(source: string, target: string): { id: Digest; target: string } {
+  tag(source: string, target: string): { id: ImageId; target: string } {
     return tagImage(this.store, source, target)
   }
 
@@ -358,7 +358,10 @@ export class Cairn {
 export { ImageStore, type ImageRecord, type DeleteRecord } from './image/store.js'
 export { ContentStore, type BlobInfo, type StagedBlob } from './content/store.js'
 export { CairnError, ErrorCodes, hasCode, isCairnError, type ErrorCode } from './errors/index.js'
-export { parseDigest, digestOf, chainId, chainIds, type Digest } from './oci/digest.js'
+export {
+  parseDigest, isDigest, digestOf, chainId, chainIds, asDigest, asDiffId, asChainId, asImageId,
+  type Digest, type DiffId, type ChainId, type ImageId, type AnyDigest,
+} from './oci/digest.js'
 export { MediaTypes, type Compression } from './oci/mediatype.js'
 export type { Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform, HistoryEntry, ContainerConfig } from './oci/types.js'
 export { parseReference, familiarString, formatReference, type Reference } from './oci/reference.js'

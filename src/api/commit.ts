@@ -6,7 +6,7 @@
  */
 import type { Readable } from 'node:stream'
 import { CairnError } from '../errors/index.js'
-import type { Digest } from '../oci/digest.js'
+import type { DiffId, ImageId } from '../oci/digest.js'
 import type { Compression } from '../oci/mediatype.js'
 import { MediaTypes } from '../oci/mediatype.js'
 import { hostPlatform, type ContainerConfig, type Descriptor, type ImageConfig } from '../oci/types.js'
@@ -57,9 +57,9 @@ export interface CommitSource {
 }
 
 export interface CommitResult {
-  id: Digest
+  id: ImageId
   /** The new layer's diffID; undefined when the change was empty. */
-  diffId?: Digest
+  diffId?: DiffId
   /** Bytes the new layer adds, as Docker counts them. */
   size: number
   tag?: string
@@ -115,7 +115,7 @@ export interface CommitImageInput {
   /** One layer holding everything: the parent's layers are not kept. */
   squash?: boolean
   /** The new config, from the parent's (undefined from scratch) and the new layer's diffID (undefined: no layer). */
-  config: (parent: ImageConfig, diffId: Digest | undefined) => ImageConfig
+  config: (parent: ImageConfig, diffId: DiffId | undefined) => ImageConfig
   /** How the new layer is stored (default none: compressed at push). */
   compression?: Compression
   /** Manifest family; default: the parent image's (docker from scratch). */

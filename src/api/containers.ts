@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto'
 import type { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { CairnError, hasCode } from '../errors/index.js'
-import type { Digest } from '../oci/digest.js'
+import type { ImageId } from '../oci/digest.js'
 import type { ContainerConfig } from '../oci/types.js'
 import type { ImageRecord, ImageStore } from '../image/store.js'
 import { snapshotChanges } from '../snapshot/index.js'
@@ -311,7 +311,7 @@ export interface ContainerSummary {
   name: string
   /** The image as `ps` shows it: the name used, or the short image ID when that name now means another image. */
   image: string
-  imageId: Digest
+  imageId: ImageId
   /** Docker's COMMAND (not quoted, not truncated). */
   command: string
   created: Date
@@ -456,8 +456,8 @@ export async function listContainers(store: ImageStore, opts: ListContainersOpti
       if (!img) continue
       const queue = [img.id]
       while (queue.length > 0) {
-        const id = queue.pop() as Digest
-        if (ancestors.has(id)) continue
+        const id = queue.pop()
+        if (id === undefined || ancestors.has(id)) continue
         ancestors.add(id)
         for (const c of all) if (c.parent === id) queue.push(c.id)
       }
@@ -598,7 +598,7 @@ export interface ContainerInspect {
     /** With a health check. */
     Health?: HealthState
   }
-  Image: Digest
+  Image: ImageId
   ResolvConfPath: string
   HostnamePath: string
   HostsPath: string

@@ -5,6 +5,7 @@
  * can pass its `filters` query parameter (a map of key → values) to the same functions.
  */
 import { CairnError } from '../errors/index.js'
+import { parseDurationMs } from '../util/duration.js'
 
 /** Filter values by key, as Docker's API carries them (`{"label": ["a=b"], "dangling": ["true"]}`). */
 export type FilterArgs = Readonly<Record<string, readonly string[]>>
@@ -121,7 +122,7 @@ function escapeRe(c: string): string {
  * date, or Unix seconds. Returns milliseconds since the epoch.
  */
 export function parseUntil(value: string, now = Date.now()): number {
-  const dur = parseGoDuration(value)
+  const dur = parseDurationMs(value)
   if (dur !== undefined) return now - dur
   if (/^\d+(\.\d+)?$/.test(value)) return Number(value) * 1000
   if (/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$/.test(value)) {
@@ -129,17 +130,4 @@ export function parseUntil(value: string, now = Date.now()): number {
     if (!Number.isNaN(t)) return t
   }
   throw new CairnError('INVALID_ARGUMENT', `failed to parse value as time or duration: "${value}"`)
-}
-
-const DURATION_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
-
-/** Go's time.ParseDuration, in milliseconds (undefined when it is not one). */
-export function parseGoDuration(s: string): number | undefined {
-  const m = /^([+-])?((?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+$/.exec(s)
-  if (!m) return s === '0' ? 0 : undefined
-  let total = 0
-  for (const part of s.replace(/^[+-]/, '').matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/g)) {
-    total += Number(part[1]) * (DURATION_UNITS[part[2] as string] ?? 0)
-  }
-  return m[1] === '-' ? -total : total
 }

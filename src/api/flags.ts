@@ -15,13 +15,12 @@ import type {
   TmpfsMountSpec, Ulimit, VolumeMountSpec,
 } from '../container/config.js'
 import { ULIMIT_TYPES } from '../runtime/spec.js'
-import { parseGoDuration } from './filters.js'
+import { ramInBytes } from '../util/bytes.js'
+import { parseDurationMs } from '../util/duration.js'
 
 function invalid(message: string): CairnError {
   return new CairnError('INVALID_ARGUMENT', message)
 }
-
-const SIZE_UNITS: Record<string, number> = { b: 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50 }
 
 const BIND_MODES = new Set(['ro', 'rw', 'z', 'Z', 'shared', 'rshared', 'slave', 'rslave', 'private', 'rprivate', 'nocopy'])
 
@@ -105,36 +104,7 @@ function parseBool(spec: string, key: string, value: string): boolean {
  */
 export function parseRamBytes(s: string): number | undefined {
   const n = ramInBytes(s)
-  return typeof n === 'number' ? n : undefined
-}
-
-/**
- * go-units' parseSize with binary multiples: the number is everything up to the last digit, dot
- * or space, the suffix (at most 3 characters) one of b, K, M, G, T, P with an optional `b` or
- * `ib`. A size, or Docker's message for what is wrong.
- */
-function ramInBytes(s: string): number | { error: string } {
-  let sep = -1
-  for (let i = s.length - 1; i >= 0; i--) {
-    if ('0123456789. '.includes(s[i] as string)) {
-      sep = i
-      break
-    }
-  }
-  if (sep < 0) return { error: `invalid size: '${s}'` }
-  const num = s[sep] === ' ' ? s.slice(0, sep) : s.slice(0, sep + 1)
-  const suffix = s.slice(sep + 1)
-  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(num)) return { error: `strconv.ParseFloat: parsing ${JSON.stringify(num)}: invalid syntax` }
-  const size = Number(num)
-  if (size < 0) return { error: `invalid size: '${s}'` }
-  if (suffix === '') return Math.trunc(size)
-  const sfx = suffix.toLowerCase()
-  const mult = SIZE_UNITS[sfx[0] as string]
-  const bad = { error: `invalid suffix: '${suffix.length > 3 ? suffix : sfx}'` }
-  if (suffix.length > 3 || mult === undefined) return bad
-  if (sfx[0] === 'b') return sfx.length === 1 ? Math.trunc(size) : bad
-  if ((sfx.length === 2 && sfx[1] !== 'b') || (sfx.length === 3 && sfx.slice(1) !== 'ib')) return bad
-  return Math.trunc(size * mult)
+  return 'bytes' in n ? n.bytes : undefined
 }
 
 /**
@@ -275,7 +245,7 @@ export interface HealthFlags {
 export function parseHealthFlags(f: HealthFlags): HealthcheckOptions | undefined {
   const duration = (v: string | undefined, flag: string): number | undefined => {
     if (v === undefined) return undefined
-    const ms = parseGoDuration(v)
+    const ms = parseDurationMs(v)
     if (ms === undefined) throw invalid(`invalid argument "${v}" for "--${flag}" flag: time: ${/^[+-]?(\d+\.?\d*|\.\d+)$/.test(v) ? 'missing unit in duration' : 'invalid duration'} ${JSON.stringify(v)}`)
     if (ms < 0) throw invalid(`--${flag} cannot be negative`)
     return ms
@@ -428,8 +398,8 @@ function flagError(value: string, flag: string, message: string): CairnError {
  */
 export function parseBytes(value: string, flag: string): number {
   const n = ramInBytes(value)
-  if (typeof n !== 'number') throw flagError(value, flag, n.error)
-  return n
+  if ('error' in n) throw flagError(value, flag, n.error)
+  return n.bytes
 }
 
 /** `--memory-swap`: a size, or -1 for unlimited swap. */

@@ -1,6 +1,6 @@
 /** `images`, `tag`, `rmi`, `inspect`, `history`, `system df`, `image prune`: the store's read and name verbs. */
 import { CairnError } from '../errors/index.js'
-import type { Digest } from '../oci/digest.js'
+import type { DiffId, Digest, ImageId } from '../oci/digest.js'
 import type { ContainerConfig, HistoryEntry, ImageConfig } from '../oci/types.js'
 import { familiarString, parseReference, withDefaultTag } from '../oci/reference.js'
 import { repoOf, type DeleteRecord, type ImageRecord, type ImageStore } from '../image/store.js'
@@ -11,13 +11,13 @@ import {
 import { recordImageEvent } from './system-events.js'
 
 export interface ImageSummary {
-  id: Digest
+  id: ImageId
   /** Familiar names: `ubuntu:latest`, `registry.example.com/huzd/test:1.0.0`. */
   repoTags: string[]
   repoDigests: string[]
   created: Date
   size: number
-  parent?: Digest
+  parent?: ImageId
   /** Intermediate images (untagged, with children) are listed only with `all`. */
   intermediate: boolean
   containers: number
@@ -106,7 +106,7 @@ export function listImages(store: ImageStore, opts: ListImagesOptions = {}): Ima
 }
 
 /** `docker tag SOURCE TARGET`. */
-export function tagImage(store: ImageStore, source: string, target: string): { id: Digest; target: string } {
+export function tagImage(store: ImageStore, source: string, target: string): { id: ImageId; target: string } {
   const img = store.resolve(source)
   const ref = withDefaultTag(parseReference(target))
   if (ref.digest !== undefined) throw new CairnError('INVALID_REFERENCE', `refusing to create a tag with a digest reference: ${target}`)
@@ -149,7 +149,7 @@ export async function removeImages(store: ImageStore, images: readonly string[],
 
 /** `docker image inspect`, in Docker's JSON shape. */
 export interface ImageInspect {
-  Id: Digest
+  Id: ImageId
   RepoTags: string[]
   RepoDigests: string[]
   Parent: string
@@ -166,7 +166,7 @@ export interface ImageInspect {
   Size: number
   VirtualSize: number
   GraphDriver: { Name: string; Data: Record<string, string> | null }
-  RootFS: { Type: string; Layers: Digest[] }
+  RootFS: { Type: string; Layers: DiffId[] }
   Metadata: { LastTagTime: string }
   Descriptor: { mediaType: string; digest: Digest }
 }
@@ -205,7 +205,7 @@ function lastComment(history: HistoryEntry[] | undefined): string | undefined {
 
 export interface HistoryRow {
   /** The image ID for rows that are whole local images, else undefined (`<missing>`). */
-  id?: Digest
+  id?: ImageId
   created?: Date
   createdBy: string
   size: number
@@ -259,7 +259,7 @@ export interface DiskUsage {
   layers: { total: number; shared: number; size: number; sharedSize: number }
   /** Bytes the blobs take on disk (layers as stored, compressed or not, plus configs and manifests). */
   blobs: { count: number; size: number }
-  perImage: { id: Digest; repoTags: string[]; created: Date; size: number; sharedSize: number; uniqueSize: number; containers: number }[]
+  perImage: { id: ImageId; repoTags: string[]; created: Date; size: number; sharedSize: number; uniqueSize: number; containers: number }[]
 }
 
 /** `docker system df`: images, layers, and what is shared between images or unique to one. */
@@ -331,7 +331,7 @@ export async function pruneImages(store: ImageStore, opts: PruneImagesOptions = 
     return !values(filters, 'label!').some((v) => matchLabels({ l: [v] }, 'l', labels))
   }
   const result: PruneResult = { records: [], reclaimed: 0 }
-  const sizes = new Map(store.layers().map((l) => [l.chainId, l.size]))
+  const sizes = new Map<string, number>(store.layers().map((l) => [l.chainId, l.size]))
   // repeat: removing a child can leave its parent dangling
   for (let round = 0; round < 1000; round++) {
     const candidates = store.list().filter((img) => {

@@ -2,7 +2,7 @@
 import { basename } from 'node:path'
 import type { Readable } from 'node:stream'
 import { CairnError } from '../errors/index.js'
-import type { Digest } from '../oci/digest.js'
+import type { DiffId, ImageId } from '../oci/digest.js'
 import type { Compression } from '../oci/mediatype.js'
 import { hostPlatform, type ContainerConfig, type ImageConfig, type Platform } from '../oci/types.js'
 import { familiarString, parseRepositoryTag } from '../oci/reference.js'
@@ -41,10 +41,10 @@ export interface ImportOptions extends OperationOptions {
 }
 
 export interface ImportResult {
-  id: Digest
+  id: ImageId
   /** The familiar tag given, if any. */
   tag?: string
-  diffId: Digest
+  diffId: DiffId
   size: number
 }
 

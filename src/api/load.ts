@@ -10,9 +10,10 @@ import { posix } from 'node:path'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { CairnError, isErrno } from '../errors/index.js'
-import { digestHex, digestOf, isDigest, parseDigest, type Digest } from '../oci/digest.js'
+import { type DiffId, type Digest, digestHex, digestOf, type ImageId, isDigest, parseDigest } from '../oci/digest.js'
+import { checkDiffIds, checkImageIndex, checkImageManifest } from '../oci/validate.js'
 import { MediaTypes, isIndexMediaType, layerCompression, layerMediaType, type Compression } from '../oci/mediatype.js'
-import { hostPlatform, type Descriptor, type DockerArchiveManifestEntry, type ImageConfig, type ImageIndex, type ImageManifest } from '../oci/types.js'
+import { hostPlatform, type Descriptor, type DockerArchiveManifestEntry, type ImageConfig } from '../oci/types.js'
 import { familiarString, parseReference, type Reference } from '../oci/reference.js'
 import { readTar } from '../layer/tar.js'
 import { decompressStream } from '../layer/compression.js'
@@ -26,11 +27,11 @@ import { emit, type OperationOptions } from './events.js'
 import { recordImageEvent } from './system-events.js'
 
 export interface LoadedImage {
-  id: Digest
+  id: ImageId
   /** Familiar tags set by the load. */
   tags: string[]
   /** Tags that pointed at another image before (Docker: "renaming the old one … to empty string"). */
-  retagged: { tag: string; previous: Digest }[]
+  retagged: { tag: string; previous: ImageId }[]
 }
 
 export interface LoadResult {
@@ -211,8 +212,8 @@ async function loadDocker(store: ImageStore, archive: ArchiveDir, opts: Operatio
 async function loadOci(store: ImageStore, archive: ArchiveDir, opts: OperationOptions): Promise<LoadResult> {
   const { value: layout } = await archive.json<Unchecked<{ imageLayoutVersion: string }> | null>('oci-layout')
   if (typeof layout?.imageLayoutVersion !== 'string') throw new CairnError('INVALID_ARCHIVE', 'invalid archive: oci-layout lacks imageLayoutVersion')
-  const { value: index } = await archive.json<Unchecked<ImageIndex> | null>('index.json')
-  if (!isDescriptorList(index?.manifests)) throw new CairnError('INVALID_ARCHIVE', 'invalid archive: index.json has no manifests')
+  const index = checkImageIndex((await archive.json<unknown>('index.json')).value)
+  if (!index.ok) throw new CairnError('INVALID_ARCHIVE', 'invalid archive: index.json has no manifests')
   const cache: LayerCache = { facts: new Map(), staged: new Set() }
   const result: LoadResult = { images: [] }
   const blobPath = (d: Digest): string => {
@@ -231,21 +232,23 @@ async function loadOci(store: ImageStore, archive: ArchiveDir, opts: OperationOp
   const pick = async (desc: Descriptor, depth: number): Promise<Descriptor | undefined> => {
     if (!isIndexMediaType(desc.mediaType)) return desc
     if (depth > 4) throw new CairnError('INVALID_ARCHIVE', 'invalid archive: indexes nested too deeply')
-    const { value: sub } = await readBlobJson<Unchecked<ImageIndex> | null>(desc)
-    if (!isDescriptorList(sub?.manifests)) throw new CairnError('INVALID_ARCHIVE', `invalid archive: index ${desc.digest} has no manifests`)
+    const sub = checkImageIndex((await readBlobJson<unknown>(desc)).value)
+    if (!sub.ok) throw new CairnError('INVALID_ARCHIVE', `invalid archive: index ${desc.digest} has no manifests`)
     const host = hostPlatform()
-    const candidates = sub.manifests.filter((m) => !m.platform || (m.platform.os === host.os && m.platform.architecture === host.architecture))
+    const candidates = sub.value.manifests.filter((m) => !m.platform || (m.platform.os === host.os && m.platform.architecture === host.architecture))
     for (const c of candidates) {
       const found = await pick(c, depth + 1)
       if (found) return found
     }
     return undefined
   }
-  for (const top of index.manifests) {
+  for (const top of index.value.manifests) {
     const desc = await pick(top, 0)
     if (!desc) throw new CairnError('INVALID_ARCHIVE', `invalid archive: no manifest for ${hostPlatform().os}/${hostPlatform().architecture} in ${top.digest}`)
-    const { value: manifest, bytes: manifestBytes } = await readBlobJson<ImageManifest>(desc)
-    if (!isObject(manifest) || !isObject(manifest.config) || !isDescriptorList(manifest.layers)) throw new CairnError('INVALID_ARCHIVE', `invalid archive: ${desc.digest} is not an image manifest`)
+    const { value: unchecked, bytes: manifestBytes } = await readBlobJson<unknown>(desc)
+    const checked = checkImageManifest(unchecked)
+    if (!checked.ok) throw new CairnError('INVALID_ARCHIVE', `invalid archive: ${desc.digest} is not an image manifest`)
+    const manifest = checked.value
     const { value: config, bytes: configBytes } = await readBlobJson<ImageConfig>(manifest.config)
     const diffIds = validateConfig(config, manifest.config.digest)
     if (diffIds.length !== manifest.layers.length) throw new CairnError('INVALID_ARCHIVE', `invalid archive: the config lists ${diffIds.length} layers, the manifest ${manifest.layers.length}`)
@@ -306,27 +309,17 @@ function parseTag(name: string): Reference {
 /** A JSON object meant to have T's fields, as it may be: any of them missing or of another type. */
 type Unchecked<T> = { [K in keyof T]?: unknown }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
-
 function isStringList(v: unknown): v is string[] {
   return Array.isArray(v) && v.every((x) => typeof x === 'string')
 }
 
-function isDescriptorList(v: unknown): v is Descriptor[] {
-  return Array.isArray(v) && v.every((d) => isObject(d) && (d.annotations === undefined || isObject(d.annotations)))
+function validateConfig(config: unknown, name: string): DiffId[] {
+  const ids = checkDiffIds(config)
+  if (!ids.ok) throw new CairnError('INVALID_ARCHIVE', `invalid archive: ${name} is not an image config (rootfs.diff_ids missing or invalid)`)
+  return ids.value
 }
 
-function validateConfig(config: unknown, name: string): Digest[] {
-  const ids = isObject(config) && isObject(config['rootfs']) ? config['rootfs']['diff_ids'] : undefined
-  if (!Array.isArray(ids) || !ids.every((d): d is Digest => typeof d === 'string' && isDigest(d))) {
-    throw new CairnError('INVALID_ARCHIVE', `invalid archive: ${name} is not an image config (rootfs.diff_ids missing or invalid)`)
-  }
-  return ids
-}
-
-function loaded(res: { id: Digest; retagged: { name: string; previous: Digest }[] }, tags: Reference[]): LoadedImage {
+function loaded(res: { id: ImageId; retagged: { name: string; previous: ImageId }[] }, tags: Reference[]): LoadedImage {
   return {
     id: res.id,
     tags: tags.map((t) => familiarString(t)),

@@ -11,9 +11,10 @@
  * transaction once everything checks out; nothing is recorded otherwise.
  */
 import { CairnError } from '../errors/index.js'
-import { chainIds, digestHex, isDigest, type Digest } from '../oci/digest.js'
+import { chainIds, type DiffId, type Digest, digestHex, type ImageId } from '../oci/digest.js'
+import { checkDiffIds, checkImageIndex, checkImageManifest } from '../oci/validate.js'
 import { MediaTypes, isIndexMediaType, isManifestMediaType, layerCompression, layerMediaType } from '../oci/mediatype.js'
-import type { Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform } from '../oci/types.js'
+import type { Descriptor, ImageConfig, Platform } from '../oci/types.js'
 import { familiarString, formatReference, parseReference, type Reference } from '../oci/reference.js'
 import { serializeManifest } from '../image/manifest.js'
 import type { ImageStore, LayerInput } from '../image/store.js'
@@ -40,7 +41,7 @@ export interface PulledLayer {
   /** Short digest of the blob, as Docker prints it. */
   id: string
   digest: Digest
-  diffId: Digest
+  diffId: DiffId
   status: 'Already exists' | 'Pull complete'
   /** Bytes fetched over the network, and where a resumed download started. */
   fetched: number
@@ -55,7 +56,7 @@ export interface PullResult {
   /** The digest the reference resolved to (the index's, for a multi-platform image). */
   digest: Digest
   /** The image ID (config digest). */
-  id: Digest
+  id: ImageId
   status: 'downloaded' | 'up-to-date'
   layers: PulledLayer[]
 }
@@ -113,11 +114,14 @@ async function pullOne(store: ImageStore, repo: Repository, ref: Reference, plat
   let manifestBytes = top.bytes
   let manifestMediaType = top.mediaType
   if (isIndexMediaType(top.mediaType)) {
-    const index = parseJson<ImageIndex>(top.bytes, `index ${top.digest}`)
-    if (!Array.isArray(index.manifests)) throw new CairnError('MANIFEST_INVALID', `index ${top.digest} has no manifests`)
-    const chosen = selectManifest(index, platform)
+    const index = checkImageIndex(parseJson(top.bytes, `index ${top.digest}`))
+    if (!index.ok) {
+      const { at, message } = index.problem
+      throw new CairnError('MANIFEST_INVALID', at === 'manifests' || at === '' ? `index ${top.digest} has no manifests`
+        : at.endsWith('.digest') ? `index ${top.digest} names an invalid digest` : `index ${top.digest} is invalid: ${message}`)
+    }
+    const chosen = selectManifest(index.value, platform)
     if (!chosen) throw new CairnError('MANIFEST_UNKNOWN', `no matching manifest for ${formatPlatform(platform)} in the manifest list entries`)
-    if (!isDigest(chosen.digest)) throw new CairnError('MANIFEST_INVALID', `index ${top.digest} names an invalid digest`)
     const m = await repo.manifest(chosen.digest, signal)
     if (isIndexMediaType(m.mediaType)) throw new CairnError('NOT_SUPPORTED', `nested index ${chosen.digest} is not supported`)
     manifestBytes = m.bytes
@@ -126,22 +130,20 @@ async function pullOne(store: ImageStore, repo: Repository, ref: Reference, plat
   if (!isManifestMediaType(manifestMediaType)) {
     throw new CairnError('NOT_SUPPORTED', `${formatReference(ref)}: unsupported manifest media type ${manifestMediaType || '(none)'}`)
   }
-  const unchecked = parseJson<UncheckedManifest>(manifestBytes, `manifest of ${formatReference(ref)}`)
-  if (unchecked.schemaVersion !== 2 || !unchecked.config || typeof unchecked.config.digest !== 'string' || !isDigest(unchecked.config.digest) || !Array.isArray(unchecked.layers)) {
-    throw new CairnError('MANIFEST_INVALID', `the manifest of ${formatReference(ref)} is not a schema 2 image manifest`)
+  const checked = checkImageManifest(parseJson(manifestBytes, `manifest of ${formatReference(ref)}`))
+  if (!checked.ok) {
+    throw new CairnError('MANIFEST_INVALID', checked.problem.at.startsWith('layers[')
+      ? `the manifest of ${formatReference(ref)} lists an invalid layer`
+      : `the manifest of ${formatReference(ref)} is not a schema 2 image manifest`)
   }
-  for (const l of unchecked.layers) {
-    if (!l || typeof l.digest !== 'string' || !isDigest(l.digest) || typeof l.size !== 'number' || l.size < 0) throw new CairnError('MANIFEST_INVALID', `the manifest of ${formatReference(ref)} lists an invalid layer`)
-  }
-  const manifest = unchecked as ImageManifest
+  const manifest = checked.value
 
   // the config: small, fetched whole and verified
   const configBytes = await repo.blobBytes(manifest.config.digest, 8 << 20, signal)
-  const cfg = parseJson<UncheckedConfig>(configBytes, `config ${manifest.config.digest}`)
-  const diffIds = cfg?.rootfs?.diff_ids
-  if (!Array.isArray(diffIds) || !diffIds.every((d): d is Digest => typeof d === 'string' && isDigest(d))) {
-    throw new CairnError('MANIFEST_INVALID', `config ${manifest.config.digest} has no valid rootfs.diff_ids`)
-  }
+  const cfg = parseJson(configBytes, `config ${manifest.config.digest}`)
+  const checkedIds = checkDiffIds(cfg)
+  if (!checkedIds.ok) throw new CairnError('MANIFEST_INVALID', `config ${manifest.config.digest} has no valid rootfs.diff_ids`)
+  const diffIds = checkedIds.value
   if (diffIds.length !== manifest.layers.length) {
     throw new CairnError('MANIFEST_INVALID', `the config lists ${diffIds.length} layers, the manifest ${manifest.layers.length}`)
   }
@@ -150,12 +152,14 @@ async function pullOne(store: ImageStore, repo: Repository, ref: Reference, plat
 
   // which layers are here already; the others are fetched, in parallel
   const plans = manifest.layers.map((desc, i) => {
-    const diffId = diffIds[i] as Digest
+    const diffId = diffIds[i]
+    const chain = chains[i]
+    if (diffId === undefined || chain === undefined) throw new CairnError('MANIFEST_INVALID', `layer ${i} has no diffID`)
     const id = digestHex(desc.digest).slice(0, 12)
     const exact = store.layerByDigest(desc.digest)
     const local = exact && exact.diffId === diffId && store.content.ensureSync(exact.digest)
       ? exact
-      : store.hasChain(chains[i] as Digest) || store.layerBlob(diffId) ? store.layerBlob(diffId) : undefined
+      : store.hasChain(chain) || store.layerBlob(diffId) ? store.layerBlob(diffId) : undefined
     return { desc, diffId, id, local }
   })
   const controller = new AbortController()
@@ -255,18 +259,11 @@ async function pullOne(store: ImageStore, repo: Repository, ref: Reference, plat
   }
 }
 
-// A registry's JSON is untrusted: parsed into these loose shapes, it is checked field by field
-// before it is used as the type it claims to be.
-interface UncheckedManifest {
-  schemaVersion?: unknown
-  config?: { digest?: unknown } | null
-  layers?: ({ digest?: unknown; size?: unknown } | null)[] | null
-}
-type UncheckedConfig = { rootfs?: { diff_ids?: unknown } | null } | null
-
-function parseJson<T>(bytes: Buffer, what: string): T {
+// A registry's JSON is untrusted: parsed as unknown, it is checked (src/oci/validate.ts) before
+// it is used as the type it claims to be.
+function parseJson(bytes: Buffer, what: string): unknown {
   try {
-    return JSON.parse(bytes.toString('utf8')) as T
+    return JSON.parse(bytes.toString('utf8')) as unknown
   } catch {
     throw new CairnError('MANIFEST_INVALID', `${what} is not valid JSON`)
   }

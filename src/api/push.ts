@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream/promises'
 import { PassThrough, Readable, Transform } from 'node:stream'
 import { byteCounter } from '../util/stream.js'
 import { CairnError, hasCode } from '../errors/index.js'
-import { digestHex, digestOf, type Digest } from '../oci/digest.js'
+import { type AnyDigest, type DiffId, type Digest, digestHex, digestOf } from '../oci/digest.js'
 import { MediaTypes, layerCompression, layerMediaType, type Compression } from '../oci/mediatype.js'
 import type { Descriptor, ImageConfig, ImageManifest } from '../oci/types.js'
 import { formatReference, parseReference, repositoryName, type Reference } from '../oci/reference.js'
@@ -54,7 +54,7 @@ export interface PushOptions extends RemoteOptions {
 export interface PushedLayer {
   /** Short diffID, as Docker prints it. */
   id: string
-  diffId: Digest
+  diffId: DiffId
   digest: Digest
   status: 'Pushed' | 'Layer already exists' | `Mounted from ${string}`
   /** Bytes sent for it by this push, and where a resumed upload started. */
@@ -122,7 +122,7 @@ function familiarRepo(ref: Reference): string {
   return formatReference({ domain: ref.domain, path: ref.path }).replace(/^docker\.io\/(library\/)?/, '')
 }
 
-function short(d: Digest): string {
+function short(d: AnyDigest): string {
   return digestHex(d).slice(0, 12)
 }
 
@@ -162,29 +162,31 @@ class Pusher {
     const diffIds = cfg.rootfs.diff_ids
     if (diffIds.length !== manifest.layers.length) throw new CairnError('STORE_CORRUPT', `image ${short(image.id)}: its config and manifest disagree on the layers`)
     const format = isOci(image, manifest) ? 'oci' : 'docker'
+    const pairs = manifest.layers.map((desc, i) => {
+      const diffId = diffIds[i]
+      if (diffId === undefined) throw new CairnError('STORE_CORRUPT', `image ${short(image.id)}: its config and manifest disagree on the layers`)
+      return { desc, diffId }
+    })
     // Docker lists layers top first
-    const order = manifest.layers.map((_, i) => i).reverse()
-    const seen = new Set<Digest>()
-    for (const i of order) {
-      const d = diffIds[i] as Digest
+    const order = [...pairs].reverse()
+    const seen = new Set<DiffId>()
+    for (const { diffId: d } of order) {
       if (seen.has(d)) continue
       seen.add(d)
       emit(this.opts, { id: short(d), status: 'Preparing' })
     }
-    const pushing = new Map<Digest, Promise<{ layer: PushedLayer; descriptor: Descriptor }>>()
-    for (const i of order) {
-      const diffId = diffIds[i] as Digest
-      const desc = manifest.layers[i] as Descriptor
+    const pushing = new Map<DiffId, Promise<{ layer: PushedLayer; descriptor: Descriptor }>>()
+    for (const { desc, diffId } of order) {
       if (pushing.has(diffId)) continue
       const task = this.limit(() => this.pushLayer(image, desc, diffId, format), () => emit(this.opts, { id: short(diffId), status: 'Waiting' }))
       task.catch(() => undefined)
       pushing.set(diffId, task)
     }
-    const results = new Map<Digest, { layer: PushedLayer; descriptor: Descriptor }>()
+    const results = new Map<DiffId, { layer: PushedLayer; descriptor: Descriptor }>()
     for (const [d, p] of pushing) results.set(d, await p)
     // the config, then the manifest that names them all
     await this.pushSmallBlob({ mediaType: manifest.config.mediaType, digest: image.configDigest, size: configBytes.length }, configBytes)
-    const descriptors = manifest.layers.map((l, i) => results.get(diffIds[i] as Digest)?.descriptor ?? l)
+    const descriptors = pairs.map((p) => results.get(p.diffId)?.descriptor ?? p.desc)
     const unchanged = descriptors.every((d, i) => d.digest === manifest.layers[i]?.digest && d.mediaType === manifest.layers[i].mediaType)
     let bytes: Buffer
     if (unchanged) {
@@ -200,7 +202,7 @@ class Pusher {
     return { tag, digest, size: bytes.length, layers: [...results.values()].map((r) => r.layer) }
   }
 
-  private async pushLayer(image: ImageRecord, desc: Descriptor, diffId: Digest, format: 'oci' | 'docker', localOnly = false): Promise<{ layer: PushedLayer; descriptor: Descriptor }> {
+  private async pushLayer(image: ImageRecord, desc: Descriptor, diffId: DiffId, format: 'oci' | 'docker', localOnly = false): Promise<{ layer: PushedLayer; descriptor: Descriptor }> {
     const id = short(diffId)
     const signal = this.opts.signal
     const wanted = await this.blobFor(image, desc, diffId, format, localOnly)
@@ -260,7 +262,7 @@ class Pusher {
   }
 
   /** The blob that carries the layer to the registry: as stored if compressed, else a compressed copy (to be made). */
-  private async blobFor(image: ImageRecord, desc: Descriptor, diffId: Digest, format: 'oci' | 'docker', localOnly: boolean): Promise<BlobToPush | LayerToCompress> {
+  private async blobFor(image: ImageRecord, desc: Descriptor, diffId: DiffId, format: 'oci' | 'docker', localOnly: boolean): Promise<BlobToPush | LayerToCompress> {
     if (layerCompression(desc.mediaType) !== 'none' || desc.mediaType.includes('nondistributable') || desc.mediaType.includes('foreign')) {
       return { descriptor: desc, local: true }
     }

@@ -6,7 +6,7 @@
 import type { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { CairnError } from '../errors/index.js'
-import { digestHex, digestOf, type Digest } from '../oci/digest.js'
+import { type Digest, digestHex, digestOf, type ImageId } from '../oci/digest.js'
 import { MediaTypes, layerCompression } from '../oci/mediatype.js'
 import type { DockerArchiveManifestEntry, ImageManifest } from '../oci/types.js'
 import { familiarName, familiarString, formatReference, parseReference, type Reference } from '../oci/reference.js'
@@ -38,7 +38,7 @@ interface Selected {
 /** Resolves `docker save` arguments: a repository without a tag means all its tags. */
 function selectImages(store: ImageStore, names: readonly string[]): Selected[] {
   if (names.length === 0) throw new CairnError('INVALID_ARGUMENT', 'save needs at least one image')
-  const out = new Map<Digest, Selected>()
+  const out = new Map<ImageId, Selected>()
   const add = (image: ImageRecord, tag?: Reference): void => {
     const sel = out.get(image.id) ?? { image, tags: [] }
     if (tag && !sel.tags.some((t) => formatReference(t) === formatReference(tag))) sel.tags.push(tag)
@@ -124,7 +124,7 @@ async function* dockerEntries(store: ImageStore, selected: Selected[], opts: Sav
     }
     const layers: string[] = []
     let parentId = ''
-    const diffIds = (JSON.parse(cfgBytes.toString('utf8')) as { rootfs: { diff_ids: Digest[] } }).rootfs.diff_ids
+    const diffIds = (JSON.parse(cfgBytes.toString('utf8')) as { rootfs: { diff_ids: string[] } }).rootfs.diff_ids
     for (const [i, desc] of m.layers.entries()) {
       // the legacy v1 layer ID: a hash of the chain, stable for a given stack
       const v1 = digestHex(digestOf(`${parentId} ${diffIds[i] ?? desc.digest}`))

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs'
 import { CairnError } from '../errors/index.js'
 import { EventTypes, readEvents, recordEvent, type EventMessage, type EventType } from '../events/journal.js'
-import type { Digest } from '../oci/digest.js'
+import type { ImageId } from '../oci/digest.js'
 import type { ImageConfig } from '../oci/types.js'
 import type { ImageStore } from '../image/store.js'
 import { matchLabels, parseUntil, validateFilterKeys, values, type FilterArgs } from './filters.js'
@@ -100,7 +100,7 @@ export async function* streamEvents(root: string, opts: EventsOptions = {}): Asy
 }
 
 /** An image event, with the image's labels among its attributes (as Docker's): `name` is the image's name as the action used it. */
-export function recordImageEvent(store: ImageStore, action: string, id: string, name: string, imageId?: Digest): void {
+export function recordImageEvent(store: ImageStore, action: string, id: string, name: string, imageId?: ImageId): void {
   let labels: Record<string, string> = {}
   const img = imageId !== undefined ? store.get(imageId) : undefined
   if (img) {

@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process'
 import { existsSync, readFileSync, statfsSync } from 'node:fs'
 import { arch, availableParallelism, cpus, hostname, machine, release, totalmem } from 'node:os'
 import { promisify } from 'node:util'
-import type { Digest } from '../oci/digest.js'
+import { asImageId, type ChainId, type ImageId } from '../oci/digest.js'
 import { familiarString, parseReference } from '../oci/reference.js'
 import type { ImageStore } from '../image/store.js'
 import { loadRemoteConfig } from '../remote/config.js'
@@ -28,7 +28,7 @@ const API_VERSION = '1.41'
 // system df
 
 export interface ImageUsage {
-  id: Digest
+  id: ImageId
   repoTags: string[]
   created: Date
   /** Unpacked size of all its layers. */
@@ -85,19 +85,19 @@ export async function volumesDiskUsage(store: ImageStore): Promise<VolumeUsage[]
  */
 export async function buildCacheDiskUsage(store: ImageStore): Promise<{ records: BuildCacheUsage[]; size: number }> {
   const rows = store.db.prepare('SELECT key, image_id, parent, created, last_used FROM build_cache ORDER BY created').all() as
-    { key: string; image_id: Digest; parent: Digest | null; created: number; last_used: number }[]
+    { key: string; image_id: string; parent: string | null; created: number; last_used: number }[]
   if (rows.length === 0) return { records: [], size: 0 }
   const sizes = new Map(store.layers().map((l) => [l.chainId, l.size]))
-  const kept = new Set<Digest>()
+  const kept = new Set<ChainId>()
   for (const img of store.list()) {
     if (img.tags.length === 0 && img.repoDigests.length === 0 && store.containerUsers(img.id).length === 0) continue
     for (const c of store.imageChains(img.id)) kept.add(c)
   }
-  const counted = new Set<Digest>()
+  const counted = new Set<ChainId>()
   let total = 0
   const records = rows.map((r): BuildCacheUsage => {
-    const top = store.imageChains(r.image_id).at(-1)
-    const below = r.parent !== null ? store.imageChains(r.parent).at(-1) : undefined
+    const top = store.imageChains(asImageId(r.image_id)).at(-1)
+    const below = r.parent !== null ? store.imageChains(asImageId(r.parent)).at(-1) : undefined
     const size = top !== undefined && top !== below ? sizes.get(top) ?? 0 : 0
     if (top !== undefined && top !== below && !counted.has(top)) {
       counted.add(top)

@@ -18,12 +18,13 @@ import { once } from 'node:events'
 import { pipeline } from 'node:stream/promises'
 import type { ReadableStream } from 'node:stream/web'
 import { CairnError, hasCode, isCairnError } from '../errors/index.js'
-import { chainIds, type Digest } from '../oci/digest.js'
+import { chainId, chainIds, type ChainId, type DiffId, type ImageId } from '../oci/digest.js'
 import { hostPlatform, type ContainerConfig, type HistoryEntry, type ImageConfig } from '../oci/types.js'
 import { familiarString, parseReference, withDefaultTag, type Reference } from '../oci/reference.js'
 import type { ImageRecord, ImageStore } from '../image/store.js'
 import { writeTar, type TarEntryInput, type TarHeaderInit } from '../layer/tar.js'
 import { processAlive, randomName } from '../util/fs.js'
+import { formatDuration } from '../util/duration.js'
 import { openSnapshotter, snapshotLayer, unpackImage } from '../snapshot/index.js'
 import type { Snapshotter } from '../snapshot/types.js'
 import { mountAll, overlaySupported, unmount } from '../mount/index.js'
@@ -69,7 +70,7 @@ export interface BuildOptions {
 }
 
 export interface BuildResult {
-  id: Digest
+  id: ImageId
   /** The names given, in familiar form. */
   tags: string[]
   /** Steps built, and of those taken from the cache. */
@@ -129,25 +130,6 @@ function goQuote(s: string): string {
 /** Go's %v of a string slice: `[a b]`. */
 function goList(list: readonly string[]): string {
   return `[${list.join(' ')}]`
-}
-
-/** Go's time.Duration String(): 5s, 1m30s, 500ms. */
-function goDuration(ns: number): string {
-  if (ns === 0) return '0s'
-  if (ns < 1e9) {
-    if (ns < 1e3) return `${ns}ns`
-    if (ns < 1e6) return `${ns / 1e3}µs`
-    return `${ns / 1e6}ms`
-  }
-  let s = ns / 1e9
-  let out = ''
-  const h = Math.floor(s / 3600)
-  if (h > 0) out += `${h}h`
-  s -= h * 3600
-  const m = Math.floor(s / 60)
-  if (h > 0 || m > 0) out += `${m}m`
-  s -= m * 60
-  return `${out}${Number(s.toFixed(9))}s`
 }
 
 function goRune(n: number): string {
@@ -327,7 +309,7 @@ class Builder {
     return { target, needed: [...needed].sort((a, b) => a.index - b.index) }
   }
 
-  async run(): Promise<Digest> {
+  async run(): Promise<ImageId> {
     const { target, needed } = this.plan()
     this.multiStage = needed.length > 1
     for (const s of needed) {
@@ -596,7 +578,7 @@ class Builder {
    * made from the same files is most likely the same, and is then not unpacked again (if it
    * differs after all, it is unpacked from the store when a later step needs it).
    */
-  private async unpackedBefore(prior: Digest | undefined): Promise<boolean> {
+  private async unpackedBefore(prior: ImageId | undefined): Promise<boolean> {
     const img = prior !== undefined ? this.store.get(prior) : undefined
     const top = img ? this.store.imageChains(img.id).at(-1) : undefined
     if (top === undefined) return false
@@ -604,9 +586,9 @@ class Builder {
   }
 
   /** Makes the step's image: its layer (if any), its config with one more history entry. */
-  private async execute(ins: Instruction, state: State, plan: Plan, ref: StepRef, prior: Digest | undefined): Promise<ImageRecord> {
+  private async execute(ins: Instruction, state: State, plan: Plan, ref: StepRef, prior: ImageId | undefined): Promise<ImageRecord> {
     const created = this.created()
-    const makeConfig = (parent: ImageConfig, diffId: Digest | undefined): ImageConfig => {
+    const makeConfig = (parent: ImageConfig, diffId: DiffId | undefined): ImageConfig => {
       const out: ImageConfig = { ...state.config, config: plan.config, created }
       delete out['container']
       delete out['container_config']
@@ -626,7 +608,7 @@ class Builder {
     }
     const parentDiffIds = state.config.rootfs.diff_ids
     if (layer.kind === 'tar') {
-      const commit = (tar: (onEntry: (h: TarHeaderInit) => void) => Readable): Promise<{ id: Digest; diffId?: Digest }> => commitImage(this.store, {
+      const commit = (tar: (onEntry: (h: TarHeaderInit) => void) => Readable): Promise<{ id: ImageId; diffId?: DiffId }> => commitImage(this.store, {
         ...(state.image ? { parent: state.image } : {}),
         layer: async (onEntry) => tar(onEntry),
         keepEmptyLayer: true,
@@ -692,7 +674,7 @@ class Builder {
    * into the content store: the next step that needs the tree (a RUN's container, a COPY's
    * mount) finds it there instead of reading the layer back. `fn` passes the tar through `tee`.
    */
-  private async unpacking<T extends { diffId?: Digest }>(parentDiffIds: readonly Digest[], fn: (tee: (tar: Readable) => Readable) => Promise<T>): Promise<T> {
+  private async unpacking<T extends { diffId?: DiffId }>(parentDiffIds: readonly DiffId[], fn: (tee: (tar: Readable) => Readable) => Promise<T>): Promise<T> {
     return this.unpackingWith(parentDiffIds, 'tar', (u) => fn(u.tee))
   }
 
@@ -700,11 +682,11 @@ class Builder {
    * `unpacking` for a layer written entry by entry (COPY): each entry is written into the
    * snapshot as it is made (`apply`), not parsed back out of the tar.
    */
-  private async unpackingEntries<T extends { diffId?: Digest }>(parentDiffIds: readonly Digest[], fn: (apply: Unpacker['apply']) => Promise<T>): Promise<T> {
+  private async unpackingEntries<T extends { diffId?: DiffId }>(parentDiffIds: readonly DiffId[], fn: (apply: Unpacker['apply']) => Promise<T>): Promise<T> {
     return this.unpackingWith(parentDiffIds, 'entries', (u) => fn(u.apply))
   }
 
-  private async unpackingWith<T extends { diffId?: Digest }>(parentDiffIds: readonly Digest[], mode: 'tar' | 'entries', fn: (u: Unpacker) => Promise<T>): Promise<T> {
+  private async unpackingWith<T extends { diffId?: DiffId }>(parentDiffIds: readonly DiffId[], mode: 'tar' | 'entries', fn: (u: Unpacker) => Promise<T>): Promise<T> {
     const snap = await this.snap()
     const parentChain = chainIds(parentDiffIds).at(-1)
     if (parentChain !== undefined && (await snap.tryStat(parentChain))?.kind !== 'committed') return fn({ tee: (tar) => tar, apply: undefined })
@@ -748,7 +730,7 @@ class Builder {
         await snap.remove(key)
         return res
       }
-      const chain = chainIds([...parentDiffIds, res.diffId]).at(-1) as Digest
+      const chain = chainId([...parentDiffIds, res.diffId])
       try {
         await snap.commit(chain, key)
       } catch (err) {
@@ -769,9 +751,9 @@ class Builder {
    * snapshot), when the parent's is there and no other build made that one meanwhile; else it
    * goes with the container.
    */
-  private async keepSnapshot(snapshotter: Snapshotter, key: string, diffIds: readonly Digest[]): Promise<void> {
+  private async keepSnapshot(snapshotter: Snapshotter, key: string, diffIds: readonly DiffId[]): Promise<void> {
     const chains = chainIds(diffIds)
-    const chain = chains.at(-1) as Digest
+    const chain = chains.at(-1) as ChainId
     const parentChain = chains.at(-2) ?? null
     if (parentChain !== null && (await snapshotter.tryStat(parentChain))?.kind !== 'committed') return
     if (await snapshotter.tryStat(chain)) return
@@ -904,7 +886,7 @@ class Builder {
         if (dur('start-interval')) hc['StartInterval'] = dur('start-interval')
         if (retries) hc['Retries'] = retries
         cfg.Healthcheck = hc
-        const text = `HEALTHCHECK &{[${test.map(goQuote).join(' ')}] ${goQuote(goDuration(dur('interval')))} ${goQuote(goDuration(dur('timeout')))} ${goQuote(goDuration(dur('start-period')))} ${goRune(retries)}}`
+        const text = `HEALTHCHECK &{[${test.map(goQuote).join(' ')}] ${goQuote(formatDuration(dur('interval')))} ${goQuote(formatDuration(dur('timeout')))} ${goQuote(formatDuration(dur('start-period')))} ${goRune(retries)}}`
         return { parts: { HEALTHCHECK: hc }, config: cfg, createdBy: text }
       }
       case 'ONBUILD':
@@ -1089,7 +1071,7 @@ class Builder {
   }
 
   /** Tags, labels, the saved output, and the last words. */
-  async finish(id: Digest, tags: Reference[]): Promise<BuildResult> {
+  async finish(id: ImageId, tags: Reference[]): Promise<BuildResult> {
     let finalId = id
     const labels = Object.entries(this.opts.labels ?? {})
     if (labels.length > 0) {

@@ -6,11 +6,11 @@
  * (`build_cache`) and go with their image when it is deleted.
  */
 import { createHash } from 'node:crypto'
-import type { Digest } from '../oci/digest.js'
+import type { ChainId, ImageId } from '../oci/digest.js'
 import type { DeleteRecord, ImageStore } from '../image/store.js'
 
 /** The cache key of a step: sha256 over its canonical inputs. */
-export function cacheKey(parent: Digest | undefined, parts: unknown): string {
+export function cacheKey(parent: ImageId | undefined, parts: unknown): string {
   return createHash('sha256').update(`${parent ?? 'scratch'}\n`).update(JSON.stringify(parts)).digest('hex')
 }
 
@@ -18,12 +18,12 @@ export class BuildCache {
   constructor(private readonly store: ImageStore) {}
 
   /** The image a step with this key made, if it is still in the store (a read: no write per step). */
-  lookup(key: string): Digest | undefined {
-    const row = this.store.db.prepare('SELECT image_id FROM build_cache WHERE key = ?').get(key) as { image_id: Digest } | undefined
+  lookup(key: string): ImageId | undefined {
+    const row = this.store.db.prepare('SELECT image_id FROM build_cache WHERE key = ?').get(key) as { image_id: ImageId } | undefined
     return row?.image_id
   }
 
-  record(key: string, imageId: Digest, parent: Digest | undefined, description: string): void {
+  record(key: string, imageId: ImageId, parent: ImageId | undefined, description: string): void {
     const now = Date.now()
     this.store.db.prepare(`INSERT INTO build_cache (key, image_id, parent, description, created, last_used) VALUES (?, ?, ?, ?, ?, ?)
       ON CONFLICT(key) DO UPDATE SET image_id = excluded.image_id, last_used = excluded.last_used`)
@@ -76,12 +76,12 @@ export interface BuildCacheUsage {
 
 /** How much the build cache holds (for `system df`). */
 export function buildCacheUsage(store: ImageStore): BuildCacheUsage {
-  const rows = store.db.prepare('SELECT DISTINCT image_id FROM build_cache').all() as { image_id: Digest }[]
+  const rows = store.db.prepare('SELECT DISTINCT image_id FROM build_cache').all() as { image_id: ImageId }[]
   const count = (store.db.prepare('SELECT COUNT(*) AS n FROM build_cache').get() as { n: number }).n
   const sizes = new Map(store.layers().map((l) => [l.chainId, l.size]))
-  const cached = new Set<Digest>()
+  const cached = new Set<ChainId>()
   for (const r of rows) for (const c of store.imageChains(r.image_id)) cached.add(c)
-  const kept = new Set<Digest>()
+  const kept = new Set<ChainId>()
   for (const img of store.list()) {
     if (img.tags.length === 0 && img.repoDigests.length === 0 && store.containerUsers(img.id).length === 0) continue
     for (const c of store.imageChains(img.id)) kept.add(c)
@@ -110,19 +110,19 @@ export interface BuilderPruneResult {
  * every entry), then deletes those images and their layers where nothing else uses them.
  */
 export async function pruneBuildCache(store: ImageStore, opts: { all?: boolean } = {}): Promise<BuilderPruneResult> {
-  const rows = store.db.prepare('SELECT key, image_id FROM build_cache').all() as { key: string; image_id: Digest }[]
+  const rows = store.db.prepare('SELECT key, image_id FROM build_cache').all() as { key: string; image_id: ImageId }[]
   // images a tagged image (or a container) stands on
-  const needed = new Set<Digest>()
+  const needed = new Set<ImageId>()
   for (const img of store.list()) {
     if (img.tags.length === 0 && img.repoDigests.length === 0 && store.containerUsers(img.id).length === 0) continue
-    for (let cur: Digest | undefined = img.id; cur && !needed.has(cur); cur = store.get(cur)?.parent) needed.add(cur)
+    for (let cur: ImageId | undefined = img.id; cur && !needed.has(cur); cur = store.get(cur)?.parent) needed.add(cur)
   }
   const drop = rows.filter((r) => opts.all || !needed.has(r.image_id))
   const del = store.db.prepare('DELETE FROM build_cache WHERE key = ?')
   store.db.transaction(() => {
     for (const r of drop) del.run(r.key)
   }).immediate()
-  const sizes = new Map(store.layers().map((l) => [l.chainId, l.size]))
+  const sizes = new Map<string, number>(store.layers().map((l) => [l.chainId, l.size]))
   const result: BuilderPruneResult = { entries: drop.length, records: [], reclaimed: 0 }
   // delete the dropped images nothing needs, children first (a parent goes once its last child has)
   const former = new Set(drop.map((r) => r.image_id))

@@ -10,6 +10,7 @@
  */
 import { Directive, DockerfileParser, type Heredoc, type Instruction as AstInstruction } from 'dockerfile-ast'
 import { CairnError } from '../errors/index.js'
+import { parseDurationNs } from '../util/duration.js'
 import { splitWords } from './shell.js'
 
 export interface HeredocBody {
@@ -327,16 +328,8 @@ function typed(keyword: string, base: InstructionBase, args: string, heredocs: H
   }
 }
 
-/** Go's duration syntax (`30s`, `1m30s`, `500ms`) in nanoseconds; undefined when it does not parse. */
+/** Go's duration syntax (`30s`, `1m30s`, `500ms`) in nanoseconds, unsigned; undefined when it does not parse. */
 export function parseDuration(s: string): number | undefined {
-  if (s === '0') return 0
-  const units: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 }
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy
-  let total = 0
-  let pos = 0
-  for (let m = re.exec(s); m; m = re.exec(s)) {
-    total += Number(m[1]) * (units[m[2] as string] as number)
-    pos = re.lastIndex
-  }
-  return pos === s.length && s.length > 0 ? Math.round(total) : undefined
+  const ns = parseDurationNs(s, { sign: false, looseFraction: false })
+  return ns === undefined ? undefined : Math.round(ns)
 }

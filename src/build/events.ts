@@ -2,7 +2,7 @@
  * What a build reports while it runs. The library emits these; only the CLI renders them
  * (Docker's plain words, or a live view on a terminal).
  */
-import type { Digest } from '../oci/digest.js'
+import type { ImageId } from '../oci/digest.js'
 import type { ProgressEvent } from '../util/progress.js'
 
 /** One step of one stage. */
@@ -28,16 +28,16 @@ export interface StepRef {
 export type BuildEvent =
   | { type: 'context'; dir?: string }
   | { type: 'step'; ref: StepRef }
-  | { type: 'cached'; ref: StepRef; id: Digest }
+  | { type: 'cached'; ref: StepRef; id: ImageId }
   | { type: 'running'; ref: StepRef; container: string }
   | { type: 'output'; ref: StepRef; stream: 'stdout' | 'stderr'; data: string }
   | { type: 'removed'; ref: StepRef; container: string }
-  | { type: 'done'; ref: StepRef; id: Digest; cached: boolean; seconds: number }
+  | { type: 'done'; ref: StepRef; /** `sha256:` alone for a stage from scratch */ id: ImageId | 'sha256:'; cached: boolean; seconds: number }
   | { type: 'failed'; ref: StepRef; message: string; seconds: number }
   | { type: 'pull'; ref: StepRef; event: ProgressEvent }
   | { type: 'warning'; message: string }
   | { type: 'exporting'; status: string; seconds?: number }
-  | { type: 'built'; id: Digest }
+  | { type: 'built'; id: ImageId }
   | { type: 'tagged'; name: string }
 
 export type BuildListener = (event: BuildEvent) => void

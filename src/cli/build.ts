@@ -128,7 +128,7 @@ export function registerBuildCommands(program: Command): void {
     .action(async (opts: { all?: boolean; force?: boolean }, cmd: Command) => {
       await withStore(cmd, async (store) => {
         const res = await pruneBuildCache(store, { all: opts.all ?? false })
-        const deleted = res.records.filter((r): r is { deleted: `${string}:${string}` } => 'deleted' in r)
+        const deleted = res.records.filter((r): r is Extract<typeof r, { deleted: unknown }> => 'deleted' in r)
         if (deleted.length > 0) {
           process.stdout.write('Deleted build cache objects:\n')
           for (const r of deleted) process.stdout.write(`${r.deleted.slice(7, 32)}\n`)

@@ -9,6 +9,7 @@ import type { BatchResult, ContainerSummary, RunOptions } from '../api/container
 import type { CreateOptions, ExecOptions } from '../container/engine.js'
 import { ago, bytesSize, ellipsis, humanSize, humanSizeWithPrecision, shortId, tabwrite } from '../util/format.js'
 import { writeOutputFile } from '../util/userfiles.js'
+import { parseDurationMs } from '../util/duration.js'
 import { displayPorts, portLines } from '../network/display.js'
 import { printError, reportError } from './errors.js'
 import { collect, interruptSignal, withStore } from './context.js'
@@ -21,6 +22,7 @@ import { terminalStdio } from './stdio.js'
 import type * as ContainersApi from '../api/containers.js'
 import type { ResourceLimits } from '../container/config.js'
 import type { ContainerStats } from '../api/resources.js'
+import type { HealthFlags } from '../api/flags.js'
 import type * as ResourcesApi from '../api/resources.js'
 
 export { goQuote }
@@ -33,7 +35,7 @@ const EXIT_ENGINE = 125
 
 /** The flags of create and run: CreateOptions' own fields where the names agree, then the CLI's. */
 type CreateFlags = Pick<CreateOptions, 'interactive' | 'tty' | 'name' | 'workdir' | 'user' | 'hostname' | 'domainname' | 'network' | 'runtime' | 'dns' | 'dnsSearch'
-  | 'privileged' | 'capAdd' | 'capDrop' | 'groupAdd' | 'init' | 'cpusetCpus' | 'oomKillDisable'> & LimitFlags & {
+  | 'privileged' | 'capAdd' | 'capDrop' | 'groupAdd' | 'init' | 'cpusetCpus' | 'oomKillDisable'> & LimitFlags & Omit<HealthFlags, 'noHealthcheck'> & {
   securityOpt?: string[]
   readOnly?: boolean
   tmpfs?: string[]
@@ -52,13 +54,7 @@ type CreateFlags = Pick<CreateOptions, 'interactive' | 'tty' | 'name' | 'workdir
   volumesFrom?: string[]
   /** `--restart`. */
   restart?: string
-  /** `--health-*`, `--no-healthcheck`. */
-  healthCmd?: string
-  healthInterval?: string
-  healthTimeout?: string
-  healthStartPeriod?: string
-  healthStartInterval?: string
-  healthRetries?: string
+  /** `--no-healthcheck` (commander's negation); the `--health-*` flags are HealthFlags'. */
   healthcheck?: boolean
   /** `-p`, `-P`. */
   publish?: string[]
@@ -329,17 +325,34 @@ export function psRows(list: ContainerSummary[], trunc: boolean): Record<string,
   }))
 }
 
-export function registerContainerCommands(program: Command): void {
-  const container = program.command('container').description('Manage containers')
-  for (const parent of [program, container]) {
-    register(parent, parent === container)
-    registerResourceCommands(parent)
+/**
+ * A container command: `usage` declares its description, arguments and options on commander's
+ * Command (which parses them), `run` is its action. `managed` says how it differs under
+ * `container`: another name (`container ls` for `ps`), aliases, or there only.
+ */
+interface ContainerCommand {
+  usage: (c: Command) => Command
+  run: Parameters<Command['action']>[0]
+  managed?: { name?: string; aliases?: readonly string[]; only?: boolean }
+}
+
+/** `pause`, `unpause`: one verb on every container named. */
+function everyContainer(fn: 'pauseContainers' | 'unpauseContainers', description: string): ContainerCommand {
+  return {
+    usage: (c) => c.description(description).argument('<container...>'),
+    run: async (names: string[], _f: object, cmd: Command) => {
+      await withStore(cmd, async (store) => printBatch(await (await api())[fn](store, names)))
+    },
   }
 }
 
-function register(parent: Command, managed: boolean): void {
-  addCreateOptions(parent.command('create').description('Create a new container'), false)
-    .action(async (image: string, command: string[], f: CreateFlags, cmd: Command) => {
+const resources = (): Promise<typeof ResourcesApi> => import('../api/resources.js')
+
+/** The container commands by name, in the order help lists them; `update`, `stats`, `top` are a running container's resources. */
+const CONTAINER_COMMANDS: Readonly<Record<string, ContainerCommand>> = {
+  create: {
+    usage: (c) => addCreateOptions(c.description('Create a new container'), false),
+    run: async (image: string, command: string[], f: CreateFlags, cmd: Command) => {
       await withStore(cmd, async (store) => {
         try {
           await ensureImage(store, image, f.pull)
@@ -349,10 +362,12 @@ function register(parent: Command, managed: boolean): void {
           process.exitCode = reportError(err, EXIT_ENGINE)
         }
       })
-    })
+    },
+  },
 
-  addCreateOptions(parent.command('run').description('Run a command in a new container'), true)
-    .action(async (image: string, command: string[], f: CreateFlags, cmd: Command) => {
+  run: {
+    usage: (c) => addCreateOptions(c.description('Run a command in a new container'), true),
+    run: async (image: string, command: string[], f: CreateFlags, cmd: Command) => {
       if (f.tty && f.interactive && !f.detach && process.stdin.isTTY !== true) {
         printError(new CairnError('INVALID_ARGUMENT', 'the input device is not a TTY'))
         process.exitCode = 1
@@ -380,16 +395,17 @@ function register(parent: Command, managed: boolean): void {
           process.exitCode = reportError(err, EXIT_ENGINE)
         }
       })
-    })
+    },
+  },
 
-  parent
-    .command('start')
-    .description('Start one or more stopped containers')
-    .argument('<container...>')
-    .option('-a, --attach', "attach STDOUT/STDERR and forward signals")
-    .option('-i, --interactive', "attach container's STDIN")
-    .option('--detach-keys <keys>', 'override the key sequence for detaching a container (default ctrl-p,ctrl-q)')
-    .action(async (names: string[], f: { attach?: boolean; interactive?: boolean; detachKeys?: string }, cmd: Command) => {
+  start: {
+    usage: (c) => c
+      .description('Start one or more stopped containers')
+      .argument('<container...>')
+      .option('-a, --attach', "attach STDOUT/STDERR and forward signals")
+      .option('-i, --interactive', "attach container's STDIN")
+      .option('--detach-keys <keys>', 'override the key sequence for detaching a container (default ctrl-p,ctrl-q)'),
+    run: async (names: string[], f: { attach?: boolean; interactive?: boolean; detachKeys?: string }, cmd: Command) => {
       await withStore(cmd, async (store) => {
         const attach = (f.attach ?? false) || (f.interactive ?? false)
         if (attach && names.length > 1) throw new CairnError('INVALID_ARGUMENT', 'you cannot start and attach multiple containers at once')
@@ -415,56 +431,50 @@ function register(parent: Command, managed: boolean): void {
           }
         }
       })
-    })
+    },
+  },
 
-  parent
-    .command('stop')
-    .description('Stop one or more running containers')
-    .argument('<container...>')
-    .option('-t, --time <seconds>', 'seconds to wait for stop before killing it', '10')
-    .action(async (names: string[], f: { time: string }, cmd: Command) => {
+  stop: {
+    usage: (c) => c
+      .description('Stop one or more running containers')
+      .argument('<container...>')
+      .option('-t, --time <seconds>', 'seconds to wait for stop before killing it', '10'),
+    run: async (names: string[], f: { time: string }, cmd: Command) => {
       const timeout = Number(f.time)
       if (!Number.isInteger(timeout)) throw new CairnError('INVALID_ARGUMENT', `invalid value for --time: ${f.time}`)
       await withStore(cmd, async (store) => printBatch(await (await api()).stopContainers(store, names, { timeout })))
-    })
+    },
+  },
 
-  parent
-    .command('kill')
-    .description('Kill one or more running containers')
-    .argument('<container...>')
-    .option('-s, --signal <signal>', 'signal to send to the container', 'KILL')
-    .action(async (names: string[], f: { signal: string }, cmd: Command) => {
-      await withStore(cmd, async (store) => printBatch(await (await api()).killContainers(store, names, { signal: f.signal })))
-    })
-
-  for (const [name, fn, desc] of [
-    ['pause', 'pauseContainers', 'Pause all processes within one or more containers'],
-    ['unpause', 'unpauseContainers', 'Unpause all processes within one or more containers'],
-  ] as const) {
-    parent
-      .command(name)
-      .description(desc)
+  kill: {
+    usage: (c) => c
+      .description('Kill one or more running containers')
       .argument('<container...>')
-      .action(async (names: string[], _f: object, cmd: Command) => {
-        await withStore(cmd, async (store) => printBatch(await (await api())[fn](store, names)))
-      })
-  }
+      .option('-s, --signal <signal>', 'signal to send to the container', 'KILL'),
+    run: async (names: string[], f: { signal: string }, cmd: Command) => {
+      await withStore(cmd, async (store) => printBatch(await (await api()).killContainers(store, names, { signal: f.signal })))
+    },
+  },
 
-  parent
-    .command('exec')
-    .description('Run a command in a running container')
-    .helpOption('--help', 'display help for command')
-    .option('-i, --interactive', 'keep STDIN open even if not attached')
-    .option('-t, --tty', 'allocate a pseudo-TTY')
-    .option('-d, --detach', 'run the command in the background')
-    .option('-e, --env <K=V>', 'set environment variables (repeatable)', collect)
-    .option('-w, --workdir <dir>', 'working directory inside the container')
-    .option('-u, --user <user>', 'username or UID (format: <name|uid>[:<group|gid>])')
-    .option('--detach-keys <keys>', 'override the key sequence for detaching a container (default ctrl-p,ctrl-q)')
-    .argument('<container>')
-    .argument('<command...>')
-    .passThroughOptions()
-    .action(async (name: string, command: string[], f: { interactive?: boolean; tty?: boolean; detach?: boolean; env?: string[]; workdir?: string; user?: string; detachKeys?: string }, cmd: Command) => {
+  pause: everyContainer('pauseContainers', 'Pause all processes within one or more containers'),
+
+  unpause: everyContainer('unpauseContainers', 'Unpause all processes within one or more containers'),
+
+  exec: {
+    usage: (c) => c
+      .description('Run a command in a running container')
+      .helpOption('--help', 'display help for command')
+      .option('-i, --interactive', 'keep STDIN open even if not attached')
+      .option('-t, --tty', 'allocate a pseudo-TTY')
+      .option('-d, --detach', 'run the command in the background')
+      .option('-e, --env <K=V>', 'set environment variables (repeatable)', collect)
+      .option('-w, --workdir <dir>', 'working directory inside the container')
+      .option('-u, --user <user>', 'username or UID (format: <name|uid>[:<group|gid>])')
+      .option('--detach-keys <keys>', 'override the key sequence for detaching a container (default ctrl-p,ctrl-q)')
+      .argument('<container>')
+      .argument('<command...>')
+      .passThroughOptions(),
+    run: async (name: string, command: string[], f: { interactive?: boolean; tty?: boolean; detach?: boolean; env?: string[]; workdir?: string; user?: string; detachKeys?: string }, cmd: Command) => {
       if (f.tty && f.interactive && process.stdin.isTTY !== true) {
         printError(new CairnError('INVALID_ARGUMENT', 'the input device is not a TTY'))
         process.exitCode = 1
@@ -488,18 +498,19 @@ function register(parent: Command, managed: boolean): void {
           process.exitCode = reportError(err, 1, 126)
         }
       })
-    })
+    },
+  },
 
-  parent
-    .command('logs')
-    .description('Fetch the logs of a container')
-    .argument('<container>')
-    .option('-f, --follow', 'follow log output')
-    .option('-t, --timestamps', 'show timestamps')
-    .option('-n, --tail <n>', 'number of lines to show from the end of the logs (default all)', 'all')
-    .option('--since <time>', 'show logs since a timestamp (RFC 3339) or a relative time (e.g. 42s, 5m, 1h)')
-    .option('--until <time>', 'show logs before a timestamp (RFC 3339) or a relative time (e.g. 42s, 5m, 1h)')
-    .action(async (name: string, f: { follow?: boolean; timestamps?: boolean; tail: string; since?: string; until?: string }, cmd: Command) => {
+  logs: {
+    usage: (c) => c
+      .description('Fetch the logs of a container')
+      .argument('<container>')
+      .option('-f, --follow', 'follow log output')
+      .option('-t, --timestamps', 'show timestamps')
+      .option('-n, --tail <n>', 'number of lines to show from the end of the logs (default all)', 'all')
+      .option('--since <time>', 'show logs since a timestamp (RFC 3339) or a relative time (e.g. 42s, 5m, 1h)')
+      .option('--until <time>', 'show logs before a timestamp (RFC 3339) or a relative time (e.g. 42s, 5m, 1h)'),
+    run: async (name: string, f: { follow?: boolean; timestamps?: boolean; tail: string; since?: string; until?: string }, cmd: Command) => {
       await withStore(cmd, async (store) => {
         const o: { follow?: boolean; tail?: number; since?: number; until?: number; signal?: AbortSignal } = { follow: f.follow ?? false }
         if (f.until !== undefined) o.until = parseSince(f.until, '--until')
@@ -522,19 +533,22 @@ function register(parent: Command, managed: boolean): void {
           process.off('SIGINT', stopFollowing)
         }
       })
-    })
+    },
+  },
 
-  const ps = managed ? parent.command('ls').alias('ps').alias('list') : parent.command('ps')
-  ps.description('List containers')
-    .option('-a, --all', 'show all containers (default shows just running)')
-    .option('-f, --filter <filter>', 'filter output based on conditions provided (repeatable)', collect)
-    .option('-n, --last <n>', 'show n last created containers (includes all states)', '-1')
-    .option('-l, --latest', 'show the latest created container (includes all states)')
-    .option('-q, --quiet', 'only display container IDs')
-    .option('-s, --size', 'display total file sizes')
-    .option('--no-trunc', "don't truncate output")
-    .option('--format <format>', "'table', 'table TEMPLATE', 'json' or a Go template such as '{{.ID}} {{.Names}}'")
-    .action(async (f: { all?: boolean; filter?: string[]; last: string; latest?: boolean; quiet?: boolean; size?: boolean; trunc?: boolean; format?: string }, cmd: Command) => {
+  ps: {
+    managed: { name: 'ls', aliases: ['ps', 'list'] },
+    usage: (c) => c
+      .description('List containers')
+      .option('-a, --all', 'show all containers (default shows just running)')
+      .option('-f, --filter <filter>', 'filter output based on conditions provided (repeatable)', collect)
+      .option('-n, --last <n>', 'show n last created containers (includes all states)', '-1')
+      .option('-l, --latest', 'show the latest created container (includes all states)')
+      .option('-q, --quiet', 'only display container IDs')
+      .option('-s, --size', 'display total file sizes')
+      .option('--no-trunc', "don't truncate output")
+      .option('--format <format>', "'table', 'table TEMPLATE', 'json' or a Go template such as '{{.ID}} {{.Names}}'"),
+    run: async (f: { all?: boolean; filter?: string[]; last: string; latest?: boolean; quiet?: boolean; size?: boolean; trunc?: boolean; format?: string }, cmd: Command) => {
       const last = Number(f.last)
       if (!Number.isInteger(last)) throw new CairnError('INVALID_ARGUMENT', `invalid argument "${f.last}" for "-n, --last" flag: strconv.ParseInt: parsing ${JSON.stringify(f.last)}: invalid syntax`)
       const filters = parseFilterArgs(f.filter ?? [])
@@ -549,35 +563,39 @@ function register(parent: Command, managed: boolean): void {
         const format = f.format === undefined || f.format === 'table' ? (f.size ? `${PS_TABLE}\\t{{.Size}}` : PS_TABLE) : f.format
         process.stdout.write(formatWrite(format, psRows(list, trunc), { headers: PS_HEADERS, errors: { parse: 'failed to parse template: ', exec: 'failed to execute template: ' } }))
       })
-    })
+    },
+  },
 
-  const rmCmd = managed ? parent.command('rm').alias('remove') : parent.command('rm')
-  rmCmd.description('Remove one or more containers')
-    .argument('<container...>')
-    .option('-f, --force', 'force the removal of a running container (uses SIGKILL)')
-    .option('-v, --volumes', 'remove anonymous volumes associated with the container')
-    .action(async (names: string[], f: { force?: boolean; volumes?: boolean }, cmd: Command) => {
+  rm: {
+    managed: { aliases: ['remove'] },
+    usage: (c) => c
+      .description('Remove one or more containers')
+      .argument('<container...>')
+      .option('-f, --force', 'force the removal of a running container (uses SIGKILL)')
+      .option('-v, --volumes', 'remove anonymous volumes associated with the container'),
+    run: async (names: string[], f: { force?: boolean; volumes?: boolean }, cmd: Command) => {
       await withStore(cmd, async (store) => printBatch(await (await api()).removeContainers(store, names, { force: f.force ?? false, volumes: f.volumes ?? false })))
-    })
+    },
+  },
 
-  if (managed) {
-    parent
-      .command('inspect')
+  inspect: {
+    managed: { only: true },
+    usage: (c) => c
       .description('Display detailed information on one or more containers')
       .argument('<container...>')
       .option('-f, --format <format>', "format the output using a Go template ('json' for JSON)")
-      .option('-s, --size', 'display total file sizes (Cairn: accepted, not shown)')
-      .action(async (names: string[], f: { format?: string }, cmd: Command) => {
-        await withStore(cmd, async (store) => inspectCommand(store, names, { type: 'container', format: f.format }))
-      })
-  }
+      .option('-s, --size', 'display total file sizes (Cairn: accepted, not shown)'),
+    run: async (names: string[], f: { format?: string }, cmd: Command) => {
+      await withStore(cmd, async (store) => inspectCommand(store, names, { type: 'container', format: f.format }))
+    },
+  },
 
-  parent
-    .command('port')
-    .description('List port mappings or a specific mapping for the container')
-    .argument('<container>')
-    .argument('[private-port]', 'PRIVATE_PORT[/PROTO]')
-    .action(async (name: string, priv: string | undefined, _f: object, cmd: Command) => {
+  port: {
+    usage: (c) => c
+      .description('List port mappings or a specific mapping for the container')
+      .argument('<container>')
+      .argument('[private-port]', 'PRIVATE_PORT[/PROTO]'),
+    run: async (name: string, priv: string | undefined, _f: object, cmd: Command) => {
       await withStore(cmd, async (store) => {
         const ports = await (await api()).containerPorts(store, name)
         let filter: { port: number; protocol: string } | undefined
@@ -590,16 +608,17 @@ function register(parent: Command, managed: boolean): void {
         if (filter && lines.length === 0) throw new CairnError('INVALID_ARGUMENT', `No public port '${filter.port}/${filter.protocol}' published for ${name}`)
         process.stdout.write(lines.map((l) => `${l}\n`).join(''))
       })
-    })
+    },
+  },
 
-  parent
-    .command('attach')
-    .description("Attach local standard input, output, and error streams to a running container")
-    .argument('<container>')
-    .option('--no-stdin', 'do not attach STDIN')
-    .option('--sig-proxy <bool>', 'proxy all received signals to the process (without a terminal)', 'true')
-    .option('--detach-keys <keys>', 'override the key sequence for detaching a container (default ctrl-p,ctrl-q)')
-    .action(async (name: string, f: { stdin?: boolean; sigProxy: string; detachKeys?: string }, cmd: Command) => {
+  attach: {
+    usage: (c) => c
+      .description("Attach local standard input, output, and error streams to a running container")
+      .argument('<container>')
+      .option('--no-stdin', 'do not attach STDIN')
+      .option('--sig-proxy <bool>', 'proxy all received signals to the process (without a terminal)', 'true')
+      .option('--detach-keys <keys>', 'override the key sequence for detaching a container (default ctrl-p,ctrl-q)'),
+    run: async (name: string, f: { stdin?: boolean; sigProxy: string; detachKeys?: string }, cmd: Command) => {
       await withStore(cmd, async (store) => {
         const a = await api()
         const info = await a.inspectContainer(store, name)
@@ -617,13 +636,14 @@ function register(parent: Command, managed: boolean): void {
           unproxy?.()
         }
       })
-    })
+    },
+  },
 
-  parent
-    .command('wait')
-    .description('Block until one or more containers stop, then print their exit codes')
-    .argument('<container...>')
-    .action(async (names: string[], _f: object, cmd: Command) => {
+  wait: {
+    usage: (c) => c
+      .description('Block until one or more containers stop, then print their exit codes')
+      .argument('<container...>'),
+    run: async (names: string[], _f: object, cmd: Command) => {
       await withStore(cmd, async (store) => {
         const signal = interruptSignal()
         for (const n of names) {
@@ -636,43 +656,45 @@ function register(parent: Command, managed: boolean): void {
           }
         }
       })
-    })
+    },
+  },
 
-  if (managed) {
-    parent
-      .command('prune')
+  prune: {
+    managed: { only: true },
+    usage: (c) => c
       .description('Remove all stopped containers')
       .option('--filter <filter>', 'provide filter values (e.g. until=<timestamp>, label=<key>=<value>)', collect)
-      .option('-f, --force', 'do not prompt for confirmation')
-      .action(async (f: { force?: boolean; filter?: string[] }, cmd: Command) => {
-        const filters = parseFilterArgs(f.filter ?? [])
-        const { confirm } = await import('./prompt.js')
-        if (!f.force && !(await confirm('WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] '))) return
-        await withStore(cmd, async (store) => {
-          const r = await (await api()).pruneContainers(store, { filters })
-          if (r.deleted.length > 0) process.stdout.write(`Deleted Containers:\n${r.deleted.map((d) => `${d}\n`).join('')}\n`)
-          process.stdout.write(`Total reclaimed space: ${humanSizeWithPrecision(r.reclaimed, 4)}\n`)
-        })
+      .option('-f, --force', 'do not prompt for confirmation'),
+    run: async (f: { force?: boolean; filter?: string[] }, cmd: Command) => {
+      const filters = parseFilterArgs(f.filter ?? [])
+      const { confirm } = await import('./prompt.js')
+      if (!f.force && !(await confirm('WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] '))) return
+      await withStore(cmd, async (store) => {
+        const r = await (await api()).pruneContainers(store, { filters })
+        if (r.deleted.length > 0) process.stdout.write(`Deleted Containers:\n${r.deleted.map((d) => `${d}\n`).join('')}\n`)
+        process.stdout.write(`Total reclaimed space: ${humanSizeWithPrecision(r.reclaimed, 4)}\n`)
       })
-  }
+    },
+  },
 
-  parent
-    .command('rename')
-    .description('Rename a container')
-    .argument('<container>')
-    .argument('<new-name>')
-    .action(async (name: string, newName: string, _f: object, cmd: Command) => {
+  rename: {
+    usage: (c) => c
+      .description('Rename a container')
+      .argument('<container>')
+      .argument('<new-name>'),
+    run: async (name: string, newName: string, _f: object, cmd: Command) => {
       await withStore(cmd, async (store) => (await api()).renameContainer(store, name, newName))
-    })
+    },
+  },
 
-  parent
-    .command('cp')
-    .description('Copy files/folders between a container and the local filesystem (- for a tar stream)')
-    .argument('<src>', 'CONTAINER:SRC_PATH or SRC_PATH (- reads a tar from STDIN)')
-    .argument('<dest>', 'DEST_PATH or CONTAINER:DEST_PATH (- writes a tar to STDOUT)')
-    .option('-a, --archive', 'archive mode (copy all uid/gid information)')
-    .option('-L, --follow-link', 'always follow symbol link in SRC_PATH')
-    .action(async (src: string, dest: string, f: { archive?: boolean; followLink?: boolean }, cmd: Command) => {
+  cp: {
+    usage: (c) => c
+      .description('Copy files/folders between a container and the local filesystem (- for a tar stream)')
+      .argument('<src>', 'CONTAINER:SRC_PATH or SRC_PATH (- reads a tar from STDIN)')
+      .argument('<dest>', 'DEST_PATH or CONTAINER:DEST_PATH (- writes a tar to STDOUT)')
+      .option('-a, --archive', 'archive mode (copy all uid/gid information)')
+      .option('-L, --follow-link', 'always follow symbol link in SRC_PATH'),
+    run: async (src: string, dest: string, f: { archive?: boolean; followLink?: boolean }, cmd: Command) => {
       const s = (await api()).splitContainerPath(src)
       const d = (await api()).splitContainerPath(dest)
       if ((s.container === undefined) === (d.container === undefined)) {
@@ -687,25 +709,27 @@ function register(parent: Command, managed: boolean): void {
           await (await api()).copyToContainer(store, s.path === '-' ? process.stdin : s.path, d.container as string, d.path, o)
         }
       })
-    })
+    },
+  },
 
-  parent
-    .command('diff')
-    .description("Inspect changes to files or directories on a container's filesystem")
-    .argument('<container>')
-    .action(async (name: string, _f: object, cmd: Command) => {
+  diff: {
+    usage: (c) => c
+      .description("Inspect changes to files or directories on a container's filesystem")
+      .argument('<container>'),
+    run: async (name: string, _f: object, cmd: Command) => {
       await withStore(cmd, async (store) => {
         const changes = await (await api()).containerDiff(store, name)
         process.stdout.write(changes.map((c) => `${c.kind} ${c.path}\n`).join(''))
       })
-    })
+    },
+  },
 
-  parent
-    .command('export')
-    .description("Export a container's filesystem as a tar archive")
-    .argument('<container>')
-    .option('-o, --output <file>', 'write to a file, instead of STDOUT')
-    .action(async (name: string, f: { output?: string }, cmd: Command) => {
+  export: {
+    usage: (c) => c
+      .description("Export a container's filesystem as a tar archive")
+      .argument('<container>')
+      .option('-o, --output <file>', 'write to a file, instead of STDOUT'),
+    run: async (name: string, f: { output?: string }, cmd: Command) => {
       if (f.output === undefined && process.stdout.isTTY) {
         throw new CairnError('INVALID_ARGUMENT', 'cowardly refusing to save to a terminal. Use the -o flag or redirect')
       }
@@ -717,7 +741,74 @@ function register(parent: Command, managed: boolean): void {
         const output = f.output
         await writeOutputFile(output, async (out) => (await api()).exportContainer(store, name, out))
       })
-    })
+    },
+  },
+
+  update: {
+    usage: (c) => addLimitOptions(c
+      .description('Update configuration of one or more containers')
+      .argument('<container...>')),
+    run: async (names: string[], f: LimitFlags, cmd: Command) => {
+      const limits = await limitOptions(f)
+      if (Object.keys(limits).length === 0) throw new CairnError('INVALID_ARGUMENT', 'You must provide one or more flags when using this command.')
+      await withStore(cmd, async (store) => printBatch(await (await resources()).updateContainers(store, names, limits)))
+    },
+  },
+
+  stats: {
+    usage: (c) => c
+      .description('Display a live stream of container(s) resource usage statistics')
+      .argument('[container...]')
+      .option('-a, --all', 'show all containers (default shows just running)')
+      .option('--no-stream', 'disable streaming stats and only pull the first result')
+      .option('--no-trunc', 'do not truncate output')
+      .option('--format <format>', "'table', 'table TEMPLATE', 'json' or a Go template such as '{{.Name}} {{.CPUPerc}}'"),
+    run: async (names: string[], f: { all?: boolean; stream?: boolean; trunc?: boolean; format?: string }, cmd: Command) => {
+      await withStore(cmd, async (store) => {
+        const api = await resources()
+        const format = f.format === undefined || f.format === 'table' ? STATS_TABLE : f.format
+        const render = (list: readonly ContainerStats[]): string =>
+          formatWrite(format, statsRows(list, names, f.trunc !== false), { headers: STATS_HEADERS, errors: { parse: 'failed to parse template: ', exec: 'failed to execute template: ' } })
+        if (f.stream === false) {
+          process.stdout.write(render(await api.containerStats(store, names, { all: f.all ?? false, signal: interruptSignal() })))
+          return
+        }
+        const signal = interruptSignal()
+        for await (const list of api.streamStats(store, names, { all: f.all ?? false, signal })) {
+          // a terminal is redrawn (Docker's clear-screen), a pipe gets one table after another
+          process.stdout.write(`${process.stdout.isTTY ? '\x1b[2J\x1b[H' : ''}${render(list)}`)
+        }
+      })
+    },
+  },
+
+  top: {
+    usage: (c) => c
+      .description('Display the running processes of a container')
+      .argument('<container>')
+      .argument('[ps-options...]', 'options for ps (default -ef)')
+      .passThroughOptions()
+      .allowUnknownOption(),
+    run: async (name: string, psArgs: string[], _f: object, cmd: Command) => {
+      await withStore(cmd, async (store) => {
+        const top = await (await resources()).topContainer(store, name, psArgs)
+        const text = [top.titles.join('\t'), ...top.processes.map((p) => p.join('\t'))].join('\n')
+        process.stdout.write(tabwrite(`${text}\n`, { minWidth: 20, padding: 3, padChar: ' ' }))
+      })
+    },
+  },
+}
+
+export function registerContainerCommands(program: Command): void {
+  const container = program.command('container').description('Manage containers')
+  for (const [parent, managed] of [[program, false], [container, true]] as const) {
+    for (const [name, spec] of Object.entries(CONTAINER_COMMANDS)) {
+      if (spec.managed?.only === true && !managed) continue
+      const c = parent.command(managed ? spec.managed?.name ?? name : name)
+      for (const alias of managed ? spec.managed?.aliases ?? [] : []) c.alias(alias)
+      spec.usage(c).action(spec.run)
+    }
+  }
 }
 
 /** `docker stats`'s header words, by field. */
@@ -743,69 +834,14 @@ function statsRows(list: readonly ContainerStats[], given: readonly string[], tr
   }))
 }
 
-/** `update`, `stats` and `top`: a running container's resources. */
-function registerResourceCommands(parent: Command): void {
-  const resources = (): Promise<typeof ResourcesApi> => import('../api/resources.js')
-  addLimitOptions(parent
-    .command('update')
-    .description('Update configuration of one or more containers')
-    .argument('<container...>'))
-    .action(async (names: string[], f: LimitFlags, cmd: Command) => {
-      const limits = await limitOptions(f)
-      if (Object.keys(limits).length === 0) throw new CairnError('INVALID_ARGUMENT', 'You must provide one or more flags when using this command.')
-      await withStore(cmd, async (store) => printBatch(await (await resources()).updateContainers(store, names, limits)))
-    })
-
-  parent
-    .command('stats')
-    .description('Display a live stream of container(s) resource usage statistics')
-    .argument('[container...]')
-    .option('-a, --all', 'show all containers (default shows just running)')
-    .option('--no-stream', 'disable streaming stats and only pull the first result')
-    .option('--no-trunc', 'do not truncate output')
-    .option('--format <format>', "'table', 'table TEMPLATE', 'json' or a Go template such as '{{.Name}} {{.CPUPerc}}'")
-    .action(async (names: string[], f: { all?: boolean; stream?: boolean; trunc?: boolean; format?: string }, cmd: Command) => {
-      await withStore(cmd, async (store) => {
-        const api = await resources()
-        const format = f.format === undefined || f.format === 'table' ? STATS_TABLE : f.format
-        const render = (list: readonly ContainerStats[]): string =>
-          formatWrite(format, statsRows(list, names, f.trunc !== false), { headers: STATS_HEADERS, errors: { parse: 'failed to parse template: ', exec: 'failed to execute template: ' } })
-        if (f.stream === false) {
-          process.stdout.write(render(await api.containerStats(store, names, { all: f.all ?? false, signal: interruptSignal() })))
-          return
-        }
-        const signal = interruptSignal()
-        for await (const list of api.streamStats(store, names, { all: f.all ?? false, signal })) {
-          // a terminal is redrawn (Docker's clear-screen), a pipe gets one table after another
-          process.stdout.write(`${process.stdout.isTTY ? '\x1b[2J\x1b[H' : ''}${render(list)}`)
-        }
-      })
-    })
-
-  parent
-    .command('top')
-    .description('Display the running processes of a container')
-    .argument('<container>')
-    .argument('[ps-options...]', 'options for ps (default -ef)')
-    .passThroughOptions()
-    .allowUnknownOption()
-    .action(async (name: string, psArgs: string[], _f: object, cmd: Command) => {
-      await withStore(cmd, async (store) => {
-        const top = await (await resources()).topContainer(store, name, psArgs)
-        const text = [top.titles.join('\t'), ...top.processes.map((p) => p.join('\t'))].join('\n')
-        process.stdout.write(tabwrite(`${text}\n`, { minWidth: 20, padding: 3, padChar: ' ' }))
-      })
-    })
-}
+/** The units of a relative `--since`/`--until` (one number, one unit), in nanoseconds. */
+const SINCE_UNITS = { ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 } as const
 
 /** `--since`/`--until`: RFC 3339, Unix seconds, or a duration before now (`42s`, `5m`, `1h`). */
 function parseSince(s: string, flag: string): number {
-  const rel = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(s)
-  if (rel) {
-    const mult = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[rel[2] as 'ms' | 's' | 'm' | 'h']
-    return Date.now() - Number(rel[1]) * mult
-  }
   if (/^\d+(\.\d+)?$/.test(s)) return Number(s) * 1000
+  const rel = parseDurationMs(s, { sign: false, looseFraction: false, compound: false, units: SINCE_UNITS })
+  if (rel !== undefined) return Date.now() - rel
   const t = Date.parse(s)
   if (Number.isNaN(t)) throw new CairnError('INVALID_ARGUMENT', `invalid value for ${flag}: ${s}`)
   return t

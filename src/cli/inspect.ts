@@ -8,6 +8,7 @@ import { CairnError, isCairnError } from '../errors/index.js'
 import type { ImageStore } from '../image/store.js'
 import { inspectImage } from '../api/images.js'
 import { goStruct, parseFormat, TemplateExecError, type Template } from './template.js'
+import { printError } from './errors.js'
 
 export interface InspectFlags {
   type?: string | undefined
@@ -79,20 +80,11 @@ export async function inspectCommand(store: ImageStore, names: readonly string[]
  */
 export async function printInspect(names: readonly string[], kind: string, format: string | undefined, lookup: (name: string) => Promise<unknown>): Promise<void> {
   let tmpl: Template | undefined
-  if (format !== undefined && format !== '') {
-    try {
-      tmpl = parseFormat(format === 'json' ? '{{json .}}' : format)
-    } catch (err) {
-      if (err instanceof Error && err.name === 'FormatError') {
-        process.stderr.write(`${err.message}\n`)
-        process.exitCode = 64
-        return
-      }
-      throw err
-    }
-  }
+  // a template that does not parse throws FormatError, which the command's caller prints (exit 64)
+  if (format !== undefined && format !== '') tmpl = parseFormat(format === 'json' ? '{{json .}}' : format, undefined, '', 64)
   const found: unknown[] = []
-  const errors: string[] = []
+  // what went wrong, printed after the output as Docker does: lookups by the error printer, template failures as they are
+  const errors: (CairnError | string)[] = []
   let out = ''
   for (const n of names) {
     let obj: unknown
@@ -100,11 +92,11 @@ export async function printInspect(names: readonly string[], kind: string, forma
       obj = await lookup(n)
     } catch (err) {
       if (!isCairnError(err)) throw err
-      errors.push(`Error: ${err.message}`)
+      errors.push(err)
       continue
     }
     if (obj === undefined) {
-      errors.push(`Error: No such ${kind}: ${n}`)
+      errors.push(new CairnError(kind === 'image' ? 'IMAGE_UNKNOWN' : 'NAME_UNKNOWN', `No such ${kind}: ${n}`))
       continue
     }
     if (!tmpl) {
@@ -121,7 +113,10 @@ export async function printInspect(names: readonly string[], kind: string, forma
   if (tmpl) process.stdout.write(out === '' ? '\n' : out)
   else process.stdout.write(`${JSON.stringify(found, null, 4)}\n`)
   if (errors.length > 0) {
-    process.stderr.write(`${errors.join('\n')}\n`)
+    for (const e of errors) {
+      if (typeof e === 'string') process.stderr.write(`${e}\n`)
+      else printError(e)
+    }
     process.exitCode = 1
   }
 }

@@ -84,17 +84,8 @@ function verboseDiskUsage(du: SystemDiskUsage): string {
  * exits 64.
  */
 function printTemplate(format: string, data: unknown, name: string): void {
-  let tmpl
-  try {
-    tmpl = parseFormat(format === 'json' ? '{{json .}}' : format, undefined, name, 64)
-  } catch (err) {
-    if (err instanceof Error && err.name === 'FormatError') {
-      process.stderr.write(`${err.message}\n`)
-      process.exitCode = 64
-      return
-    }
-    throw err
-  }
+  // a template that does not parse throws FormatError, which the command's caller prints (exit 64)
+  const tmpl = parseFormat(format === 'json' ? '{{json .}}' : format, undefined, name, 64)
   try {
     process.stdout.write(`${tmpl.execute(data)}\n`)
   } catch (err) {

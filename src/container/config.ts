@@ -7,7 +7,7 @@
 import type { OperationOptions } from '../util/progress.js'
 import type { StorageDriver } from '../snapshot/types.js'
 import type { ExtraHost, PortProtocol, PortSpec } from '../network/types.js'
-import type { Ulimit } from '../runtime/spec.js'
+import type { ResourcesInput, Ulimit } from '../runtime/spec.js'
 
 export type { ExtraHost, PortProtocol, PortSpec, Ulimit }
 
@@ -24,24 +24,7 @@ export interface DeviceMapping {
 /**
  * Cgroup limits (Docker's HostConfig resources), for `create` and `update`. Sizes in bytes.
  */
-export interface ResourceLimits {
-  /** `--memory`: bytes; 0 unlimited. */
-  memory?: number
-  /** `--memory-swap`: memory plus swap in bytes; -1 unlimited swap; default twice the memory. */
-  memorySwap?: number
-  /** `--memory-reservation`: the soft limit. */
-  memoryReservation?: number
-  /** `--oom-kill-disable` (cgroup v1 only: the kernel pauses the container at its limit instead). */
-  oomKillDisable?: boolean
-  /** `--cpus` × 10⁹ (`--cpus 0.5` is 500000000). */
-  nanoCpus?: number
-  /** `--cpu-shares`: relative weight (default 1024). */
-  cpuShares?: number
-  /** `--cpuset-cpus`: the CPUs it may run on (`0-1`, `0,2`). */
-  cpusetCpus?: string
-  /** `--pids-limit`: most processes at once; 0 or -1 unlimited. */
-  pidsLimit?: number
-}
+export type ResourceLimits = ResourcesInput
 
 /**
  * Confinement: Docker's defaults (its capabilities, seccomp profile, masked and read-only paths,

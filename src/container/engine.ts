@@ -17,10 +17,11 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs'
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { CairnError, hasCode, type ErrorCode } from '../errors/index.js'
-import type { Digest } from '../oci/digest.js'
+import type { ChainId } from '../oci/digest.js'
 import type { ContainerConfig, HealthConfig } from '../oci/types.js'
 import { writeFileAtomic } from '../util/fs.js'
 import { emit } from '../util/progress.js'
+import { lineReader } from '../util/stream.js'
 import type { ImageStore } from '../image/store.js'
 import { FsSnapshotter } from '../snapshot/snapshotter.js'
 import type { Snapshotter, StorageDriver } from '../snapshot/types.js'
@@ -128,7 +129,7 @@ export function snapshotKeys(id: string): { key: string } {
  * The committed init layer of an image (Docker's mount points for /etc/hosts, /proc, … on its
  * layers), shared by all its containers; `chain` is the image's top chain ID.
  */
-function initLayerName(chain: Digest | undefined): string {
+function initLayerName(chain: ChainId | undefined): string {
   return `${SNAPSHOT_PREFIX}init-${chain === undefined ? 'empty' : chain.slice(chain.indexOf(':') + 1)}`
 }
 
@@ -493,7 +494,7 @@ export class ContainerEngine {
    * The image's init layer, made on first use (mounted on the container's rootfs folder to fill
    * it), then shared: a later container costs no copy (native) and no mount for it.
    */
-  private async initLayer(snap: Snapshotter, id: string, parent: Digest | undefined): Promise<string> {
+  private async initLayer(snap: Snapshotter, id: string, parent: ChainId | undefined): Promise<string> {
     const name = initLayerName(parent)
     if ((await snap.tryStat(name))?.kind === 'committed') return name
     const tmp = `${name}-tmp-${id}`
@@ -1511,27 +1512,19 @@ function shimEvents(child: ChildProcess): { next: () => Promise<ShimEvent | { ev
   const queue: ShimEvent[] = []
   const waiters: ((e: ShimEvent | { event: 'closed' }) => void)[] = []
   let ended = false
-  let buf = ''
   const flush = (): void => {
     while (waiters.length > 0 && (queue.length > 0 || ended)) {
       const w = waiters.shift() as (e: ShimEvent | { event: 'closed' }) => void
       w(queue.shift() ?? { event: 'closed' })
     }
   }
-  pipe?.on('data', (b: Buffer) => {
-    buf += b.toString('utf8')
-    let nl
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl)
-      buf = buf.slice(nl + 1)
-      try {
-        queue.push(JSON.parse(line) as ShimEvent)
-      } catch {
-        // not ours
-      }
+  pipe?.on('data', lineReader((line) => {
+    try {
+      queue.push(JSON.parse(line) as ShimEvent)
+    } catch {
+      // not ours
     }
-    flush()
-  })
+  }, flush))
   pipe?.on('error', () => undefined)
   const closed = new Promise<void>((resolve) => {
     child.once('close', () => {

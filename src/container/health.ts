@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs'
 import { readFile, rename, rm, unlink, writeFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { HealthConfig } from '../oci/types.js'
+import { formatDurationMs } from '../util/duration.js'
 import { containerNofile } from '../runtime/runtime.js'
 import { envValue, processEnv, processSpec, replaceOrAppendEnv } from '../runtime/spec.js'
 import { resolveUser } from '../runtime/user.js'
@@ -32,19 +33,6 @@ export function probeCommand(h: HealthConfig | undefined, shell: readonly string
   if (test[0] === 'CMD' && test.length > 1) return test.slice(1)
   if (test[0] === 'CMD-SHELL' && test.length > 1) return [...(shell && shell.length > 0 ? shell : ['/bin/sh', '-c']), ...test.slice(1)]
   return undefined
-}
-
-/** Go's time.Duration.String() of a whole number of milliseconds: `30s`, `1.5s`, `500ms`, `1m30s`. */
-export function goDuration(ms: number): string {
-  if (ms === 0) return '0s'
-  if (ms < SECOND) return `${ms}ms`
-  const h = Math.trunc(ms / 3_600_000)
-  const m = Math.trunc((ms % 3_600_000) / 60_000)
-  const sMs = ms % 60_000
-  const sec = `${Math.trunc(sMs / 1000)}${sMs % 1000 ? `.${String(sMs % 1000).padStart(3, '0').replace(/0+$/, '')}` : ''}s`
-  if (h > 0) return `${h}h${m}m${sec}`
-  if (m > 0) return `${m}m${sec}`
-  return sec
 }
 
 /** Go's RFC 3339 with nanoseconds, as Docker prints a probe's start and end. */
@@ -215,7 +203,7 @@ export class HealthMonitor {
       engine.event('container', 'exec_die', id, { ...attrs, exitCode: String(code) })
       const text = `${out.toString('utf8')}${seen.truncated ? '...' : ''}`
       if (seen.timedOut) {
-        return { Start: goTime(start), End: goTime(Date.now()), ExitCode: -1, Output: `Health check exceeded timeout (${goDuration(timeout)})${text !== '' ? `: ${text}` : ''}` }
+        return { Start: goTime(start), End: goTime(Date.now()), ExitCode: -1, Output: `Health check exceeded timeout (${formatDurationMs(timeout)})${text !== '' ? `: ${text}` : ''}` }
       }
       return { Start: goTime(start), End: goTime(Date.now()), ExitCode: code, Output: text }
     } finally {

@@ -11,6 +11,7 @@ import { spawn } from 'node:child_process'
 import { readFileSync, watch, type FSWatcher } from 'node:fs'
 import type { OciRuntime } from '../runtime/runtime.js'
 import { cgroupPathsOf } from '../runtime/cgroups.js'
+import { lineReader } from '../util/stream.js'
 
 /** The file of a process's cgroup that counts its OOM kills (v1 memory.oom_control, v2 memory.events). */
 function oomCounterFile(pid: number): string | undefined {
@@ -62,20 +63,13 @@ export function watchOom(rt: OciRuntime, id: string, pid: number): OomWatch {
   const args = rt.oomEventsArgs(id)
   if (args !== undefined) {
     const child = spawn(rt.path, args, { stdio: ['ignore', 'pipe', 'ignore'] })
-    let buf = ''
-    child.stdout.on('data', (b: Buffer) => {
-      buf += b.toString('utf8')
-      let nl
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl)
-        buf = buf.slice(nl + 1)
-        try {
-          if ((JSON.parse(line) as { type?: unknown }).type === 'oom') seen = true
-        } catch {
-          // not an event
-        }
+    child.stdout.on('data', lineReader((line) => {
+      try {
+        if ((JSON.parse(line) as { type?: unknown }).type === 'oom') seen = true
+      } catch {
+        // not an event
       }
-    })
+    }))
     child.on('error', () => undefined)
     const closed = new Promise<void>((resolve) => child.once('close', () => resolve()))
     return {

@@ -1,6 +1,6 @@
 /** The container's data model: its states, its database row, and its folder. */
 import { createHash } from 'node:crypto'
-import type { Digest } from '../oci/digest.js'
+import type { ChainId, ImageId } from '../oci/digest.js'
 import type { ContainerConfig, HealthConfig } from '../oci/types.js'
 
 export type { HealthConfig }
@@ -30,7 +30,7 @@ export type ContainerState = (typeof ContainerStates)[keyof typeof ContainerStat
 export interface ContainerRow {
   id: string
   name: string
-  image_id: Digest
+  image_id: ImageId
   created: number
   state: ContainerState
   image_ref: string
@@ -104,7 +104,7 @@ export interface ContainerSpec {
   id: string
   name: string
   created: string
-  image: Digest
+  image: ImageId
   /** The image as the user named it (`ps` shows it). */
   imageRef: string
   /** Docker's `Path` and `Args`: the command, entrypoint first. */
@@ -184,7 +184,7 @@ export interface ContainerSpec {
   /** Its parent: the image's committed init layer (mount points for /etc/hosts, …), shared by the image's containers. */
   initKey: string
   /** The image's top chain ID (the init layer's parent), if the image has layers. */
-  imageChain?: Digest
+  imageChain?: ChainId
   runtime: { name: string; path: string }
 }
 

@@ -17,7 +17,7 @@ import { Readable, type Transform, Writable } from 'node:stream'
 import type { FileHandle } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { CairnError, isErrno, throwIfAborted } from '../errors/index.js'
-import { HashingStream, parseDigest, type Digest, type DigestAlgorithm } from '../oci/digest.js'
+import { type Digest, type DigestAlgorithm, HashingStream, isDigest, parseDigest } from '../oci/digest.js'
 import { processAlive, randomName, unlinkIfExists } from '../util/fs.js'
 import { byteCounter, pipeAll } from '../util/stream.js'
 
@@ -257,7 +257,8 @@ export class ContentStore {
     for (const name of safeReaddirSync(this.trashDir)) {
       const p = `${this.trashDir}/${name}`
       const m = /^(sha256|sha512)-([a-f0-9]+)-/.exec(name)
-      const digest = m ? (`${m[1]}:${m[2]}` as Digest) : undefined
+      const candidate = m ? `${m[1]}:${m[2]}` : ''
+      const digest = isDigest(candidate) ? candidate : undefined
       try {
         if (digest && isReferenced(digest) && !existsSync(this.path(digest))) renameSync(p, this.path(digest))
         else unlinkSync(p)
@@ -292,7 +293,8 @@ export class ContentStore {
       for (const hex of names) {
         throwIfAborted(signal)
         const st = await stat(`${dir}/${hex}`).catch(() => undefined)
-        if (st) yield { digest: `${alg}:${hex}`, size: st.size }
+        const digest = `${alg}:${hex}`
+        if (st && isDigest(digest)) yield { digest, size: st.size }
       }
     }
   }

@@ -5,6 +5,7 @@
 import { posix } from 'node:path'
 import { CairnError } from '../errors/index.js'
 import type { ContainerConfig, HealthConfig } from '../oci/types.js'
+import { parseDurationMs } from '../util/duration.js'
 
 const ChangeInstructions = ['CMD', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'HEALTHCHECK', 'LABEL', 'ONBUILD', 'USER', 'VOLUME', 'WORKDIR'] as const
 
@@ -113,7 +114,7 @@ function healthcheck(rest: string, change: string): HealthConfig {
     }
     const key = flags[name]
     if (!key) throw invalid(change, `unknown flag: --${name}`)
-    const ms = goDurationMs(value)
+    const ms = parseDurationMs(value)
     if (ms === undefined) throw invalid(change, `--${name}: time: invalid duration ${JSON.stringify(value)}`)
     if (ms !== 0 && ms < 1) throw invalid(change, `Interval ${JSON.stringify(`--${name}`)} cannot be less than 1ms`)
     if (ms < 0) throw invalid(change, `Interval ${JSON.stringify(`--${name}`)} cannot be negative`)
@@ -137,16 +138,6 @@ function healthcheck(rest: string, change: string): HealthConfig {
     }
   }
   return { Test: test ?? ['CMD-SHELL', args], ...out }
-}
-
-/** Go's time.ParseDuration in milliseconds (fractions kept), or undefined. */
-function goDurationMs(s: string): number | undefined {
-  if (s === '0') return 0
-  if (!/^[+-]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+$/.test(s)) return undefined
-  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
-  let total = 0
-  for (const part of s.replace(/^[+-]/, '').matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/g)) total += Number(part[1]) * (units[part[2] as string] ?? 0)
-  return s.startsWith('-') ? -total : total
 }
 
 function invalid(change: string, why: string): CairnError {

@@ -8,12 +8,12 @@
  * `Hostname`), as BuildKit and Docker 25 and later write configs: two containers with the same
  * change, committed with the same timestamp, give the same image ID.
  */
-import type { Digest } from '../oci/digest.js'
+import { asDiffId, type DiffId } from '../oci/digest.js'
 import type { ContainerConfig, HistoryEntry, ImageConfig } from '../oci/types.js'
 import { applyChanges } from './changes.js'
 
 /** sha256 of an empty tar (1024 zero bytes): the diffID of a layer with no changes. */
-export const EMPTY_TAR_DIFF_ID: Digest = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef'
+export const EMPTY_TAR_DIFF_ID: DiffId = asDiffId('sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef')
 
 export interface CommitConfigInput {
   parent: ImageConfig
@@ -26,7 +26,7 @@ export interface CommitConfigInput {
   changes?: readonly string[]
   created: Date
   /** The new layer's diffID, or undefined for an empty change. */
-  diffId?: Digest
+  diffId?: DiffId
   /** `--squash`: the whole tree is the one layer; earlier history entries become empty. */
   squash?: boolean
 }
@@ -44,7 +44,7 @@ export function commitConfig(input: CommitConfigInput): ImageConfig {
   const history: HistoryEntry[] = input.squash
     ? [...(input.parent.history ?? []).map((h) => ({ ...h, empty_layer: true })), entry]
     : [...(input.parent.history ?? []), entry]
-  let diffIds: Digest[]
+  let diffIds: DiffId[]
   if (input.squash) diffIds = input.diffId ? [input.diffId] : []
   else diffIds = input.diffId ? [...input.parent.rootfs.diff_ids, input.diffId] : [...input.parent.rootfs.diff_ids]
   const out: ImageConfig = {

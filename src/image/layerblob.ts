@@ -7,13 +7,13 @@
 import type { Readable } from 'node:stream'
 import { byteCounter, pipeAll } from '../util/stream.js'
 import type { ContentStore, StagedBlob } from '../content/store.js'
-import { HashingStream, type Digest } from '../oci/digest.js'
+import { asDiffId, type DiffId, HashingStream } from '../oci/digest.js'
 import type { Compression } from '../oci/mediatype.js'
 import { compressStream } from '../layer/compression.js'
 
 export interface StagedLayer {
   staged: StagedBlob
-  diffId: Digest
+  diffId: DiffId
   /** Bytes of the uncompressed tar. */
   diffSize: number
   compression: Compression
@@ -35,7 +35,7 @@ export async function stageLayerTar(
     steps.push(ingest.stream)
     await pipeAll(steps, opts.signal)
     const staged = await ingest.stage()
-    return { staged, diffId: diff ? diff.digest : staged.digest, diffSize: diff ? diff.size : staged.size, compression: opts.compression }
+    return { staged, diffId: diff ? diff.diffId : asDiffId(staged.digest), diffSize: diff ? diff.size : staged.size, compression: opts.compression }
   } catch (err) {
     await ingest.abort()
     throw err

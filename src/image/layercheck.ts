@@ -6,7 +6,7 @@
 import { PassThrough, type Readable } from 'node:stream'
 import { byteCounter, pipeAll } from '../util/stream.js'
 import { CairnError } from '../errors/index.js'
-import { HashingStream, type Digest } from '../oci/digest.js'
+import { type DiffId, type Digest, HashingStream } from '../oci/digest.js'
 import type { Compression } from '../oci/mediatype.js'
 import { decompressor, sniffCompression } from '../layer/compression.js'
 import { readTar, type TarHeader } from '../layer/tar.js'
@@ -17,7 +17,7 @@ export interface LayerFacts {
   /** Bytes as stored. */
   compressedSize: number
   compression: Compression
-  diffId: Digest
+  diffId: DiffId
   /** Bytes of the uncompressed tar. */
   diffSize: number
   /** Sum of regular file sizes: the layer's size as Docker reports it. */
@@ -62,7 +62,7 @@ export async function examineLayer(source: Readable, opts: { signal?: AbortSigna
     }
     throw err
   }
-  return { digest: stored.digest, compressedSize: stored.size, compression, diffId: diff.digest, diffSize: diff.size, size }
+  return { digest: stored.digest, compressedSize: stored.size, compression, diffId: diff.diffId, diffSize: diff.size, size }
 }
 
 /**
@@ -76,7 +76,7 @@ export function dockerSize(h: TarHeader): number {
   return 0
 }
 
-export function assertDiffId(facts: LayerFacts, expected: Digest | undefined, label: string): void {
+export function assertDiffId(facts: LayerFacts, expected: DiffId | undefined, label: string): void {
   if (expected === undefined) throw new CairnError('MANIFEST_INVALID', `${label}: the image config lists fewer layers than the manifest`)
   if (facts.diffId !== expected) {
     throw new CairnError('DIGEST_INVALID', `${label}: its content does not match the image config (diffID ${facts.diffId}, expected ${expected})`)

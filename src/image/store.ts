@@ -11,13 +11,13 @@ import { mkdirSync } from 'node:fs'
 import { CairnError, isErrno, userMessage } from '../errors/index.js'
 import { ContentStore, type StagedBlob } from '../content/store.js'
 import { openDatabase, type DB } from '../metadata/db.js'
-import { chainIds, isDigest, type Digest } from '../oci/digest.js'
+import { asChainId, asDiffId, asDigest, asImageId, type ChainId, chainIds, type DiffId, type Digest, type ImageId, isDigest } from '../oci/digest.js'
 import type { Descriptor, ImageConfig, ImageManifest } from '../oci/types.js'
 import { formatReference, parseReference, looksLikeIdPrefix, type Reference } from '../oci/reference.js'
 import { shortId } from '../util/format.js'
 
 export interface ImageRecord {
-  id: Digest
+  id: ImageId
   manifestDigest: Digest
   manifestMediaType: string
   configDigest: Digest
@@ -27,7 +27,7 @@ export interface ImageRecord {
   added: Date
   /** Unpacked size of all layers, as Docker counts it. */
   size: number
-  parent?: Digest
+  parent?: ImageId
   /** Normalised tag references, e.g. `docker.io/library/ubuntu:latest`, sorted. */
   tags: string[]
   /** Normalised digest references, e.g. `docker.io/huzd/test@sha256:…`, sorted. */
@@ -37,7 +37,7 @@ export interface ImageRecord {
 export interface LayerInput {
   /** The layer as the manifest lists it. */
   descriptor: Descriptor
-  diffId: Digest
+  diffId: DiffId
   /** Unpacked content size (sum of regular file sizes). */
   size: number
   /** Bytes of the uncompressed layer tar. */
@@ -52,7 +52,7 @@ export interface AddImageInput {
   config: StagedBlob
   configJson: ImageConfig
   layers: LayerInput[]
-  parent?: Digest
+  parent?: ImageId
   /** Tags to point at the image (normalised references). */
   tags?: Reference[]
   /** Repository digests to record (`repo@digest`). */
@@ -60,18 +60,18 @@ export interface AddImageInput {
 }
 
 export interface AddImageResult {
-  id: Digest
+  id: ImageId
   /** Tags that pointed to another image before, with that image's ID. */
-  retagged: { name: string; previous: Digest }[]
+  retagged: { name: string; previous: ImageId }[]
   /** Whether the image was new to the store. */
   created: boolean
 }
 
 /** One line of `rmi`'s report, in Docker's words. */
-export type DeleteRecord = { untagged: string } | { deleted: Digest }
+export type DeleteRecord = { untagged: string } | { deleted: ImageId | ChainId }
 
 export interface StoredLayer {
-  diffId: Digest
+  diffId: DiffId
   digest: Digest
   mediaType: string
   compressedSize: number
@@ -82,9 +82,9 @@ export interface StoredLayer {
 }
 
 export interface LayerRecord {
-  chainId: Digest
-  diffId: Digest
-  parent?: Digest
+  chainId: ChainId
+  diffId: DiffId
+  parent?: ChainId
   size: number
 }
 
@@ -104,7 +104,7 @@ export class ImageStore {
   readonly content: ContentStore
   readonly db: DB
   /** Asked before an image is deleted: which containers use it (issue-3 engine fills it in). */
-  containerUsers: (imageId: Digest) => { id: string; running: boolean }[]
+  containerUsers: (imageId: ImageId) => { id: string; running: boolean }[]
 
   private constructor(root: string, content: ContentStore, db: DB) {
     this.root = root
@@ -153,15 +153,15 @@ export class ImageStore {
     return rows.map((r) => toRecord(r, tags.get(r.id) ?? [], digests.get(r.id) ?? []))
   }
 
-  get(id: Digest): ImageRecord | undefined {
+  get(id: ImageId): ImageRecord | undefined {
     const row = this.db.prepare('SELECT * FROM images WHERE id = ?').get(id) as ImageRow | undefined
     if (!row) return undefined
     return toRecord(row, this.refsOf('tags', id), this.refsOf('repo_digests', id))
   }
 
   /** Images whose parent is `id`. */
-  children(id: Digest): Digest[] {
-    return (this.db.prepare('SELECT id FROM images WHERE parent = ?').all(id) as { id: Digest }[]).map((r) => r.id)
+  children(id: ImageId): ImageId[] {
+    return (this.db.prepare('SELECT id FROM images WHERE parent = ?').all(id) as { id: string }[]).map((r) => asImageId(r.id))
   }
 
   /**
@@ -194,11 +194,11 @@ export class ImageStore {
     const prefix = refOrId.startsWith('sha256:') ? refOrId.slice(7) : refOrId
     if (looksLikeIdPrefix(prefix)) {
       const rows = this.db.prepare("SELECT id FROM images WHERE id >= ? AND id < ? LIMIT 2")
-        .all(`sha256:${prefix}`, `sha256:${prefix}g`) as { id: Digest }[]
+        .all(`sha256:${prefix}`, `sha256:${prefix}g`) as { id: string }[]
       if (rows.length > 1) {
         throw new CairnError('AMBIGUOUS_REFERENCE', `No such image: ${refOrId} (the ID prefix matches more than one image; give more characters)`)
       }
-      if (rows[0]) return this.get(rows[0].id)
+      if (rows[0]) return this.get(asImageId(rows[0].id))
     }
     if (ref === undefined) {
       // not a valid name and no ID matched: report the reference error
@@ -208,20 +208,20 @@ export class ImageStore {
   }
 
   /** The image a normalised tag or digest reference points to. */
-  lookupRef(ref: Reference): Digest | undefined {
+  lookupRef(ref: Reference): ImageId | undefined {
     if (ref.digest !== undefined) {
       const byDigest = this.db.prepare('SELECT image_id FROM repo_digests WHERE name = ?')
-        .get(`${ref.domain}/${ref.path}@${ref.digest}`) as { image_id: Digest } | undefined
-      if (byDigest) return byDigest.image_id
+        .get(`${ref.domain}/${ref.path}@${ref.digest}`) as { image_id: string } | undefined
+      if (byDigest) return asImageId(byDigest.image_id)
       // a digest reference may also name the image's own manifest
       const byManifest = this.db.prepare('SELECT images.id FROM images JOIN tags ON tags.image_id = images.id WHERE images.manifest_digest = ? LIMIT 1')
-        .get(ref.digest) as { id: Digest } | undefined
-      return byManifest?.id
+        .get(ref.digest) as { id: string } | undefined
+      return byManifest && asImageId(byManifest.id)
     }
     const row = this.db.prepare('SELECT image_id FROM tags WHERE name = ?').get(formatReference({ ...ref, tag: ref.tag ?? 'latest' })) as
-      | { image_id: Digest }
+      | { image_id: string }
       | undefined
-    return row?.image_id
+    return row && asImageId(row.image_id)
   }
 
   async manifest(img: ImageRecord): Promise<ImageManifest> {
@@ -233,42 +233,42 @@ export class ImageStore {
   }
 
   /** The unpacked size of a layer, by diffID (undefined if unknown). */
-  layerSize(diffId: Digest): number | undefined {
+  layerSize(diffId: DiffId): number | undefined {
     const row = this.db.prepare('SELECT size FROM layer_blobs WHERE diff_id = ? LIMIT 1').get(diffId) as { size: number } | undefined
     return row?.size
   }
 
   /** A blob already stored that holds the layer `diffId` (any compression). */
-  layerBlob(diffId: Digest): StoredLayer | undefined {
+  layerBlob(diffId: DiffId): StoredLayer | undefined {
     const row = this.db.prepare('SELECT digest, media_type, compressed_size, size, diff_size FROM layer_blobs WHERE diff_id = ? LIMIT 1').get(diffId) as
-      | { digest: Digest; media_type: string; compressed_size: number; size: number; diff_size: number }
+      | { digest: string; media_type: string; compressed_size: number; size: number; diff_size: number }
       | undefined
     if (!row) return undefined
-    return { diffId, digest: row.digest, mediaType: row.media_type, compressedSize: row.compressed_size, size: row.size, diffSize: row.diff_size }
+    return { diffId, digest: asDigest(row.digest), mediaType: row.media_type, compressedSize: row.compressed_size, size: row.size, diffSize: row.diff_size }
   }
 
   /** The stored layer blob with this digest. */
   layerByDigest(digest: Digest): StoredLayer | undefined {
     const row = this.db.prepare('SELECT diff_id, media_type, compressed_size, size, diff_size FROM layer_blobs WHERE digest = ? LIMIT 1').get(digest) as
-      | { diff_id: Digest; media_type: string; compressed_size: number; size: number; diff_size: number }
+      | { diff_id: string; media_type: string; compressed_size: number; size: number; diff_size: number }
       | undefined
     if (!row) return undefined
-    return { diffId: row.diff_id, digest, mediaType: row.media_type, compressedSize: row.compressed_size, size: row.size, diffSize: row.diff_size }
+    return { diffId: asDiffId(row.diff_id), digest, mediaType: row.media_type, compressedSize: row.compressed_size, size: row.size, diffSize: row.diff_size }
   }
 
   layers(): (LayerRecord & { images: number })[] {
     const rows = this.db.prepare(`SELECT c.chain_id, c.parent, c.diff_id, c.size,
         (SELECT COUNT(DISTINCT image_id) FROM image_chains ic WHERE ic.chain_id = c.chain_id) AS images
-      FROM chains c ORDER BY c.chain_id`).all() as { chain_id: Digest; parent: Digest | null; diff_id: Digest; size: number; images: number }[]
+      FROM chains c ORDER BY c.chain_id`).all() as { chain_id: string; parent: string | null; diff_id: string; size: number; images: number }[]
     return rows.map((r) => {
-      const l: LayerRecord & { images: number } = { chainId: r.chain_id, diffId: r.diff_id, size: r.size, images: r.images }
-      if (r.parent) l.parent = r.parent
+      const l: LayerRecord & { images: number } = { chainId: asChainId(r.chain_id), diffId: asDiffId(r.diff_id), size: r.size, images: r.images }
+      if (r.parent) l.parent = asChainId(r.parent)
       return l
     })
   }
 
-  imageChains(id: Digest): Digest[] {
-    return (this.db.prepare('SELECT chain_id FROM image_chains WHERE image_id = ? ORDER BY idx').all(id) as { chain_id: Digest }[]).map((r) => r.chain_id)
+  imageChains(id: ImageId): ChainId[] {
+    return (this.db.prepare('SELECT chain_id FROM image_chains WHERE image_id = ? ORDER BY idx').all(id) as { chain_id: string }[]).map((r) => asChainId(r.chain_id))
   }
 
   setting(key: string): string | undefined {
@@ -286,7 +286,7 @@ export class ImageStore {
    * in one transaction. Staged blobs that turn out to exist already are dropped.
    */
   addImage(input: AddImageInput): AddImageResult {
-    const id = input.config.digest
+    const id = asImageId(input.config.digest)
     const diffIds = input.layers.map((l) => l.diffId)
     const configIds = input.configJson.rootfs.diff_ids
     if (configIds.length !== diffIds.length || configIds.some((d, i) => d !== diffIds[i])) {
@@ -326,7 +326,7 @@ export class ImageStore {
         // same config already here: a staged manifest of another format is simply an extra blob
         this.db.prepare('INSERT OR IGNORE INTO image_blobs (image_id, digest) VALUES (?, ?)').run(id, input.manifest.digest)
       }
-      const retagged: { name: string; previous: Digest }[] = []
+      const retagged: { name: string; previous: ImageId }[] = []
       for (const t of input.tags ?? []) {
         const prev = this.setTag(t, id)
         if (prev && prev !== id) retagged.push({ name: formatReference(t), previous: prev })
@@ -340,7 +340,7 @@ export class ImageStore {
   }
 
   /** Points a tag at an image. Returns the image the tag pointed to before, if any. */
-  tag(ref: Reference, imageId: Digest): Digest | undefined {
+  tag(ref: Reference, imageId: ImageId): ImageId | undefined {
     if (ref.digest !== undefined) throw new CairnError('INVALID_REFERENCE', 'refusing to create a tag with a digest reference')
     return this.db.transaction(() => {
       if (!this.db.prepare('SELECT 1 FROM images WHERE id = ?').get(imageId)) {
@@ -350,12 +350,12 @@ export class ImageStore {
     }).immediate()
   }
 
-  private setTag(ref: Reference, imageId: Digest): Digest | undefined {
+  private setTag(ref: Reference, imageId: ImageId): ImageId | undefined {
     const name = formatReference({ domain: ref.domain, path: ref.path, tag: ref.tag ?? 'latest' })
-    const prev = this.db.prepare('SELECT image_id FROM tags WHERE name = ?').get(name) as { image_id: Digest } | undefined
+    const prev = this.db.prepare('SELECT image_id FROM tags WHERE name = ?').get(name) as { image_id: string } | undefined
     this.db.prepare('INSERT INTO tags (name, image_id, updated) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id, updated = excluded.updated')
       .run(name, imageId, Date.now())
-    return prev?.image_id
+    return prev && asImageId(prev.image_id)
   }
 
   /**
@@ -417,7 +417,7 @@ export class ImageStore {
     return records
   }
 
-  private deleteHelper(id: Digest, records: DeleteRecord[], force: boolean, prune: boolean, quiet: boolean, trashed: string[]): void {
+  private deleteHelper(id: ImageId, records: DeleteRecord[], force: boolean, prune: boolean, quiet: boolean, trashed: string[]): void {
     const conflict = this.conflict(id, { hard: true, soft: !force, activeRef: !force })
     if (conflict) {
       if (quiet && (!this.isDangling(id) || conflict.detail === 'used')) return
@@ -435,13 +435,13 @@ export class ImageStore {
     if (prune && img.parent && this.get(img.parent)) this.deleteHelper(img.parent, records, false, true, true, trashed)
   }
 
-  private isDangling(id: Digest): boolean {
+  private isDangling(id: ImageId): boolean {
     const img = this.get(id)
     return !!img && img.tags.length === 0 && img.repoDigests.length === 0 && this.children(id).length === 0
   }
 
   /** Docker's delete conflicts: hard (children, running containers) and soft (names, stopped containers). */
-  private conflict(id: Digest, mask: { hard: boolean; soft: boolean; activeRef: boolean }): CairnError | undefined {
+  private conflict(id: ImageId, mask: { hard: boolean; soft: boolean; activeRef: boolean }): CairnError | undefined {
     const short = shortId(id)
     if (mask.hard && this.children(id).length > 0) {
       return new CairnError('CONFLICT', `conflict: unable to delete ${short} (cannot be forced) - image has dependent child images`)
@@ -470,14 +470,14 @@ export class ImageStore {
   }
 
   /** Deletes an image's rows, then its chains and blobs nothing else uses. Returns removed chain IDs, top first. */
-  private deleteImageRows(id: Digest, trashed: string[]): Digest[] {
+  private deleteImageRows(id: ImageId, trashed: string[]): ChainId[] {
     const chains = this.imageChains(id)
-    const blobs = (this.db.prepare('SELECT digest FROM image_blobs WHERE image_id = ?').all(id) as { digest: Digest }[]).map((r) => r.digest)
+    const blobs = (this.db.prepare('SELECT digest FROM image_blobs WHERE image_id = ?').all(id) as { digest: string }[]).map((r) => asDigest(r.digest))
     this.db.prepare('DELETE FROM image_chains WHERE image_id = ?').run(id)
     this.db.prepare('DELETE FROM image_blobs WHERE image_id = ?').run(id)
     this.db.prepare('UPDATE images SET parent = NULL WHERE parent = ?').run(id)
     this.db.prepare('DELETE FROM images WHERE id = ?').run(id)
-    const removed: Digest[] = []
+    const removed: ChainId[] = []
     const chainUsed = this.db.prepare('SELECT 1 FROM image_chains WHERE chain_id = ? LIMIT 1')
     for (const c of [...chains].reverse()) {
       if (chainUsed.get(c) === undefined) {
@@ -498,14 +498,14 @@ export class ImageStore {
   // ---------------------------------------------------------------- registry client (issue 6)
 
   /** Every stored blob holding the layer `diffId` (a layer may be stored under several compressions). */
-  layerBlobs(diffId: Digest): StoredLayer[] {
+  layerBlobs(diffId: DiffId): StoredLayer[] {
     const rows = this.db.prepare('SELECT digest, media_type, compressed_size, size, diff_size FROM layer_blobs WHERE diff_id = ? ORDER BY digest').all(diffId) as
-      { digest: Digest; media_type: string; compressed_size: number; size: number; diff_size: number }[]
-    return rows.map((r) => ({ diffId, digest: r.digest, mediaType: r.media_type, compressedSize: r.compressed_size, size: r.size, diffSize: r.diff_size }))
+      { digest: string; media_type: string; compressed_size: number; size: number; diff_size: number }[]
+    return rows.map((r) => ({ diffId, digest: asDigest(r.digest), mediaType: r.media_type, compressedSize: r.compressed_size, size: r.size, diffSize: r.diff_size }))
   }
 
   /** Whether the layer stack `chainId` is in the store. */
-  hasChain(chainId: Digest): boolean {
+  hasChain(chainId: ChainId): boolean {
     return this.db.prepare('SELECT 1 FROM chains WHERE chain_id = ?').get(chainId) !== undefined
   }
 
@@ -514,7 +514,7 @@ export class ImageStore {
    * push): publishes the staged blob and records it for `imageId` in one transaction, so that it
    * is freed with the image. IMAGE_UNKNOWN if the image went away meanwhile.
    */
-  addLayerBlob(imageId: Digest, layer: { staged: StagedBlob; diffId: Digest; mediaType: string; size: number; diffSize: number }): void {
+  addLayerBlob(imageId: ImageId, layer: { staged: StagedBlob; diffId: DiffId; mediaType: string; size: number; diffSize: number }): void {
     this.db.transaction(() => {
       if (!this.db.prepare('SELECT 1 FROM images WHERE id = ?').get(imageId)) {
         throw new CairnError('IMAGE_UNKNOWN', `No such image: ${imageId}`)
@@ -527,7 +527,7 @@ export class ImageStore {
   }
 
   /** Records `repo@digest` as a name of an image (what a push or a pull by tag leaves behind). */
-  setRepoDigest(ref: Reference, imageId: Digest): void {
+  setRepoDigest(ref: Reference, imageId: ImageId): void {
     if (ref.digest === undefined) throw new CairnError('INVALID_REFERENCE', 'a repository digest needs a digest')
     this.db.transaction(() => {
       if (!this.db.prepare('SELECT 1 FROM images WHERE id = ?').get(imageId)) {
@@ -550,36 +550,36 @@ export class ImageStore {
     return m
   }
 
-  private refsOf(table: 'tags' | 'repo_digests', id: Digest): string[] {
+  private refsOf(table: 'tags' | 'repo_digests', id: ImageId): string[] {
     return (this.db.prepare(`SELECT name FROM ${table} WHERE image_id = ? ORDER BY name`).all(id) as { name: string }[]).map((r) => r.name)
   }
 }
 
 function toRecord(r: ImageRow, tags: string[], repoDigests: string[]): ImageRecord {
   const rec: ImageRecord = {
-    id: r.id as Digest,
-    manifestDigest: r.manifest_digest as Digest,
+    id: asImageId(r.id),
+    manifestDigest: asDigest(r.manifest_digest),
     manifestMediaType: r.manifest_media_type,
-    configDigest: r.config_digest as Digest,
+    configDigest: asDigest(r.config_digest),
     created: new Date(r.created),
     added: new Date(r.added),
     size: r.size,
     tags,
     repoDigests,
   }
-  if (r.parent) rec.parent = r.parent as Digest
+  if (r.parent) rec.parent = asImageId(r.parent)
   return rec
 }
 
 /** `sha256:<64 hex>` or bare 64 hex → the image ID it names. */
-function idFromString(s: string): Digest | undefined {
-  if (/^[a-f0-9]{64}$/.test(s)) return `sha256:${s}`
-  if (s.startsWith('sha256:') && isDigest(s)) return s
+function idFromString(s: string): ImageId | undefined {
+  if (/^[a-f0-9]{64}$/.test(s)) return asImageId(`sha256:${s}`)
+  if (s.startsWith('sha256:') && isDigest(s)) return asImageId(s)
   return undefined
 }
 
 /** True when the user named the image by (a prefix of) its ID rather than by a name. */
-function isIdLike(refOrId: string, id: Digest): boolean {
+function isIdLike(refOrId: string, id: ImageId): boolean {
   const hex = id.slice(7)
   const s = refOrId.startsWith('sha256:') ? refOrId.slice(7) : refOrId
   return s.length > 0 && hex.startsWith(s)

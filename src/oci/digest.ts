@@ -15,8 +15,23 @@ function createHash(algorithm: string): Hash {
   return crypto.createHash(algorithm)
 }
 
-/** A content digest, `algorithm:hex`, e.g. `sha256:e3b0…`. */
-export type Digest = `${string}:${string}`
+/**
+ * Four kinds of digest, kept apart as go-containerregistry keeps them: each is an `algorithm:hex`
+ * string to read, but none is assignable to another, and a plain string becomes one only through
+ * a named function here (`asDigest`, `asDiffId`, …) that checks it, or by hashing.
+ */
+type DigestOfKind<K extends string> = `${string}:${string}` & { readonly __kind: K }
+
+/** A content digest: of the bytes of a blob, a manifest or a config as stored (`sha256:e3b0…`). */
+export type Digest = DigestOfKind<'digest'>
+/** A layer's diffID: the digest of its uncompressed tar (a config's `rootfs.diff_ids`). */
+export type DiffId = DigestOfKind<'diffId'>
+/** The chain ID of a stack of layers, as the OCI image spec defines it. */
+export type ChainId = DigestOfKind<'chainId'>
+/** An image's ID: the digest of its config, as Docker names an image. */
+export type ImageId = DigestOfKind<'imageId'>
+/** Any of the four. */
+export type AnyDigest = Digest | DiffId | ChainId | ImageId
 
 export const DigestAlgorithms = { sha256: 64, sha512: 128 } as const
 export type DigestAlgorithm = keyof typeof DigestAlgorithms
@@ -53,26 +68,58 @@ export function isDigest(value: string): value is Digest {
   }
 }
 
-export function digestHex(d: Digest): string {
+/** A content digest from a string, checked (DIGEST_INVALID, UNSUPPORTED). */
+export function asDigest(value: string): Digest {
+  parseDigest(value)
+  return value as Digest
+}
+
+/** A diffID from a string, checked; or the digest of a layer's uncompressed tar. */
+export function asDiffId(value: string): DiffId {
+  parseDigest(value)
+  return value as DiffId
+}
+
+/** A chain ID from a string (a record of the store), checked. */
+export function asChainId(value: string): ChainId {
+  parseDigest(value)
+  return value as ChainId
+}
+
+/** An image ID from a string, checked; or the digest of an image's config. */
+export function asImageId(value: string): ImageId {
+  parseDigest(value)
+  return value as ImageId
+}
+
+export function digestHex(d: AnyDigest): string {
   return parseDigest(d).hex
 }
 
 export function digestOf(data: string | Uint8Array, algorithm: DigestAlgorithm = 'sha256'): Digest {
-  return `${algorithm}:${createHash(algorithm).update(data).digest('hex')}`
+  return digestOfHash(algorithm, createHash(algorithm).update(data))
 }
 
-/** The chain ID of a layer stack, as the OCI image spec defines it. */
-export function chainIds(diffIds: readonly Digest[]): Digest[] {
-  const out: Digest[] = []
-  let prev: Digest | undefined
+/** `algorithm:hex` of a finished hash (of `algorithm`): the one place a hash becomes a Digest. */
+export function digestOfHash(algorithm: DigestAlgorithm, hash: Hash): Digest {
+  return `${algorithm}:${hash.digest('hex')}` as Digest
+}
+
+/** The chain IDs of a layer stack, as the OCI image spec defines them: the first is the first diffID. */
+export function chainIds(diffIds: readonly DiffId[]): ChainId[] {
+  const out: ChainId[] = []
+  let prev: string | undefined
   for (const d of diffIds) {
     prev = prev === undefined ? d : digestOf(`${prev} ${d}`)
-    out.push(prev)
+    out.push(prev as ChainId)
   }
   return out
 }
 
-export function chainId(diffIds: readonly Digest[]): Digest | undefined {
+/** The chain ID of the whole stack (of at least one layer), or undefined for none. */
+export function chainId(diffIds: readonly [...DiffId[], DiffId]): ChainId
+export function chainId(diffIds: readonly DiffId[]): ChainId | undefined
+export function chainId(diffIds: readonly DiffId[]): ChainId | undefined {
   return chainIds(diffIds).at(-1)
 }
 
@@ -96,7 +143,7 @@ export class HashingStream extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
-    this.result = `${this.algorithm}:${this.hash.digest('hex')}`
+    this.result = digestOfHash(this.algorithm, this.hash)
     cb()
   }
 
@@ -109,6 +156,11 @@ export class HashingStream extends Transform {
     if (this.result === undefined) throw new Error('HashingStream: digest read before end of stream')
     return this.result
   }
+
+  /** The digest as a diffID, for a stream of a layer's uncompressed tar. */
+  get diffId(): DiffId {
+    return this.digest as string as DiffId
+  }
 }
 
 /**
@@ -119,7 +171,7 @@ export class VerifyingStream extends Transform {
   private readonly hash: Hash
   private count = 0
 
-  constructor(readonly expected: Digest, readonly expectedSize?: number) {
+  constructor(readonly expected: AnyDigest, readonly expectedSize?: number) {
     super()
     this.hash = createHash(parseDigest(expected).algorithm)
   }

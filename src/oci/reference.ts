@@ -20,7 +20,7 @@
  * `ubuntu` is `docker.io/library/ubuntu`, `index.docker.io` is `docker.io`.
  */
 import { CairnError } from '../errors/index.js'
-import { DigestAlgorithms, parseDigest, type Digest } from './digest.js'
+import { asDigest, DigestAlgorithms, type Digest } from './digest.js'
 
 /**
  * A parsed, normalised reference. `tag` and `digest` are absent (not `undefined`) when
@@ -145,8 +145,7 @@ function parseCanonical(s: string, input: string): Reference {
 /** Validates a digest the way go-digest does and reports it in go-digest's words. */
 function checkDigest(d: string, input: string): Digest {
   try {
-    parseDigest(d)
-    return d as Digest
+    return asDigest(d)
   } catch (err) {
     const colon = d.indexOf(':')
     const algorithm = d.slice(0, colon)

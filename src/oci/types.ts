@@ -2,7 +2,7 @@
  * The data model of the OCI image specification (and Docker's schema2, which shares its shape).
  * These are the JSON documents as they appear on the wire and on disk.
  */
-import type { Digest } from './digest.js'
+import type { DiffId, Digest } from './digest.js'
 
 export interface Descriptor {
   mediaType: string
@@ -86,7 +86,7 @@ export interface ImageConfig {
   variant?: string
   'os.version'?: string
   config?: ContainerConfig
-  rootfs: { type: 'layers'; diff_ids: Digest[] }
+  rootfs: { type: 'layers'; diff_ids: DiffId[] }
   history?: HistoryEntry[]
   // Docker's additions, kept when present
   comment?: string

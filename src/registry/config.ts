@@ -7,6 +7,8 @@ import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { CairnError } from '../errors/index.js'
+import { fromHumanSize, ramInBytes } from '../util/bytes.js'
+import { parseDurationNs } from '../util/duration.js'
 import { parseAccessConfig, type AccessConfig } from './access.js'
 import { parseYaml, type YamlValue } from './yaml.js'
 
@@ -76,17 +78,15 @@ function bad(where: string, what: string): CairnError {
   return new CairnError('INVALID_ARGUMENT', `configuration: ${where} ${what}`)
 }
 
+/** The registry configuration's units: no `ns`/`us`, and days. */
+const CONFIG_UNITS = { ms: 1e6, s: 1e9, m: 60e9, h: 3600e9, d: 86_400e9 } as const
+
 /** `90`, `90s`, `500ms`, `5m`, `1h`, `7d` → milliseconds (a bare number is seconds). */
 export function parseDuration(v: unknown, where: string): number {
   if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return v * 1000
   if (typeof v === 'string') {
-    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(v.trim())
-    if (m) {
-      const n = Number(m[1])
-      const unit = m[2] ?? 's'
-      const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit] ?? 1000
-      return Math.round(n * factor)
-    }
+    const ns = parseDurationNs(v.trim(), { sign: false, looseFraction: false, compound: false, bareUnit: 's', units: CONFIG_UNITS })
+    if (ns !== undefined) return Math.round(ns / 1e6)
   }
   throw bad(where, `must be a duration such as 30s, 5m, 1h (got ${JSON.stringify(v)})`)
 }
@@ -95,11 +95,12 @@ export function parseDuration(v: unknown, where: string): number {
 export function parseSize(v: unknown, where: string): number {
   if (typeof v === 'number' && Number.isSafeInteger(v) && v > 0) return v
   if (typeof v === 'string') {
+    // go-units' syntax narrowed to whole unit names, where KiB is 1024 and KB 1000
     const m = /^(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|KB|MB|GB)?$/i.exec(v.trim())
     if (m) {
-      const unit = (m[2] ?? 'B').toLowerCase()
-      const factor: Record<string, number> = { b: 1, kib: 1024, mib: 1 << 20, gib: 1 << 30, kb: 1e3, mb: 1e6, gb: 1e9 }
-      return Math.round(Number(m[1]) * (factor[unit] ?? 1))
+      const unit = m[2] ?? ''
+      const n = (/i/i.test(unit) ? ramInBytes : fromHumanSize)(`${m[1]}${unit}`)
+      if ('bytes' in n) return n.bytes
     }
   }
   throw bad(where, `must be a size such as 4MiB (got ${JSON.stringify(v)})`)

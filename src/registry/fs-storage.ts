@@ -33,7 +33,7 @@ import type { Readable } from 'node:stream'
 import { Transform, type TransformCallback } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { CairnError, isErrno, throwIfAborted } from '../errors/index.js'
-import { DigestAlgorithms, parseDigest, type Digest, type DigestAlgorithm } from '../oci/digest.js'
+import { asDigest, type Digest, type DigestAlgorithm, DigestAlgorithms, isDigest, parseDigest } from '../oci/digest.js'
 import type { Descriptor } from '../oci/types.js'
 import { fsyncDir, processAlive, randomName, writeFileAtomic } from '../util/fs.js'
 import { FileLock } from './lock.js'
@@ -341,7 +341,7 @@ export class FilesystemStorage implements RegistryStorage {
         throwIfAborted(signal)
         if (hex.length !== DigestAlgorithms[alg] || !/^[a-f0-9]+$/.test(hex)) continue
         const st = await statOrUndefined(`${dir}/${hex}`)
-        if (st) yield { digest: `${alg}:${hex}`, size: st.size, modifiedAt: st.mtimeMs }
+        if (st) yield { digest: asDigest(`${alg}:${hex}`), size: st.size, modifiedAt: st.mtimeMs }
       }
     }
   }
@@ -401,7 +401,8 @@ export class FilesystemStorage implements RegistryStorage {
     const out: Digest[] = []
     for (const name of await readdir(`${this.root}/trash`).catch(() => [] as string[])) {
       const m = /^(sha256|sha512)-([a-f0-9]+)$/.exec(name)
-      if (m) out.push(`${m[1]}:${m[2]}` as Digest)
+      const d = m ? `${m[1]}:${m[2]}` : ''
+      if (isDigest(d)) out.push(d)
     }
     return out
   }
@@ -468,9 +469,10 @@ export class FilesystemStorage implements RegistryStorage {
       const names = await readdir(dir).catch(() => [] as string[])
       for (const hex of names) {
         throwIfAborted(signal)
-        if (hex.length !== DigestAlgorithms[alg]) continue
+        const digest = `${alg}:${hex}`
+        if (hex.length !== DigestAlgorithms[alg] || !isDigest(digest)) continue
         const st = await statOrUndefined(`${dir}/${hex}`)
-        if (st) yield { digest: `${alg}:${hex}`, modifiedAt: st.mtimeMs }
+        if (st) yield { digest, modifiedAt: st.mtimeMs }
       }
     }
   }
@@ -548,7 +550,7 @@ export class FilesystemStorage implements RegistryStorage {
       for (const hex of names) {
         throwIfAborted(signal)
         if (hex.length !== DigestAlgorithms[alg] || !/^[a-f0-9]+$/.test(hex)) continue
-        const h = await this.readHold(repository, `${alg}:${hex}`)
+        const h = await this.readHold(repository, asDigest(`${alg}:${hex}`))
         if (h) yield h
       }
     }
@@ -823,12 +825,7 @@ export class FilesystemStorage implements RegistryStorage {
       throw err
     }
     const d = text.trim()
-    try {
-      parseDigest(d)
-    } catch {
-      return undefined
-    }
-    return d as Digest
+    return isDigest(d) ? d : undefined
   }
 
   async listTags(repository: string): Promise<string[]> {
@@ -867,11 +864,12 @@ export class FilesystemStorage implements RegistryStorage {
       const names = await readdir(dir).catch(() => [] as string[])
       for (const hex of names) {
         throwIfAborted(signal)
-        if (hex.length !== DigestAlgorithms[alg]) continue
+        const digest = `${alg}:${hex}`
+        if (hex.length !== DigestAlgorithms[alg] || !isDigest(digest)) continue
         const p = `${dir}/${hex}`
         const [st, text] = await Promise.all([statOrUndefined(p), readFile(p, 'utf8').catch(() => undefined)])
         const rec = text === undefined ? undefined : parseRevision(text)
-        if (st && rec) yield { digest: `${alg}:${hex}`, mediaType: rec.mediaType, size: rec.size, modifiedAt: st.mtimeMs }
+        if (st && rec) yield { digest, mediaType: rec.mediaType, size: rec.size, modifiedAt: st.mtimeMs }
       }
     }
   }
@@ -882,8 +880,8 @@ export class FilesystemStorage implements RegistryStorage {
     const out: Descriptor[] = []
     for (const name of names.sort(compareStrings)) {
       const m = /^(sha256|sha512)-([a-f0-9]+)$/.exec(name)
-      if (!m) continue
-      const digest = `${m[1]}:${m[2]}` as Digest
+      const digest = m ? `${m[1]}:${m[2]}` : ''
+      if (!isDigest(digest)) continue
       // an entry left by a delete that was interrupted does not count
       if ((await this.getManifest(repository, digest)) === undefined) continue
       const text = await readFile(`${dir}/${name}`, 'utf8').catch(() => undefined)
@@ -905,7 +903,8 @@ export class FilesystemStorage implements RegistryStorage {
         for (const name of await readdir(`${base}/${alg}/${hex}`).catch(() => [] as string[])) {
           throwIfAborted(signal)
           const m = /^(sha256|sha512)-([a-f0-9]+)$/.exec(name)
-          if (m && (m[2] as string).length === DigestAlgorithms[m[1] as DigestAlgorithm]) yield { subject: `${alg}:${hex}`, digest: `${m[1]}:${m[2]}` as Digest }
+          const digest = m ? `${m[1]}:${m[2]}` : ''
+          if (isDigest(digest)) yield { subject: asDigest(`${alg}:${hex}`), digest }
         }
       }
     }

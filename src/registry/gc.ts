@@ -21,7 +21,7 @@
  * and each record is removed atomically.
  */
 import { throwIfAborted } from '../errors/index.js'
-import { parseDigest, type Digest } from '../oci/digest.js'
+import { asDigest, type Digest } from '../oci/digest.js'
 import { subjectOf } from './manifest.js'
 import type { RegistryStorage, StorageTx, StoredManifest, UploadState } from './storage.js'
 
@@ -300,8 +300,7 @@ async function reachableFromTags(
       queue.push(d)
     }
   }
-  while (queue.length > 0) {
-    const d = queue.shift() as Digest
+  for (let d = queue.shift(); d !== undefined; d = queue.shift()) {
     const next = [...(await referencesOf(d)), ...(await storage.listReferrers(repo, d)).map((r) => r.digest)]
     for (const n of next) {
       if (present.has(n) && !reachable.has(n)) {
@@ -329,8 +328,7 @@ export function references(bytes: Buffer): Digest[] {
     const d = (x as { digest?: unknown }).digest
     if (typeof d !== 'string') return
     try {
-      parseDigest(d)
-      out.push(d as Digest)
+      out.push(asDigest(d))
     } catch {
       // not a digest we store
     }

@@ -4,8 +4,9 @@
  * wrongly: unknown fields and artifact types are accepted, as OCI v1.1 asks.
  */
 import { CairnError } from '../errors/index.js'
-import { digestOf, parseDigest, type Digest } from '../oci/digest.js'
+import { asDigest, type Digest } from '../oci/digest.js'
 import { MediaTypes } from '../oci/mediatype.js'
+import { checkDescriptor, checkImageIndex, checkImageManifest, isMediaType } from '../oci/validate.js'
 import type { Descriptor } from '../oci/types.js'
 
 export type ManifestKind = 'manifest' | 'index'
@@ -21,8 +22,6 @@ export interface ParsedManifest {
   artifactType?: string
   annotations?: Record<string, string>
 }
-
-const MEDIA_TYPE_RE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/
 
 const INDEX_TYPES: ReadonlySet<string> = new Set([MediaTypes.OciIndex, MediaTypes.DockerManifestList])
 const MANIFEST_TYPES: ReadonlySet<string> = new Set([MediaTypes.OciManifest, MediaTypes.DockerManifest])
@@ -73,40 +72,34 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined): P
   else if (hasConfig && !hasManifests) kind = 'manifest'
   else throw invalid('neither an image manifest (config, layers) nor an index (manifests)')
   const mediaType = typeHint ?? (kind === 'index' ? MediaTypes.OciIndex : MediaTypes.OciManifest)
-  if (!MEDIA_TYPE_RE.test(mediaType)) throw invalid(`invalid media type ${JSON.stringify(mediaType)}`)
+  if (!isMediaType(mediaType)) throw invalid(`invalid media type ${JSON.stringify(mediaType)}`)
 
   const out: ParsedManifest = { kind, mediaType, blobs: [], manifests: [] }
   if (kind === 'manifest') {
-    if (hasManifests) throw invalid('an image manifest has no manifests field')
-    const config = descriptor(m['config'], 'config')
+    const checked = checkImageManifest(m)
+    if (!checked.ok) throw invalid(checked.problem.message)
+    const config = trimmed(checked.value.config)
     out.blobs.push(config)
-    const layers = m['layers']
-    if (!Array.isArray(layers)) throw invalid('layers must be a list')
-    layers.forEach((l, i) => {
-      const d = descriptor(l, `layers[${i}]`)
+    for (const d of checked.value.layers.map(trimmed)) {
       // foreign (non-distributable) layers live elsewhere, at their urls
-      if (d.urls !== undefined && d.urls.length > 0 && /nondistributable|foreign/.test(d.mediaType)) return
+      if (d.urls !== undefined && d.urls.length > 0 && /nondistributable|foreign/.test(d.mediaType)) continue
       out.blobs.push(d)
-    })
-    if (mediaType === MediaTypes.DockerManifest && layers.length === 0) {
-      // Docker accepts this too; nothing to refuse
     }
     const at = m['artifactType']
     if (at !== undefined) {
-      if (typeof at !== 'string' || !MEDIA_TYPE_RE.test(at)) throw invalid('artifactType must be a media type')
+      if (!isMediaType(at)) throw invalid('artifactType must be a media type')
       out.artifactType = at
     } else if (config.mediaType !== MediaTypes.OciConfig || m['subject'] !== undefined) {
       // the referrers API reports the config's media type when there is no artifactType
       out.artifactType = config.mediaType
     }
   } else {
-    if (hasConfig) throw invalid('an index has no config field')
-    const list = m['manifests']
-    if (!Array.isArray(list)) throw invalid('manifests must be a list')
-    list.forEach((x, i) => out.manifests.push(descriptor(x, `manifests[${i}]`)))
+    const checked = checkImageIndex(m)
+    if (!checked.ok) throw invalid(checked.problem.message)
+    out.manifests.push(...checked.value.manifests.map(trimmed))
     const at = m['artifactType']
     if (at !== undefined) {
-      if (typeof at !== 'string' || !MEDIA_TYPE_RE.test(at)) throw invalid('artifactType must be a media type')
+      if (!isMediaType(at)) throw invalid('artifactType must be a media type')
       out.artifactType = at
     }
   }
@@ -122,36 +115,15 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined): P
 }
 
 function descriptor(value: unknown, where: string): Descriptor {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid(`${where} must be a descriptor`)
-  const d = value as Record<string, unknown>
-  const mediaType = d['mediaType']
-  if (typeof mediaType !== 'string' || !MEDIA_TYPE_RE.test(mediaType)) throw invalid(`${where}.mediaType is missing or invalid`)
-  const digest = d['digest']
-  if (typeof digest !== 'string') throw invalid(`${where}.digest is missing`)
-  try {
-    parseDigest(digest)
-  } catch {
-    throw invalid(`${where}.digest ${JSON.stringify(digest)} is not a valid sha256 or sha512 digest`)
-  }
-  const size = d['size']
-  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw invalid(`${where}.size must be a non-negative integer`)
-  const out: Descriptor = { mediaType, digest: digest as Digest, size }
-  const urls = d['urls']
-  if (urls !== undefined) {
-    if (!Array.isArray(urls) || urls.some((u) => typeof u !== 'string')) throw invalid(`${where}.urls must be a list of strings`)
-    out.urls = urls as string[]
-  }
-  const data = d['data']
-  if (data !== undefined) {
-    // embedded content must be what the descriptor says
-    if (typeof data !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(data)) throw invalid(`${where}.data must be base64`)
-    const bytes = Buffer.from(data, 'base64')
-    if (bytes.length !== size || digestOf(bytes, parseDigest(digest).algorithm) !== digest) {
-      throw invalid(`${where}.data does not match its digest and size`)
-    }
-  }
-  const ann = d['annotations']
-  if (ann !== undefined && (typeof ann !== 'object' || ann === null || Array.isArray(ann))) throw invalid(`${where}.annotations must be a mapping`)
+  const checked = checkDescriptor(value, where)
+  if (!checked.ok) throw invalid(checked.problem.message)
+  return trimmed(checked.value)
+}
+
+/** What the server keeps of a descriptor: its media type, digest, size and urls. */
+function trimmed(d: Descriptor): Descriptor {
+  const out: Descriptor = { mediaType: d.mediaType, digest: d.digest, size: d.size }
+  if (d.urls !== undefined) out.urls = d.urls
   return out
 }
 
@@ -169,8 +141,7 @@ export function subjectOf(bytes: Buffer): Digest | undefined {
     const v = JSON.parse(bytes.toString('utf8')) as { subject?: { digest?: unknown } }
     const d = v.subject?.digest
     if (typeof d !== 'string') return undefined
-    parseDigest(d)
-    return d as Digest
+    return asDigest(d)
   } catch {
     return undefined
   }

@@ -23,7 +23,7 @@ import type { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { KeyObject } from 'node:crypto'
 import { CairnError, hasCode, isCairnError } from '../errors/index.js'
-import { digestOf, parseDigest, type Digest } from '../oci/digest.js'
+import { asDigest, type Digest, digestOf, parseDigest } from '../oci/digest.js'
 import { MediaTypes } from '../oci/mediatype.js'
 import { isNameValid, isTagValid } from '../oci/reference.js'
 import { noteReceived } from '../util/reclaim.js'
@@ -159,7 +159,7 @@ interface Route {
 const ROUTE_RE = /^\/v2\/(.+)\/(?:(tags\/list)|manifests\/([^/]+)|(blobs\/uploads\/?)|blobs\/uploads\/([^/]+)|blobs\/([^/]+)|referrers\/([^/]+))$/
 const UPLOAD_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 const MAX_PAGE = 10_000
-const EMPTY_DIGEST: Digest = 'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
+const EMPTY_DIGEST: Digest = asDigest('sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855')
 
 /** Starts `server` listening; resolves with the port it got (port 0: a free one), rejects on EADDRINUSE and the like. */
 export async function listenOn(server: NetServer, port: number, host: string): Promise<number> {
@@ -1069,8 +1069,7 @@ function requiredActions(route: Route, method: string): Action[] {
 /** A digest from the URL; malformed or unsupported → DIGEST_INVALID (400), never a 500. */
 function digestParam(s: string): Digest {
   try {
-    parseDigest(s)
-    return s as Digest
+    return asDigest(s)
   } catch (err) {
     throw new CairnError('DIGEST_INVALID', `invalid digest: ${s.slice(0, 200)}`, { detail: { digest: s.slice(0, 200) }, cause: err })
   }

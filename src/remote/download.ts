@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto'
 import { PassThrough, type Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { CairnError, hasCode, isCairnError, isErrno } from '../errors/index.js'
-import { parseDigest, type Digest } from '../oci/digest.js'
+import { type DiffId, type Digest, digestOfHash, parseDigest } from '../oci/digest.js'
 import type { Descriptor } from '../oci/types.js'
 import type { StagedBlob } from '../content/store.js'
 import { assertDiffId, examineLayer, type LayerFacts } from '../image/layercheck.js'
@@ -49,7 +49,7 @@ function temporaryInChain(err: unknown): boolean {
   return false
 }
 
-export async function downloadLayer(repo: Repository, storeRoot: string, desc: Descriptor, diffId: Digest, opts: DownloadOptions = {}): Promise<Downloaded> {
+export async function downloadLayer(repo: Repository, storeRoot: string, desc: Descriptor, diffId: DiffId, opts: DownloadOptions = {}): Promise<Downloaded> {
   const dir = `${storeRoot}/downloads`
   await mkdir(dir, { recursive: true, mode: 0o700 })
   const { algorithm, hex } = parseDigest(desc.digest)
@@ -204,7 +204,7 @@ async function fetchAndExamine(
     if (pumped.status === 'rejected') throw pumped.reason
     opts.onVerifying?.()
     await fh.sync()
-    const digest = `${parseDigest(desc.digest).algorithm}:${hash.digest('hex')}` as Digest
+    const digest = digestOfHash(parseDigest(desc.digest).algorithm, hash)
     if (exam.status === 'rejected') return { examError: exam.reason, digest, size: total }
     return { facts: exam.value, digest, size: total }
   } finally {

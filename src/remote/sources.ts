@@ -4,14 +4,14 @@
  * survive the process (a killed push resumes) and are shared by concurrent commands.
  */
 import type { DB } from '../metadata/db.js'
-import type { Digest } from '../oci/digest.js'
+import { asDiffId, asDigest, type DiffId, type Digest } from '../oci/digest.js'
 
 export interface RemoteBlob {
   repository: string
   digest: Digest
   mediaType: string
   size: number
-  diffId?: Digest
+  diffId?: DiffId
 }
 
 export class RemoteKnowledge {
@@ -42,10 +42,10 @@ export class RemoteKnowledge {
   }
 
   /** Blobs of the registry holding the layer `diffId` (any compression), most recent first. */
-  blobsForDiffId(registry: string, diffId: Digest): RemoteBlob[] {
+  blobsForDiffId(registry: string, diffId: DiffId): RemoteBlob[] {
     const rows = this.db.prepare('SELECT repository, digest, media_type, size, diff_id FROM remote_blobs WHERE registry = ? AND diff_id = ? ORDER BY updated DESC LIMIT 10')
-      .all(registry, diffId) as { repository: string; digest: Digest; media_type: string; size: number; diff_id: Digest }[]
-    return rows.map((r) => ({ repository: r.repository, digest: r.digest, mediaType: r.media_type, size: r.size, diffId: r.diff_id }))
+      .all(registry, diffId) as { repository: string; digest: string; media_type: string; size: number; diff_id: string }[]
+    return rows.map((r) => ({ repository: r.repository, digest: asDigest(r.digest), mediaType: r.media_type, size: r.size, diffId: asDiffId(r.diff_id) }))
   }
 
   upload(registry: string, repository: string, digest: Digest): { location: string; offset: number } | undefined {

@@ -195,20 +195,23 @@ export interface HostFacts {
   devices?: readonly RuntimeDevice[]
 }
 
-/** Cgroup limits, Docker's HostConfig fields. */
+/** Cgroup limits, Docker's HostConfig fields (`create`, `update`). Sizes in bytes. */
 export interface ResourcesInput {
-  /** Bytes. */
+  /** `--memory`: bytes; 0 unlimited. */
   memory?: number
-  /** Memory plus swap, bytes; -1 unlimited. */
+  /** `--memory-swap`: memory plus swap in bytes; -1 unlimited swap; default twice the memory. */
   memorySwap?: number
+  /** `--memory-reservation`: the soft limit. */
   memoryReservation?: number
+  /** `--oom-kill-disable` (cgroup v1 only: the kernel pauses the container at its limit instead). */
   oomKillDisable?: boolean
-  /** CPUs × 10⁹ (`--cpus 0.5` = 5e8). */
+  /** `--cpus` × 10⁹ (`--cpus 0.5` is 500000000). */
   nanoCpus?: number
+  /** `--cpu-shares`: relative weight (default 1024). */
   cpuShares?: number
-  /** `0-1`, `0,2`. */
+  /** `--cpuset-cpus`: the CPUs it may run on (`0-1`, `0,2`). */
   cpusetCpus?: string
-  /** ≤ 0: unlimited. */
+  /** `--pids-limit`: most processes at once; 0 or -1 (≤ 0) unlimited. */
   pidsLimit?: number
 }
 

@@ -5,7 +5,7 @@
 import { PassThrough } from 'node:stream'
 import { byteCounter, pipeAll } from '../util/stream.js'
 import { CairnError, hasCode } from '../errors/index.js'
-import { chainIds, HashingStream, type Digest } from '../oci/digest.js'
+import { type ChainId, chainIds, HashingStream } from '../oci/digest.js'
 import { layerCompression } from '../oci/mediatype.js'
 import { decompressor } from '../layer/compression.js'
 import { applyLayer } from '../layer/apply.js'
@@ -46,14 +46,15 @@ export async function openSnapshotter(store: ImageStore, driver?: StorageDriver,
  * verifying each layer's diffID as it is unpacked. Returns the top chain ID (the `parent` for a
  * container's writable snapshot), or undefined for an image without layers.
  */
-export async function unpackImage(store: ImageStore, snapshotter: Snapshotter, image: ImageRecord, opts: OperationOptions = {}): Promise<Digest | undefined> {
+export async function unpackImage(store: ImageStore, snapshotter: Snapshotter, image: ImageRecord, opts: OperationOptions = {}): Promise<ChainId | undefined> {
   const config = await store.config(image)
   const diffIds = config.rootfs.diff_ids
   const chains = chainIds(diffIds)
   for (const [i, chain] of chains.entries()) {
     const existing = await snapshotter.tryStat(chain)
     if (existing?.kind === 'committed') continue
-    const diffId = diffIds[i] as Digest
+    const diffId = diffIds[i]
+    if (diffId === undefined) break
     const blob = store.layerBlob(diffId)
     if (!blob) throw new CairnError('BLOB_UNKNOWN', `layer ${diffId} of image ${image.id} is not in the store`)
     const key = `extract-${randomName()} ${chain}`
@@ -74,7 +75,7 @@ export async function unpackImage(store: ImageStore, snapshotter: Snapshotter, i
         throw err
       })
       await Promise.all([flowing, applying])
-      if (hash.digest !== diffId) throw new CairnError('DIGEST_INVALID', `layer ${diffId} unpacked to content with diffID ${hash.digest}`)
+      if (hash.diffId !== diffId) throw new CairnError('DIGEST_INVALID', `layer ${diffId} unpacked to content with diffID ${hash.digest}`)
       await snapshotter.commit(chain, key)
     } catch (err) {
       await snapshotter.remove(key).catch(() => undefined)

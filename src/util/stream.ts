@@ -22,3 +22,20 @@ export function byteCounter(onBytes: (total: number) => void): Transform {
 export function pipeAll(streams: readonly unknown[], signal?: AbortSignal): Promise<void> {
   return (pipeline as (s: readonly unknown[], o: object) => Promise<void>)(streams, signal ? { signal } : {})
 }
+
+/**
+ * A `data` listener that hands `onLine` each whole line (without its newline) of a text stream,
+ * keeping a partial line until the rest arrives; `afterChunk` runs once a chunk's lines are done.
+ */
+export function lineReader(onLine: (line: string) => void, afterChunk?: () => void): (chunk: Buffer) => void {
+  let buf = ''
+  return (chunk) => {
+    buf += chunk.toString('utf8')
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      const line = buf.slice(0, nl)
+      buf = buf.slice(nl + 1)
+      onLine(line)
+    }
+    afterChunk?.()
+  }
+}

@@ -1,7 +1,8 @@
 /** Docker's `--filter` syntax and matching (images, ps, prune), with Docker's errors. */
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { danglingFilter, matchLabels, matchRegexp, parseFilterArgs, parseGoDuration, parseUntil, pathMatch, validateFilterKeys, ImageFilterKeys } from '../../src/api/filters.js'
+import { danglingFilter, matchLabels, matchRegexp, parseFilterArgs, parseUntil, pathMatch, validateFilterKeys, ImageFilterKeys } from '../../src/api/filters.js'
+import { parseDurationMs as parseGoDuration } from '../../src/util/duration.js'
 
 describe('filters', () => {
   test('key=value arguments: keys trimmed and lower-cased, values kept per key; no = is Docker\'s error', () => {

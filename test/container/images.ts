@@ -7,6 +7,7 @@ import { parseReference } from '../../src/oci/reference.js'
 import type { ContainerConfig, ImageConfig } from '../../src/oci/types.js'
 import { writeTar, type TarEntryInput } from '../../src/layer/tar.js'
 import { busyboxRootfsTar } from '../helpers/rootfs.js'
+import { asDiffId } from '../../src/oci/digest.js'
 
 export interface LayerEntry {
   path: string
@@ -40,7 +41,7 @@ export async function addImage(root: string, tag: string, layers: readonly Buffe
     const store = cairn.store
     const staged = []
     for (const l of layers) staged.push(await store.content.stageBytes(l))
-    const diffIds = staged.map((s) => s.digest)
+    const diffIds = staged.map((s) => asDiffId(s.digest))
     const cfg: ImageConfig = {
       architecture: 'amd64', os: 'linux', created: new Date(1_700_000_000_000).toISOString(), config,
       rootfs: { type: 'layers', diff_ids: diffIds }, history: diffIds.map((_d, i) => ({ created_by: `layer ${i}` })),
@@ -50,7 +51,7 @@ export async function addImage(root: string, tag: string, layers: readonly Buffe
     const man = await store.content.stageBytes(serializeManifest(buildManifest('oci', cfgStaged, descs)))
     return store.addImage({
       manifest: man, manifestMediaType: 'application/vnd.oci.image.manifest.v1+json', config: cfgStaged, configJson: cfg,
-      layers: staged.map((s, i) => ({ descriptor: descs[i] as (typeof descs)[number], diffId: s.digest, size: s.size, diffSize: s.size, staged: s })),
+      layers: staged.map((s, i) => ({ descriptor: descs[i] as (typeof descs)[number], diffId: asDiffId(s.digest), size: s.size, diffSize: s.size, staged: s })),
       tags: [parseReference(tag)],
     }).id
   } finally {

@@ -16,6 +16,7 @@ import { startExitCode } from '../../src/container/monitor.js'
 import { statusText } from '../../src/api/containers.js'
 import { goQuote, psRows } from '../../src/cli/containers.js'
 import { hasCode } from '../../src/errors/index.js'
+import type { ImageId } from '../../src/oci/digest.js'
 
 const base = {
   process: { args: ['sh'], env: ['PATH=/bin'], cwd: '/', user: { uid: 0, gid: 0 }, terminal: false },
@@ -152,7 +153,7 @@ describe("ps, as Docker's CLI prints it", () => {
     assert.equal(commandString('sh', ['-c', 'exit 3']), "sh -c 'exit 3'")
     assert.equal(goQuote('say "hi"\n'), '"say \\"hi\\"\\n"')
     const [row] = psRows([{
-      id: 'a'.repeat(64), name: 'n', image: 'busybox', imageId: 'sha256:x', command: "sh -c 'echo hello; sleep 1'", created: new Date(now),
+      id: 'a'.repeat(64), name: 'n', image: 'busybox', imageId: 'sha256:x' as ImageId, command: "sh -c 'echo hello; sleep 1'", created: new Date(now),
       state: 'running', status: 'Up 1 second', exitCode: 0, labels: {}, mounts: [], mountDestinations: [], networkMode: 'default', networks: ['none'], ports: [], exposedPorts: [],
     }], true)
     assert.equal(row?.['Command'], '"sh -c \'echo hello; …"')

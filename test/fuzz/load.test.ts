@@ -10,8 +10,7 @@ import { loadImages } from '../../src/api/load.js'
 import { importImage } from '../../src/api/import.js'
 import { saveImages } from '../../src/api/save.js'
 import { ImageStore } from '../../src/image/store.js'
-import { readTar } from '../../src/layer/tar.js'
-import { collect, tarOf } from '../layer/helpers.js'
+import { collect, filesOf, tarOf } from '../layer/helpers.js'
 import { jsonMutator } from './engine.js'
 import { fuzzTest } from './helpers.js'
 
@@ -22,15 +21,6 @@ async function saved(store: ImageStore, format: 'docker' | 'oci'): Promise<Buffe
   return bytes
 }
 
-/** The files of a tar archive, by name. */
-async function filesOf(archive: Buffer): Promise<Map<string, Buffer>> {
-  const files = new Map<string, Buffer>()
-  for await (const { header, body } of readTar(Readable.from([archive]))) {
-    const data = await collect(body)
-    if (header.type === 'file') files.set(header.path, data)
-  }
-  return files
-}
 
 describe('fuzz: docker save archives', () => {
   it('load refuses bad archives, manifests and configs with a CairnError and never crashes', async (t) => {

@@ -11,7 +11,7 @@ import { Cairn } from '../../src/index.js'
 import { commitSnapshot } from '../../src/api/commit.js'
 import { mountAll, unmount, overlaySupported } from '../../src/mount/index.js'
 import { openSnapshotter, unpackImage, type FsSnapshotter, type StorageDriver } from '../../src/snapshot/index.js'
-import type { Digest } from '../../src/oci/digest.js'
+import type { ImageId } from '../../src/oci/digest.js'
 import { requireRoot } from '../helpers/root.js'
 import { tarOf, tempDir } from '../helpers/cairn.js'
 
@@ -21,7 +21,7 @@ for (const driver of ['overlay', 'native'] as StorageDriver[]) {
     let cleanup: () => Promise<void> = async () => undefined
     let cairn: Cairn
     let snap: FsSnapshotter
-    let baseId: Digest
+    let baseId: ImageId
     const mounted: string[] = []
 
     before(async () => {
@@ -110,7 +110,7 @@ for (const driver of ['overlay', 'native'] as StorageDriver[]) {
 
     test('SOURCE_DATE_EPOCH: the same change committed twice gives the same layer and image ID', async (t) => {
       if (!requireRoot(t, 'snapshots')) return
-      const ids: Digest[] = []
+      const ids: ImageId[] = []
       for (const name of ['same1', 'same2']) {
         await container(name, (root) => {
           writeFileSync(`${root}/added`, 'same content')

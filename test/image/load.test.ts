@@ -11,17 +11,8 @@ import { importImage } from '../../src/api/import.js'
 import { loadImages } from '../../src/api/load.js'
 import { saveImages } from '../../src/api/save.js'
 import { ImageStore } from '../../src/image/store.js'
-import { readTar } from '../../src/layer/tar.js'
-import { collect, rejectsWithCode, tarOf } from '../layer/helpers.js'
+import { collect, filesOf, rejectsWithCode, tarOf } from '../layer/helpers.js'
 
-async function filesOf(archive: Buffer): Promise<Map<string, Buffer>> {
-  const files = new Map<string, Buffer>()
-  for await (const { header, body } of readTar(Readable.from([archive]))) {
-    const data = await collect(body)
-    if (header.type === 'file') files.set(header.path, data)
-  }
-  return files
-}
 
 function archiveOf(files: Map<string, Buffer>, replace: Record<string, string | Buffer>): Promise<Buffer> {
   const all = new Map([...files, ...Object.entries(replace).map(([k, v]) => [k, Buffer.from(v)] as const)])

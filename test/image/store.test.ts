@@ -5,7 +5,7 @@ import { existsSync, readdirSync, renameSync } from 'node:fs'
 import { Readable } from 'node:stream'
 import { Cairn, hasCode } from '../../src/index.js'
 import { ContentStore } from '../../src/content/store.js'
-import { digestOf } from '../../src/oci/digest.js'
+import { asDiffId, asImageId, digestOf } from '../../src/oci/digest.js'
 import { tarOf, tempDir } from '../helpers/cairn.js'
 import { buildManifest, serializeConfig, serializeManifest } from '../../src/image/manifest.js'
 import type { ImageConfig } from '../../src/oci/types.js'
@@ -72,17 +72,17 @@ describe('image store', () => {
   /** A child image of `parentId`: one more layer, parent recorded (as commit records it). */
   async function child(parentId: string, content: string, tag?: string): Promise<string> {
     const store = cairn.store
-    const parent = store.get(parentId as `sha256:${string}`)
+    const parent = store.get(asImageId(parentId))
     assert.ok(parent)
     const pcfg = await store.config(parent)
     const pman = await store.manifest(parent)
     const layerTar = await tarOf({ [content]: content })
     const layer = await store.content.stageBytes(layerTar)
-    const cfg: ImageConfig = { ...pcfg, created: new Date().toISOString(), rootfs: { type: 'layers', diff_ids: [...pcfg.rootfs.diff_ids, layer.digest] }, history: [...(pcfg.history ?? []), { created_by: content }] }
+    const cfg: ImageConfig = { ...pcfg, created: new Date().toISOString(), rootfs: { type: 'layers', diff_ids: [...pcfg.rootfs.diff_ids, asDiffId(layer.digest)] }, history: [...(pcfg.history ?? []), { created_by: content }] }
     const cfgStaged = await store.content.stageBytes(serializeConfig(cfg))
     const layers = [
       ...pman.layers.map((d, i) => ({ descriptor: d, diffId: pcfg.rootfs.diff_ids[i]!, size: 1, diffSize: 1 })),
-      { descriptor: { mediaType: 'application/vnd.docker.image.rootfs.diff.tar', digest: layer.digest, size: layer.size }, diffId: layer.digest, size: layer.size, diffSize: layer.size, staged: layer },
+      { descriptor: { mediaType: 'application/vnd.docker.image.rootfs.diff.tar', digest: layer.digest, size: layer.size }, diffId: asDiffId(layer.digest), size: layer.size, diffSize: layer.size, staged: layer },
     ]
     const man = await store.content.stageBytes(serializeManifest(buildManifest('docker', cfgStaged, layers.map((l) => l.descriptor))))
     const res = store.addImage({ manifest: man, manifestMediaType: 'application/vnd.docker.distribution.manifest.v2+json', config: cfgStaged, configJson: cfg, layers, parent: parent.id, ...(tag ? { tags: [parseReference(tag)] } : {}) })
@@ -101,7 +101,7 @@ describe('image store', () => {
     assert.match(refused.errors[0]!.error.message, /\(cannot be forced\) - image has dependent child images/)
     const removed = await cairn.rmi('kid:1')
     const deleted = removed.records.flatMap((r) => ('deleted' in r ? [r.deleted] : []))
-    assert.ok(deleted.includes(kid as `sha256:${string}`))
+    assert.ok(deleted.includes(asImageId(kid)))
     assert.ok(deleted.includes(base.id), 'the dangling parent goes with its last child')
     assert.equal(cairn.store.list().length, 0)
     assert.deepEqual(readdirSync(`${dir}/store/blobs/sha256`), [])

@@ -8,7 +8,7 @@ import { Readable } from 'node:stream'
 import type { TestContext } from 'node:test'
 import { hasCode } from '../../src/errors/index.js'
 import { readXattrTree } from '../../src/layer/sys.js'
-import { writeTar, type TarEntryInput } from '../../src/layer/tar.js'
+import { readTar, writeTar, type TarEntryInput } from '../../src/layer/tar.js'
 
 /** A fresh directory under the system temp dir, removed when the test ends. */
 export async function tempDir(t: TestContext, prefix = 'cairn-layer-'): Promise<string> {
@@ -30,6 +30,16 @@ export async function tarOf(entries: ReadonlyArray<Omit<TarEntryInput, 'body'> &
     const size = body?.length ?? 0
     return body === undefined ? { header: e.header } : { header: { size, ...e.header }, body }
   })))
+}
+
+/** The regular files of a tar archive, by path. */
+export async function filesOf(archive: Buffer): Promise<Map<string, Buffer>> {
+  const files = new Map<string, Buffer>()
+  for await (const { header, body } of readTar(Readable.from([archive]))) {
+    const data = await collect(body)
+    if (header.type === 'file') files.set(header.path, data)
+  }
+  return files
 }
 
 /** A source that yields `data` in chunks of `size` bytes (exercises every block boundary). */

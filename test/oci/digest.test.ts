@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { chainIds, digestOf, isDigest, parseDigest, HashingStream, VerifyingStream, type Digest } from '../../src/oci/digest.js'
+import { asDiffId, chainIds, digestOf, isDigest, parseDigest, HashingStream, VerifyingStream } from '../../src/oci/digest.js'
 import { hasCode } from '../../src/errors/index.js'
 
 const sink = (): Writable => new Writable({ write: (_c, _e, cb) => cb() })
@@ -23,12 +23,12 @@ test('parseDigest accepts sha256 and sha512 and refuses everything else clearly'
 })
 
 test('chain IDs follow the OCI definition: the first is the diffID, then sha256(parent + " " + diffID)', () => {
-  const a = digestOf('layer a')
-  const b = digestOf('layer b')
-  const c = digestOf('layer c')
+  const a = asDiffId(digestOf('layer a'))
+  const b = asDiffId(digestOf('layer b'))
+  const c = asDiffId(digestOf('layer c'))
   const ids = chainIds([a, b, c])
   assert.equal(ids[0], a)
-  const ab = `sha256:${createHash('sha256').update(`${a} ${b}`).digest('hex')}` as Digest
+  const ab = `sha256:${createHash('sha256').update(`${a} ${b}`).digest('hex')}`
   assert.equal(ids[1], ab)
   assert.equal(ids[2], `sha256:${createHash('sha256').update(`${ab} ${c}`).digest('hex')}`)
   assert.deepEqual(chainIds([]), [])

@@ -9,10 +9,10 @@ import { describe, it } from 'node:test'
 import fc from 'fast-check'
 import { importImage } from '../../src/api/import.js'
 import { ImageStore } from '../../src/image/store.js'
-import { chainId, chainIds, digestOf, HashingStream, type Digest } from '../../src/oci/digest.js'
+import { asDiffId, asDigest, chainId, chainIds, digestOf, HashingStream, type ImageId } from '../../src/oci/digest.js'
 import { collect, tarOf } from '../layer/helpers.js'
 
-const diffId = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => `sha256:${Buffer.from(b).toString('hex')}` as Digest)
+const diffId = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => asDiffId(`sha256:${Buffer.from(b).toString('hex')}`))
 
 describe('digests and chain IDs (properties)', () => {
   it('a chain ID is sha256(parent chain ID + " " + diffID), the first is the first diffID', () => {
@@ -55,7 +55,7 @@ describe('digests and chain IDs (properties)', () => {
     const files = fc.uniqueArray(fc.string({ unit: fc.constantFrom(...'abcdef'), minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 4 })
     await fc.assert(fc.asyncProperty(files, fc.string({ maxLength: 20 }), async (names, content) => {
       const tar = await tarOf(names.map((p) => ({ header: { path: p, type: 'file' as const, size: Buffer.byteLength(content) }, body: content })))
-      const ids: Digest[] = []
+      const ids: ImageId[] = []
       for (const compression of ['none', 'gzip', 'zstd'] as const) {
         const res = await importImage(store, Readable.from([tar]), { reference: `prop${n++}:1`, compression, timestamp: 0 })
         assert.equal(res.diffId, digestOf(tar), `${compression}: the diffID is the digest of the uncompressed tar`)
@@ -68,8 +68,8 @@ describe('digests and chain IDs (properties)', () => {
       }
       // the same content and time: one image, stored once under one diffID, with a blob per compression
       assert.equal(new Set(ids).size, 1)
-      const blobs = store.layerBlobs(digestOf(tar))
-      assert.ok(blobs.some((b) => b.digest === b.diffId), 'the uncompressed blob is its own diffID')
+      const blobs = store.layerBlobs(asDiffId(digestOf(tar)))
+      assert.ok(blobs.some((b) => b.digest === asDigest(b.diffId)), 'the uncompressed blob is its own diffID')
       assert.ok(blobs.every((b) => b.diffSize === tar.length))
       // every chain the store records is sha256(parent + " " + diffID), or the diffID at the bottom
       for (const l of store.layers()) {

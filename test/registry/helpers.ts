@@ -3,7 +3,8 @@
  * HTTP client over fetch, and pushes of small images.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
+import { digestOf, type Digest } from '../../src/oci/digest.js'
 import { CLI } from '../helpers/cairn.js'
 
 export interface ServeProcess {
@@ -118,12 +119,12 @@ export async function request(base: string, method: string, path: string, opts: 
   }
 }
 
-export function sha256(data: Buffer | string): `sha256:${string}` {
-  return `sha256:${createHash('sha256').update(data).digest('hex')}`
+export function sha256(data: Buffer | string): Digest {
+  return digestOf(data)
 }
 
-export function sha512(data: Buffer | string): `sha512:${string}` {
-  return `sha512:${createHash('sha512').update(data).digest('hex')}`
+export function sha512(data: Buffer | string): Digest {
+  return digestOf(data, 'sha512')
 }
 
 /** Pushes a blob monolithically (POST then PUT ?digest=); returns its digest. */

@@ -121,9 +121,9 @@ for (const [name, make] of Object.entries(IMPLEMENTATIONS)) {
     it('stores manifests with tags and referrers; deleting a manifest removes its tags and referrer entry', async (t) => {
       const b = await withBackend(t)
       const s = await b.open()
-      const subject = sha256('subject') as Digest
+      const subject = sha256('subject')
       const bytes = Buffer.from('{"schemaVersion":2}')
-      const d = sha256(bytes) as Digest
+      const d = sha256(bytes)
       await s.putManifest('m/x', { digest: d, mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes, blobs: [], manifests: [], referrer: { subject, descriptor: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: d, size: bytes.length, artifactType: 'a/b' } } }, 'v1')
       await s.putManifest('m/x', { digest: d, mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes, blobs: [], manifests: [] }, 'v2')
       assert.deepEqual(await s.listTags('m/x'), ['v1', 'v2'])
@@ -143,7 +143,7 @@ for (const [name, make] of Object.entries(IMPLEMENTATIONS)) {
         s.putManifest('m/x', { digest: sha256(other), mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes: other, blobs: [{ digest: sha256('missing'), size: 7 }], manifests: [] }, 'v3'),
         (e: unknown) => (e as { code?: string }).code === 'MANIFEST_BLOB_UNKNOWN',
       )
-      assert.equal(await s.getManifest('m/x', sha256(other) as Digest), undefined)
+      assert.equal(await s.getManifest('m/x', sha256(other)), undefined)
       assert.equal(await s.resolveTag('m/x', 'v3'), undefined)
     })
 

@@ -15,6 +15,7 @@ import { Transport } from '../../src/remote/http.js'
 import { registryError, isRetryableStatus } from '../../src/remote/errors.js'
 import { hasCode } from '../../src/errors/index.js'
 import type { ImageIndex } from '../../src/oci/types.js'
+import { asDigest } from '../../src/oci/digest.js'
 import { tempDir } from '../helpers/cairn.js'
 import { sweepDownloads, PARTIAL_KEEP_MS } from '../../src/remote/download.js'
 import { readdirSync, utimesSync } from 'node:fs'
@@ -69,10 +70,10 @@ test('manifest lists: platform selection with variants', () => {
   const index: ImageIndex = {
     schemaVersion: 2,
     manifests: [
-      { mediaType: 'm', digest: 'sha256:' + 'a'.repeat(64) as `sha256:${string}`, size: 1, platform: { os: 'linux', architecture: 'amd64' } },
-      { mediaType: 'm', digest: 'sha256:' + 'b'.repeat(64) as `sha256:${string}`, size: 1, platform: { os: 'linux', architecture: 'arm', variant: 'v6' } },
-      { mediaType: 'm', digest: 'sha256:' + 'c'.repeat(64) as `sha256:${string}`, size: 1, platform: { os: 'linux', architecture: 'arm', variant: 'v7' } },
-      { mediaType: 'm', digest: 'sha256:' + 'd'.repeat(64) as `sha256:${string}`, size: 1, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+      { mediaType: 'm', digest: asDigest('sha256:' + 'a'.repeat(64)), size: 1, platform: { os: 'linux', architecture: 'amd64' } },
+      { mediaType: 'm', digest: asDigest('sha256:' + 'b'.repeat(64)), size: 1, platform: { os: 'linux', architecture: 'arm', variant: 'v6' } },
+      { mediaType: 'm', digest: asDigest('sha256:' + 'c'.repeat(64)), size: 1, platform: { os: 'linux', architecture: 'arm', variant: 'v7' } },
+      { mediaType: 'm', digest: asDigest('sha256:' + 'd'.repeat(64)), size: 1, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
     ],
   }
   assert.equal(selectManifest(index, parsePlatform('linux/amd64'))?.digest.slice(7, 8), 'a')

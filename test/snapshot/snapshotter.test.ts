@@ -12,7 +12,7 @@ import { openSnapshotter, unpackImage, pruneSnapshots, snapshotChanges, snapshot
 import { writeTar, type TarEntryInput } from '../../src/layer/tar.js'
 import { buffer } from 'node:stream/consumers'
 import { buildManifest, serializeConfig, serializeManifest } from '../../src/image/manifest.js'
-import { chainIds, type Digest } from '../../src/oci/digest.js'
+import { asDiffId, asImageId, chainIds } from '../../src/oci/digest.js'
 import type { ImageConfig } from '../../src/oci/types.js'
 import { parseReference } from '../../src/oci/reference.js'
 import { requireRoot } from '../helpers/root.js'
@@ -47,14 +47,14 @@ async function layerTar(entries: Entry[]): Promise<Buffer> {
 async function makeImage(cairn: Cairn, tag: string, layers: Buffer[]): Promise<string> {
   const store = cairn.store
   const staged = await Promise.all(layers.map((l) => store.content.stageBytes(l)))
-  const diffIds = staged.map((s) => s.digest)
+  const diffIds = staged.map((s) => asDiffId(s.digest))
   const cfg: ImageConfig = { architecture: 'amd64', os: 'linux', created: new Date(0).toISOString(), rootfs: { type: 'layers', diff_ids: diffIds }, history: diffIds.map(() => ({ created_by: 'test' })) }
   const cfgStaged = await store.content.stageBytes(serializeConfig(cfg))
   const descs = staged.map((s) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: s.digest, size: s.size }))
   const man = await store.content.stageBytes(serializeManifest(buildManifest('oci', cfgStaged, descs)))
   return store.addImage({
     manifest: man, manifestMediaType: 'application/vnd.oci.image.manifest.v1+json', config: cfgStaged, configJson: cfg,
-    layers: staged.map((s, i) => ({ descriptor: descs[i]!, diffId: s.digest, size: s.size, diffSize: s.size, staged: s })),
+    layers: staged.map((s, i) => ({ descriptor: descs[i]!, diffId: asDiffId(s.digest), size: s.size, diffSize: s.size, staged: s })),
     tags: [parseReference(tag)],
   }).id
 }
@@ -163,11 +163,11 @@ for (const driver of ['overlay', 'native'] as StorageDriver[]) {
       const l3 = await layerTar([{ path: 'top', content: 'top' }])
       const a = await makeImage(cairn, 'a:1', [l1, l2])
       const b = await makeImage(cairn, 'b:1', [l1, l2, l3])
-      const topA = await unpackImage(cairn.store, snap, cairn.store.get(a as Digest)!)
+      const topA = await unpackImage(cairn.store, snap, cairn.store.get(asImageId(a))!)
       const before = (await snap.list()).length
-      const topB = await unpackImage(cairn.store, snap, cairn.store.get(b as Digest)!)
+      const topB = await unpackImage(cairn.store, snap, cairn.store.get(asImageId(b))!)
       assert.equal((await snap.list()).length, before + 1, 'the shared layers are not unpacked again')
-      assert.equal(topA, chainIds(cairn.store.get(a as Digest)!.id ? (await cairn.store.config(cairn.store.get(a as Digest)!)).rootfs.diff_ids : []).at(-1))
+      assert.equal(topA, chainIds(cairn.store.get(asImageId(a))!.id ? (await cairn.store.config(cairn.store.get(asImageId(a))!)).rootfs.diff_ids : []).at(-1))
       const root = await mnt(await snap.prepare('ctr', topB), 'ctr')
       assert.equal(readFileSync(`${root}/etc/keep`, 'utf8'), 'keep')
       assert.ok(!existsSync(`${root}/etc/gone`), 'the whiteout hides the lower file')
@@ -188,7 +188,7 @@ for (const driver of ['overlay', 'native'] as StorageDriver[]) {
       const l1 = await layerTar([{ path: 'etc/', type: 'directory' }, { path: 'etc/keep', content: 'keep' }, { path: 'etc/gone', content: 'gone' },
         { path: 'dir/', type: 'directory' }, { path: 'dir/a', content: 'a' }, { path: 'opq/', type: 'directory' }, { path: 'opq/old', content: 'old' }])
       const id = await makeImage(cairn, 'diffbase:1', [l1])
-      const top = await unpackImage(cairn.store, snap, cairn.store.get(id as Digest)!)
+      const top = await unpackImage(cairn.store, snap, cairn.store.get(asImageId(id))!)
       const root = await mnt(await snap.prepare('changer', top), 'changer')
       writeFileSync(`${root}/new`, 'added')
       writeFileSync(`${root}/etc/keep`, 'modified content')
@@ -210,7 +210,7 @@ for (const driver of ['overlay', 'native'] as StorageDriver[]) {
       // the layer of the changes, on top of the image, gives the container's tree
       const layer = await buffer(await snapshotLayer(snap, 'changer'))
       const next = await makeImage(cairn, 'diffnext:1', [l1, layer])
-      const nextTop = await unpackImage(cairn.store, snap, cairn.store.get(next as Digest)!)
+      const nextTop = await unpackImage(cairn.store, snap, cairn.store.get(asImageId(next))!)
       const view = await mnt(await snap.view('check', nextTop), 'check')
       assert.deepEqual(treeOf(view), treeOf(root))
       assert.deepEqual(readdirSync(`${view}/opq`).sort(), ['fresh', 'old'])
@@ -237,7 +237,7 @@ for (const driver of ['overlay', 'native'] as StorageDriver[]) {
       const layers: Buffer[] = []
       for (let i = 0; i < 125; i++) layers.push(await layerTar([{ path: `f${i}`, content: String(i) }]))
       const id = await makeImage(cairn, 'deep:1', layers)
-      const top = await unpackImage(cairn.store, snap, cairn.store.get(id as Digest)!)
+      const top = await unpackImage(cairn.store, snap, cairn.store.get(asImageId(id))!)
       const mounts = await snap.prepare('deep', top)
       if (driver === 'overlay') assert.ok(mounts[0]!.options.join(',').length < 4096, 'mount options fit in a page')
       const root = await mnt(mounts, 'deep')
@@ -253,7 +253,7 @@ for (const driver of ['overlay', 'native'] as StorageDriver[]) {
       if (!requireRoot(t, 'mounting snapshots')) return
       const good = await layerTar([{ path: 'x', content: 'x' }])
       const id = await makeImage(cairn, 'tampered:1', [good])
-      const img = cairn.store.get(id as Digest)!
+      const img = cairn.store.get(asImageId(id))!
       const m = await cairn.store.manifest(img)
       // corrupt the stored blob behind the store's back
       writeFileSync(cairn.store.content.path(m.layers[0]!.digest), await layerTar([{ path: 'x', content: 'evil' }]))
