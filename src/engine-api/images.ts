@@ -38,19 +38,8 @@ export function list(x: Exchange, s: Service): void {
   }))
 }
 
-/**
- * `X-Registry-Auth`: base64url JSON of Docker's AuthConfig. Empty or `{}` means "whatever
- * Cairn's own credential store holds".
- */
-function registryAuth(x: Exchange): Credentials | undefined {
-  const raw = x.req.headers['x-registry-auth']
-  if (typeof raw !== 'string' || raw === '') return undefined
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(Buffer.from(raw.replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('utf8'))
-  } catch {
-    throw new HttpError(400, 'invalid X-Registry-Auth header')
-  }
+/** Docker's AuthConfig (`username`/`password`, or `auth` as base64 `user:pass`, or `identitytoken`) as credentials; none when empty. */
+export function parseAuthConfig(parsed: unknown): Credentials | undefined {
   if (typeof parsed !== 'object' || parsed === null) return undefined
   const a = parsed as Record<string, unknown>
   let username = typeof a['username'] === 'string' ? a['username'] : ''
@@ -66,6 +55,22 @@ function registryAuth(x: Exchange): Credentials | undefined {
   const token = typeof a['identitytoken'] === 'string' ? a['identitytoken'] : ''
   if (username === '' && token === '') return undefined
   return { username, password, ...(token !== '' ? { identityToken: token } : {}) }
+}
+
+/**
+ * `X-Registry-Auth`: base64url JSON of Docker's AuthConfig. Empty or `{}` means "whatever
+ * Cairn's own credential store holds".
+ */
+function registryAuth(x: Exchange): Credentials | undefined {
+  const raw = x.req.headers['x-registry-auth']
+  if (typeof raw !== 'string' || raw === '') return undefined
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(Buffer.from(raw.replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('utf8'))
+  } catch {
+    throw new HttpError(400, 'invalid X-Registry-Auth header')
+  }
+  return parseAuthConfig(parsed)
 }
 
 /**
