@@ -33,13 +33,16 @@ interface LeaseRecord {
 
 /** A lease held by this process. */
 class Lease {
-  readonly id: string
+  private name: string | undefined
   private made: Promise<void> | undefined
   private timer: NodeJS.Timeout | undefined
   private released = false
 
-  constructor(private readonly dir: string, readonly ttlMs: number) {
-    this.id = randomName()
+  constructor(private readonly dir: string, readonly ttlMs: number) {}
+
+  /** Made on first use: most scopes never write, and never need one. */
+  get id(): string {
+    return (this.name ??= randomName())
   }
 
   get path(): string {
@@ -129,7 +132,8 @@ export class Leases {
    * holder (when on this host) is alive. Ours are live until released.
    */
   live(id: string): boolean {
-    if (this.scope.getStore()?.id === id || this.processLease?.id === id) return true
+    const held = this.scope.getStore()
+    if ((held?.materialized === true && held.id === id) || (this.processLease?.materialized === true && this.processLease.id === id)) return true
     const path = `${this.dir}/${id}.json`
     let mtime: number
     try {
