@@ -86,10 +86,10 @@ export async function startService(root: string, socketPath: string, extra: stri
   return s
 }
 
-export async function startRegistry(root: string): Promise<Served & { port: number }> {
+export async function startRegistry(root: string, extra: string[] = []): Promise<Served & { port: number }> {
   const port = await freePort()
-  const s = await startCairn(['--root', root, 'registry', 'serve', '--listen', `127.0.0.1:${port}`, '--access-log', 'none'], async () => {
-    return fetch(`http://127.0.0.1:${port}/v2/`).then((r) => r.status === 200, () => false)
+  const s = await startCairn(['--root', root, 'registry', 'serve', '--listen', `127.0.0.1:${port}`, '--access-log', 'none', ...extra], async () => {
+    return fetch(`http://127.0.0.1:${port}/v2/`).then((r) => r.status === 200 || r.status === 401, () => false)
   })
   s.address = `http://127.0.0.1:${port}`
   return { ...s, port }
