@@ -3,12 +3,17 @@
  * 20.10 client and Docker 28's, both with DOCKER_BUILDKIT=0, build a Dockerfile (FROM a local
  * busybox, COPY, RUN, CMD), run the image, build again from the cache, and fail a RUN with its
  * exit code and output; dockerode's buildImage; docker-compose's `build:`; `/build/prune`,
- * `/session` and a Dockerfile path outside the context refused.
+ * `/session` and a Dockerfile path outside the context refused. Also the content leases of the
+ * service's requests: an upload cut off half-way leaves nothing behind, a concurrent one keeps
+ * what it is writing.
  */
 import { after, before, describe, test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { readdirSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
+import { request as httpRequest, type ClientRequest } from 'node:http'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Readable } from 'node:stream'
 import { buffer } from 'node:stream/consumers'
 import { gzipSync } from 'node:zlib'
@@ -25,6 +30,14 @@ COPY greeting.txt /greeting.txt
 RUN echo "built by $(cat /greeting.txt)" > /built.txt && echo "step-$((40+2))-output"
 CMD ["cat", "/built.txt"]
 `
+
+async function waitUntil(cond: () => boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('timed out')
+    await sleep(50)
+  }
+}
 
 /** A docker CLI binary, or a skip (a failure in CI). */
 async function requireDocker(t: TestContext, bin: string): Promise<boolean> {
@@ -154,6 +167,33 @@ describe('POST /build against cairn system service', { timeout: 120_000 }, () =>
     const body = JSON.parse(pruned.body.toString()) as { CachesDeleted: string[] | null; SpaceReclaimed: number }
     assert.equal(typeof body.SpaceReclaimed, 'number')
     assert.ok(body.CachesDeleted === null || body.CachesDeleted.every((c) => c.startsWith('sha256:')))
+  })
+
+  test('a request whose client goes away mid-body: what it was writing goes with its lease, a concurrent one\'s stays', async (t) => {
+    if (!(await requireContainers(t))) return
+    const root = s?.root ?? ''
+    const ingest = (): string[] => readdirSync(`${root}/ingest`)
+    // the service's leases (this test process holds one of its own, from making the store)
+    const serviceLeases = (): string[] => readdirSync(`${root}/leases`).filter((f) => f.startsWith(`${String(service?.child.pid)}-`))
+    // two imports of a tarball: one is cut off half-way, the other still sending
+    const open = (): ClientRequest => {
+      const req = httpRequest({ socketPath: sock, method: 'POST', path: '/v1.41/images/create?fromSrc=-&repo=cut', headers: { 'Content-Type': 'application/x-tar', 'Content-Length': String(1 << 22) } })
+      req.on('error', () => undefined)
+      req.write(Buffer.alloc(1 << 20))
+      return req
+    }
+    const cut = open()
+    const live = open()
+    await waitUntil(() => ingest().length === 2)
+    assert.equal(serviceLeases().length, 2)
+    cut.destroy()
+    await waitUntil(() => ingest().length === 1)
+    assert.equal(serviceLeases().length, 1)
+    live.write(Buffer.alloc(1 << 20))
+    await sleep(200)
+    assert.equal(ingest().length, 1, 'the live request keeps its content')
+    live.destroy()
+    await waitUntil(() => ingest().length === 0 && serviceLeases().length === 0)
   })
 
   test('docker-compose build:', async (t) => {
