@@ -74,9 +74,9 @@ module.exports = {
     },
     {
       name: 'build-only-imported-by-cli-and-facade',
-      comment: 'only src/cli and the library facade (src/index.ts) import src/build',
+      comment: 'only src/cli, the Engine API server (`POST /build`) and the library facade (src/index.ts) import src/build',
       severity: 'error',
-      from: { pathNot: '^src/(build/|cli/|index\\.ts$)' },
+      from: { pathNot: '^src/(build/|cli/|engine-api/|index\\.ts$)' },
       to: { path: '^src/build/' },
     },
     {

@@ -32,6 +32,11 @@ export interface CommitOptions extends OperationOptions {
   author?: string
   /** `-c`: Dockerfile instructions applied to the new config. */
   changes?: string[]
+  /**
+   * A config to commit instead of the container's (the Engine API's commit body): `changes`
+   * apply to it, then the container's settings fill what it leaves unset, as Docker merges them.
+   */
+  config?: ContainerConfig
   /** `--squash`: one layer holding the whole merged tree. */
   squash?: boolean
   /** How the new layer is stored (default none: compressed at push). */
@@ -82,6 +87,7 @@ export async function commitSnapshot(store: ImageStore, src: CommitSource, opts:
     config: (parent, diffId) => commitConfig({
       parent,
       container: src.container,
+      ...(opts.config ? { config: opts.config } : {}),
       createdBy: src.createdBy,
       ...(opts.message !== undefined ? { message: opts.message } : {}),
       ...(opts.author !== undefined ? { author: opts.author } : {}),

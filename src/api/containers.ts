@@ -386,13 +386,18 @@ export function statusText(row: Pick<ContainerRow, 'state' | 'started_at' | 'fin
   }
 }
 
-function displayImage(store: ImageStore, row: ContainerRow): string {
-  try {
-    if (store.tryResolve(row.image_ref)?.id === row.image_id) return row.image_ref
-  } catch {
-    // not a valid reference any more
+function displayImage(store: ImageStore, row: ContainerRow, resolved?: Map<string, string | undefined>): string {
+  let id: string | undefined
+  if (resolved?.has(row.image_ref)) id = resolved.get(row.image_ref)
+  else {
+    try {
+      id = store.tryResolve(row.image_ref)?.id
+    } catch {
+      id = undefined // not a valid reference any more
+    }
+    resolved?.set(row.image_ref, id)
   }
-  return row.image_id.slice(7, 19)
+  return id === row.image_id ? row.image_ref : row.image_id.slice(7, 19)
 }
 
 /** The network a container's mode puts it on, as Docker names it. */
@@ -467,6 +472,8 @@ export async function listContainers(store: ImageStore, opts: ListContainersOpti
   const limit = opts.last ?? -1
   const now = Date.now()
   const out: ContainerSummary[] = []
+  // what each image name the containers were made from points at now: asked once per name
+  const resolved = new Map<string, string | undefined>()
   for (const row of engine.rows.list()) {
     if (row.state === ContainerStates.creating) continue
     if (before) {
@@ -510,7 +517,7 @@ export async function listContainers(store: ImageStore, opts: ListContainersOpti
     const s: ContainerSummary = {
       id: row.id,
       name: row.name,
-      image: displayImage(store, row),
+      image: displayImage(store, row, resolved),
       imageId: row.image_id,
       command: commandString(argv[0] ?? '', argv.slice(1)),
       created: new Date(row.created),

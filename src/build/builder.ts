@@ -31,6 +31,7 @@ import { mountAll, overlaySupported, unmount } from '../mount/index.js'
 import { applyLayer, layerWriter, type LayerWriter } from '../layer/apply.js'
 import { commitImage } from '../api/commit.js'
 import { pullImage } from '../api/pull.js'
+import type { Credentials } from '../remote/credentials.js'
 import { saveImages } from '../api/save.js'
 import { BuildCache, cacheKey, FileHashes } from './cache.js'
 import { openContext, type BuildContext } from './context.js'
@@ -55,6 +56,8 @@ export interface BuildOptions {
   noCache?: boolean
   /** `--pull`: pull every base image even when the store has it. */
   pull?: boolean
+  /** Credentials for pulling base images, by registry domain (`docker.io`, `host:5000`); else the stored logins. */
+  registryCredentials?: Readonly<Record<string, Credentials>>
   /** `--platform os/arch`: only this machine's platform can run RUN steps. */
   platform?: string
   /** `--label K=V`, added to the result's labels. */
@@ -475,8 +478,10 @@ class Builder {
   private async image(name: string, ref: StepRef): Promise<ImageRecord> {
     const known = this.opts.pull ? undefined : this.store.tryResolve(name)
     if (known) return known
+    const credentials = this.opts.registryCredentials?.[parseReference(name).domain]
     const pulled = await pullImage(this.store, name, {
       signal: this.signal,
+      ...(credentials ? { credentials } : {}),
       onProgress: (event) => this.emit({ type: 'pull', ref, event }),
       ...(this.opts.platform !== undefined ? { platform: this.opts.platform } : {}),
     })

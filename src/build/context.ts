@@ -6,8 +6,8 @@
  */
 import { createRequire } from 'node:module'
 import { createReadStream, existsSync } from 'node:fs'
-import { mkdir, readFile, rm, stat } from 'node:fs/promises'
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path'
+import { mkdir, readFile, realpath, rm, stat } from 'node:fs/promises'
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path'
 import { PassThrough, type Readable } from 'node:stream'
 import type { Ignore } from '@balena/dockerignore'
 import { CairnError, isErrno } from '../errors/index.js'
@@ -132,6 +132,8 @@ export async function openContext(src: ContextSource): Promise<BuildContext> {
         // a tar context names its Dockerfile inside the tar; a folder's may be anywhere
         const path = df === undefined ? join(dir as string, 'Dockerfile') : scratch !== undefined || !isAbsolute(df) && dir === undefined ? join(dir as string, df) : resolve(df)
         name = df ?? 'Dockerfile'
+        // a tar's Dockerfile is read from inside the tar only: no `..`, no symlink out of it
+        if (scratch !== undefined) await insideContext(scratch, path, name)
         try {
           dockerfileText = await readFile(path, 'utf8')
         } catch (err) {
@@ -158,6 +160,16 @@ export async function openContext(src: ContextSource): Promise<BuildContext> {
     await cleanup()
     throw err
   }
+}
+
+/** Refuses a Dockerfile path that leads out of an unpacked context (`../x`, or a symlink out of it). */
+async function insideContext(dir: string, path: string, name: string): Promise<void> {
+  const outside = (base: string, p: string): boolean => {
+    const rel = relative(base, p)
+    return rel === '..' || rel.startsWith('../') || isAbsolute(rel)
+  }
+  const real = await realpath(path).catch(() => undefined)
+  if (outside(resolve(dir), resolve(path)) || (real !== undefined && outside(await realpath(dir), real))) throw new CairnError('INVALID_ARGUMENT', `unable to prepare context: the Dockerfile (${name}) must be within the build context`)
 }
 
 /** The patterns of a .dockerignore: one a line, `#` comments, blank lines skipped. */

@@ -10,6 +10,10 @@
  * renames the blob into `trash/` (cheap, atomic); `emptyTrash()` unlinks it once the
  * transaction has committed; `recoverTrash()` moves back anything a crashed process
  * trashed but still referenced.
+ *
+ * Whether an ingest file is abandoned is decided by the lease it was written under (lease.ts),
+ * not by its writer's PID: one service process runs many operations, and one of them failing
+ * must not take the others' content, nor must a live one keep what a failed one left.
  */
 import { existsSync, readdirSync, renameSync, unlinkSync, openSync, fsyncSync, closeSync, type ReadStream } from 'node:fs'
 import { mkdir, open, readdir, stat, readFile, rm } from 'node:fs/promises'
@@ -20,6 +24,7 @@ import { CairnError, isErrno, throwIfAborted } from '../errors/index.js'
 import { type Digest, type DigestAlgorithm, HashingStream, isDigest, parseDigest } from '../oci/digest.js'
 import { processAlive, randomName, unlinkIfExists } from '../util/fs.js'
 import { byteCounter, pipeAll } from '../util/stream.js'
+import { Leases } from './lease.js'
 
 export interface BlobInfo {
   digest: Digest
@@ -43,11 +48,27 @@ export class ContentStore {
   readonly root: string
   private readonly ingestDir: string
   private readonly trashDir: string
+  readonly leases: Leases
 
   constructor(root: string) {
     this.root = root
     this.ingestDir = `${root}/ingest`
     this.trashDir = `${root}/trash`
+    this.leases = new Leases(root)
+  }
+
+  /**
+   * Runs an operation under a lease of its own: what it writes is safe from every cleanup while
+   * it runs, and what it wrote but did not publish is removed when it ends.
+   */
+  withLease<T>(fn: () => Promise<T>, opts: { ttlMs?: number } = {}): Promise<T> {
+    return this.leases.withLease(fn, (lease) => this.removeIngestOf(lease.id), opts)
+  }
+
+  /** Removes the ingest files written under a lease. */
+  private async removeIngestOf(leaseId: string): Promise<void> {
+    const names = await readdir(this.ingestDir).catch(() => [] as string[])
+    for (const name of names) if (name.startsWith(`${leaseId}~`)) await rm(`${this.ingestDir}/${name}`, { force: true })
   }
 
   async init(): Promise<void> {
@@ -127,7 +148,9 @@ export class ContentStore {
    */
   async ingest(algorithm: DigestAlgorithm = 'sha256'): Promise<Ingest> {
     await mkdir(this.ingestDir, { recursive: true })
-    const tmp = `${this.ingestDir}/${randomName()}`
+    const lease = this.leases.current()
+    await lease.ensure()
+    const tmp = `${this.ingestDir}/${lease.id}~${randomName()}`
     const fh = await open(tmp, 'wx', 0o644)
     const hasher = new HashingStream(algorithm)
     const file = new FileSink(fh)
@@ -272,17 +295,32 @@ export class ContentStore {
     for (const p of list) await unlinkIfExists(p)
   }
 
-  /** Removes ingest files left by processes that died (older than `maxAgeMs`). */
+  /**
+   * Removes ingest files whose lease is no longer live (their writer released it, died, or
+   * stopped refreshing it), then those leases. Files of the older naming (`<pid>-<hex>`) go when
+   * their PID is gone or after `maxAgeMs`.
+   */
   async cleanIngest(maxAgeMs = 24 * 3600 * 1000): Promise<void> {
+    const expired = await this.leases.expired()
     const names = await readdir(this.ingestDir).catch(() => [] as string[])
+    const verdicts = new Map<string, boolean>()
     const now = Date.now()
     for (const name of names) {
       const p = `${this.ingestDir}/${name}`
+      const tilde = name.indexOf('~')
+      if (tilde > 0) {
+        const id = name.slice(0, tilde)
+        let live = verdicts.get(id)
+        if (live === undefined) verdicts.set(id, (live = this.leases.live(id)))
+        if (!live) await rm(p, { force: true })
+        continue
+      }
       const pid = Number(name.split('-')[0])
       const st = await stat(p).catch(() => undefined)
       if (!st) continue
       if (!processAlive(pid) || now - st.mtimeMs > maxAgeMs) await rm(p, { force: true })
     }
+    for (const id of expired) await this.leases.drop(id)
   }
 
   /** Every blob digest present. */

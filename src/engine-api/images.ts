@@ -13,6 +13,7 @@ import { loadImages } from '../api/load.js'
 import { importImage } from '../api/import.js'
 import { commitContainer } from '../api/commit.js'
 import type { ProgressEvent } from '../util/progress.js'
+import type { ContainerConfig } from '../oci/types.js'
 import type { Credentials } from '../remote/credentials.js'
 import { humanSize } from '../util/format.js'
 import { errorResponse, HttpError } from './errors.js'
@@ -38,19 +39,8 @@ export function list(x: Exchange, s: Service): void {
   }))
 }
 
-/**
- * `X-Registry-Auth`: base64url JSON of Docker's AuthConfig. Empty or `{}` means "whatever
- * Cairn's own credential store holds".
- */
-function registryAuth(x: Exchange): Credentials | undefined {
-  const raw = x.req.headers['x-registry-auth']
-  if (typeof raw !== 'string' || raw === '') return undefined
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(Buffer.from(raw.replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('utf8'))
-  } catch {
-    throw new HttpError(400, 'invalid X-Registry-Auth header')
-  }
+/** Docker's AuthConfig (`username`/`password`, or `auth` as base64 `user:pass`, or `identitytoken`) as credentials; none when empty. */
+export function parseAuthConfig(parsed: unknown): Credentials | undefined {
   if (typeof parsed !== 'object' || parsed === null) return undefined
   const a = parsed as Record<string, unknown>
   let username = typeof a['username'] === 'string' ? a['username'] : ''
@@ -66,6 +56,22 @@ function registryAuth(x: Exchange): Credentials | undefined {
   const token = typeof a['identitytoken'] === 'string' ? a['identitytoken'] : ''
   if (username === '' && token === '') return undefined
   return { username, password, ...(token !== '' ? { identityToken: token } : {}) }
+}
+
+/**
+ * `X-Registry-Auth`: base64url JSON of Docker's AuthConfig. Empty or `{}` means "whatever
+ * Cairn's own credential store holds".
+ */
+function registryAuth(x: Exchange): Credentials | undefined {
+  const raw = x.req.headers['x-registry-auth']
+  if (typeof raw !== 'string' || raw === '') return undefined
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(Buffer.from(raw.replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('utf8'))
+  } catch {
+    throw new HttpError(400, 'invalid X-Registry-Auth header')
+  }
+  return parseAuthConfig(parsed)
 }
 
 /**
@@ -241,15 +247,77 @@ export function search(): void {
   throw new CairnError('NOT_SUPPORTED', 'search is not supported by Cairn: registries have no search API; browse the registry instead')
 }
 
-/** `POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=` (body: a config to merge, ignored when empty). */
+/** Whether a JSON value is a list of strings. */
+const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((e) => typeof e === 'string')
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/**
+ * The container config of a commit's body, as Docker's decoder reads it: keys matched without
+ * regard to case, null as unset, `Cmd`/`Entrypoint` a list or one string; fields of the config
+ * an image does not keep (Hostname, Tty, …) and unknown keys (dockerode also sends its query
+ * options in the body) are left out. Undefined when the body sets nothing.
+ */
+function commitBodyConfig(body: Record<string, unknown>): ContainerConfig | undefined {
+  const fields = new Map<string, unknown>()
+  for (const [k, v] of Object.entries(body)) if (v !== null && v !== undefined) fields.set(k.toLowerCase(), v)
+  const bad = (name: string, want: string): never => {
+    throw new HttpError(400, `commit: ${name} must be ${want}`)
+  }
+  const out: ContainerConfig = {}
+  for (const name of ['User', 'WorkingDir', 'StopSignal'] as const) {
+    const v = fields.get(name.toLowerCase())
+    if (v === undefined) continue
+    if (typeof v !== 'string') bad(name, 'a string')
+    out[name] = v as string
+  }
+  for (const name of ['Cmd', 'Entrypoint', 'Env', 'OnBuild', 'Shell'] as const) {
+    const v = fields.get(name.toLowerCase())
+    if (v === undefined) continue
+    if (typeof v === 'string' && (name === 'Cmd' || name === 'Entrypoint')) out[name] = [v]
+    else if (isStrings(v)) out[name] = v
+    else bad(name, 'a list of strings')
+  }
+  for (const name of ['ExposedPorts', 'Volumes'] as const) {
+    const v = fields.get(name.toLowerCase())
+    if (v === undefined) continue
+    if (!isObject(v)) bad(name, 'an object')
+    out[name] = Object.fromEntries(Object.keys(v as object).map((k) => [k, {}]))
+  }
+  const labels = fields.get('labels')
+  if (labels !== undefined) {
+    if (!isObject(labels) || !Object.values(labels).every((l) => typeof l === 'string')) bad('Labels', 'an object of strings')
+    out.Labels = labels as Record<string, string>
+  }
+  const hc = fields.get('healthcheck')
+  if (hc !== undefined) {
+    if (!isObject(hc)) bad('Healthcheck', 'an object')
+    const h = hc as Record<string, unknown>
+    const check: NonNullable<ContainerConfig['Healthcheck']> = {}
+    if (h['Test'] !== undefined && h['Test'] !== null) check.Test = isStrings(h['Test']) ? h['Test'] : bad('Healthcheck.Test', 'a list of strings')
+    for (const k of ['Interval', 'Timeout', 'StartPeriod', 'StartInterval', 'Retries'] as const) {
+      const n = h[k]
+      if (n === undefined || n === null) continue
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) bad(`Healthcheck.${k}`, 'a whole number')
+      check[k] = n as number
+    }
+    out.Healthcheck = check
+  }
+  const escaped = fields.get('argsescaped')
+  if (escaped !== undefined) out.ArgsEscaped = escaped === true
+  return Object.keys(out).length > 0 ? out : undefined
+}
+
+/**
+ * `POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=`; the body, when it has
+ * one, is a container config: `changes` apply to it and the container's own settings fill what
+ * it leaves unset, as Docker merges them.
+ */
 export async function commit(x: Exchange, s: Service): Promise<void> {
   const container = x.query.get('container') ?? ''
   if (container === '') throw new HttpError(400, 'container is required')
-  const body = await x.json<Record<string, unknown> | null>({})
-  if (body !== null && (typeof body !== 'object' || Array.isArray(body))) throw new HttpError(400, 'commit: a container config object expected')
-  if (body !== null && Object.keys(body).some((k) => body[k] !== null && body[k] !== undefined)) {
-    throw new CairnError('NOT_SUPPORTED', 'a container config in the body of /commit is not supported by Cairn yet; use changes=')
-  }
+  const body = await x.json<unknown>(null)
+  if (body !== null && !isObject(body)) throw new HttpError(400, 'commit: a container config object expected')
+  const config = body !== null ? commitBodyConfig(body) : undefined
   const repo = x.query.get('repo') ?? ''
   const t = x.query.get('tag') ?? ''
   const changes = x.query.getAll('changes').flatMap((c) => c.split('\n')).filter((c) => c.trim() !== '')
@@ -258,7 +326,7 @@ export async function commit(x: Exchange, s: Service): Promise<void> {
   const r = await commitContainer(s.store, container, {
     ...(repo !== '' ? { reference: t !== '' ? `${repo}:${t}` : repo } : {}),
     ...(comment !== '' ? { message: comment } : {}), ...(author !== '' ? { author } : {}),
-    ...(changes.length > 0 ? { changes } : {}), pause: x.flag('pause', true),
+    ...(changes.length > 0 ? { changes } : {}), ...(config ? { config } : {}), pause: x.flag('pause', true),
   })
   x.send(201, { Id: r.id })
 }

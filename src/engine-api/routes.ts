@@ -3,6 +3,7 @@
  * is generated from this list (scripts/endpoint-table.ts), so the two never disagree.
  */
 import { CairnError } from '../errors/index.js'
+import * as build from './build.js'
 import * as containers from './containers.js'
 import * as exec from './exec.js'
 import * as images from './images.js'
@@ -38,8 +39,10 @@ export const ROUTES: readonly Route[] = [
   { method: 'POST', path: '/images/{name*}/push', support: 'supported', handler: images.push },
   { method: 'POST', path: '/images/{name*}/tag', support: 'supported', handler: images.tag },
   { method: 'DELETE', path: '/images/{name*}', support: 'supported', handler: images.remove },
-  { method: 'POST', path: '/commit', support: 'partial', note: 'a config in the body not yet (changes= is)', handler: images.commit },
-  { method: 'POST', path: '/build', support: 'not yet', handler: notYet('build') },
+  { method: 'POST', path: '/commit', support: 'supported', handler: images.commit },
+  { method: 'POST', path: '/build', support: 'partial', note: 'the classic builder (BuildKit sessions are refused); no remote contexts, no resource limits', handler: build.build },
+  { method: 'POST', path: '/build/prune', support: 'partial', note: '`all`; no filters or keep-storage', handler: build.prune },
+  { method: 'POST', path: '/session', support: 'not yet', note: 'BuildKit: refused, use DOCKER_BUILDKIT=0', handler: build.session },
   // containers
   { method: 'GET', path: '/containers/json', support: 'supported', handler: containers.list },
   { method: 'POST', path: '/containers/create', support: 'partial', note: 'fields Cairn cannot honour are refused with 501', handler: containers.create },

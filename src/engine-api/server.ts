@@ -105,7 +105,9 @@ export async function serveEngineApi(store: ImageStore, opts: EngineApiOptions):
   const dispatch = async (x: Exchange): Promise<void> => {
     try {
       const route = router.match(x)
-      await route.handler(x, service)
+      // each request under a lease of its own: content it leaves half-written goes when it ends,
+      // and no other request's cleanup takes what it is writing
+      await store.content.withLease(async () => route.handler(x, service))
     } catch (err) {
       const { status, body } = errorResponse(err)
       if (status >= 500 && status !== 501) opts.onError?.(err)

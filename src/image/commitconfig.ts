@@ -19,6 +19,11 @@ export interface CommitConfigInput {
   parent: ImageConfig
   /** The container's effective config (image defaults merged with run options). */
   container: ContainerConfig
+  /**
+   * A config the caller gives (the Engine API's commit body): the changes apply to it, then the
+   * container's settings fill in what it leaves unset (`mergeCommitConfig`), as Docker does.
+   */
+  config?: ContainerConfig
   /** The container's command line, for `created_by`. */
   createdBy: string
   message?: string
@@ -33,7 +38,9 @@ export interface CommitConfigInput {
 
 export function commitConfig(input: CommitConfigInput): ImageConfig {
   const created = input.created.toISOString()
-  const config = applyChanges(input.container, input.changes ?? [])
+  const config = input.config
+    ? mergeCommitConfig(applyChanges(input.config, input.changes ?? []), input.container)
+    : applyChanges(input.container, input.changes ?? [])
   // the hostname a container was given is its own ID unless set: not the image's business
   if (config.Hostname !== undefined) config.Hostname = ''
   if (config.Domainname !== undefined) config.Domainname = ''
@@ -59,4 +66,51 @@ export function commitConfig(input: CommitConfigInput): ImageConfig {
     rootfs: { type: 'layers', diff_ids: diffIds },
   }
   return out
+}
+
+/**
+ * Docker's merge of a commit's given config with the container's: the given one wins; the
+ * container's fills an unset `User`, `WorkingDir`, `StopSignal`, `Healthcheck` (field by field),
+ * `Cmd` and `Entrypoint` (only when no entrypoint is given: an empty one given stays empty), and
+ * adds its `Env` keys, `Labels`, `ExposedPorts` and `Volumes` the given one lacks. Other fields
+ * come from the given config alone.
+ */
+export function mergeCommitConfig(user: ContainerConfig, base: ContainerConfig): ContainerConfig {
+  const out: ContainerConfig = { ...user }
+  if (!out.User) setIf(out, 'User', base.User)
+  const ports = out.ExposedPorts ?? {}
+  if (Object.keys(ports).length === 0) setIf(out, 'ExposedPorts', base.ExposedPorts)
+  else out.ExposedPorts = { ...base.ExposedPorts, ...ports }
+  const env = out.Env ?? []
+  if (env.length === 0) setIf(out, 'Env', base.Env)
+  else {
+    const keyOf = (e: string): string => e.split('=', 1)[0] ?? e
+    const have = new Set(env.map(keyOf))
+    out.Env = [...env, ...(base.Env ?? []).filter((e) => !have.has(keyOf(e)))]
+  }
+  if (out.Labels !== undefined || base.Labels !== undefined) out.Labels = { ...base.Labels, ...out.Labels }
+  if ((out.Entrypoint ?? []).length === 0) {
+    if ((out.Cmd ?? []).length === 0) setIf(out, 'Cmd', base.Cmd)
+    if (out.Entrypoint === undefined || out.Entrypoint === null) setIf(out, 'Entrypoint', base.Entrypoint)
+  }
+  if (base.Healthcheck) {
+    if (!out.Healthcheck) out.Healthcheck = base.Healthcheck
+    else {
+      const h = { ...out.Healthcheck }
+      if ((h.Test ?? []).length === 0) setIf(h, 'Test', base.Healthcheck.Test)
+      for (const k of ['Interval', 'Timeout', 'StartPeriod', 'StartInterval', 'Retries'] as const) if (!h[k]) setIf(h, k, base.Healthcheck[k])
+      out.Healthcheck = h
+    }
+  }
+  if (!out.WorkingDir) setIf(out, 'WorkingDir', base.WorkingDir)
+  const volumes = out.Volumes ?? {}
+  if (Object.keys(volumes).length === 0) setIf(out, 'Volumes', base.Volumes)
+  else out.Volumes = { ...volumes, ...base.Volumes }
+  if (!out.StopSignal) setIf(out, 'StopSignal', base.StopSignal)
+  return out
+}
+
+/** Sets a field when the value is defined (exactOptionalPropertyTypes: never an explicit undefined). */
+function setIf<T extends object, K extends keyof T>(o: T, k: K, v: T[K] | undefined): void {
+  if (v !== undefined) o[k] = v
 }

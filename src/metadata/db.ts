@@ -219,7 +219,33 @@ export function openSqlite(path: string, migrations: readonly string[], what: st
   db.pragma('synchronous = FULL')
   db.pragma('foreign_keys = ON')
   migrate(db, migrations)
+  cacheStatements(db)
   return db
+}
+
+/** More distinct statements than this (SQL built per call) and the cache starts over. */
+const STATEMENT_CACHE_SIZE = 512
+
+/**
+ * `prepare` compiles a statement once per SQL text: compiling is most of what a small query
+ * costs (listing 20 containers over the Engine API prepared some 150 statements a request).
+ * No statement of Cairn's changes its modes (pluck, raw, expand) nor is iterated, so one
+ * compiled statement serves every caller; better-sqlite3's own transactions and pragmas do not
+ * go through this method.
+ */
+function cacheStatements(db: DB): void {
+  const prepare = db.prepare.bind(db)
+  const cache = new Map<string, ReturnType<DB['prepare']>>()
+  const cached = (sql: string): ReturnType<DB['prepare']> => {
+    let stmt = cache.get(sql)
+    if (stmt === undefined) {
+      if (cache.size >= STATEMENT_CACHE_SIZE) cache.clear()
+      stmt = prepare(sql)
+      cache.set(sql, stmt)
+    }
+    return stmt
+  }
+  db.prepare = cached as DB['prepare']
 }
 
 function migrate(db: DB, migrations: readonly string[]): void {

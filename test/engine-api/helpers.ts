@@ -65,7 +65,7 @@ export interface ApiResponse {
 /** One request to the API over its unix socket. */
 export function apiRequest(socketPath: string, method: string, path: string, body?: unknown): Promise<ApiResponse> {
   return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body))
+    const data = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body))
     const req = request({ socketPath, method, path, headers: data ? { 'Content-Type': 'application/json', 'Content-Length': String(data.length) } : {} }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
@@ -86,10 +86,10 @@ export async function startService(root: string, socketPath: string, extra: stri
   return s
 }
 
-export async function startRegistry(root: string): Promise<Served & { port: number }> {
+export async function startRegistry(root: string, extra: string[] = []): Promise<Served & { port: number }> {
   const port = await freePort()
-  const s = await startCairn(['--root', root, 'registry', 'serve', '--listen', `127.0.0.1:${port}`, '--access-log', 'none'], async () => {
-    return fetch(`http://127.0.0.1:${port}/v2/`).then((r) => r.status === 200, () => false)
+  const s = await startCairn(['--root', root, 'registry', 'serve', '--listen', `127.0.0.1:${port}`, '--access-log', 'none', ...extra], async () => {
+    return fetch(`http://127.0.0.1:${port}/v2/`).then((r) => r.status === 200 || r.status === 401, () => false)
   })
   s.address = `http://127.0.0.1:${port}`
   return { ...s, port }

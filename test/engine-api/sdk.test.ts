@@ -88,6 +88,47 @@ describe('SDKs against cairn system service', { timeout: 60_000 }, () => {
     await assert.rejects(c.inspect(), (e: { statusCode?: number }) => e.statusCode === 404)
   })
 
+  test('dockerode commit: a config in the body merged with the container\'s as Docker merges it, changes on top', async (t) => {
+    if (!(await requireContainers(t))) return
+    const docker = new Docker({ socketPath: sock })
+    const c = await docker.createContainer({
+      Image: 'busybox', Cmd: ['sh', '-c', 'echo committed-file > /f'], Env: ['A=1', 'KEEP=yes'], Labels: { old: 'x' },
+      WorkingDir: '/tmp', HostConfig: { NetworkMode: 'none' },
+    })
+    await c.start()
+    await c.wait()
+    // _query/_body: dockerode sends the query options apart from the config
+    const res = await c.commit({
+      _query: { container: c.id, repo: 'sdk-commit', tag: 'v1', comment: 'from the body', changes: 'LABEL c=d' },
+      _body: { Cmd: ['cat', '/f'], Env: ['A=2', 'B=3'], Labels: { new: '1' }, ExposedPorts: { '8080/tcp': {} }, user: 'nobody' },
+    }) as { Id: string }
+    const img = await docker.getImage('sdk-commit:v1').inspect()
+    assert.equal(img.Id, res.Id)
+    assert.equal(img.Comment, 'from the body')
+    assert.deepEqual(img.Config.Cmd, ['cat', '/f'])
+    assert.equal(img.Config.User, 'nobody')
+    assert.equal(img.Config.WorkingDir, '/tmp')
+    // the container's A=1 gives way to the body's A=2; its KEEP (and whatever else it has) is added
+    assert.deepEqual(img.Config.Env.slice(0, 3), ['A=2', 'B=3', 'KEEP=yes'])
+    assert.ok(!img.Config.Env.includes('A=1'))
+    assert.deepEqual(img.Config.Labels, { old: 'x', new: '1', c: 'd' })
+    assert.deepEqual(Object.keys(img.Config.ExposedPorts ?? {}), ['8080/tcp'])
+    // dockerode's plain form puts its options in the body as well: nothing of a config there
+    const plain = await c.commit({ repo: 'sdk-commit', tag: 'plain', comment: 'plain' }) as { Id: string }
+    const p = await docker.getImage('sdk-commit:plain').inspect()
+    assert.equal(p.Id, plain.Id)
+    assert.deepEqual(p.Config.Cmd, ['sh', '-c', 'echo committed-file > /f'])
+    assert.equal(p.Config.User, '')
+    // a config field of the wrong type is a 400 with its name
+    await assert.rejects(c.commit({ _query: { container: c.id, repo: 'sdk-commit', tag: 'bad' }, _body: { Env: 'A=1' } }), (err: Error & { statusCode?: number }) => err.statusCode === 400 && /Env must be a list of strings/.test(err.message))
+    const run = await docker.createContainer({ Image: 'sdk-commit:v1', HostConfig: { NetworkMode: 'none' }, User: 'root' })
+    await run.start()
+    await run.wait()
+    assert.match((await run.logs({ stdout: true })).toString(), /committed-file/)
+    await run.remove()
+    await c.remove()
+  })
+
   test('testcontainers: a busybox httpd with a published port, log and port wait strategies', async (t) => {
     if (!(await requireContainers(t))) return
     process.env['DOCKER_HOST'] = `unix://${sock}`
