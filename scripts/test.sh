@@ -15,8 +15,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # that runs build/src/ (the bundled command, build/cli/, is left out: c8 cannot map a bundle's
 # lines back to src/). The run fails below these floors: raise them as tests are added, never
 # lower them.
-COVERAGE_LINES=85
-COVERAGE_BRANCHES=77
+COVERAGE_LINES=86
+COVERAGE_BRANCHES=78
 # The other Node.js lines the suite runs on, after the machine's.
 NODE_LINES=${CAIRN_TEST_NODE_LINES-24.22.3}
 # Test files run this many at a time (node --test's --test-concurrency): most of a file's time is
@@ -29,13 +29,20 @@ export CAIRN_FUZZ_SECONDS=${CAIRN_FUZZ_SECONDS:-3}
 bash scripts/ensure-deps.sh
 
 # An explicit list of the test files: Node.js 20 takes no globs, and from 21 on a folder given to
-# `node --test` is taken for a module.
+# `node --test` is taken for a module. The list comes from the sources, so that a test compiled
+# before its source was deleted (tsc leaves it in build/) does not run.
 shopt -s globstar nullglob
-cd build
-files=(test/**/*.test.js)
-cd ..
+files=()
+for src in test/**/*.test.ts; do
+  js=${src%.ts}.js
+  if [ ! -f "build/$js" ]; then
+    echo "test.sh: $src has not been built (build/$js)" >&2
+    exit 1
+  fi
+  files+=("$js")
+done
 if [ "${#files[@]}" -eq 0 ]; then
-  echo "test.sh: no test files in build/test/" >&2
+  echo "test.sh: no test files in test/" >&2
   exit 1
 fi
 

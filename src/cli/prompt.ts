@@ -53,9 +53,13 @@ export async function readAll(input: NodeJS.ReadableStream): Promise<string> {
 export async function ask(question: string, opts: { hidden?: boolean; out?: NodeJS.WriteStream } = {}): Promise<string> {
   const out = opts.out ?? process.stdout
   const input = process.stdin
-  out.write(question)
-  if (!opts.hidden || !input.isTTY) return (await readLine(input)) ?? ''
+  if (!opts.hidden || !input.isTTY) {
+    out.write(question)
+    return (await readLine(input)) ?? ''
+  }
+  // raw (no echo) before the question shows: keys typed as soon as it does are never echoed
   input.setRawMode(true)
+  out.write(question)
   input.resume()
   try {
     return await new Promise<string>((resolve, reject) => {
