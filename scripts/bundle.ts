@@ -51,6 +51,9 @@ await build({
   define: { 'import.meta.url': 'cairnBundleUrl' },
   banner: { js: "const cairnBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
   sourcemap: 'linked',
+  // less to read and to scan at every start (names are kept: errors and profiles read as the source)
+  minifyWhitespace: true,
+  minifySyntax: true,
   logLevel: 'warning',
 })
 // the code-cache launcher (src/cli/launch.cts, compiled by tsc) goes beside the bundles it starts
