@@ -84,7 +84,9 @@ function sysMount(sys: SysAddon, m: Mount, target: string): boolean {
     return true
   }
   if (m.type !== 'overlay' || !m.options.every((o) => OVERLAY_DATA.test(o))) return false
-  // the snapshotter's paths are relative to its folder (mount(8) ran there): made absolute here
+  // the snapshotter's paths are relative to its folder (mount(8) ran there): made absolute here,
+  // unless the folder's own path has a character the option syntax gives a meaning to
+  if (m.cwd !== undefined && /[,:=\\\s]/.test(m.cwd)) return false
   const abs = (p: string): string => (m.cwd === undefined || isAbsolute(p) ? p : `${m.cwd}/${p}`)
   const data = m.options.map((o) => {
     const eq = o.indexOf('=')

@@ -46,6 +46,13 @@ async function scenario(dir: string): Promise<void> {
     await unmount(`${dir}/merged`, { lazy: true })
   }
   assert.equal(await isMounted(`${dir}/merged`), false)
+  // a store whose path holds a character the option syntax uses (here a comma) mounts all the same
+  for (const d of ['ho,me/l1', 'ho,me/up', 'ho,me/work']) mkdirSync(`${dir}/${d}`, { recursive: true })
+  writeFileSync(`${dir}/ho,me/l1/a`, 'comma\n')
+  await mountAll([{ type: 'overlay', source: 'overlay', cwd: `${dir}/ho,me`, options: ['index=off', 'lowerdir=l1', 'upperdir=up', 'workdir=work'] }], `${dir}/merged2`)
+  assert.equal(readFileSync(`${dir}/merged2/a`, 'utf8'), 'comma\n')
+  await unmount(`${dir}/merged2`)
+  assert.equal(await isMounted(`${dir}/merged2`), false)
   // a mount that fails says what failed
   await assert.rejects(mountAll([{ type: 'overlay', source: 'overlay', options: ['lowerdir=/nonexistent-lower'] }], `${dir}/bad`), /overlay/)
 }
