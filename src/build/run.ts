@@ -5,16 +5,16 @@
  * container is removed (unless `commit` made it a snapshot of its own, it goes with the
  * container); whatever happens, no container is left.
  *
- * Network: `default` is the host's network for now (Cairn has no bridge yet); switching it to
- * the bridge is the one line in `engineNetwork`.
+ * Network: `default` is the default bridge, as with Docker; `host` and `none` as they say.
  */
 import { Writable } from 'node:stream'
 import { parseVolumeFlag } from '../api/flags.js'
 import { containerEngine } from '../api/containers.js'
 import { MonitorStandby } from '../container/standby.js'
-export { MonitorStandby }
 import type { Snapshotter } from '../snapshot/types.js'
 import type { ImageStore } from '../image/store.js'
+
+export { MonitorStandby }
 
 export type BuildNetwork = 'default' | 'none' | 'host'
 
