@@ -61,6 +61,7 @@ export async function start(x: Exchange, s: Service): Promise<void> {
     })
     e.pid = proc.pid
     e.process = proc
+    if (e.pendingSize && tty) proc.resize(e.pendingSize)
     void proc.exited.then((c) => {
       e.exitCode = c
       e.running = false
@@ -92,6 +93,7 @@ export async function start(x: Exchange, s: Service): Promise<void> {
     const proc = await startExecInContainer(s.store, e.containerId, e.cmd, { ...opts, stdio })
     e.pid = proc.pid
     e.process = proc
+    if (e.pendingSize) proc.resize(e.pendingSize)
     void proc.exited.then((c) => {
       e.exitCode = c
       e.running = false
@@ -113,8 +115,10 @@ export function resize(x: Exchange, s: Service): void {
   const h = x.int('h')
   const w = x.int('w')
   if (h === undefined || w === undefined || h <= 0 || w <= 0) throw new HttpError(400, 'h and w must be positive integers')
-  if (!e.running || !e.process) throw new CairnError('CONFLICT', `Exec ${e.id} is not running`)
-  e.process.resize({ cols: w, rows: h })
+  if (!e.running) throw new CairnError('CONFLICT', `Exec ${e.id} is not running`)
+  // the client's first resize may come while the process is still being started
+  if (e.process) e.process.resize({ cols: w, rows: h })
+  else e.pendingSize = { cols: w, rows: h }
   x.send(200)
 }
 

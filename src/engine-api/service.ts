@@ -30,6 +30,8 @@ export interface ExecSession {
   exitCode: number | null
   pid: number
   process?: ExecProcess
+  /** A terminal size asked for while the process was being started: applied once it runs. */
+  pendingSize?: { cols: number; rows: number }
   created: number
 }
 

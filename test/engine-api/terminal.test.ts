@@ -63,12 +63,16 @@ describe('terminals and attach through cairn system service', { timeout: 120_000
     assert.equal(tmux(['new-session', '-d', '-s', session, '-x', '100', '-y', '30', cmd]).status, 0)
     await waitFor('the shell prompt', () => screen(session).includes('/ #'))
     tmux(['send-keys', '-t', session, 'stty size', 'Enter'])
-    await waitFor('the first size', () => /^30 100\s*$/m.test(screen(session)))
+    await waitFor('the first size', () => /^30 100\s*$/m.test(screen(session))).catch((err: Error) => {
+      throw new Error(`${err.message}; the terminal shows ${JSON.stringify(screen(session))}`)
+    })
     // the window shrinks: the exec's terminal follows (POST /exec/{id}/resize)
     tmux(['resize-window', '-t', session, '-x', '70', '-y', '20'])
     await sleep(300)
     tmux(['send-keys', '-t', session, 'clear; stty size', 'Enter'])
-    await waitFor('the new size', () => /^20 70\s*$/m.test(screen(session)))
+    await waitFor('the new size', () => /^20 70\s*$/m.test(screen(session))).catch((err: Error) => {
+      throw new Error(`${err.message}; the terminal shows ${JSON.stringify(screen(session))}`)
+    })
     tmux(['send-keys', '-t', session, 'exit 3', 'Enter'])
     await waitFor('docker exec to end', () => existsSync(exitFile))
     assert.equal(readFileSync(exitFile, 'utf8'), 'EXIT=3\n')
