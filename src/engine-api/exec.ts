@@ -43,6 +43,17 @@ export async function create(x: Exchange, s: Service): Promise<void> {
   x.send(201, { Id: e.id })
 }
 
+/** The exec's process has started: its PID, a resize asked for meanwhile (a no-op without a terminal), its end. */
+function running(e: ExecSession, proc: NonNullable<ExecSession['process']>): void {
+  e.pid = proc.pid
+  e.process = proc
+  if (e.pendingSize) proc.resize(e.pendingSize)
+  void proc.exited.then((c) => {
+    e.exitCode = c
+    e.running = false
+  })
+}
+
 export async function start(x: Exchange, s: Service): Promise<void> {
   const e = session(x, s)
   const body = await x.json<Record<string, unknown>>({})
@@ -59,13 +70,7 @@ export async function start(x: Exchange, s: Service): Promise<void> {
       e.running = false
       throw err
     })
-    e.pid = proc.pid
-    e.process = proc
-    if (e.pendingSize && tty) proc.resize(e.pendingSize)
-    void proc.exited.then((c) => {
-      e.exitCode = c
-      e.running = false
-    })
+    running(e, proc)
     x.send(200)
     return
   }
@@ -91,13 +96,7 @@ export async function start(x: Exchange, s: Service): Promise<void> {
   e.running = true
   try {
     const proc = await startExecInContainer(s.store, e.containerId, e.cmd, { ...opts, stdio })
-    e.pid = proc.pid
-    e.process = proc
-    if (e.pendingSize) proc.resize(e.pendingSize)
-    void proc.exited.then((c) => {
-      e.exitCode = c
-      e.running = false
-    })
+    running(e, proc)
     await Promise.race([proc.attached, h.gone])
     // the output of a process that ended is all delivered before the connection closes
     await Promise.race([proc.exited, h.gone])
