@@ -761,10 +761,10 @@ class Builder {
     const chain = chains.at(-1) as ChainId
     const parentChain = chains.at(-2) ?? null
     if (parentChain !== null && (await snapshotter.tryStat(parentChain))?.kind !== 'committed') return
-    if (await snapshotter.tryStat(chain)) return
     try {
       await snapshotter.commit(chain, key, { parent: parentChain })
     } catch (err) {
+      // that layer's snapshot is there already (unpacked, or kept by another build)
       if (!hasCode(err, 'CONFLICT')) throw err
     }
   }
