@@ -4,16 +4,12 @@
  * exit status tells which, and the registry answers 404 for a tag whose manifest is gone.
  */
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
-import { mkdir, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { readdir, stat, unlink } from 'node:fs/promises'
 import { describe, it, type TestContext } from 'node:test'
 import { startRegistry, type CheckReport, type ProblemKind, type RunningRegistry } from '../../src/registry/index.js'
 import { cairn, tempDir } from '../helpers/cairn.js'
 import { checkManifest } from './consistency.js'
-import { pushBlob, pushImage, request, sha256, tinyImage } from './helpers.js'
-
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
-const OCI_INDEX = 'application/vnd.oci.image.index.v1+json'
+import { damageRegistry, pushImage, request, sha256, tinyImage } from './helpers.js'
 
 const hex = (d: string): string => d.slice(7)
 
@@ -69,47 +65,7 @@ describe('cairn registry check', () => {
   it('lists each kind of damage without changing anything, then --repair fixes what can be fixed', async (t) => {
     const { reg, root } = await withRegistry(t)
     const repo = 'dmg/app'
-    // a tag whose revision is gone
-    const gone = await pushImage(reg.url, repo, 'gone')
-    await unlink(`${root}/repositories/${repo}/_manifests/revisions/sha256/${hex(gone.digest)}`)
-    // a tag that names no digest
-    await pushImage(reg.url, repo, 'junk')
-    await writeFile(`${root}/repositories/${repo}/_manifests/tags/junk`, 'not a digest\n')
-    // a manifest whose bytes are gone, with a tag naming it
-    const bytesGone = await pushImage(reg.url, repo, 'nobytes')
-    await unlink(`${root}/blobs/sha256/${hex(bytesGone.digest)}`)
-    // a manifest whose layer is gone (its link then dangles too)
-    const layerGone = await pushImage(reg.url, repo, 'nolayer')
-    await unlink(`${root}/blobs/sha256/${hex(sha256(layerGone.layer))}`)
-    // a manifest whose layer is there but not linked
-    const unlinked = await pushImage(reg.url, repo, 'unlinked')
-    await unlink(`${root}/repositories/${repo}/_layers/sha256/${hex(sha256(unlinked.layer))}`)
-    // an index whose entry lost its revision (its bytes are there)
-    const child = await pushImage(reg.url, repo, 'child')
-    const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest: child.digest, size: child.manifest.length }] }))
-    assert.equal((await request(reg.url, 'PUT', `/v2/${repo}/manifests/multi`, { headers: { 'Content-Type': OCI_INDEX }, body: index })).status, 201)
-    assert.equal((await request(reg.url, 'DELETE', `/v2/${repo}/manifests/child`)).status, 202)
-    await unlink(`${root}/repositories/${repo}/_manifests/revisions/sha256/${hex(child.digest)}`)
-    // a link to a blob that is gone
-    const orphan = await pushBlob(reg.url, repo, 'orphan bytes')
-    await unlink(`${root}/blobs/sha256/${hex(orphan)}`)
-    // a referrer entry whose manifest is gone
-    const subject = await pushImage(reg.url, repo, 'signed')
-    const empty = await pushBlob(reg.url, repo, '{}')
-    const sig = Buffer.from(JSON.stringify({
-      schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType: 'application/vnd.example.sig',
-      config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: empty, size: 2 }, layers: [],
-      subject: { mediaType: OCI_MANIFEST, digest: subject.digest, size: subject.manifest.length },
-    }))
-    assert.equal((await request(reg.url, 'PUT', `/v2/${repo}/manifests/${sha256(sig)}`, { headers: { 'Content-Type': OCI_MANIFEST }, body: sig })).status, 201)
-    await unlink(`${root}/repositories/${repo}/_manifests/revisions/sha256/${hex(sha256(sig))}`)
-    // an upload folder without its records
-    const broken = randomUUID()
-    await mkdir(`${root}/uploads/${broken}`)
-    await writeFile(`${root}/uploads/${broken}/data`, 'partial')
-    // a referenced blob an older gc left in its trash
-    const trashed = await pushImage(reg.url, repo, 'trashed')
-    await rename(`${root}/blobs/sha256/${hex(sha256(trashed.config))}`, `${root}/trash/sha256-${hex(sha256(trashed.config))}`)
+    const dmg = await damageRegistry(reg.url, root, repo)
 
     // the registry already answers 404 for the tags whose manifest is gone
     for (const method of ['HEAD', 'GET']) {
@@ -130,17 +86,17 @@ describe('cairn registry check', () => {
     ].sort())
     assert.deepEqual(await snapshot(root), before, 'a check without --repair changes nothing')
     const missing = ro.report.problems.filter((p) => p.kind === 'manifest-missing-blob').map((p) => p.missing).sort()
-    assert.deepEqual(missing, [sha256(layerGone.layer), sha256(unlinked.layer)].sort(), 'a trashed blob counts as there (the server brings it back)')
+    assert.deepEqual(missing, [dmg.layer, dmg.unlinkedLayer].sort(), 'a trashed blob counts as there (the server brings it back)')
     const text = await cairn(root, ['registry', 'check', '--root', root])
     assert.equal(text.code, 2)
-    assert.match(text.stdout, new RegExp(`^tag-without-manifest: tag ${repo}:gone names ${gone.digest}, which is not a manifest of ${repo}$`, 'm'))
+    assert.match(text.stdout, new RegExp(`^tag-without-manifest: tag ${repo}:gone names ${dmg.gone}, which is not a manifest of ${repo}$`, 'm'))
     assert.match(text.stdout, /^11 problems found \(.*\); --repair fixes what can be fixed$/m)
 
     // repair: all but the layer whose bytes are gone
     const fixed = await check(root, '--repair')
     assert.equal(fixed.code, 3, 'a problem is left')
     const left = fixed.report.problems.filter((p) => p.repaired === false)
-    assert.deepEqual(left.map((p) => [p.kind, p.missing]), [['manifest-missing-blob', sha256(layerGone.layer)]])
+    assert.deepEqual(left.map((p) => [p.kind, p.missing]), [['manifest-missing-blob', dmg.layer]])
     assert.match(left[0]?.action ?? '', /push the image again/)
     assert.equal(fixed.report.remaining, 1)
     assert.equal(fixed.report.repaired, 10)
@@ -154,11 +110,11 @@ describe('cairn registry check', () => {
     await checkManifest(reg.url, repo, 'multi')
     await checkManifest(reg.url, repo, 'trashed')
     assert.deepEqual((await request(reg.url, 'GET', `/v2/${repo}/tags/list`)).json<{ tags: string[] }>().tags, ['multi', 'nolayer', 'signed', 'trashed', 'unlinked'])
-    assert.equal((await request(reg.url, 'GET', `/v2/${repo}/referrers/${subject.digest}`)).json<{ manifests: unknown[] }>().manifests.length, 0)
+    assert.equal((await request(reg.url, 'GET', `/v2/${repo}/referrers/${dmg.subject}`)).json<{ manifests: unknown[] }>().manifests.length, 0)
     assert.deepEqual(await readdir(`${root}/trash`), [])
-    assert.ok(!(await readdir(`${root}/uploads`)).includes(broken))
+    assert.ok(!(await readdir(`${root}/uploads`)).includes(dmg.upload))
     // once the image is pushed again, nothing is left
-    await pushImage(reg.url, repo, 'nolayer', layerGone)
+    await pushImage(reg.url, repo, 'nolayer', dmg.nolayer)
     const after = await check(root)
     assert.equal(after.code, 0, JSON.stringify(after.report.problems))
   })

@@ -3,7 +3,8 @@
  * HTTP client over fetch, and pushes of small images.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
+import { mkdir, rename, unlink, writeFile } from 'node:fs/promises'
 import { digestOf, type Digest } from '../../src/oci/digest.js'
 import { CLI } from '../helpers/cairn.js'
 
@@ -173,4 +174,81 @@ export async function pushImage(base: string, repo: string, tag: string, img: Ti
 
 export function basic(user: string, password: string): Record<string, string> {
   return { Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` }
+}
+
+/** What `damageRegistry` broke, by what the check must find. */
+export interface Damage {
+  /** Tag `gone`: its revision is gone. */
+  gone: string
+  /** Tag `nobytes`: the manifest's bytes are gone. */
+  nobytes: string
+  /** Tag `nolayer`: its layer's bytes are gone (`layer`), and its link dangles. */
+  nolayer: TinyImage
+  layer: string
+  /** Tag `unlinked`: its layer is there but not linked in the repository. */
+  unlinked: TinyImage
+  unlinkedLayer: string
+  /** Tag `multi`: an index whose entry (`child`) lost its revision (its bytes are there). */
+  index: string
+  child: string
+  /** A link to a blob that is gone. */
+  orphan: string
+  /** A referrer (`sig`) of `subject` (tag `signed`) whose manifest revision is gone. */
+  sig: string
+  subject: string
+  /** An upload folder without its records. */
+  upload: string
+  /** Tag `trashed`: its config blob is in trash/, as an older gc left it. */
+  trashedConfig: string
+}
+
+/**
+ * Breaks a registry's storage under `root` in every way `registry check` knows (also a tag that
+ * names no digest: tag `junk`), through its API at `base` and then on disk.
+ */
+export async function damageRegistry(base: string, root: string, repo: string): Promise<Damage> {
+  const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
+  const OCI_INDEX = 'application/vnd.oci.image.index.v1+json'
+  const hex = (d: string): string => d.slice(7)
+  const status = async (method: string, path: string, want: number, opts: ReqOpts = {}): Promise<void> => {
+    const r = await request(base, method, path, opts)
+    if (r.status !== want) throw new Error(`${method} ${path}: ${r.status} ${r.text()}`)
+  }
+  const gone = (await pushImage(base, repo, 'gone')).digest
+  await unlink(`${root}/repositories/${repo}/_manifests/revisions/sha256/${hex(gone)}`)
+  await pushImage(base, repo, 'junk')
+  await writeFile(`${root}/repositories/${repo}/_manifests/tags/junk`, 'not a digest\n')
+  const nobytes = (await pushImage(base, repo, 'nobytes')).digest
+  await unlink(`${root}/blobs/sha256/${hex(nobytes)}`)
+  const nolayer = await pushImage(base, repo, 'nolayer')
+  const layer = sha256(nolayer.layer)
+  await unlink(`${root}/blobs/sha256/${hex(layer)}`)
+  const unlinked = await pushImage(base, repo, 'unlinked')
+  const unlinkedLayer = sha256(unlinked.layer)
+  await unlink(`${root}/repositories/${repo}/_layers/sha256/${hex(unlinkedLayer)}`)
+  const child = await pushImage(base, repo, 'child')
+  const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest: child.digest, size: child.manifest.length }] }))
+  await status('PUT', `/v2/${repo}/manifests/multi`, 201, { headers: { 'Content-Type': OCI_INDEX }, body: index })
+  await status('DELETE', `/v2/${repo}/manifests/child`, 202)
+  await unlink(`${root}/repositories/${repo}/_manifests/revisions/sha256/${hex(child.digest)}`)
+  const orphan = await pushBlob(base, repo, 'orphan bytes')
+  await unlink(`${root}/blobs/sha256/${hex(orphan)}`)
+  const subject = await pushImage(base, repo, 'signed')
+  const empty = await pushBlob(base, repo, '{}')
+  const sig = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType: 'application/vnd.example.sig',
+    config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: empty, size: 2 }, layers: [],
+    subject: { mediaType: OCI_MANIFEST, digest: subject.digest, size: subject.manifest.length },
+  }))
+  await status('PUT', `/v2/${repo}/manifests/${sha256(sig)}`, 201, { headers: { 'Content-Type': OCI_MANIFEST }, body: sig })
+  await unlink(`${root}/repositories/${repo}/_manifests/revisions/sha256/${hex(sha256(sig))}`)
+  const upload = randomUUID()
+  await mkdir(`${root}/uploads/${upload}`)
+  await writeFile(`${root}/uploads/${upload}/data`, 'partial')
+  const trashedConfig = sha256((await pushImage(base, repo, 'trashed')).config)
+  await rename(`${root}/blobs/sha256/${hex(trashedConfig)}`, `${root}/trash/sha256-${hex(trashedConfig)}`)
+  return {
+    gone, nobytes, nolayer, layer, unlinked, unlinkedLayer, index: sha256(index), child: child.digest, orphan,
+    sig: sha256(sig), subject: subject.digest, upload, trashedConfig,
+  }
 }
