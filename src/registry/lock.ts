@@ -9,9 +9,12 @@
  * its own; better-sqlite3 is already a dependency.
  *
  * Writers are preferred: an exclusive holder first takes a second lock, the *intent*, and shared
- * holders do not start while the intent is held, so that a stream of pushes cannot starve gc. Waits
- * poll (better-sqlite3 is synchronous; its busy timeout would block the event loop), a few
- * milliseconds apart.
+ * holders do not start while the intent is held, so that a stream of pushes cannot starve gc. A writer
+ * that has waited STEP_ASIDE_AFTER_MS behind holders that do not finish steps aside for a moment
+ * (drops its intent, lets waiting shared requests in) and then asks again: a shared holder that waits
+ * for another shared hold to start, in its process or through another one, would otherwise wait for
+ * the writer while the writer waits for it, until one of them timed out. Waits poll (better-sqlite3
+ * is synchronous; its busy timeout would block the event loop), a few milliseconds apart.
  *
  * Inside one process, holders are counted: the process holds SQLite's SHARED lock while any of its
  * requests holds the lock shared, and an exclusive holder in the process waits for them to finish.
@@ -30,6 +33,10 @@ function isBusy(err: unknown): boolean {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+/** How long a writer waits behind shared holders before it steps aside, and for how long it does. */
+const STEP_ASIDE_AFTER_MS = 250
+const STEP_ASIDE_MS = 40
 
 export interface FileLockOptions {
   /** Only take the lock shared, and never create its files (`registry check` without --repair). */
@@ -81,9 +88,18 @@ export class FileLock {
     // this process first: its shared holders finish, new ones wait behind us
     this.writersWaiting++
     try {
+      let since = Date.now()
       for (let delay = 1; this.writer || this.readers > 0; delay = Math.min(delay * 2, 16)) {
         if (!wait) return undefined
         if (Date.now() > deadline) throw timedOut()
+        if (Date.now() - since > STEP_ASIDE_AFTER_MS) {
+          this.writersWaiting--
+          this.wake()
+          await sleep(STEP_ASIDE_MS)
+          this.writersWaiting++
+          since = Date.now()
+          continue
+        }
         await this.pause(delay)
       }
       this.writer = true
@@ -94,11 +110,21 @@ export class FileLock {
     const main = this.main as SqliteDatabase
     const intent = this.intent as SqliteDatabase
     try {
+      let since = Date.now()
       for (let delay = 1; ; delay = Math.min(delay * 2, 16)) {
-        if (!intent.inTransaction) this.tryBegin(intent, 'BEGIN EXCLUSIVE')
+        if (!intent.inTransaction) {
+          this.tryBegin(intent, 'BEGIN EXCLUSIVE')
+          since = Date.now()
+        }
         if (intent.inTransaction && this.tryBegin(main, 'BEGIN EXCLUSIVE')) return once(() => this.releaseExclusive())
         if (!wait) break
         if (Date.now() > deadline) throw timedOut()
+        if (intent.inTransaction && Date.now() - since > STEP_ASIDE_AFTER_MS) {
+          // the other processes' waiting readers go first, then we ask again
+          this.end(intent)
+          await sleep(STEP_ASIDE_MS)
+          continue
+        }
         await sleep(delay)
       }
     } catch (err) {

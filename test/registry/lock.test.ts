@@ -26,12 +26,17 @@ async function workspace(t: TestContext): Promise<{ dir: string; children: Child
 }
 
 /** A process that takes the lock (`shared` or `exclusive`) and holds it until killed; resolves once it holds it. */
-async function holder(w: { children: ChildProcess[] }, path: string, mode: 'shared' | 'exclusive' | 'readers'): Promise<ChildProcess> {
-  const body = mode === 'readers'
+async function holder(w: { children: ChildProcess[] }, path: string, mode: 'shared' | 'exclusive' | 'readers' | 'nested'): Promise<ChildProcess> {
+  const bodies = {
     // short shared holds, back to back and overlapping, for ever
-    ? `const l = new FileLock(${JSON.stringify(path)}); (await l.shared())(); console.log('held'); for (;;) { const a = l.shared(); const b = l.shared(); const [ra, rb] = await Promise.all([a, b]); await new Promise((r) => setTimeout(r, 5)); ra(); await new Promise((r) => setTimeout(r, 5)); rb() }`
-    : `const l = new FileLock(${JSON.stringify(path)}); await l.${mode}(); console.log('held'); setInterval(() => {}, 1000)`
-  const child = spawn(process.execPath, ['--input-type=module', '-e', `import { FileLock } from ${JSON.stringify(LOCK_MODULE)}; ${body}`], { stdio: ['ignore', 'pipe', 'inherit'] })
+    readers: `(await l.shared())(); console.log('held'); for (;;) { const a = l.shared(); const b = l.shared(); const [ra, rb] = await Promise.all([a, b]); await new Promise((r) => setTimeout(r, 5)); ra(); await new Promise((r) => setTimeout(r, 5)); rb() }`,
+    // a shared hold that, once told (a line on stdin), takes a second one before it lets the first go
+    nested: `const a = await l.shared(); console.log('held'); process.stdin.once('data', async () => { const b = await l.shared(); a(); b(); console.log('done') }); setInterval(() => {}, 1000)`,
+    shared: `await l.shared(); console.log('held'); setInterval(() => {}, 1000)`,
+    exclusive: `await l.exclusive(); console.log('held'); setInterval(() => {}, 1000)`,
+  }
+  const body = `const l = new FileLock(${JSON.stringify(path)}); ${bodies[mode]}`
+  const child = spawn(process.execPath, ['--input-type=module', '-e', `import { FileLock } from ${JSON.stringify(LOCK_MODULE)}; ${body}`], { stdio: [mode === 'nested' ? 'pipe' : 'ignore', 'pipe', 'inherit'] })
   w.children.push(child)
   await new Promise<void>((resolve, reject) => {
     child.stdout?.once('data', () => resolve())
@@ -111,5 +116,30 @@ describe('FileLock', () => {
       assert.ok(release)
       release()
     }
+  })
+
+  it('a shared holder that waits for a second shared hold does not wait for a writer that waits for it', async (t) => {
+    const w = await workspace(t)
+    const path = `${w.dir}/locks/x`
+    const lock = new FileLock(path)
+    w.locks.push(lock)
+    // across processes: the writer here holds its intent while the other process's first hold lasts
+    const child = await holder(w, path, 'nested')
+    const started = Date.now()
+    const ex = lock.exclusive({ timeoutMs: 20_000 })
+    await sleep(50)
+    const done = new Promise<void>((resolve) => child.stdout?.once('data', () => resolve()))
+    child.stdin?.write('go\n')
+    await done
+    ;(await ex)?.()
+    assert.ok(Date.now() - started < 5000, `the writer got in after ${Date.now() - started} ms`)
+    // in one process, the same
+    const a = await lock.shared()
+    const inProcess = lock.exclusive({ timeoutMs: 20_000 })
+    await sleep(50)
+    const b = await lock.shared()
+    a()
+    b()
+    ;(await inProcess)?.()
   })
 })
