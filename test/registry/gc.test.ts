@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { readdir, rename, utimes } from 'node:fs/promises'
 import { describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { checkRegistry, collectGarbage, FilesystemStorage, purgeUploads, startRegistry, type RunningRegistry, type StorageTx } from '../../src/registry/index.js'
 import { cairnOk, tempDir } from '../helpers/cairn.js'
 import { checkBlobFiles, checkManifest, checkPullable } from './consistency.js'
@@ -159,6 +160,9 @@ describe('gc', () => {
         } catch (err) {
           failures.push(String(err))
         }
+        // spread over more than gc's clock slack (1 s), so that runs during the pushes find manifests
+        // untagged long enough to delete, however fast this machine pushes
+        await sleep(200)
       }
     }
     let done = false
@@ -177,6 +181,7 @@ describe('gc', () => {
       kept += r.blobsHeld + r.blobsInUse
     }
     await workers
+    await sleep(1100) // the last manifests untagged are old enough for gc's clock slack
     const last = await reg.gc({ gracePeriodMs: 0, deleteUntagged: true })
     deleted += last.blobsDeleted
     manifestsDeleted += last.manifestsDeleted.length
