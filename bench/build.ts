@@ -84,7 +84,7 @@ async function main(): Promise<void> {
   }
   try {
     process.stderr.write('starting dockerd (with its bridge)…\n')
-    dockerd = await startDockerd({ extraArgs: ['--bridge', '', '--iptables=false'] })
+    dockerd = await startDockerd({ bridge: true })
     const d = dockerd
     const docker = (args: string[]): Cmd => ({ cmd: '/usr/bin/docker', args: ['-H', d.host, ...args], env: { ...d.clientEnv, DOCKER_BUILDKIT: '1' } })
     await exec(cairn(['import', '-c', 'CMD ["sh"]', busybox, 'busybox:latest']))

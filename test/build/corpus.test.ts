@@ -91,7 +91,7 @@ describe('the corpus, built by Cairn and by Docker', { concurrency: false }, () 
     ;({ dir, cleanup } = await tempDir('cairn-corpus-'))
     store = `${dir}/store`
     // Docker's BuildKit needs a bridge for its RUN steps: this dockerd gets its default one
-    docker = await startDockerd({ extraArgs: ['--bridge', '', '--iptables=false'] })
+    docker = await startDockerd({ bridge: true })
     const busybox = await busyboxRootfsTar()
     const debian = await debianRootfs()
     for (const [tar, name] of [[busybox, 'busybox:latest'], [debian.tar, 'debian-minbase:latest']] as const) {

@@ -7,7 +7,7 @@
  * whenever that file exists (even a stale socket), and only otherwise supervises one under its exec root.
  * Starting ours and passing --containerd makes the outcome the same on every machine.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
@@ -39,6 +39,13 @@ export interface DockerdOptions {
   startTimeoutMs?: number
   /** Extra dockerd flags, after ours. */
   extraArgs?: readonly string[]
+  /**
+   * A bridge for the containers (BuildKit's RUN steps need one), made for this engine alone, with a
+   * free private /24, and deleted with it. Not dockerd's default `docker0`: every dockerd started
+   * with `--bridge none` deletes `docker0` as it starts, so engines started side by side would take
+   * it from each other.
+   */
+  bridge?: boolean
 }
 
 export interface DockerRunOptions {
@@ -120,6 +127,7 @@ class Engine implements Dockerd {
   private readonly ctrdDir: string
   private readonly ctrdSock: string
   private readonly cgroupParent: string
+  private readonly bridgeName: string
   private dockerd: ChildProcess | undefined
   private containerd: ChildProcess | undefined
   private stopping: Promise<void> | undefined
@@ -133,6 +141,7 @@ class Engine implements Dockerd {
     this.ctrdDir = join(dir, 'ctrd')
     this.ctrdSock = join(this.ctrdDir, 'containerd.sock')
     this.cgroupParent = `cairn-test-${dir.slice(dir.lastIndexOf('/') + 1)}`
+    this.bridgeName = bridgeNameOf(dir.slice(dir.lastIndexOf('/') + 1))
     const env: NodeJS.ProcessEnv = {}
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('DOCKER_')) env[k] = v
     env['DOCKER_CONFIG'] = join(dir, 'client')
@@ -161,7 +170,7 @@ class Engine implements Dockerd {
       '--pidfile', join(this.dir, 'docker.pid'),
       '-H', this.host,
       '--storage-driver', 'overlay2',
-      '--bridge', 'none',
+      ...(opts.bridge === true ? ['--bridge', this.makeBridge()] : ['--bridge', 'none']),
       '--iptables=false',
       '--ip6tables=false',
       '--ip-masq=false',
@@ -217,6 +226,7 @@ class Engine implements Dockerd {
       const stuck = this.processes()
       const mounted = unmountUnder(this.dir)
       removeCgroup(this.cgroupParent)
+      deleteLink(this.bridgeName)
       if (mounted.length === 0) await rm(this.dir, { recursive: true, force: true, maxRetries: 3 })
       const problems = [
         ...stuck.map((p) => `process ${p.pid} (${p.argv.join(' ')}) is still running`),
@@ -249,7 +259,32 @@ class Engine implements Dockerd {
     }
     if (unmountUnder(this.dir).length === 0) rmSync(this.dir, { recursive: true, force: true })
     removeCgroup(this.cgroupParent)
+    deleteLink(this.bridgeName)
     live.delete(this)
+  }
+
+  /** Makes this engine's bridge with the first free 10.199.N.1/24; its name, for --bridge. */
+  private makeBridge(): string {
+    const routes = spawnSync('ip', ['-4', 'route', 'show', 'table', 'all'], { encoding: 'utf8' }).stdout
+    const addrs = spawnSync('ip', ['-4', '-o', 'addr', 'show'], { encoding: 'utf8' }).stdout
+    for (let n = 0; n < 256; n++) {
+      const net = `10.199.${n}.`
+      if (routes.includes(net) || addrs.includes(net)) continue
+      const steps = [
+        ['link', 'add', this.bridgeName, 'type', 'bridge'],
+        ['addr', 'add', `${net}1/24`, 'dev', this.bridgeName],
+        ['link', 'set', this.bridgeName, 'up'],
+      ]
+      for (const step of steps) {
+        const r = spawnSync('ip', step, { encoding: 'utf8' })
+        if (r.status !== 0) {
+          deleteLink(this.bridgeName)
+          throw new Error(`ip ${step.join(' ')}: ${r.stderr.trim()}`)
+        }
+      }
+      return this.bridgeName
+    }
+    throw new Error('no free 10.199.N.0/24 for a dockerd bridge')
   }
 
   private spawnDaemon(bin: string, args: string[]): ChildProcess {
@@ -362,6 +397,16 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
  * Removes dirs of earlier runs whose owning process is gone (a test runner that was SIGKILLed):
  * their daemons got SIGTERM through --pdeathsig, but their mounts and files stayed.
  */
+/** The bridge name of the engine in the folder `name` (at most 15 bytes: the kernel's IFNAMSIZ). */
+function bridgeNameOf(name: string): string {
+  return `cdk${createHash('sha256').update(name).digest('hex').slice(0, 10)}`
+}
+
+/** Deletes a network link if it exists. */
+function deleteLink(name: string): void {
+  if (existsSync(`/sys/class/net/${name}`)) spawnSync('ip', ['link', 'del', name])
+}
+
 function sweepStale(parent: string): void {
   let names: string[]
   try {
@@ -381,6 +426,7 @@ function sweepStale(parent: string): void {
     killLeftovers(procsMentioning(dir))
     if (unmountUnder(dir).length === 0) rmSync(dir, { recursive: true, force: true })
     removeCgroup(`cairn-test-${name}`)
+    deleteLink(bridgeNameOf(name))
   }
 }
 
