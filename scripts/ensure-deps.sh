@@ -16,8 +16,9 @@ REQUIRED=(tar attr zstd libdeflate-dev)
 # Needed by the interop tests and benchmarks, which need root anyway (dockerd, debootstrap, netns);
 # `time` is GNU time, which the benchmarks read peak RSS from; librsvg2-bin draws the soak's curve;
 # `tini` is what `--init` runs in a container; gcc and libc6-dev build the static probe the
-# confinement tests run inside containers; docker-compose and openssl serve the Engine API tests.
-ROOT_ONLY=(docker.io docker-compose openssl skopeo debootstrap busybox-static runc pigz iproute2 time docker-registry apache2-utils crun tmux curl buildah netavark aardvark-dns iptables util-linux wrk librsvg2-bin tini gcc libc6-dev)
+# confinement tests run inside containers; docker-compose and openssl serve the Engine API tests;
+# ccache keeps the second Node.js line from compiling SQLite again (scripts/compilers.sh).
+ROOT_ONLY=(docker.io docker-compose openssl skopeo debootstrap busybox-static runc pigz iproute2 time docker-registry apache2-utils crun tmux curl buildah netavark aardvark-dns iptables util-linux wrk librsvg2-bin tini gcc libc6-dev ccache)
 
 log() { printf 'ensure-deps: %s\n' "$*" >&2; }
 
@@ -90,6 +91,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # node_modules: npm ci when absent or older than the lockfile (npm writes node_modules/.package-lock.json).
+# shellcheck source=scripts/compilers.sh
+. scripts/compilers.sh
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "npm ci"
   npm ci --no-audit --no-fund --loglevel=error >&2

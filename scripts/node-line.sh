@@ -46,6 +46,8 @@ if [ "$actual" != "v$version" ]; then
 fi
 
 mkdir -p "$tree"
+# shellcheck source=scripts/compilers.sh
+. scripts/compilers.sh
 # node_modules with its native addons rebuilt for this Node.js, made again when the lockfile changes
 stamp="$version $(sha256sum package-lock.json | cut -d' ' -f1)"
 if [ "$(cat "$tree/node_modules/.cairn-node-line" 2>/dev/null || true)" != "$stamp" ]; then
