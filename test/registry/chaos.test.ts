@@ -167,6 +167,7 @@ function gcLoop(world: World, root: string, opts: { killAtRandom?: boolean } = {
   let deleted = 0
   let killed = 0
   let busy = 0
+  let lastRunMs = 300
   let failed: unknown
   const loop = (async () => {
     while (running) {
@@ -175,11 +176,17 @@ function gcLoop(world: World, root: string, opts: { killAtRandom?: boolean } = {
       let err = ''
       c.stdout?.on('data', (b: Buffer) => (out += b.toString()))
       c.stderr?.on('data', (b: Buffer) => (err += b.toString()))
-      const killer = opts.killAtRandom && Math.random() < 0.5 ? setTimeout(() => c.kill('SIGKILL'), Math.random() * 2000) : undefined
+      // half the runs (every run until one was killed) are killed at a random moment of the time a
+      // whole run took last, so that kills land inside runs however fast this machine runs them
+      const started = Date.now()
+      const killer = opts.killAtRandom && (killed === 0 || Math.random() < 0.5)
+        ? setTimeout(() => c.kill('SIGKILL'), (0.1 + 0.8 * Math.random()) * lastRunMs)
+        : undefined
       const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => c.once('close', (cd, sg) => resolve([cd, sg])))
       if (killer) clearTimeout(killer)
       if (signal === 'SIGKILL') killed++
       else if (code === 0) {
+        lastRunMs = Date.now() - started
         runs++
         const r = JSON.parse(out) as { blobsDeleted: number; manifestsDeleted: unknown[] }
         deleted += r.blobsDeleted + r.manifestsDeleted.length
