@@ -203,7 +203,8 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
 
     const code = await exited
     current.child = undefined
-    const oomKilled = (await oom?.stop()) ?? false
+    // died of SIGKILL that no stop or kill of its user sent
+    const oomKilled = (await oom?.stop(code === 128 + 9 && engine.rows.get(id)?.manual_stop !== 1)) ?? false
     if (oomKilled) {
       await log('OOM-killed')
       engine.event('container', 'oom', id, containerAttributes(spec))

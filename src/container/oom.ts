@@ -4,8 +4,9 @@
  * the cgroup's counters cannot be read afterwards: the monitor listens while it runs, to runc's
  * `events` stream (notified by the kernel through the cgroup's memory events) and, with any
  * runtime, to the cgroup's OOM-kill counter itself: watched (inotify tells of a change of
- * memory.events) and read every 50 ms. runc's stream takes a moment to start, and a process that
- * outgrows its limit at once can be killed, and its cgroup gone, before it listens.
+ * memory.events) and read every few milliseconds. runc's stream takes a moment to start, and a
+ * process that outgrows its limit at once can be killed, and its cgroup gone, between two reads:
+ * a process that died of SIGKILL in a cgroup that had reached its limit counts as OOM-killed.
  */
 import { spawn } from 'node:child_process'
 import { readFileSync, watch, type FSWatcher } from 'node:fs'
@@ -13,23 +14,42 @@ import type { OciRuntime } from '../runtime/runtime.js'
 import { cgroupPathsOf } from '../runtime/cgroups.js'
 import { lineReader } from '../util/stream.js'
 
-/** The file of a process's cgroup that counts its OOM kills (v1 memory.oom_control, v2 memory.events). */
-function oomCounterFile(pid: number): string | undefined {
+/**
+ * The files of a process's cgroup that count its OOM kills (v1 memory.oom_control, v2
+ * memory.events) and the times it reached its limit (v1 memory.failcnt, v2 memory.events' `max`).
+ */
+function counterFiles(pid: number): { kills: string; limitHits: string } | undefined {
   const paths = cgroupPathsOf(pid)
   const v1 = paths?.v1.get('memory')
-  if (v1 !== undefined) return `${v1}/memory.oom_control`
-  return paths?.v2 !== undefined ? `${paths.v2}/memory.events` : undefined
+  if (v1 !== undefined) return { kills: `${v1}/memory.oom_control`, limitHits: `${v1}/memory.failcnt` }
+  return paths?.v2 !== undefined ? { kills: `${paths.v2}/memory.events`, limitHits: `${paths.v2}/memory.events` } : undefined
 }
 
-/** Watches the counter from now on; `seen()` says whether it counted a kill (while the cgroup was there). */
-function watchCounter(pid: number): { seen: () => boolean; stop: () => void } {
-  const file = oomCounterFile(pid)
+/** Reads every 10 ms for the first second (a process that outgrows its limit at once), then every 50 ms. */
+const FAST_READ_MS = 10
+const FAST_READS = 100
+const READ_MS = 50
+
+/**
+ * Watches the counters from now on; `seen(killed)` says whether they counted a kill while the
+ * cgroup was there, or, for a process that died of SIGKILL (`killed`), whether its cgroup had
+ * reached its limit: the kill then came from the OOM killer, counted a moment before the runtime
+ * removed the cgroup, between two reads.
+ */
+function watchCounter(pid: number): { seen: (killed: boolean) => boolean; stop: () => void } {
+  const files = counterFiles(pid)
   let seen = false
+  let limitHit = false
   const read = (): void => {
-    if (seen || file === undefined) return
+    if (seen || files === undefined) return
     try {
-      const m = /^oom_kill (\d+)$/m.exec(readFileSync(file, 'utf8'))
+      const kills = readFileSync(files.kills, 'utf8')
+      const m = /^oom_kill (\d+)$/m.exec(kills)
       if (m && Number(m[1]) > 0) seen = true
+      if (!limitHit) {
+        const hits = files.limitHits === files.kills ? /^max (\d+)$/m.exec(kills)?.[1] : readFileSync(files.limitHits, 'utf8').trim()
+        if (Number(hits ?? 0) > 0) limitHit = true
+      }
     } catch {
       // the cgroup is gone
     }
@@ -37,13 +57,20 @@ function watchCounter(pid: number): { seen: () => boolean; stop: () => void } {
   read()
   let watcher: FSWatcher | undefined
   try {
-    if (file !== undefined) watcher = watch(file, read).on('error', () => undefined)
+    if (files !== undefined) watcher = watch(files.kills, read).on('error', () => undefined)
   } catch {
     // no inotify on this file: the polling alone
   }
-  const timer = setInterval(read, 50)
+  let reads = 0
+  let timer = setInterval(() => {
+    read()
+    if (++reads === FAST_READS) {
+      clearInterval(timer)
+      timer = setInterval(read, READ_MS)
+    }
+  }, FAST_READ_MS)
   return {
-    seen: () => seen,
+    seen: (killed) => seen || (killed && limitHit),
     stop: () => {
       read()
       clearInterval(timer)
@@ -53,8 +80,8 @@ function watchCounter(pid: number): { seen: () => boolean; stop: () => void } {
 }
 
 export interface OomWatch {
-  /** Stops listening; whether an OOM kill was seen. */
-  stop(): Promise<boolean>
+  /** Stops listening; whether an OOM kill was seen (`killed`: the process died of SIGKILL). */
+  stop(killed: boolean): Promise<boolean>
 }
 
 export function watchOom(rt: OciRuntime, id: string, pid: number): OomWatch {
@@ -73,20 +100,20 @@ export function watchOom(rt: OciRuntime, id: string, pid: number): OomWatch {
     child.on('error', () => undefined)
     const closed = new Promise<void>((resolve) => child.once('close', () => resolve()))
     return {
-      stop: async () => {
+      stop: async (killed) => {
         // let a notification of the last moments arrive
         await Promise.race([closed, new Promise((r) => setTimeout(r, 50))])
         child.kill('SIGKILL')
         await closed
         counter.stop()
-        return seen || counter.seen()
+        return seen || counter.seen(killed)
       },
     }
   }
   return {
-    stop: async () => {
+    stop: async (killed) => {
       counter.stop()
-      return counter.seen()
+      return counter.seen(killed)
     },
   }
 }

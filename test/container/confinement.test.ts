@@ -308,7 +308,13 @@ describe('confinement and limits, beside Docker', { concurrency: false }, () => 
     // a container that was not OOM-killed says false
     await cliOk(['run', '--name', 'fine', '--network', 'none', '--memory', '32m', IMAGE, 'true'])
     assert.equal((await cliOk(['inspect', '-f', '{{.State.OOMKilled}}', 'fine'])).stdout.trim(), 'false')
-    await cliOk(['rm', 'hog', 'fine'])
+    // one that reached its limit (page cache, reclaimed) and was then killed by its user: not OOM-killed
+    await cliOk(['run', '-d', '--name', 'full', '--network', 'none', '--memory', '32m', IMAGE, 'sh', '-c', 'dd if=/dev/zero of=/big bs=1M count=100 2>/dev/null; echo done; sleep 600'])
+    for (let i = 0; i < 300 && !(await cliOk(['logs', 'full'])).stdout.includes('done'); i++) await new Promise((r) => setTimeout(r, 100))
+    await cliOk(['kill', 'full'])
+    assert.equal((await cliOk(['wait', 'full'])).stdout.trim(), '137')
+    assert.equal((await cliOk(['inspect', '-f', '{{.State.OOMKilled}}', 'full'])).stdout.trim(), 'false')
+    await cliOk(['rm', 'hog', 'fine', 'full'])
     // under a restart policy each run is watched: two OOM kills, each an `oom` event, OOMKilled at the end
     const since = Math.floor(Date.now() / 1000)
     await cliOk(['run', '-d', '--name', 'hogs', '--network', 'none', '--memory', '32m', '--restart', 'on-failure:1', IMAGE, ...hog])
