@@ -127,6 +127,8 @@ export interface CommitImageInput {
   /** Manifest family; default: the parent image's (docker from scratch). */
   format?: ManifestFormat
   reference?: Reference
+  /** Called in the transaction that records the image (a build's cache row, written with it). */
+  alsoRecord?: (id: ImageId) => void
   signal?: AbortSignal
   onBytes?: (n: number) => void
 }
@@ -190,6 +192,7 @@ export async function commitImage(store: ImageStore, input: CommitImageInput): P
       layers,
       ...(input.parent ? { parent: input.parent.id } : {}),
       ...(input.reference ? { tags: [input.reference] } : {}),
+      ...(input.alsoRecord ? { alsoRecord: input.alsoRecord } : {}),
     })
     const out: CommitResult = { id: res.id, size: layer ? size : 0 }
     if (layer) out.diffId = layer.diffId

@@ -561,8 +561,8 @@ class Builder {
         }
       }
       this.standbyAhead()
-      const img = await this.execute(ins, state, plan, ref, hit)
-      this.cache.record(key, img.id, state.image?.id, ins.text)
+      // the cache row is written in the transaction that records the step's image
+      const img = await this.execute(ins, state, plan, ref, hit, (id) => this.cache.record(key, id, state.image?.id, ins.text))
       next.image = img
       next.config = await this.store.config(img)
       this.emit({ type: 'done', ref, id: img.id, cached: false, seconds: (performance.now() - t0) / 1000 })
@@ -591,7 +591,7 @@ class Builder {
   }
 
   /** Makes the step's image: its layer (if any), its config with one more history entry. */
-  private async execute(ins: Instruction, state: State, plan: Plan, ref: StepRef, prior: ImageId | undefined): Promise<ImageRecord> {
+  private async execute(ins: Instruction, state: State, plan: Plan, ref: StepRef, prior: ImageId | undefined, alsoRecord: (id: ImageId) => void): Promise<ImageRecord> {
     const created = this.created()
     const makeConfig = (parent: ImageConfig, diffId: DiffId | undefined): ImageConfig => {
       const out: ImageConfig = { ...state.config, config: plan.config, created }
@@ -608,7 +608,7 @@ class Builder {
     }
     const layer = plan.layer
     if (!layer) {
-      const res = await commitImage(this.store, { ...(state.image ? { parent: state.image } : {}), config: makeConfig, signal: this.signal })
+      const res = await commitImage(this.store, { ...(state.image ? { parent: state.image } : {}), config: makeConfig, alsoRecord, signal: this.signal })
       return this.store.get(res.id) as ImageRecord
     }
     const parentDiffIds = state.config.rootfs.diff_ids
@@ -618,6 +618,7 @@ class Builder {
         layer: async (onEntry) => tar(onEntry),
         keepEmptyLayer: true,
         config: makeConfig,
+        alsoRecord,
         signal: this.signal,
       })
       const unpacked = await this.unpackedBefore(prior)
@@ -654,6 +655,7 @@ class Builder {
           layer: async (onEntry) => snapshotLayer(snapshotter, key, { signal: this.signal, onEntry }),
           keepEmptyLayer: true,
           config: makeConfig,
+          alsoRecord,
           signal: this.signal,
         })
         if (res.diffId !== undefined) await this.keepSnapshot(snapshotter, key, [...parentDiffIds, res.diffId])
@@ -664,6 +666,7 @@ class Builder {
         layer: async (onEntry) => tee(await snapshotLayer(snapshotter, key, { signal: this.signal, onEntry, ...(ts !== undefined ? { timestamp: ts } : {}) })),
         keepEmptyLayer: true,
         config: makeConfig,
+        alsoRecord,
         signal: this.signal,
       }))
     })

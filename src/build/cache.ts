@@ -32,21 +32,37 @@ export class BuildCache {
 }
 
 /**
- * The checksums of a context's files known from earlier builds (by path and stat), loaded for
- * one folder; what this build adds is written back by `save`.
+ * The checksums of a context's files (and of whole source trees, see copy.ts) known from earlier
+ * builds, by path and stat; what this build adds is written back by `save`. A build that finds its
+ * trees unchanged asks for a few keys only: those are looked up one by one, and the folder's rows
+ * are loaded together once a build asks for more (it is reading files one by one then).
  */
+/** Keys looked up one by one before the folder's rows are loaded at once. */
+const POINT_LOOKUPS = 64
+const DAY = 24 * 3600 * 1000
+
 export class FileHashes {
-  private readonly known = new Map<string, string>()
+  private known: Map<string, string> | undefined
   private readonly added = new Map<string, string>()
+  private lookups = 0
+  private readonly prefix: string
 
   constructor(private readonly store: ImageStore, dir: string) {
-    const prefix = `${dir.replace(/\/$/, '')}/`
-    const rows = store.db.prepare('SELECT key, digest FROM build_file_hashes WHERE key >= ? AND key < ?').all(prefix, `${prefix}\uffff`) as { key: string; digest: string }[]
-    for (const r of rows) this.known.set(r.key, r.digest)
+    this.prefix = `${dir.replace(/\/$/, '')}/`
   }
 
   get(key: string): string | undefined {
-    return this.known.get(key) ?? this.added.get(key)
+    const added = this.added.get(key)
+    if (added !== undefined) return added
+    if (this.known === undefined && ++this.lookups > POINT_LOOKUPS) {
+      const rows = this.store.db.prepare('SELECT key, digest FROM build_file_hashes WHERE key >= ? AND key < ?').all(this.prefix, `${this.prefix}\uffff`) as { key: string; digest: string }[]
+      this.known = new Map(rows.map((r) => [r.key, r.digest]))
+    }
+    if (this.known !== undefined) return this.known.get(key)
+    const row = this.store.db.prepare('SELECT digest, used FROM build_file_hashes WHERE key = ?').get(key) as { digest: string; used: number } | undefined
+    // a row found this way is kept alive (a tree's row stands for all its files' rows)
+    if (row !== undefined && row.used < Date.now() - DAY) this.added.set(key, row.digest)
+    return row?.digest
   }
 
   set(key: string, digest: string): void {
@@ -60,7 +76,7 @@ export class FileHashes {
     const put = this.store.db.prepare('INSERT INTO build_file_hashes (key, digest, used) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET digest = excluded.digest, used = excluded.used')
     this.store.db.transaction(() => {
       for (const [k, d] of this.added) put.run(k, d, now)
-      this.store.db.prepare('DELETE FROM build_file_hashes WHERE used < ?').run(now - 7 * 24 * 3600 * 1000)
+      this.store.db.prepare('DELETE FROM build_file_hashes WHERE used < ?').run(now - 7 * DAY)
     }).immediate()
   }
 }

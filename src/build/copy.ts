@@ -236,21 +236,34 @@ function fileHash(host: string, st: Stats, memo: HashMemo): string {
 
 /**
  * The checksum of what a COPY reads: names, types, modes and contents (never mtimes), so that
- * the same files give the same key whenever they were written.
+ * the same files give the same key whenever they were written. Each source's part is memoized
+ * by its tree as the file system shows it (names, modes, inodes, sizes, times): a build that
+ * finds a tree as an earlier build left it takes that part without a file's checksum looked up.
  */
 export function checksumSources(root: SourceRoot, sources: readonly Source[], memo: HashMemo): string {
   const h = createHash('sha256')
   for (const src of sources) {
     h.update(`source ${src.rel}\n`)
-    for (const e of sourceTree(root, src)) {
-      const st = e.st
-      const mode = (st.mode & 0o7777).toString(8)
-      const owner = root.kind === 'image' ? ` ${st.uid}:${st.gid}` : ''
-      if (st.isDirectory()) h.update(`d ${e.rel} ${mode}${owner}\n`)
-      else if (st.isSymbolicLink()) h.update(`l ${e.rel} ${mode}${owner} ${readlinkSync(e.host)}\n`)
-      else if (st.isFile()) h.update(`f ${e.rel} ${mode}${owner} ${st.size} ${fileHash(e.host, st, memo)}\n`)
-      else h.update(`o ${e.rel} ${mode}${owner} ${st.rdev}\n`)
+    const tree = sourceTree(root, src)
+    const seen = createHash('sha256')
+    for (const { rel, st } of tree) seen.update(`${rel}\0${st.mode}:${st.uid}:${st.gid}:${st.rdev}:${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}\n`)
+    const treeKey = `${src.host}\0tree:${seen.digest('hex')}`
+    let part = memo.get(treeKey)
+    if (part === undefined) {
+      const t = createHash('sha256')
+      for (const e of tree) {
+        const st = e.st
+        const mode = (st.mode & 0o7777).toString(8)
+        const owner = root.kind === 'image' ? ` ${st.uid}:${st.gid}` : ''
+        if (st.isDirectory()) t.update(`d ${e.rel} ${mode}${owner}\n`)
+        else if (st.isSymbolicLink()) t.update(`l ${e.rel} ${mode}${owner} ${readlinkSync(e.host)}\n`)
+        else if (st.isFile()) t.update(`f ${e.rel} ${mode}${owner} ${st.size} ${fileHash(e.host, st, memo)}\n`)
+        else t.update(`o ${e.rel} ${mode}${owner} ${st.rdev}\n`)
+      }
+      part = t.digest('hex')
+      memo.set(treeKey, part)
     }
+    h.update(`${part}\n`)
   }
   return h.digest('hex')
 }

@@ -57,6 +57,8 @@ export interface AddImageInput {
   tags?: Reference[]
   /** Repository digests to record (`repo@digest`). */
   repoDigests?: Reference[]
+  /** Called in the same transaction once the image is recorded (a build's cache row). */
+  alsoRecord?: (id: ImageId) => void
 }
 
 export interface AddImageResult {
@@ -335,6 +337,7 @@ export class ImageStore {
         this.db.prepare('INSERT INTO repo_digests (name, image_id) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id')
           .run(`${r.domain}/${r.path}@${r.digest ?? ''}`, id)
       }
+      input.alsoRecord?.(id)
       return { id, retagged, created: !exists }
     }).immediate()
   }
