@@ -102,6 +102,8 @@ export class FilesystemStorage implements RegistryStorage {
   private readonly hashes = new Map<string, HashCache>()
   private readonly uploadLocks = new KeyedMutex()
   private readonly holdLocks = new KeyedMutex()
+  /** Holds waiting for the next write of their hold file, by its path (see addHold). */
+  private readonly holdBatches = new Map<string, { count: number; written: Promise<void> }>()
   private readonly lockFile: FileLock
   private readonly tx: StorageTx
   private readonly readOnly: boolean
@@ -514,18 +516,33 @@ export class FilesystemStorage implements RegistryStorage {
     return { digest, count, modifiedAt: st.mtimeMs, expired: st.mtimeMs < Date.now() - this.holdTtlMs }
   }
 
-  /** One more push holds `digest` in `repository`; the blob (and revision) count as touched now. Shared sections only. */
-  private async addHold(repository: string, digest: Digest): Promise<void> {
+  /**
+   * One more push holds `digest` in `repository`; the blob (and revision) count as touched now.
+   * Shared sections only. Holds asked for while the hold file is being written are added together
+   * by the next write (a group commit): many clients checking the same blob at once (a common base
+   * layer) wait for one write each, not for each other's in turn.
+   */
+  private addHold(repository: string, digest: Digest): Promise<void> {
     const p = this.holdPath(repository, digest)
-    await this.holdLocks.run(p, async () => {
+    const queued = this.holdBatches.get(p)
+    if (queued !== undefined) {
+      queued.count++
+      return queued.written
+    }
+    const batch = { count: 1, written: Promise.resolve() }
+    this.holdBatches.set(p, batch)
+    batch.written = this.holdLocks.run(p, async () => {
+      // from here on, a new hold waits for the next write
+      this.holdBatches.delete(p)
       const h = await this.readHold(repository, digest)
-      const count = (h === undefined || h.expired ? 0 : h.count) + 1
+      const count = (h === undefined || h.expired ? 0 : h.count) + batch.count
       await this.writeLight(p, JSON.stringify({ count }))
       const now = new Date()
       await touch(p, now)
       await touch(this.blobPath(digest), now)
       await touch(this.revisionPath(repository, digest), now)
     })
+    return batch.written
   }
 
   /** A manifest naming `digest` was stored: one hold fewer (its time is kept). Shared sections only. */

@@ -185,6 +185,11 @@ for (const [name, make] of Object.entries(IMPLEMENTATIONS)) {
       const index = Buffer.from(JSON.stringify({ schemaVersion: 2, manifests: [] }))
       await s.putManifest('h/x', { digest: sha256(index), mediaType: 'application/vnd.oci.image.index.v1+json', bytes: index, blobs: [], manifests: [{ digest: loose.digest, size: loose.bytes.length }] }, 'multi')
       assert.deepEqual(await holds('h/x'), {})
+      // many clients checking one blob at once: each counts (their holds are written together)
+      await Promise.all(Array.from({ length: 40 }, () => s.checkBlob('h/x', layer)))
+      assert.deepEqual(await holds('h/x'), { [layer]: 40 })
+      for (let i = 0; i < 40; i++) await s.putManifest('h/x', man(100 + i))
+      assert.deepEqual(await holds('h/x'), Object.fromEntries(Array.from({ length: 40 }, (_, i) => [man(100 + i).digest, 1])), 'only the manifests pushed by digest are held now')
       // a hold untouched for longer than the TTL protects nothing
       const short = await b.open({ holdTtlMs: 0 })
       await short.checkBlob('h/x', layer)
