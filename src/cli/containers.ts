@@ -799,7 +799,15 @@ const CONTAINER_COMMANDS: Readonly<Record<string, ContainerCommand>> = {
   },
 }
 
-export function registerContainerCommands(program: Command): void {
+export function registerContainerCommands(program: Command, word?: string): void {
+  // a container verb on the command line: that command alone (its option table is what a start pays for)
+  const only = word !== undefined && Object.hasOwn(CONTAINER_COMMANDS, word) && CONTAINER_COMMANDS[word]?.managed?.only !== true
+    ? CONTAINER_COMMANDS[word]
+    : undefined
+  if (only !== undefined && word !== undefined) {
+    only.usage(program.command(word)).action(only.run)
+    return
+  }
   const container = program.command('container').description('Manage containers')
   for (const [parent, managed] of [[program, false], [container, true]] as const) {
     for (const [name, spec] of Object.entries(CONTAINER_COMMANDS)) {

@@ -9,7 +9,8 @@ import { printError } from './errors.js'
 /** Exit codes: Docker uses 1 for a failed operation and 125 for a usage error. */
 export const ExitCodes = { failure: 1, usage: 125 } as const
 
-type Register = (program: Command) => void
+/** Registers a module's commands (`word`: the command line's command word, which some register alone). */
+type Register = (program: Command, word?: string) => void
 
 /** Command modules, loaded only when the command line needs them (start-up time matters for a CLI). */
 const Modules = {
@@ -69,7 +70,7 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
   if (word === 'run') (await import('./standby.js')).startStandbyFor(argv, word)
   const versionOnly = word === undefined && (argv.includes('-v') || argv.includes('--version'))
   const needed = versionOnly ? [] : ((word !== undefined ? NEEDS[word] : undefined) ?? ALL)
-  for (const name of ALL) if (needed.includes(name)) (await Modules[name]())(program)
+  for (const name of ALL) if (needed.includes(name)) (await Modules[name]())(program, word)
   return program
 }
 

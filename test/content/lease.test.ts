@@ -74,6 +74,8 @@ await store.withLease(async () => {
   const ing = await store.ingest()
   ing.stream.write(Buffer.alloc(1000, 1))
   process.stdout.write('writing\\n')
+  // kept running until killed (a pending promise alone does not keep a process up)
+  setInterval(() => undefined, 1000)
   await new Promise(() => undefined)
 }, { ttlMs: Number(process.argv[3]) })
 `
