@@ -10,7 +10,7 @@
  *
  * Writers are preferred: an exclusive holder first takes a second lock, the *intent*, and shared
  * holders do not start while the intent is held, so that a stream of pushes cannot starve gc. A writer
- * that has waited STEP_ASIDE_AFTER_MS behind holders that do not finish steps aside for a moment
+ * that has waited STEP_ASIDE_AFTER_MS (a second) behind holders that do not finish steps aside for a moment
  * (drops its intent, lets waiting shared requests in) and then asks again: a shared holder that waits
  * for another shared hold to start, in its process or through another one, would otherwise wait for
  * the writer while the writer waits for it, until one of them timed out. Waits poll (better-sqlite3
@@ -34,8 +34,12 @@ function isBusy(err: unknown): boolean {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
-/** How long a writer waits behind shared holders before it steps aside, and for how long it does. */
-const STEP_ASIDE_AFTER_MS = 250
+/**
+ * How long a writer waits behind shared holders before it steps aside, and for how long it does:
+ * a cycle through a shared holder costs a second; new shared holders can start only in the
+ * short windows, so a stream of them still does not starve the writer.
+ */
+const STEP_ASIDE_AFTER_MS = 1000
 const STEP_ASIDE_MS = 40
 
 export interface FileLockOptions {
