@@ -801,10 +801,8 @@ const CONTAINER_COMMANDS: Readonly<Record<string, ContainerCommand>> = {
 
 export function registerContainerCommands(program: Command, word?: string): void {
   // a container verb on the command line: that command alone (its option table is what a start pays for)
-  const only = word !== undefined && Object.hasOwn(CONTAINER_COMMANDS, word) && CONTAINER_COMMANDS[word]?.managed?.only !== true
-    ? CONTAINER_COMMANDS[word]
-    : undefined
-  if (only !== undefined && word !== undefined) {
+  const only = word !== undefined && Object.hasOwn(CONTAINER_COMMANDS, word) ? CONTAINER_COMMANDS[word] : undefined
+  if (word !== undefined && only !== undefined && only.managed?.only !== true) {
     only.usage(program.command(word)).action(only.run)
     return
   }

@@ -16,13 +16,14 @@ import { lineReader } from '../util/stream.js'
 
 /**
  * The files of a process's cgroup that count its OOM kills (v1 memory.oom_control, v2
- * memory.events) and the times it reached its limit (v1 memory.failcnt, v2 memory.events' `max`).
+ * memory.events) and, on v1, the times it reached its limit (memory.failcnt; v2 counts them in
+ * memory.events, as `max`).
  */
-function counterFiles(pid: number): { kills: string; limitHits: string } | undefined {
+function counterFiles(pid: number): { kills: string; failcnt?: string } | undefined {
   const paths = cgroupPathsOf(pid)
   const v1 = paths?.v1.get('memory')
-  if (v1 !== undefined) return { kills: `${v1}/memory.oom_control`, limitHits: `${v1}/memory.failcnt` }
-  return paths?.v2 !== undefined ? { kills: `${paths.v2}/memory.events`, limitHits: `${paths.v2}/memory.events` } : undefined
+  if (v1 !== undefined) return { kills: `${v1}/memory.oom_control`, failcnt: `${v1}/memory.failcnt` }
+  return paths?.v2 !== undefined ? { kills: `${paths.v2}/memory.events` } : undefined
 }
 
 /** Reads every 10 ms for the first second (a process that outgrows its limit at once), then every 50 ms. */
@@ -47,7 +48,7 @@ function watchCounter(pid: number): { seen: (killed: boolean) => boolean; stop: 
       const m = /^oom_kill (\d+)$/m.exec(kills)
       if (m && Number(m[1]) > 0) seen = true
       if (!limitHit) {
-        const hits = files.limitHits === files.kills ? /^max (\d+)$/m.exec(kills)?.[1] : readFileSync(files.limitHits, 'utf8').trim()
+        const hits = files.failcnt === undefined ? /^max (\d+)$/m.exec(kills)?.[1] : readFileSync(files.failcnt, 'utf8').trim()
         if (Number(hits ?? 0) > 0) limitHit = true
       }
     } catch {

@@ -9,12 +9,13 @@
  * its own; better-sqlite3 is already a dependency.
  *
  * Writers are preferred: an exclusive holder first takes a second lock, the *intent*, and shared
- * holders do not start while the intent is held, so that a stream of pushes cannot starve gc. A writer
- * that has waited STEP_ASIDE_AFTER_MS (a second) behind holders that do not finish steps aside for a moment
- * (drops its intent, lets waiting shared requests in) and then asks again: a shared holder that waits
- * for another shared hold to start, in its process or through another one, would otherwise wait for
- * the writer while the writer waits for it, until one of them timed out. Waits poll (better-sqlite3
- * is synchronous; its busy timeout would block the event loop), a few milliseconds apart.
+ * holders do not start while the intent is held, so that a stream of pushes cannot starve gc. A
+ * writer that has waited a second (STEP_ASIDE_AFTER_MS) behind holders that do not finish steps
+ * aside for a moment (drops its intent, lets waiting shared requests in) and then asks again: a
+ * shared holder that waits for another shared hold to start, in its process or through another
+ * one, would otherwise wait for the writer while the writer waits for it, until one of them timed
+ * out. Waits poll (better-sqlite3 is synchronous; its busy timeout would block the event loop), a
+ * few milliseconds apart.
  *
  * Inside one process, holders are counted: the process holds SQLite's SHARED lock while any of its
  * requests holds the lock shared, and an exclusive holder in the process waits for them to finish.

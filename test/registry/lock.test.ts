@@ -13,13 +13,17 @@ import { tempDir } from '../helpers/cairn.js'
 const LOCK_MODULE = fileURLToPath(new URL('../../src/registry/lock.js', import.meta.url))
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
-/** A temporary folder, removed after the test once the processes and locks using it are gone. */
-async function workspace(t: TestContext): Promise<{ dir: string; children: ChildProcess[]; locks: FileLock[] }> {
+/**
+ * A temporary folder with a lock in it (`path`, and this process's `lock` on it), removed after the
+ * test once the processes and locks using it are gone.
+ */
+async function workspace(t: TestContext): Promise<{ path: string; lock: FileLock; children: ChildProcess[] }> {
   const { dir, cleanup } = await tempDir('cairn-lock-')
-  const w = { dir, children: [] as ChildProcess[], locks: [] as FileLock[] }
+  const path = `${dir}/locks/x`
+  const w = { path, lock: new FileLock(path), children: [] as ChildProcess[] }
   t.after(async () => {
     for (const c of w.children) if (c.exitCode === null && c.signalCode === null) await killed(c)
-    for (const l of w.locks) l.close()
+    w.lock.close()
     await cleanup()
   })
   return w
@@ -53,9 +57,7 @@ async function killed(child: ChildProcess): Promise<void> {
 
 describe('FileLock', () => {
   it('in one process: shared holders run together, an exclusive one alone', async (t) => {
-    const w = await workspace(t)
-    const lock = new FileLock(`${w.dir}/locks/x`)
-    w.locks.push(lock)
+    const { lock } = await workspace(t)
     const a = await lock.shared()
     const b = await lock.shared()
     let got = false
@@ -82,9 +84,7 @@ describe('FileLock', () => {
 
   it('across processes, and a holder killed with SIGKILL leaves nothing stuck', async (t) => {
     const w = await workspace(t)
-    const path = `${w.dir}/locks/x`
-    const lock = new FileLock(path)
-    w.locks.push(lock)
+    const { path, lock } = w
     // another process holds it exclusively: no shared hold here, no second exclusive one
     let child = await holder(w, path, 'exclusive')
     assert.equal(await lock.exclusive({ wait: false }), undefined)
@@ -107,10 +107,8 @@ describe('FileLock', () => {
 
   it('a writer gets in while another process keeps taking it shared', async (t) => {
     const w = await workspace(t)
-    const path = `${w.dir}/locks/x`
+    const { path, lock } = w
     await holder(w, path, 'readers')
-    const lock = new FileLock(path)
-    w.locks.push(lock)
     for (let i = 0; i < 5; i++) {
       const release = await lock.exclusive({ timeoutMs: 20_000 })
       assert.ok(release)
@@ -120,9 +118,7 @@ describe('FileLock', () => {
 
   it('a shared holder that waits for a second shared hold does not wait for a writer that waits for it', async (t) => {
     const w = await workspace(t)
-    const path = `${w.dir}/locks/x`
-    const lock = new FileLock(path)
-    w.locks.push(lock)
+    const { path, lock } = w
     // across processes: the writer here holds its intent while the other process's first hold lasts
     const child = await holder(w, path, 'nested')
     const started = Date.now()
