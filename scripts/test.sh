@@ -58,17 +58,42 @@ stop() {
 trap stop EXIT
 trap 'stop; exit 130' INT TERM
 
+# Each part's output is also kept in .cache/test-logs/, so that when a part fails, the end of the
+# output can say what failed (a log that only keeps its last lines, as CI's does, then still shows it).
+logs=.cache/test-logs
+rm -rf "$logs"
+mkdir -p "$logs"
+failed=()
+
 # run LABEL DIR COMMAND...: runs COMMAND in DIR in its own session; prints how long it took
 run() {
-  local label=$1 dir=$2 start=$SECONDS status=0
+  local label=$1 dir=$2 start=$SECONDS status=0 log
   shift 2
-  (cd "$dir" && exec setsid "$@") &
+  log="$PWD/$logs/${label//[^A-Za-z0-9.]/_}.log"
+  (cd "$dir" && exec setsid "$@") > >(tee "$log") 2>&1 &
   tests=$!
   wait "$tests" || status=$?
   stop
   tests=
   printf 'test.sh: %s: %d s, exit %d\n' "$label" "$((SECONDS - start))" "$status" >&2
+  if [ "$status" -ne 0 ]; then failed+=("$label:$log"); fi
   return "$status"
+}
+
+# summary: for each part that failed, its failing tests (the spec reporter's closing list) and the
+# last lines it printed (a coverage floor or a crash says so there)
+summary() {
+  local entry label log
+  [ "${#failed[@]}" -gt 0 ] || return 0
+  printf '\ntest.sh: what failed\n' >&2
+  for entry in "${failed[@]}"; do
+    label=${entry%%:*} log=${entry#*:}
+    printf '\n== %s ==\n' "$label" >&2
+    # the closing list, without the stack frames under each failure
+    sed -n '/failing tests:/,$p' "$log" | grep -v '^ *at ' | head -n 200 >&2 || true
+    printf -- '-- its last lines --\n' >&2
+    grep -v '^ *at ' "$log" | tail -n 15 >&2 || true
+  done
 }
 
 # netavark's shared firewall chains stay between containers (as Docker's do); if the suite made
@@ -106,9 +131,12 @@ lint() {
   return "$s"
 }
 lint_start=$SECONDS lint_status=0
-lint || lint_status=$?
+lint > >(tee "$logs/lint.log") 2>&1 || lint_status=$?
 printf 'test.sh: lint: %d s, exit %d\n' "$((SECONDS - lint_start))" "$lint_status" >&2
-[ "$lint_status" -eq 0 ] || status=$lint_status
+if [ "$lint_status" -ne 0 ]; then
+  status=$lint_status
+  failed+=("lint:$PWD/$logs/lint.log")
+fi
 
 rm -rf .cache/coverage
 run "Node.js $(node --version)" . node_modules/.bin/c8 \
@@ -116,13 +144,14 @@ run "Node.js $(node --version)" . node_modules/.bin/c8 \
   --reporter text-summary --reporter json-summary \
   --include 'build/src/**' --exclude 'build/cli/**' \
   --check-coverage --lines "$COVERAGE_LINES" --branches "$COVERAGE_BRANCHES" \
-  node --test --test-concurrency="$CONCURRENCY" "${files[@]/#/build/}" || status=$?
+  node --test --test-reporter=spec --test-concurrency="$CONCURRENCY" "${files[@]/#/build/}" || status=$?
 
 for version in $NODE_LINES; do
-  tree=$(bash scripts/node-line.sh "$version") || { status=1; continue; }
+  tree=$(bash scripts/node-line.sh "$version") || { status=1 failed+=("Node.js v$version setup:/dev/null"); continue; }
   run "Node.js v$version" "$tree" env PATH="$PWD/.cache/node/$version/bin:$PATH" \
-    node --test --test-concurrency="$CONCURRENCY" "${files[@]/#/build/}" || status=$?
+    node --test --test-reporter=spec --test-concurrency="$CONCURRENCY" "${files[@]/#/build/}" || status=$?
 done
 remove_idle_chains
 remove_cgroup_parents
+summary
 exit "$status"

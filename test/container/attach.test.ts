@@ -22,7 +22,17 @@ async function waitFor(what: string, cond: () => Promise<boolean> | boolean, ms 
   }
 }
 
-const screen = (session: string): string => spawnSync('tmux', ['capture-pane', '-p', '-t', session]).stdout.toString()
+// Each terminal is a tmux server of its own (-L), so that one that is shutting down (its last
+// session killed) never meets the next: a new session given to a server on its way out fails.
+let server = ''
+const tmux = (args: string[]): ReturnType<typeof spawnSync> => spawnSync('tmux', ['-L', server, ...args])
+const screen = (session: string): string => tmux(['capture-pane', '-p', '-t', session]).stdout.toString()
+/** Opens a terminal of COLS×ROWS on a server of its own running CMD. */
+function openTerminal(session: string, cols: number, rows: number, cmd: string): void {
+  server = `${session}-${String(cols)}x${String(rows)}`
+  const r = tmux(['new-session', '-d', '-s', session, '-x', String(cols), '-y', String(rows), cmd])
+  assert.equal(r.status, 0, `tmux new-session: ${r.stderr.toString()}`)
+}
 
 describe('stream framing and detach keys', () => {
   test('frames survive any chunking; oversized frames are refused', () => {
@@ -75,37 +85,37 @@ describe('terminals, attach, wait', { concurrency: false }, () => {
     const session = `cairn-attach-${process.pid}`
     const exitFile = `${s.root}/../run-exit`
     const cmd = `${CLI} --root ${s.root} run -it --name term busybox sh; echo EXIT=$? > ${exitFile}; sleep 60`
-    assert.equal(spawnSync('tmux', ['new-session', '-d', '-s', session, '-x', '100', '-y', '30', cmd]).status, 0)
+    openTerminal(session, 100, 30, cmd)
     try {
       await waitFor('the shell prompt', () => screen(session).includes('/ #'))
-      spawnSync('tmux', ['send-keys', '-t', session, 'stty size', 'Enter'])
+      tmux(['send-keys', '-t', session, 'stty size', 'Enter'])
       await waitFor('the first size', () => /^30 100\s*$/m.test(screen(session)))
       // the window shrinks: the container's terminal follows
-      spawnSync('tmux', ['resize-window', '-t', session, '-x', '70', '-y', '20'])
+      tmux(['resize-window', '-t', session, '-x', '70', '-y', '20'])
       await sleep(300)
-      spawnSync('tmux', ['send-keys', '-t', session, 'clear; stty size', 'Enter'])
+      tmux(['send-keys', '-t', session, 'clear; stty size', 'Enter'])
       await waitFor('the new size', () => /^20 70\s*$/m.test(screen(session)))
       // ctrl-p ctrl-q: the CLI leaves (exit 0), the shell runs on
-      spawnSync('tmux', ['send-keys', '-t', session, 'C-p', 'C-q'])
+      tmux(['send-keys', '-t', session, 'C-p', 'C-q'])
       await waitFor('the CLI to detach', () => existsSync(exitFile))
-      assert.equal(readFileSync(exitFile, 'utf8'), 'EXIT=0\n')
+      assert.equal(readFileSync(exitFile, 'utf8'), 'EXIT=0\n', `the terminal showed:\n${screen(session)}`)
       assert.equal((await s.cliOk(['inspect', '-f', '{{.State.Status}}', 'term'])).stdout, 'running\n')
     } finally {
-      spawnSync('tmux', ['kill-session', '-t', session])
+      tmux(['kill-server'])
     }
     // attach again (other detach keys this time), and end the shell with an exit code
     const exit2 = `${s.root}/../attach-exit`
     const cmd2 = `${CLI} --root ${s.root} attach --detach-keys ctrl-x,x term; echo EXIT=$? > ${exit2}; sleep 60`
-    assert.equal(spawnSync('tmux', ['new-session', '-d', '-s', session, '-x', '90', '-y', '25', cmd2]).status, 0)
+    openTerminal(session, 90, 25, cmd2)
     try {
       await sleep(500)
-      spawnSync('tmux', ['send-keys', '-t', session, 'clear; stty size', 'Enter'])
+      tmux(['send-keys', '-t', session, 'clear; stty size', 'Enter'])
       await waitFor('the attached size', () => /^25 90\s*$/m.test(screen(session)))
-      spawnSync('tmux', ['send-keys', '-t', session, 'exit 7', 'Enter'])
+      tmux(['send-keys', '-t', session, 'exit 7', 'Enter'])
       await waitFor('attach to end', () => existsSync(exit2))
-      assert.equal(readFileSync(exit2, 'utf8'), 'EXIT=7\n')
+      assert.equal(readFileSync(exit2, 'utf8'), 'EXIT=7\n', `the terminal showed:\n${screen(session)}`)
     } finally {
-      spawnSync('tmux', ['kill-session', '-t', session])
+      tmux(['kill-server'])
     }
     assert.equal((await s.cliOk(['wait', 'term'])).stdout, '7\n')
     const attachStopped = await s.cli(['attach', 'term'])
