@@ -61,6 +61,7 @@ async function main(): Promise<void> {
       out: { type: 'string' },
     },
   })
+  const started = new Date()
   const iterations = Number(values.iterations)
   const tools = values.tools.split(',').filter(Boolean) as Tool[]
   const log = (s: string): void => { process.stderr.write(`push-pull: ${s}\n`) }
@@ -134,6 +135,14 @@ async function main(): Promise<void> {
       lines.push(`| ${step} | ${tool} | ${wall.toFixed(2)} | ${baseWall ? `${(wall / baseWall).toFixed(2)}×` : '–'} | ${rss} |`)
     }
   }
+  lines.push('', 'Every run (wall / peak RSS), in the order they ran (the tools alternate within an iteration):', '')
+  for (const step of ['push', 'pull'] as const) {
+    for (const tool of tools) {
+      const xs = results.get(`${tool} ${step}`)
+      if (xs) lines.push(`- ${step}, ${tool}: ${xs.map((x) => `${x.wallS.toFixed(2)} s${x.peakKiB !== undefined ? ` / ${(x.peakKiB / 1024).toFixed(0)} MiB` : ''}`).join(', ')}`)
+    }
+  }
+  lines.push('', `${started.toISOString()} to ${new Date().toISOString()}, Node ${process.version}, ${String(cpus().length)} × ${cpus()[0]?.model.trim() ?? 'CPU'}.`)
   const report = `${lines.join('\n')}\n`
   process.stdout.write(report)
   if (values.out) await writeFile(values.out, report)

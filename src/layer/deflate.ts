@@ -3,9 +3,9 @@
  * built by node-gyp at `npm ci` where libdeflate's headers are installed), else zlib (node:zlib).
  *
  * libdeflate compresses a whole buffer at once, which is what a block of the parallel gzip is
- * (pgzip.ts); at its level 6 (7 for text) it makes layers as small as zlib's level 6 does (from
- * 0.1% larger to 1.5% smaller, by the kind of files) in about half the time (bench/README.md,
- * "gzip"). Both run on libuv's thread pool, so the event loop (hashing, writing, sending) goes on
+ * (pgzip.ts); at its level 5 (7 for text: native/deflate.c) it makes layers as small as zlib's
+ * level 6 does (from 0.5% larger to 2.8% smaller, by the kind of files) with 0.6× its CPU
+ * (bench/README.md, "gzip"). Both run on libuv's thread pool, so the event loop (hashing, writing, sending) goes on
  * while blocks compress.
  *
  * The bytes depend on the implementation: a layer compressed where the addon could not be built
@@ -39,8 +39,8 @@ export interface GzipBackend {
 }
 
 /**
- * The addon's level that matches zlib's 6 (see native/deflate.c): libdeflate's 6, or its 7 for a
- * block that is mostly text, where its 6 makes up to 1.4% more bytes than zlib's 6.
+ * The addon's level that matches zlib's 6 (see native/deflate.c): libdeflate's 5, or its 7 for a
+ * block that is mostly text, where its 5 makes up to 3% and its 6 up to 1.4% more bytes than zlib's 6.
  */
 const LIBDEFLATE_AUTO_LEVEL = -1
 const ZLIB_DEFAULT_LEVEL = 6
