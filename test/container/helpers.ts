@@ -3,7 +3,7 @@
  * behind: every container removed (with its monitor and process), every mount under the store
  * unmounted, the store deleted.
  */
-import { existsSync, readdirSync } from 'node:fs'
+import { existsSync, readdirSync, rmdirSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -76,9 +76,14 @@ export async function containerStore(driver: StorageDriver): Promise<ContainerSt
 
 /** rm -f of every container of the store, then a kill of any process still naming the store. */
 export async function removeAllContainers(root: string): Promise<void> {
+  let ids: string[] = []
   if (existsSync(`${root}/cairn.db`)) {
-    const ids = (await cairn(root, ['ps', '-aq', '--no-trunc'])).stdout.split('\n').filter(Boolean)
-    if (ids.length > 0) await cairn(root, ['rm', '-f', ...ids])
+    ids = (await cairn(root, ['ps', '-aq', '--no-trunc'])).stdout.split('\n').filter(Boolean)
+    if (ids.length > 0) {
+      const r = await cairn(root, ['rm', '-f', ...ids])
+      // what follows cleans up anyway; the log says why it had to
+      if (r.code !== 0) process.stderr.write(`test cleanup: cairn rm -f exited ${String(r.code)}: ${r.stderr}\n`)
+    }
   }
   // monitors of containers whose rows are gone (a test that broke something on purpose)
   for (let i = 0; i < 3; i++) {
@@ -87,7 +92,27 @@ export async function removeAllContainers(root: string): Promise<void> {
     killTrees(procs.map((p) => p.pid))
     await sleep(100)
   }
+  // the cgroups of containers whose processes were killed here (runc delete removes them otherwise)
+  for (const id of ids) {
+    for (const hierarchy of cgroupHierarchies()) {
+      try {
+        rmdirSync(`${hierarchy}/cairn/${id}`)
+      } catch {
+        // not there (removed with its container), or still busy
+      }
+    }
+  }
   unmountUnder(root)
+}
+
+/** The cgroup hierarchies (v1 controllers, the v2 tree): /sys/fs/cgroup/* and /sys/fs/cgroup itself. */
+function cgroupHierarchies(): string[] {
+  const base = '/sys/fs/cgroup'
+  try {
+    return [base, ...readdirSync(base).map((d) => `${base}/${d}`)]
+  } catch {
+    return []
+  }
 }
 
 /** Mount points below the store (containers' root filesystems while they run). */
