@@ -5,8 +5,8 @@
  * libdeflate compresses a whole buffer at once, which is what a block of the parallel gzip is
  * (pgzip.ts); at its level 5 (7 for text: native/deflate.c) it makes layers as small as zlib's
  * level 6 does (from 0.5% larger to 2.8% smaller, by the kind of files) with 0.6× its CPU
- * (bench/README.md, "gzip"). Both run on libuv's thread pool, so the event loop (hashing, writing, sending) goes on
- * while blocks compress.
+ * (bench/README.md, "gzip"). Both run on libuv's thread pool, so the event loop (hashing, writing,
+ * sending) goes on while blocks compress.
  *
  * The bytes depend on the implementation: a layer compressed where the addon could not be built
  * differs from the same layer compressed with it (both are valid gzip, and either is kept once made,
