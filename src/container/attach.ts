@@ -313,6 +313,8 @@ export async function attachSocket(path: string, stdio: Stdio, opts: { tty: bool
   if (input) {
     input.on('data', onInput)
     input.once('end', onInputEnd)
+    // flowing even when it was paused explicitly (see connectChild in stdio.ts)
+    input.resume()
   }
   const done = new Promise<AttachOutcome>((resolve) => {
     socket.once('close', () => {

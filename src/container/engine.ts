@@ -29,6 +29,7 @@ import { isMounted, mountAll, overlaySupported, unmount } from '../mount/index.j
 import { containerNofile, detectRuntime, recordedRuntime, type OciRuntime } from '../runtime/runtime.js'
 import { envValue, generateSpec, linuxResources, processEnv, processSpec, replaceOrAppendEnv, specJson, type RuntimeProcess } from '../runtime/spec.js'
 import { hostnameFile, hostsFile, resolvConfFile } from '../runtime/etc.js'
+import { containerCgroupsPath } from '../runtime/cgroups.js'
 import { resolveUser } from '../runtime/user.js'
 import { randomContainerName } from './names.js'
 import { ensureDir, hostPathIn, lookPath, populateInitLayer, readFileIn } from './rootfs.js'
@@ -925,7 +926,7 @@ export class ContainerEngine {
         binds,
         tmpfsMounts: spec.hostConfig.tmpfsMounts ?? [],
         etc: { hosts: p.hosts, hostname: p.hostname, resolvConf: p.resolvConf },
-        cgroupsPath: `/cairn/${id}`,
+        cgroupsPath: containerCgroupsPath(id),
         ...confined,
       })
       await writeFileRenamed(`${p.bundle}/config.json`, specJson(runtimeSpec, 2))

@@ -135,6 +135,9 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
       if (args.attachFirst > 0) await io.waitForAttach(args.attachFirst, 10_000)
     }
 
+    // a memory limit can get the container OOM-killed: its cgroup is watched from its first moment,
+    // before the process runs (one that outgrows its limit at once is gone a moment later)
+    const oom: OomWatch | undefined = (spec.hostConfig.resources?.memory ?? 0) > 0 ? watchOom(rt, id) : undefined
     const child = spawnProcess(rt.path, argv, { tty: cfg.Tty, stdin: cfg.OpenStdin, ...(io.size ? { size: io.size } : {}) })
     current.child = child
     io.bind(child)
@@ -171,6 +174,7 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
     if (trace) await log(`pid ${pid}`)
     if (pid === 0) {
       // the runtime gave up before the process ran
+      await oom?.stop(false)
       const code = await exited
       current.child = undefined
       const runtimeLog = await readFile(p.runtimeLog, 'utf8').catch(() => '')
@@ -185,8 +189,7 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
       return { kind: 'failed', exitCode: exitCodeForUser }
     }
 
-    // a memory limit can get the container OOM-killed: listen for it while this run lasts (from its first moment)
-    const oom: OomWatch | undefined = (spec.hostConfig.resources?.memory ?? 0) > 0 ? watchOom(rt, id, pid) : undefined
+    oom?.running()
     const logWriter = new JsonLogWriter(p.log)
     out.log = logWriter
     for (const h of held.splice(0)) deliver(h.stream, h.chunk)

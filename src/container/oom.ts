@@ -4,43 +4,47 @@
  * the cgroup's counters cannot be read afterwards: the monitor listens while it runs, to runc's
  * `events` stream (notified by the kernel through the cgroup's memory events) and, with any
  * runtime, to the cgroup's OOM-kill counter itself: watched (inotify tells of a change of
- * memory.events) and read every few milliseconds. runc's stream takes a moment to start, and a
- * process that outgrows its limit at once can be killed, and its cgroup gone, between two reads:
- * a process that died of SIGKILL in a cgroup that had reached its limit counts as OOM-killed.
+ * memory.events) and read every few milliseconds from before the process starts (the cgroup's
+ * folders are known ahead: they are the spec's cgroupsPath). runc's stream takes a moment to start,
+ * and a process that outgrows its limit at once can be killed, and its cgroup gone, between two
+ * reads: a process that died of SIGKILL in a cgroup that had reached its limit counts as OOM-killed.
  */
 import { spawn } from 'node:child_process'
 import { readFileSync, watch, type FSWatcher } from 'node:fs'
 import type { OciRuntime } from '../runtime/runtime.js'
-import { cgroupPathsOf } from '../runtime/cgroups.js'
+import { cgroupPathsFor, containerCgroupsPath, type CgroupPaths } from '../runtime/cgroups.js'
 import { lineReader } from '../util/stream.js'
 
 /**
- * The files of a process's cgroup that count its OOM kills (v1 memory.oom_control, v2
- * memory.events) and, on v1, the times it reached its limit (memory.failcnt; v2 counts them in
- * memory.events, as `max`).
+ * The files of a cgroup that count its OOM kills (v1 memory.oom_control, v2 memory.events) and,
+ * on v1, the times it reached its limit (memory.failcnt; v2 counts them in memory.events, as `max`).
  */
-function counterFiles(pid: number): { kills: string; failcnt?: string } | undefined {
-  const paths = cgroupPathsOf(pid)
-  const v1 = paths?.v1.get('memory')
+function counterFiles(paths: CgroupPaths): { kills: string; failcnt?: string } | undefined {
+  const v1 = paths.v1.get('memory')
   if (v1 !== undefined) return { kills: `${v1}/memory.oom_control`, failcnt: `${v1}/memory.failcnt` }
-  return paths?.v2 !== undefined ? { kills: `${paths.v2}/memory.events` } : undefined
+  return paths.v2 !== undefined ? { kills: `${paths.v2}/memory.events` } : undefined
 }
 
-/** Reads every 10 ms for the first second (a process that outgrows its limit at once), then every 50 ms. */
+/**
+ * Reads every 10 ms for the first 3 seconds (the cgroup appears as the runtime starts, and a
+ * process that outgrows its limit at once is gone a moment later), then every 50 ms.
+ */
 const FAST_READ_MS = 10
-const FAST_READS = 100
+const FAST_READS = 300
 const READ_MS = 50
 
 /**
- * Watches the counters from now on; `seen(killed)` says whether they counted a kill while the
- * cgroup was there, or, for a process that died of SIGKILL (`killed`), whether its cgroup had
- * reached its limit: the kill then came from the OOM killer, counted a moment before the runtime
- * removed the cgroup, between two reads.
+ * Watches the counters of the cgroup at `paths` from now on, before it exists; `seen(killed)` says
+ * whether they counted a kill while the cgroup was there, or, for a process that died of SIGKILL
+ * (`killed`), whether its cgroup had reached its limit: the kill then came from the OOM killer,
+ * counted a moment before the runtime removed the cgroup, between two reads.
  */
-function watchCounter(pid: number): { seen: (killed: boolean) => boolean; stop: () => void } {
-  const files = counterFiles(pid)
+function watchCounter(paths: CgroupPaths): { seen: (killed: boolean) => boolean; stop: () => void } {
+  const files = counterFiles(paths)
   let seen = false
   let limitHit = false
+  let watcher: FSWatcher | undefined
+  let stopped = false
   const read = (): void => {
     if (seen || files === undefined) return
     try {
@@ -51,17 +55,13 @@ function watchCounter(pid: number): { seen: (killed: boolean) => boolean; stop: 
         const hits = files.failcnt === undefined ? /^max (\d+)$/m.exec(kills)?.[1] : readFileSync(files.failcnt, 'utf8').trim()
         if (Number(hits ?? 0) > 0) limitHit = true
       }
+      // the cgroup is there: told of changes from now on, besides the reads
+      if (watcher === undefined && !stopped) watcher = watch(files.kills, read).on('error', () => undefined)
     } catch {
-      // the cgroup is gone
+      // not made yet, or gone (or no inotify on this file: the reads alone)
     }
   }
   read()
-  let watcher: FSWatcher | undefined
-  try {
-    if (files !== undefined) watcher = watch(files.kills, read).on('error', () => undefined)
-  } catch {
-    // no inotify on this file: the polling alone
-  }
   let reads = 0
   let timer = setInterval(() => {
     read()
@@ -74,6 +74,7 @@ function watchCounter(pid: number): { seen: (killed: boolean) => boolean; stop: 
     seen: (killed) => seen || (killed && limitHit),
     stop: () => {
       read()
+      stopped = true
       clearInterval(timer)
       watcher?.close()
     },
@@ -81,40 +82,44 @@ function watchCounter(pid: number): { seen: (killed: boolean) => boolean; stop: 
 }
 
 export interface OomWatch {
+  /** The process runs (the runtime knows the container): the runtime's own OOM events are listened to as well. */
+  running(): void
   /** Stops listening; whether an OOM kill was seen (`killed`: the process died of SIGKILL). */
   stop(killed: boolean): Promise<boolean>
 }
 
-export function watchOom(rt: OciRuntime, id: string, pid: number): OomWatch {
-  const counter = watchCounter(pid)
+/**
+ * Watches the container `id` for OOM kills from now on: call it before the runtime starts the
+ * process, so that the cgroup's counters are read from the moment it exists.
+ */
+export function watchOom(rt: OciRuntime, id: string): OomWatch {
+  const counter = watchCounter(cgroupPathsFor(containerCgroupsPath(id)))
   let seen = false
-  const args = rt.oomEventsArgs(id)
-  if (args !== undefined) {
-    const child = spawn(rt.path, args, { stdio: ['ignore', 'pipe', 'ignore'] })
-    child.stdout.on('data', lineReader((line) => {
-      try {
-        if ((JSON.parse(line) as { type?: unknown }).type === 'oom') seen = true
-      } catch {
-        // not an event
-      }
-    }))
-    child.on('error', () => undefined)
-    const closed = new Promise<void>((resolve) => child.once('close', () => resolve()))
-    return {
-      stop: async (killed) => {
-        // let a notification of the last moments arrive
-        await Promise.race([closed, new Promise((r) => setTimeout(r, 50))])
-        child.kill('SIGKILL')
-        await closed
-        counter.stop()
-        return seen || counter.seen(killed)
-      },
-    }
-  }
+  let events: { child: ReturnType<typeof spawn>; closed: Promise<void> } | undefined
   return {
+    running: () => {
+      const args = rt.oomEventsArgs(id)
+      if (args === undefined || events !== undefined) return
+      const child = spawn(rt.path, args, { stdio: ['ignore', 'pipe', 'ignore'] })
+      child.stdout.on('data', lineReader((line) => {
+        try {
+          if ((JSON.parse(line) as { type?: unknown }).type === 'oom') seen = true
+        } catch {
+          // not an event
+        }
+      }))
+      child.on('error', () => undefined)
+      events = { child, closed: new Promise<void>((resolve) => child.once('close', () => resolve())) }
+    },
     stop: async (killed) => {
+      if (events) {
+        // let a notification of the last moments arrive
+        await Promise.race([events.closed, new Promise((r) => setTimeout(r, 50))])
+        events.child.kill('SIGKILL')
+        await events.closed
+      }
       counter.stop()
-      return counter.seen(killed)
+      return seen || counter.seen(killed)
     },
   }
 }

@@ -275,6 +275,9 @@ export function connectChild(child: ChildIO, stdio: Stdio): Promise<AttachOutcom
     if (input) {
       input.on('data', onInput)
       input.once('end', onEnd)
+      // a stream paused explicitly (a hijacked socket whose request body was read off it first)
+      // stays paused when a 'data' listener comes: without this, the keys typed never arrive
+      input.resume()
     }
     void child.exited.then((code) => finish({ exitCode: code, detached: false }))
   })

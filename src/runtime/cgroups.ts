@@ -50,6 +50,29 @@ function join(dir: string, root: string, path: string): string {
   return `${dir}${rel === '/' ? '' : rel}`
 }
 
+/** The cgroup a container's process runs in, in every hierarchy (its spec's linux.cgroupsPath). */
+export function containerCgroupsPath(id: string): string {
+  return `/cairn/${id}`
+}
+
+/**
+ * The cgroup folders a runtime makes for `cgroupsPath` (an OCI spec's linux.cgroupsPath, from each
+ * hierarchy's root), known before they exist: a watcher can look for them from before the process
+ * starts. The v2 folder only when the v2 tree holds the memory controller (not the hybrid layout).
+ */
+export function cgroupPathsFor(cgroupsPath: string): CgroupPaths {
+  const out: CgroupPaths = { v1: new Map() }
+  const path = cgroupsPath.startsWith('/') ? cgroupsPath : `/${cgroupsPath}`
+  for (const mnt of cgroupMounts()) {
+    if (mnt.type === 'cgroup') {
+      for (const c of mnt.controllers) out.v1.set(c, join(mnt.dir, mnt.root, path))
+    } else if ((readText(`${mnt.dir}/cgroup.controllers`) ?? '').split(/\s+/).includes('memory')) {
+      out.v2 = join(mnt.dir, mnt.root, path)
+    }
+  }
+  return out
+}
+
 /** The cgroup folders of a process (undefined when it is gone). */
 export function cgroupPathsOf(pid: number): CgroupPaths | undefined {
   let text: string
