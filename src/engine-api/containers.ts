@@ -12,7 +12,7 @@ import { parseDetachKeys } from '../container/stdio.js'
 import { encodeFrame, FrameTypes } from '../util/stdcopy.js'
 import { HttpError } from './errors.js'
 import type { Exchange, Hijacked } from './exchange.js'
-import type { Service } from './service.js'
+import type { Service, ServiceRun } from './service.js'
 import { containerSummaryJson, createOptionsOf } from './shapes.js'
 import { filtersOf } from './system.js'
 
@@ -121,19 +121,32 @@ export async function start(x: Exchange, s: Service): Promise<void> {
   const engine = engineOf(s)
   const pending = s.pendingAttaches.get(r.id) ?? []
   s.pendingAttaches.delete(r.id)
+  let settle: (code: Promise<number | undefined>) => void = () => undefined
+  const run: ServiceRun = { since: Date.now(), startedAt: undefined, code: new Promise((resolve) => (settle = resolve)) }
+  s.runs.set(r.id, run)
+  const forget = (): void => {
+    setTimeout(() => {
+      if (s.runs.get(r.id) === run) s.runs.delete(r.id)
+    }, 60_000).unref()
+  }
+  run.code.then(forget, forget)
   let started
   try {
     started = await engine.start(r.id, { attach: [...pending.map((p) => p.stdio), {}] })
   } catch (err) {
     for (const p of pending) p.attached(err as Error)
+    if (s.runs.get(r.id) === run) s.runs.delete(r.id)
+    settle(Promise.resolve(undefined))
     throw err
   }
+  run.startedAt = engine.rows.get(r.id)?.started_at ?? undefined
   pending.forEach((p, i) => {
     const a = started.attached[i]
     if (a) p.attached({ done: a.done })
   })
   const observer = started.attached[pending.length]
-  if (observer) s.exits.set(r.id, observer.done.then((o) => o.exitCode ?? engine.waitExit(r.id)).finally(() => setTimeout(() => s.exits.delete(r.id), 60_000).unref()))
+  // between two runs of its restart policy (no observer): the wait goes by the container's row
+  settle(observer ? observer.done.then((o) => o.exitCode ?? engine.waitExit(r.id)) : Promise.resolve(undefined))
   started.detach()
   x.send(204)
 }
@@ -211,20 +224,39 @@ export async function wait(x: Exchange, s: Service): Promise<void> {
   const out = x.stream(200, 'application/json')
   const ac = new AbortController()
   void x.gone.then(() => ac.abort())
-  let code: number
+  const gone = new Promise<undefined>((resolve) => ac.signal.addEventListener('abort', () => resolve(undefined), { once: true }))
+  // the end waited for: of the run going on when asked, or (next-exit and removed, or a container
+  // not started yet, as Docker's clients ask before they start it) of the next run
+  const seen = r.started_at ?? 0
+  const inRun = r.state === ContainerStates.running || r.state === ContainerStates.paused
+  const next = !inRun && (condition !== 'not-running' || r.state === ContainerStates.created || r.state === ContainerStates.starting)
+  let failed: ServiceRun | undefined
+  const ours = (run: ServiceRun | undefined): run is ServiceRun => run !== undefined && run !== failed && (next ? run.since > seen : run.startedAt === seen)
+  let code: number | undefined
   try {
-    // a start through this server knows the exit code exactly (also of a container removed with --rm)
-    if (condition !== 'not-running' || r.state === ContainerStates.created || r.state === ContainerStates.starting) {
-      for (let i = 0; !s.exits.has(r.id); i++) {
+    for (;;) {
+      for (let i = 0; next && !ours(s.runs.get(r.id)); i++) {
         const now = engineOf(s).rows.get(r.id)
-        if (!now || now.state === ContainerStates.running || now.state === ContainerStates.paused) break
-        if ((now.started_at ?? 0) > (r.started_at ?? 0)) break
+        // begun elsewhere (another process): its row says when it ends
+        if (!now || now.state === ContainerStates.running || now.state === ContainerStates.paused || (now.started_at ?? 0) > seen) break
         if (ac.signal.aborted) return
         await sleep(i < 100 ? 5 : 50)
       }
+      const run = s.runs.get(r.id)
+      if (ours(run)) {
+        // a start through this server knows the exit code exactly (also of a container removed with --rm)
+        code = await Promise.race([run.code, gone])
+        if (ac.signal.aborted) return
+        // its start made no run (it failed): the next one is waited for
+        if (code === undefined && next) {
+          failed = run
+          continue
+        }
+      }
+      // the row from here: the run is over (its exit code is in the row) or runs on (its monitor tells)
+      code ??= await waitContainer(s.store, r.id, { condition: condition === 'removed' ? 'removed' : 'not-running', signal: ac.signal })
+      break
     }
-    const known = s.exits.get(r.id)
-    code = known ? await known : await waitContainer(s.store, r.id, { condition, signal: ac.signal })
     if (condition === 'removed') {
       for (let i = 0; engineOf(s).rows.get(r.id); i++) {
         if (ac.signal.aborted) return

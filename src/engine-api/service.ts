@@ -35,11 +35,25 @@ export interface ExecSession {
   created: number
 }
 
+/**
+ * A run of a container started through this server, known from the moment its start began, so
+ * that a `wait` asked before the start (as Docker's clients ask) learns its exit code exactly,
+ * however quickly it ends, also when `--rm` removes it at once.
+ */
+export interface ServiceRun {
+  /** When its start began (its `started_at` is this or later). */
+  since: number
+  /** Its `started_at`, once the start returned (undefined: removed by then, or not started). */
+  startedAt: number | undefined
+  /** Its exit code; undefined if the start made no run of its own (it failed, or the container was between two runs of its restart policy). */
+  code: Promise<number | undefined>
+}
+
 export class Service {
   readonly pendingAttaches = new Map<string, PendingAttach[]>()
   readonly execs = new Map<string, ExecSession>()
-  /** Exit codes of containers started through this server, known exactly (also with --rm). */
-  readonly exits = new Map<string, Promise<number>>()
+  /** The latest run of each container started through this server (kept a minute after it ends). */
+  readonly runs = new Map<string, ServiceRun>()
   /** Clients following `/events` now (`/info`'s NEventsListener). */
   eventListeners = 0
 

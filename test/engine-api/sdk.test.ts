@@ -5,10 +5,11 @@
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { request } from 'node:http'
 import { PassThrough } from 'node:stream'
 import { buffer } from 'node:stream/consumers'
 import Docker from 'dockerode'
-import { tempDir, tarOf } from '../helpers/cairn.js'
+import { cairn, tempDir, tarOf } from '../helpers/cairn.js'
 import { containerStore, requireContainers, type ContainerStore } from '../container/helpers.js'
 import { startService, type Served } from './helpers.js'
 import { readTar } from '../../src/layer/tar.js'
@@ -86,6 +87,41 @@ describe('SDKs against cairn system service', { timeout: 60_000 }, () => {
     assert.equal((le.read() as Buffer | null)?.toString(), 'oops\n')
     await c.remove()
     await assert.rejects(c.inspect(), (e: { statusCode?: number }) => e.statusCode === 404)
+  })
+
+  test('wait as Docker\'s CLI asks it, before the start: that run\'s exit code, however quickly it ends, whoever starts it', async (t) => {
+    if (!(await requireContainers(t))) return
+    const docker = new Docker({ socketPath: sock })
+    // a wait whose answer has begun (its headers came) before the start; resolves with the body
+    const waitAsked = (id: string, condition: string): Promise<() => Promise<unknown>> => new Promise((resolve, reject) => {
+      const req = request({ socketPath: sock, method: 'POST', path: `/v1.41/containers/${id}/wait?condition=${condition}` }, (res) => {
+        const body = buffer(res).then((b) => JSON.parse(b.toString()) as unknown)
+        body.catch(() => undefined)
+        resolve(() => body)
+      })
+      req.on('error', reject)
+      req.end()
+    })
+    // `docker run --rm`: wait for the removal, then start; the process ends at once, ten times over
+    for (let i = 0; i < 10; i++) {
+      const c = await docker.createContainer({ Image: 'busybox', Cmd: ['sh', '-c', `exit ${String(i)}`], HostConfig: { NetworkMode: 'none', AutoRemove: true } })
+      const answer = await waitAsked(c.id, 'removed')
+      await c.start()
+      assert.deepEqual(await answer(), { StatusCode: i })
+    }
+    // `docker start -a` twice: the second run, started by another process (the CLI beside the
+    // service) while the service still remembers the first, is the one the second wait learns of
+    const c = await docker.createContainer({ Image: 'busybox', Cmd: ['sh', '-c', 'test -f /ran && exit 5; touch /ran; exit 3'], HostConfig: { NetworkMode: 'none' } })
+    const first = await waitAsked(c.id, 'next-exit')
+    await c.start()
+    assert.deepEqual(await first(), { StatusCode: 3 })
+    const second = await waitAsked(c.id, 'next-exit')
+    const started = await cairn(s?.root ?? '', ['start', c.id])
+    assert.equal(started.code, 0, started.stderr)
+    assert.deepEqual(await second(), { StatusCode: 5 })
+    // not-running on the exited container: its last exit code at once
+    assert.deepEqual(await (await waitAsked(c.id, 'not-running'))(), { StatusCode: 5 })
+    await c.remove()
   })
 
   test('dockerode commit: a config in the body merged with the container\'s as Docker merges it, changes on top', async (t) => {
