@@ -108,7 +108,14 @@ done
 remove_cgroup_parents() {
   [ "$cgroup_parents_before" = 0 ] || return 0
   for d in /sys/fs/cgroup/*/cairn /sys/fs/cgroup/cairn; do
-    if [ -d "$d" ]; then rmdir "$d" 2>/dev/null || true; fi
+    [ -d "$d" ] || continue
+    # a container's cgroup left by the suite (a leak to look into): said, and removed when empty
+    for c in "$d"/*/; do
+      [ -d "$c" ] || continue
+      printf 'test.sh: a container cgroup was left: %s\n' "$c" >&2
+      rmdir "$c" 2>/dev/null || true
+    done
+    rmdir "$d" 2>/dev/null || true
   done
 }
 remove_idle_chains() {

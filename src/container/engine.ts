@@ -29,7 +29,7 @@ import { isMounted, mountAll, overlaySupported, unmount } from '../mount/index.j
 import { containerNofile, detectRuntime, recordedRuntime, type OciRuntime } from '../runtime/runtime.js'
 import { envValue, generateSpec, linuxResources, processEnv, processSpec, replaceOrAppendEnv, specJson, type RuntimeProcess } from '../runtime/spec.js'
 import { hostnameFile, hostsFile, resolvConfFile } from '../runtime/etc.js'
-import { containerCgroupsPath } from '../runtime/cgroups.js'
+import { containerCgroupsPath, removeCgroupFolders } from '../runtime/cgroups.js'
 import { resolveUser } from '../runtime/user.js'
 import { randomContainerName } from './names.js'
 import { ensureDir, hostPathIn, lookPath, populateInitLayer, readFileIn } from './rootfs.js'
@@ -687,6 +687,8 @@ export class ContainerEngine {
         // the runtime is gone or never knew it
       }
     }
+    // what the runtime's delete could not remove, or never ran to remove
+    await removeCgroupFolders(containerCgroupsPath(id))
     await this.detachNetwork(id).catch(() => undefined)
     if (driver !== '') {
       const snap = await this.snapshotterOf(driver)

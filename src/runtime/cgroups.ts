@@ -5,6 +5,7 @@
  * controller is looked up where /proc/<pid>/cgroup and the mount table put it.
  */
 import { existsSync, readFileSync } from 'node:fs'
+import { rmdir } from 'node:fs/promises'
 import { cpus, totalmem } from 'node:os'
 
 /** Where each controller of a process's cgroups is on the host (v1: by controller; v2: one folder). */
@@ -71,6 +72,24 @@ export function cgroupPathsFor(cgroupsPath: string): CgroupPaths {
     }
   }
   return out
+}
+
+/**
+ * Every hierarchy's folder for `cgroupsPath` (each v1 controller's, named ones such as
+ * name=systemd, the v2 tree), whether it exists or not.
+ */
+function cgroupFoldersFor(cgroupsPath: string): string[] {
+  const path = cgroupsPath.startsWith('/') ? cgroupsPath : `/${cgroupsPath}`
+  return [...new Set(cgroupMounts().map((mnt) => join(mnt.dir, mnt.root, path)))]
+}
+
+/**
+ * Removes the cgroup folders left for `cgroupsPath`. The runtime's delete removes them, unless it
+ * could not (a process still exiting on a busy machine) or never ran (its monitor killed during
+ * the start); a folder that still holds processes or children stays (rmdir refuses it).
+ */
+export async function removeCgroupFolders(cgroupsPath: string): Promise<void> {
+  await Promise.all(cgroupFoldersFor(cgroupsPath).map((dir) => rmdir(dir).catch(() => undefined)))
 }
 
 /** The cgroup folders of a process (undefined when it is gone). */

@@ -9,12 +9,13 @@
  * - the options' effects inside a container, compared line by line with Docker's;
  * - a fork bomb under --pids-limit 64, an OOM kill under --memory 32m (exit 137, OOMKilled),
  *   --cpus 0.5 measured from the cgroup's CPU time, `update` of a running container, `stats`
- *   and `top` with Docker's columns.
+ *   and `top` with Docker's columns;
+ * - `rm` removes the cgroup folders a container's runtime left behind.
  */
 import { after, before, describe, test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -296,6 +297,22 @@ describe('confinement and limits, beside Docker', { concurrency: false }, () => 
     await cliOk(['rm', '-f', 'bomb'])
     assert.ok(Date.now() - started < 30_000)
     assert.ok(!existsSync(pidsDir), 'its cgroup is gone, with every process of it')
+  })
+
+  test('rm removes the cgroup folders a container\'s runtime left behind (a start killed midway, a delete that found them busy)', async (t) => {
+    if (!(await needs(t, false))) return
+    const id = (await cliOk(['create', '--name', 'leftover', '--network', 'none', IMAGE, 'true'])).stdout.trim()
+    // every mounted cgroup hierarchy (v1 controllers, name=systemd, the v2 tree)
+    const hierarchies = readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')).filter((f) => f[2] === 'cgroup' || f[2] === 'cgroup2').map((f) => f[1] ?? '')
+    assert.ok(hierarchies.length > 0)
+    const folders = hierarchies.map((h) => `${h}/cairn/${id}`)
+    for (const f of folders) mkdirSync(f, { recursive: true })
+    try {
+      await cliOk(['rm', 'leftover'])
+      assert.deepEqual(folders.filter((f) => existsSync(f)), [])
+    } finally {
+      for (const f of folders.filter((x) => existsSync(x))) rmdirSync(f)
+    }
   })
 
   test('--memory 32m with a process allocating 200 MB: OOM-killed, exit 137, OOMKilled true (as with Docker), each run of a restart policy too', async (t) => {
