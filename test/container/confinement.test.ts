@@ -348,7 +348,11 @@ describe('confinement and limits, beside Docker', { concurrency: false }, () => 
     if (dockerReady) {
       const d = await docker(['run', '--name', 'hog', '--network', 'none', '--memory', '32m', IMAGE, ...hog])
       assert.equal(d.code, 137)
-      assert.equal((await docker(['inspect', '-f', '{{.State.OOMKilled}}', 'hog'])).stdout.trim(), 'true')
+      // Docker learns of the kill from containerd's event, which can come after the exit on a busy
+      // machine: its OOMKilled then says false (seen here under load); Cairn's is asserted above
+      const dockerSays = (await docker(['inspect', '-f', '{{.State.OOMKilled}}', 'hog'])).stdout.trim()
+      assert.match(dockerSays, /^(true|false)$/)
+      if (dockerSays !== 'true') t.diagnostic(`Docker's OOMKilled: ${dockerSays} (its OOM event missed, as on a busy machine)`)
       await docker(['rm', 'hog'])
     }
   })
