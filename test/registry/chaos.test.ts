@@ -317,6 +317,9 @@ describe('pushes racing garbage collection (cairn push, cairn registry serve, ca
       const early = pushes.filter((p) => p.store === 0 && /^chaos\/a:t[0-3]$/.test(p.ref))
       assert.deepEqual(failures(await Promise.all(early.map((p) => runPush(world, p, 0)))), [])
       for (const p of early) assert.equal((await request(reg.url, 'DELETE', `/v2/chaos/a/manifests/${p.ref.split(':')[1] as string}`)).status, 202)
+      // old enough for gc's first run (it leaves alone what was touched in the second before it
+      // began): on a fast machine the loop could otherwise find nothing to delete while the pushes ran
+      await sleep(1200)
       const gc = gcLoop(world, root)
       t.after(() => gc.stop().catch(() => undefined))
       const t0 = Date.now()
@@ -366,9 +369,11 @@ describe('pushes racing garbage collection (cairn push, cairn registry serve, ca
       let kills = 0
       let killerError: unknown
       const killer = (async () => {
-        // four kills at random moments of the pushes, each followed by a restart on the same root
+        // four kills at random moments of the pushes, each followed by a restart on the same root;
+        // the first while pushes are still starting (within their first 1.5 s), so that a fast
+        // machine, whose pushes may all be done in two seconds, sees one too
         while (pushing && kills < 4) {
-          await sleep(500 + Math.random() * 2500)
+          await sleep(kills === 0 ? 200 + Math.random() * 1000 : 500 + Math.random() * 2500)
           if (!pushing) break
           await reg.kill()
           kills++
