@@ -13,7 +13,9 @@
  *   8 tags of one of 4 repositories;
  * - pullers: in a loop, a tag's manifest, then every blob it names (one in four by Range halves),
  *   with a HEAD of each first.
- * Blobs come from a fixed pool, so the registries' disks do not fill whatever the length.
+ * Blobs come from a fixed pool, so the registries' disks do not fill whatever the length. A server's
+ * 5xx answer is counted and reported, and its client goes on (distribution answered a manifest GET
+ * with 500 eleven minutes into a run); any other unexpected answer ends the run.
  *
  * Output (in --out-dir): soak.md (the figures), soak.csv (every sample: seconds, MiB of each server,
  * requests done), soak.svg and soak.png (the two curves; the PNG by rsvg-convert, package
@@ -92,24 +94,37 @@ function absolute(reg: Registry, loc: string): string {
   return loc.startsWith('/') ? `${reg.url}${loc}` : loc
 }
 
-async function upload(reg: Registry, repo: string, b: Blob, chunked: boolean): Promise<void> {
+/** Requests a server answered, and its answers of 5xx (counted and reported: a server's error does not end the run). */
+interface Tally { n: number; serverErrors: number; firstError?: string }
+
+/** A 5xx answer is counted (the loop goes on after a pause); any other unexpected status ends the run. */
+async function expect(reg: Registry, done: Tally, status: number, want: number, what: string): Promise<boolean> {
+  if (status === want) return true
+  if (status < 500) throw new Error(`${reg.name}: ${what} ${status}`)
+  done.serverErrors++
+  done.firstError ??= `${what} ${status}`
+  await new Promise((r) => setTimeout(r, 200))
+  return false
+}
+
+/** A blob pushed, whole or in three chunks; false when the server answered 5xx (counted). */
+async function upload(reg: Registry, repo: string, b: Blob, chunked: boolean, done: Tally): Promise<boolean> {
   const s = await call(`${reg.url}/v2/${repo}/blobs/uploads/`, 'POST', { 'Content-Length': '0' })
-  if (s.status !== 202) throw new Error(`${reg.name}: POST ${s.status}`)
+  if (!(await expect(reg, done, s.status, 202, 'POST'))) return false
   let loc = absolute(reg, String(s.headers.location))
   if (chunked && b.data.length >= 3) {
     const size = Math.ceil(b.data.length / 3)
     for (let off = 0; off < b.data.length; off += size) {
       const part = b.data.subarray(off, off + size)
       const p = await call(loc, 'PATCH', { 'Content-Type': 'application/octet-stream', 'Content-Length': String(part.length), 'Content-Range': `${off}-${off + part.length - 1}` }, part)
-      if (p.status !== 202) throw new Error(`${reg.name}: PATCH ${p.status}`)
+      if (!(await expect(reg, done, p.status, 202, 'PATCH'))) return false
       loc = absolute(reg, String(p.headers.location))
     }
     const put = await call(`${loc}${loc.includes('?') ? '&' : '?'}digest=${b.digest}`, 'PUT', { 'Content-Length': '0' })
-    if (put.status !== 201) throw new Error(`${reg.name}: PUT ${put.status}`)
-    return
+    return expect(reg, done, put.status, 201, 'PUT')
   }
   const put = await call(`${loc}${loc.includes('?') ? '&' : '?'}digest=${b.digest}`, 'PUT', { 'Content-Type': 'application/octet-stream', 'Content-Length': String(b.data.length) }, b.data)
-  if (put.status !== 201) throw new Error(`${reg.name}: PUT ${put.status}`)
+  return expect(reg, done, put.status, 201, 'PUT')
 }
 
 /** A small deterministic generator, so that both registries get the same sequence of work. */
@@ -128,20 +143,22 @@ function rng(seed: number): () => number {
 const REPOS = ['soak/a', 'soak/b', 'soak/c', 'soak/d']
 const TAGS = 8
 
-async function pusher(reg: Registry, pool: Blob[], seed: number, until: number, done: { n: number }): Promise<void> {
+async function pusher(reg: Registry, pool: Blob[], seed: number, until: number, done: Tally): Promise<void> {
   const rand = rng(seed)
   while (Date.now() < until) {
     const repo = REPOS[Math.floor(rand() * REPOS.length)] as string
     const count = 3 + Math.floor(rand() * 4)
     const layers: Blob[] = []
     for (let i = 0; i < count; i++) layers.push(pool[Math.floor(rand() * pool.length)] as Blob)
+    // after a 5xx the iteration goes on without its manifest, drawing the same numbers
+    let ok = true
     for (const l of layers) {
-      await upload(reg, repo, l, rand() < 1 / 3)
+      ok = (await upload(reg, repo, l, rand() < 1 / 3, done)) && ok
       done.n++
     }
     const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) }, seed: rand() }))
     const cfg = { data: config, digest: sha256(config) }
-    await upload(reg, repo, cfg, false)
+    ok = (await upload(reg, repo, cfg, false, done)) && ok
     const manifest = Buffer.from(JSON.stringify({
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
@@ -149,13 +166,14 @@ async function pusher(reg: Registry, pool: Blob[], seed: number, until: number, 
       layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: l.digest, size: l.data.length })),
     }))
     const tag = `t${Math.floor(rand() * TAGS)}`
+    if (!ok) continue
     const m = await call(`${reg.url}/v2/${repo}/manifests/${tag}`, 'PUT', { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json', 'Content-Length': String(manifest.length) }, manifest)
-    if (m.status !== 201) throw new Error(`${reg.name}: manifest PUT ${m.status}`)
+    if (!(await expect(reg, done, m.status, 201, 'manifest PUT'))) continue
     done.n += 2
   }
 }
 
-async function puller(reg: Registry, seed: number, until: number, done: { n: number }): Promise<void> {
+async function puller(reg: Registry, seed: number, until: number, done: Tally): Promise<void> {
   const rand = rng(seed)
   while (Date.now() < until) {
     const repo = REPOS[Math.floor(rand() * REPOS.length)] as string
@@ -166,21 +184,21 @@ async function puller(reg: Registry, seed: number, until: number, done: { n: num
       await new Promise((r) => setTimeout(r, 200))
       continue
     }
-    if (m.status !== 200) throw new Error(`${reg.name}: manifest GET ${m.status}`)
+    if (!(await expect(reg, done, m.status, 200, 'manifest GET'))) continue
     const manifest = JSON.parse(m.body.toString()) as { layers: { digest: string; size: number }[] }
     for (const l of manifest.layers) {
       const url = `${reg.url}/v2/${repo}/blobs/${l.digest}`
       const h = await call(url, 'HEAD')
-      if (h.status !== 200) throw new Error(`${reg.name}: HEAD ${h.status}`)
+      if (!(await expect(reg, done, h.status, 200, 'HEAD'))) break
       if (rand() < 0.25 && l.size > 2) {
         const half = Math.floor(l.size / 2)
         for (const range of [`bytes=0-${half - 1}`, `bytes=${half}-`]) {
           const r = await call(url, 'GET', { Range: range })
-          if (r.status !== 206) throw new Error(`${reg.name}: range GET ${r.status}`)
+          if (!(await expect(reg, done, r.status, 206, 'range GET'))) break
         }
       } else {
         const g = await call(url, 'GET')
-        if (g.status !== 200) throw new Error(`${reg.name}: GET ${g.status}`)
+        await expect(reg, done, g.status, 200, 'GET')
       }
       done.n += 2
     }
@@ -243,7 +261,7 @@ async function main(): Promise<void> {
   log(`blob pool: ${pool.length} blobs, ${(pool.reduce((a, b) => a + b.data.length, 0) / 2 ** 20).toFixed(0)} MiB`)
   const regs = [await startRegistryServer('cairn', CAIRN_CLI, 'soak'), await startRegistryServer('distribution', CAIRN_CLI, 'soak')]
   const rows: { t: number; cairn: number; distribution: number; requests: number }[] = []
-  const done: Record<Name, { n: number }> = { cairn: { n: 0 }, distribution: { n: 0 } }
+  const done: Record<Name, Tally> = { cairn: { n: 0, serverErrors: 0 }, distribution: { n: 0, serverErrors: 0 } }
   const t0 = Date.now()
   const until = t0 + MINUTES * 60_000
   const sampler = setInterval(() => {
@@ -302,6 +320,7 @@ async function main(): Promise<void> {
     `| median RSS, second half (MiB) | ${f(c.medianLate)} | ${f(d.medianLate)} | ${(c.medianLate / d.medianLate).toFixed(2)}× |`,
     `| slope over the second half (MiB per 10 min) | ${f(c.slope10)} | ${f(d.slope10)} | |`,
     `| requests served | ${done.cairn.n} | ${done.distribution.n} | ${(done.cairn.n / done.distribution.n).toFixed(2)}× |`,
+    `| answers of 5xx (counted, the run went on) | ${done.cairn.serverErrors}${done.cairn.firstError ? ` (first: ${done.cairn.firstError})` : ''} | ${done.distribution.serverErrors}${done.distribution.firstError ? ` (first: ${done.distribution.firstError})` : ''} | |`,
     '',
     `The curve: ${png} (and soak.svg); every sample: soak.csv.`,
     '',
