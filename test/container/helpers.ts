@@ -3,12 +3,13 @@
  * behind: every container removed (with its monitor and process), every mount under the store
  * unmounted, the store deleted.
  */
-import { existsSync, readdirSync, rmdirSync } from 'node:fs'
+import { existsSync, readdirSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { TestContext } from 'node:test'
 import { Cairn } from '../../src/index.js'
+import { containerCgroupsPath, removeCgroupFolders } from '../../src/runtime/cgroups.js'
 import { findRuntimeBinary, probeRuntime, runtimeStateRoot } from '../../src/runtime/runtime.js'
 import type { StorageDriver } from '../../src/snapshot/types.js'
 import { cairn, tempDir } from '../helpers/cairn.js'
@@ -93,26 +94,8 @@ export async function removeAllContainers(root: string): Promise<void> {
     await sleep(100)
   }
   // the cgroups of containers whose processes were killed here (runc delete removes them otherwise)
-  for (const id of ids) {
-    for (const hierarchy of cgroupHierarchies()) {
-      try {
-        rmdirSync(`${hierarchy}/cairn/${id}`)
-      } catch {
-        // not there (removed with its container), or still busy
-      }
-    }
-  }
+  for (const id of ids) await removeCgroupFolders(containerCgroupsPath(id))
   unmountUnder(root)
-}
-
-/** The cgroup hierarchies (v1 controllers, the v2 tree): /sys/fs/cgroup/* and /sys/fs/cgroup itself. */
-function cgroupHierarchies(): string[] {
-  const base = '/sys/fs/cgroup'
-  try {
-    return [base, ...readdirSync(base).map((d) => `${base}/${d}`)]
-  } catch {
-    return []
-  }
 }
 
 /** Mount points below the store (containers' root filesystems while they run). */
