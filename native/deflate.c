@@ -7,12 +7,11 @@
  * that every core compresses; libdeflate compresses a whole buffer at once, which is what a block is,
  * and does so in about half zlib's time at the same ratio.
  *
- * Level AUTO_LEVEL (-1) picks per block the fastest level that matches zlib's level 6: libdeflate's
- * 5 for most content (binaries, mixed files: 0.5 to 2.8% smaller than zlib's 6, and 11 to 15% less
- * work than libdeflate's own 6), its 7 for text (a block at least 90% printable ASCII), where its 5
- * falls up to 3% and its 6 up to 1.4% behind zlib's and its 7 matches it. Measured per block on a
- * Debian root, a TypeScript package, /usr/lib and /usr/share (bench/README.md, "gzip"). The choice
- * depends on the block's bytes alone, so the output stays deterministic.
+ * Level AUTO_LEVEL (-1) picks per block the fastest level that keeps the output within 1% of what
+ * zlib's level 6 makes (the default of Docker and of every gzip): libdeflate's 4 for binaries, its 5
+ * for text mixed with binary, its 7 for text (auto_level below). Measured per block on a Debian
+ * root, a TypeScript package, /usr/lib and /usr/share (bench/README.md, "gzip"). The choice depends
+ * on the block's bytes alone, so the output stays deterministic.
  *
  * Plain Node-API C (no C++ wrapper): the binary's ABI is Node-API's, so the same build loads in every
  * Node.js from 18 on. Each pool thread keeps one compressor per level (libdeflate compressors are not
@@ -47,21 +46,30 @@ static struct libdeflate_compressor *compressor_for(int level) {
   return thread_compressors[level];
 }
 
-/* True when at least 90% of the bytes are printable ASCII, tab, CR or LF. */
-static int mostly_text(const uint8_t *p, size_t n) {
+/*
+ * The level for a block, by the share of its bytes that are printable ASCII, tab, CR or LF:
+ * text (90% or more) 7, mixed (60% or more: text with some binary) 5, else (binaries, compressed or
+ * packed data) 4. Per kind, the fastest level whose output is no larger than zlib's 6 makes, or
+ * larger by under 1%, on a Debian root, a TypeScript package, /usr/lib and /usr/share (1 MiB blocks):
+ * text at 6 was up to 1.4% larger, mixed at 4 up to 3.5%, binaries at 4 from 0.6% smaller to 0.3%
+ * larger (bench/README.md, "gzip").
+ */
+static int auto_level(const uint8_t *p, size_t n) {
   size_t text = 0;
   for (size_t i = 0; i < n; i++) {
     uint8_t c = p[i];
     text += (c >= 32 && c < 127) | (c == '\n') | (c == '\r') | (c == '\t');
   }
-  return text * 10 >= n * 9;
+  if (text * 10 >= n * 9) return 7;
+  if (text * 10 >= n * 6) return 5;
+  return 4;
 }
 
 /* On a pool thread: no JavaScript, no Node-API calls. */
 static void execute(napi_env env, void *data) {
   (void)env;
   job_t *j = data;
-  int level = j->level == AUTO_LEVEL ? (mostly_text(j->in, j->in_len) ? 7 : 5) : j->level;
+  int level = j->level == AUTO_LEVEL ? auto_level(j->in, j->in_len) : j->level;
   struct libdeflate_compressor *c = compressor_for(level);
   if (c == NULL) {
     j->error = "out of memory (libdeflate compressor)";

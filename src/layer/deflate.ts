@@ -3,9 +3,9 @@
  * built by node-gyp at `npm ci` where libdeflate's headers are installed), else zlib (node:zlib).
  *
  * libdeflate compresses a whole buffer at once, which is what a block of the parallel gzip is
- * (pgzip.ts); at its level 5 (7 for text: native/deflate.c) it makes layers as small as zlib's
- * level 6 does (from 0.5% larger to 2.8% smaller, by the kind of files) with 0.6× its CPU
- * (bench/README.md, "gzip"). Both run on libuv's thread pool, so the event loop (hashing, writing,
+ * (pgzip.ts); at its level 4 for binaries, 5 for text mixed with binary and 7 for text (chosen per
+ * block: native/deflate.c) it makes layers within 1% of what zlib's level 6 makes (0.6% smaller on a
+ * Debian root, 0.3% larger on JavaScript) with half its CPU (bench/README.md, "gzip"). Both run on libuv's thread pool, so the event loop (hashing, writing,
  * sending) goes on while blocks compress.
  *
  * The bytes depend on the implementation: a layer compressed where the addon could not be built
@@ -39,8 +39,9 @@ export interface GzipBackend {
 }
 
 /**
- * The addon's level that matches zlib's 6 (see native/deflate.c): libdeflate's 5, or its 7 for a
- * block that is mostly text, where its 5 makes up to 3% and its 6 up to 1.4% more bytes than zlib's 6.
+ * The addon's choice per block of the level that matches zlib's 6 (see native/deflate.c): libdeflate's
+ * 4 for binaries, 5 for text mixed with binary, 7 for text (where its 6 makes up to 1.4% more bytes
+ * than zlib's 6).
  */
 const LIBDEFLATE_AUTO_LEVEL = -1
 const ZLIB_DEFAULT_LEVEL = 6
