@@ -184,16 +184,19 @@ export class Authorizer {
         }
         throw err
       }
-      let body: { token?: string; access_token?: string; expires_in?: number }
+      let parsed: unknown
       try {
-        body = JSON.parse(text) as typeof body
+        parsed = JSON.parse(text)
       } catch {
         throw new CairnError('UNAUTHORIZED', `${what}: the answer is not JSON`)
       }
-      const token = body.token ?? body.access_token
-      if (!token) throw new CairnError('UNAUTHORIZED', `${what}: the answer holds no token`)
+      // any JSON parses (null, a number, a list): only an object's string fields are taken
+      const body = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? parsed as Record<string, unknown> : {}
+      const token = [body['token'], body['access_token']].find((t): t is string => typeof t === 'string' && t !== '')
+      if (token === undefined) throw new CairnError('UNAUTHORIZED', `${what}: the answer holds no token`)
       // the spec's default lifetime is 60 s; renew a little early
-      const lifetime = Math.max(10, (body.expires_in ?? 60) - 5)
+      const expiresIn = typeof body['expires_in'] === 'number' && Number.isFinite(body['expires_in']) ? body['expires_in'] : 60
+      const lifetime = Math.max(10, expiresIn - 5)
       return { token, expires: Date.now() + lifetime * 1000 }
     } catch (err) {
       throw networkError(err, what)

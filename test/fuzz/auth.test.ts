@@ -42,6 +42,10 @@ describe('fuzz: WWW-Authenticate', () => {
         'Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull"\n{"token":"abc","expires_in":300}',
         'Basic realm="Registry Realm", Bearer realm=x, error="invalid_token"\n{"access_token":"x"}',
         'Bearer realm="a\\"b",scope="repository:x:pull,push"\n4{"errors":[{"code":"UNAUTHORIZED"}]}',
+        // found by this fuzzer: a token answer that is JSON but not an object (a crash until 12-04)
+        'Bearer realm="a\\"b",scope="repository:x:pull,push"\nnull',
+        'Bearer realm=x\n[{"token":"t"}]',
+        'Bearer realm=x\n{"token":5,"access_token":"y","expires_in":"300"}',
       ],
       dictionary: ['Bearer ', 'Basic ', 'realm=', 'service=', 'scope=', '"', '\\', ',', '=', '\n', '{"token":', '"expires_in":', '1e309', 'null'],
     })
