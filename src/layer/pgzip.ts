@@ -7,7 +7,7 @@
  * the level and the implementation: deterministic.
  *
  * Every parallel gzip of the process shares one budget of blocks being compressed (one per core and
- * one more, so that a core is never idle while the main thread hashes and sends, and always one of
+ * one more, so that a core is never idle while the main thread hashes and sends, and always two of
  * libuv's pool threads left for file I/O), so that layers compressed at the same time share the
  * cores instead of queueing file reads and writes behind compression. Each stream keeps twice as
  * many blocks in flight and two more, so that a compression slot never waits for the main thread to
@@ -24,7 +24,7 @@ const PGZIP_BLOCK = 1 << 20
 /** At most this many blocks compress at once in this process. */
 function compressionSlots(): number {
   const pool = Number(process.env['UV_THREADPOOL_SIZE']) || 4
-  return Math.max(1, Math.min(availableParallelism() + 1, pool - 1))
+  return Math.max(1, Math.min(availableParallelism() + 1, pool - 2))
 }
 
 /** A FIFO counting semaphore. */
