@@ -340,32 +340,47 @@ class Pusher {
         cb()
       },
     })
-    let made: { digest: Digest; size: number }
-    try {
-      made = await this.compress(image, plain, want, mediaType, { ingest, tee })
-    } catch (err) {
+    // the upload is finished with the digest as soon as the last byte is hashed, while the kept
+    // copy is still being synced to disk and recorded (that sync took 40-80 ms for a 90 MB layer)
+    const compressing = this.compress(image, plain, want, mediaType, { ingest, tee })
+    compressing.catch(() => undefined)
+    const failed = async (err: unknown): Promise<never> => {
       alive = false
       toRegistry.destroy()
       await this.repo.cancelUpload(session, signal).catch(() => undefined)
       throw err
     }
+    let hashed: { digest: Digest; size: number }
+    try {
+      hashed = await Promise.race([ingest.hashed, compressing])
+    } catch {
+      // the compression's own error says more than the ingest's
+      return compressing.then(() => failed(new CairnError('UNKNOWN', 'the compressed layer was not hashed')), failed)
+    }
     const last = await uploaded
     if (signal?.aborted) {
       await this.repo.cancelUpload(last ?? session).catch(() => undefined)
+      await compressing.catch(() => undefined)
       throw new CairnError('ABORTED', 'operation aborted')
     }
+    let finished = false
     // alive is cleared by the upload's callbacks, which TypeScript's narrowing does not follow
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
     if (last && alive) {
       try {
-        await this.repo.finishUpload(last, made.digest, sig)
-        return { ...made, sent }
+        await this.repo.finishUpload(last, hashed.digest, sig)
+        finished = true
       } catch (err) {
-        if (signal?.aborted || hasCode(err, 'ABORTED')) throw err
+        if (signal?.aborted || hasCode(err, 'ABORTED')) {
+          await compressing.catch(() => undefined)
+          throw err
+        }
       }
     }
-    await this.repo.cancelUpload(last ?? session, signal).catch(() => undefined)
-    return made
+    if (!finished) await this.repo.cancelUpload(last ?? session, signal).catch(() => undefined)
+    const made = await compressing
+    if (made.digest !== hashed.digest) throw new CairnError('DIGEST_INVALID', `the layer kept (${made.digest}) is not the one sent (${hashed.digest})`)
+    return finished ? { ...made, sent } : made
   }
 
   /**

@@ -157,6 +157,12 @@ export class ContentStore {
     // hasher → file; callers write into `stream`
     const done = pipeline(hasher, file)
     done.catch(() => undefined)
+    // the digest is final once the hasher has passed its last byte on ('end'), before the file is synced
+    const hashed = new Promise<BlobInfo>((resolve, reject) => {
+      hasher.once('end', () => resolve({ digest: hasher.digest, size: hasher.size }))
+      hasher.once('close', () => reject(new CairnError('ABORTED', 'the ingest was closed before its end')))
+    })
+    hashed.catch(() => undefined)
     let closed = false
     const close = async (): Promise<void> => {
       if (closed) return
@@ -184,6 +190,7 @@ export class ContentStore {
     }
     return {
       stream: hasher,
+      hashed,
       stage,
       abort: async () => {
         hasher.destroy()
@@ -341,6 +348,12 @@ export class ContentStore {
 export interface Ingest {
   /** Write the content here. */
   stream: Transform
+  /**
+   * The digest and size of what was written, as soon as the last byte is hashed: before the file
+   * is synced and verified (`stage`), so that a caller may use the digest meanwhile (a push sends
+   * it to the registry while the kept copy reaches the disk). Rejects if the stream fails first.
+   */
+  hashed: Promise<BlobInfo>
   /**
    * Verifies and fsyncs the blob but keeps it out of sight: publish it with
    * `ContentStore.publishSync` inside the metadata transaction that references it.

@@ -54,6 +54,25 @@ describe('content store', () => {
     assert.deepEqual(readdirSync(`${dir}/ingest`), [])
     assert.deepEqual(readdirSync(`${dir}/blobs/sha256`), [])
   })
+
+  test('an ingest tells its digest once the last byte is hashed, before it is staged; an aborted one rejects', async () => {
+    const data = Buffer.alloc(2 << 20, 5)
+    const ing = await cs.ingest()
+    ing.stream.end(data)
+    const hashed = await ing.hashed
+    assert.deepEqual(hashed, { digest: digestOf(data), size: data.length })
+    const st = await ing.stage()
+    assert.equal(st.digest, hashed.digest)
+    assert.equal(st.size, hashed.size)
+    cs.publishSync(st)
+    assert.equal((await cs.info(st.digest))?.size, data.length)
+
+    const gone = await cs.ingest()
+    gone.stream.write(data.subarray(0, 1000))
+    await gone.abort()
+    await assert.rejects(gone.hashed, (e) => hasCode(e, 'ABORTED'))
+    assert.deepEqual(readdirSync(`${dir}/ingest`), [])
+  })
 })
 
 describe('image store', () => {
