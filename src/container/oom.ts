@@ -8,9 +8,12 @@
  * folders are known ahead: they are the spec's cgroupsPath). runc's stream takes a moment to start,
  * and a process that outgrows its limit at once can be killed, and its cgroup gone, between two
  * reads: a process that died of SIGKILL in a cgroup that had reached its limit counts as OOM-killed.
+ * And when neither saw it (the monitor's timers late on a busy machine, the whole run shorter than
+ * a read's delay), the kernel's log still has it: a SIGKILL is an OOM kill when the kernel logged
+ * one in the container's memory cgroup since the run began (kmsgOomKill).
  */
 import { spawn } from 'node:child_process'
-import { readFileSync, watch, type FSWatcher } from 'node:fs'
+import { closeSync, constants, openSync, readFileSync, readSync, watch, type FSWatcher } from 'node:fs'
 import type { OciRuntime } from '../runtime/runtime.js'
 import { cgroupPathsFor, containerCgroupsPath, type CgroupPaths } from '../runtime/cgroups.js'
 import { lineReader } from '../util/stream.js'
@@ -81,6 +84,64 @@ function watchCounter(paths: CgroupPaths): { seen: (killed: boolean) => boolean;
   }
 }
 
+/** A record of the kernel's log (`/dev/kmsg`): `level,seq,usecs,flags;text`. */
+function kmsgRecord(line: string): { usecs: number; text: string } | undefined {
+  const semi = line.indexOf(';')
+  if (semi < 0) return undefined
+  const usecs = Number(line.slice(0, semi).split(',')[2])
+  return Number.isFinite(usecs) ? { usecs, text: line.slice(semi + 1) } : undefined
+}
+
+/**
+ * Whether `records` (of /dev/kmsg) tell of an OOM kill in the memory cgroup at `cgroupPath`
+ * (`oom-kill:…,oom_memcg=/cairn/ID,…`) at `sinceUs` microseconds after boot or later (the
+ * records' clock, CLOCK_MONOTONIC's).
+ */
+export function oomKillLogged(records: Iterable<string>, cgroupPath: string, sinceUs: number): boolean {
+  const needle = `oom_memcg=${cgroupPath},`
+  for (const line of records) {
+    const r = kmsgRecord(line)
+    if (r && r.usecs >= sinceUs && r.text.startsWith('oom-kill:') && r.text.includes(needle)) return true
+  }
+  return false
+}
+
+/** Every record the kernel's log still holds, oldest first (none where it cannot be read). */
+function* kmsgRecords(): Generator<string> {
+  let fd: number
+  try {
+    fd = openSync('/dev/kmsg', constants.O_RDONLY | constants.O_NONBLOCK)
+  } catch {
+    return
+  }
+  try {
+    const buf = Buffer.alloc(16 << 10)
+    for (let i = 0; i < 1_000_000; i++) {
+      let n: number
+      try {
+        n = readSync(fd, buf, 0, buf.length, null)
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code
+        if (code === 'EPIPE') continue // records overwritten while read: go on with the next
+        return // EAGAIN: the end; anything else: nothing more to learn
+      }
+      yield buf.toString('utf8', 0, n)
+    }
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** Microseconds on the kernel log's clock (CLOCK_MONOTONIC, as process.hrtime). */
+export function monotonicUs(): number {
+  return Number(process.hrtime.bigint() / 1000n)
+}
+
+/** Whether the kernel logged an OOM kill in the memory cgroup at `cgroupPath` since `sinceUs` (monotonicUs). */
+export function kernelLoggedOomKill(cgroupPath: string, sinceUs: number): boolean {
+  return oomKillLogged(kmsgRecords(), cgroupPath, sinceUs)
+}
+
 export interface OomWatch {
   /** The process runs (the runtime knows the container): the runtime's own OOM events are listened to as well. */
   running(): void
@@ -93,6 +154,8 @@ export interface OomWatch {
  * process, so that the cgroup's counters are read from the moment it exists.
  */
 export function watchOom(rt: OciRuntime, id: string): OomWatch {
+  // a little before now: an earlier run's kill came at least a restart's delay (100 ms) before
+  const since = monotonicUs() - 20_000
   const counter = watchCounter(cgroupPathsFor(containerCgroupsPath(id)))
   let seen = false
   let events: { child: ReturnType<typeof spawn>; closed: Promise<void> } | undefined
@@ -119,7 +182,7 @@ export function watchOom(rt: OciRuntime, id: string): OomWatch {
         await events.closed
       }
       counter.stop()
-      return seen || counter.seen(killed)
+      return seen || counter.seen(killed) || (killed && kernelLoggedOomKill(containerCgroupsPath(id), since))
     },
   }
 }

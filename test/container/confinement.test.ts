@@ -25,7 +25,8 @@ import { requireTools } from '../helpers/tools.js'
 import { runOk, type RunResult } from '../helpers/exec.js'
 import { containerStore, requireContainers, type ContainerStore } from './helpers.js'
 import { Cairn } from '../../src/index.js'
-import { cgroupPathsOf, sampleCgroups } from '../../src/runtime/cgroups.js'
+import { cgroupPathsOf, containerCgroupsPath, sampleCgroups } from '../../src/runtime/cgroups.js'
+import { kernelLoggedOomKill, monotonicUs, oomKillLogged } from '../../src/container/oom.js'
 import { capabilitiesOfMask, DEFAULT_CAPABILITIES, hostCapabilities } from '../../src/runtime/capabilities.js'
 import { defaultSeccompProfile, seccompForSpec, type LinuxSeccomp } from '../../src/runtime/seccomp.js'
 
@@ -318,10 +319,15 @@ describe('confinement and limits, beside Docker', { concurrency: false }, () => 
   test('--memory 32m with a process allocating 200 MB: OOM-killed, exit 137, OOMKilled true (as with Docker), each run of a restart policy too', async (t) => {
     if (!(await needs(t, false))) return
     const hog = ['sh', '-c', 'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo survived']
+    const beforeHog = monotonicUs()
     const r = await cli(['run', '--name', 'hog', '--network', 'none', '--memory', '32m', IMAGE, ...hog])
     assert.equal(r.code, 137, r.stderr)
     assert.doesNotMatch(r.stdout, /survived/)
     assert.equal((await cliOk(['inspect', '-f', '{{.State.OOMKilled}} {{.State.ExitCode}} {{.HostConfig.Memory}}', 'hog'])).stdout.trim(), 'true 137 33554432')
+    // the kernel's log, which the monitor reads when its own watch missed a kill, names this one
+    const hogCgroup = containerCgroupsPath((await cliOk(['inspect', '-f', '{{.Id}}', 'hog'])).stdout.trim())
+    assert.ok(kernelLoggedOomKill(hogCgroup, beforeHog), `no oom-kill of ${hogCgroup} in /dev/kmsg`)
+    assert.ok(!kernelLoggedOomKill(hogCgroup, monotonicUs()), 'a kill before the given time is not counted')
     // a container that was not OOM-killed says false
     await cliOk(['run', '--name', 'fine', '--network', 'none', '--memory', '32m', IMAGE, 'true'])
     assert.equal((await cliOk(['inspect', '-f', '{{.State.OOMKilled}}', 'fine'])).stdout.trim(), 'false')
@@ -474,4 +480,15 @@ describe('confinement and limits, beside Docker', { concurrency: false }, () => 
       await docker(['rm', '-f', 'watched'])
     }
   })
+})
+
+test('the kernel log\'s OOM records are read by memory cgroup and time', () => {
+  const id = 'a'.repeat(64)
+  const path = `/cairn/${id}`
+  const kill = (us: number, memcg: string): string =>
+    `3,1234,${us},-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=${id},mems_allowed=0,oom_memcg=${memcg},task_memcg=${memcg},task=sh,pid=42,uid=0\n`
+  assert.ok(oomKillLogged([kill(5_000_000, path)], path, 4_000_000))
+  assert.ok(!oomKillLogged([kill(3_000_000, path)], path, 4_000_000), 'an earlier kill (an earlier run) does not count')
+  assert.ok(!oomKillLogged([kill(5_000_000, `${path}0`), kill(5_000_000, `/other${path}`)], path, 4_000_000), 'another cgroup')
+  assert.ok(!oomKillLogged([`6,1,5000000,-;Memory cgroup out of memory: oom_memcg=${path},\n`, 'garbage', '6,x,y;'], path, 0), 'only oom-kill records')
 })
