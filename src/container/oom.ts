@@ -10,7 +10,7 @@
  * reads: a process that died of SIGKILL in a cgroup that had reached its limit counts as OOM-killed.
  * And when neither saw it (the monitor's timers late on a busy machine, the whole run shorter than
  * a read's delay), the kernel's log still has it: a SIGKILL is an OOM kill when the kernel logged
- * one in the container's memory cgroup since the run began (kmsgOomKill).
+ * one in the container's memory cgroup since the run began (kernelLoggedOomKill).
  */
 import { spawn } from 'node:child_process'
 import { closeSync, constants, openSync, readFileSync, readSync, watch, type FSWatcher } from 'node:fs'
