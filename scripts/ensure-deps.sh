@@ -97,8 +97,11 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   log "npm ci"
   npm ci --no-audit --no-fund --loglevel=error >&2
 fi
-# the native addons (npm ci builds them; again here when one is missing, e.g. libdeflate-dev came later)
-if [ ! -f native/build/Release/cairn_deflate.node ] || [ ! -f native/sys/build/Release/cairn_sys.node ]; then
+# the native addons (npm ci builds them; again here when one is missing, e.g. libdeflate-dev came
+# later, or older than its source)
+deflate=native/build/Release/cairn_deflate.node
+sys=native/sys/build/Release/cairn_sys.node
+if [ ! -f $deflate ] || [ ! -f $sys ] || [ native/deflate.c -nt $deflate ] || [ native/sys/sys.c -nt $sys ]; then
   log "building the native addons"
   sh scripts/build-native.sh
 fi

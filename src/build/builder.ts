@@ -209,8 +209,13 @@ class Builder {
   private readonly stepNumber = new Map<number, number>()
   private total = 0
   private multiStage = false
-  /** RUN steps not started yet, and monitors started ahead for them (a container's monitor takes a Node.js start). */
-  private runsLeft = 0
+  /**
+   * RUN steps not started yet, by stage; the stages where a step missed the cache (their later
+   * steps run too); and monitors started ahead for their RUN steps (a container's monitor takes
+   * a Node.js start, CPU that a stage found in the cache must not take from the others).
+   */
+  private readonly runsLeft = new Map<number, number>()
+  private readonly missed = new Set<number>()
   private readonly standbys: MonitorStandby[] = []
 
   constructor(
@@ -322,8 +327,11 @@ class Builder {
     this.emit({ type: 'context', ...(this.ctx.dir !== undefined ? { dir: this.ctx.dir } : {}) })
     this.checkSources(needed)
     // RUN steps' monitors start ahead once steps run (from the first that misses the cache)
-    this.runsLeft = needed.reduce((n, s) => n + s.steps.filter((i) => i.kind === 'RUN').length, 0)
-    if (this.opts.noCache) this.standbyAhead()
+    for (const s of needed) this.runsLeft.set(s.index, s.steps.filter((i) => i.kind === 'RUN').length)
+    if (this.opts.noCache) {
+      for (const s of needed) this.missed.add(s.index)
+      this.standbyAhead()
+    }
     await this.sweep()
     // every stage starts now: each waits for what it needs, the independent ones run at once
     // (startStage keeps each promise in this.results, awaited below)
@@ -342,16 +350,23 @@ class Builder {
   }
 
   /**
-   * Keeps monitors started ahead for the next RUN steps (two: stages run side by side), so that
-   * one has loaded while the steps before it run.
+   * Keeps a monitor started ahead for the next RUN step of each stage that missed the cache (at
+   * most two: stages run side by side), so that it has loaded by the time the steps before it
+   * are done; a stage whose steps are all found in the cache gets none.
    */
   private standbyAhead(): void {
-    while (this.standbys.length < Math.min(this.runsLeft, 2)) this.standbys.push(MonitorStandby.start())
+    let wanted = 0
+    for (const s of this.missed) if ((this.runsLeft.get(s) ?? 0) > 0) wanted++
+    while (this.standbys.length < Math.min(wanted, 2)) this.standbys.push(MonitorStandby.start())
+  }
+
+  private runDone(stage: number): void {
+    this.runsLeft.set(stage, Math.max(0, (this.runsLeft.get(stage) ?? 0) - 1))
   }
 
   /** A monitor for a RUN step about to start (another is started ahead for the next one). */
-  private takeStandby(): MonitorStandby | undefined {
-    this.runsLeft = Math.max(0, this.runsLeft - 1)
+  private takeStandby(stage: number): MonitorStandby | undefined {
+    this.runDone(stage)
     const m = this.standbys.shift()
     this.standbyAhead()
     return m
@@ -556,13 +571,14 @@ class Builder {
           next.image = img
           next.config = await this.store.config(img)
           this.emit({ type: 'done', ref, id: img.id, cached: true, seconds: (performance.now() - t0) / 1000 })
-          if (ins.kind === 'RUN') this.runsLeft = Math.max(0, this.runsLeft - 1)
+          if (ins.kind === 'RUN') this.runDone(stage.index)
           return next
         }
       }
+      this.missed.add(stage.index)
       this.standbyAhead()
       // the cache row is written in the transaction that records the step's image
-      const img = await this.execute(ins, state, plan, ref, hit, (id) => this.cache.record(key, id, state.image?.id, ins.text))
+      const img = await this.execute(stage, ins, state, plan, ref, hit, (id) => this.cache.record(key, id, state.image?.id, ins.text))
       next.image = img
       next.config = await this.store.config(img)
       this.emit({ type: 'done', ref, id: img.id, cached: false, seconds: (performance.now() - t0) / 1000 })
@@ -591,7 +607,7 @@ class Builder {
   }
 
   /** Makes the step's image: its layer (if any), its config with one more history entry. */
-  private async execute(ins: Instruction, state: State, plan: Plan, ref: StepRef, prior: ImageId | undefined, alsoRecord: (id: ImageId) => void): Promise<ImageRecord> {
+  private async execute(stage: Stage, ins: Instruction, state: State, plan: Plan, ref: StepRef, prior: ImageId | undefined, alsoRecord: (id: ImageId) => void): Promise<ImageRecord> {
     const created = this.created()
     const makeConfig = (parent: ImageConfig, diffId: DiffId | undefined): ImageConfig => {
       const out: ImageConfig = { ...state.config, config: plan.config, created }
@@ -632,7 +648,7 @@ class Builder {
     const parent = await this.ensureImage(state)
     const ts = this.opts.timestamp
     let container = ''
-    const monitor = this.takeStandby()
+    const monitor = this.takeStandby(stage.index)
     const out = await runStep(this.store, {
       ...(monitor ? { monitor } : {}),
       image: parent.id,

@@ -9,13 +9,11 @@
  */
 import { execFile } from 'node:child_process'
 import { mkdir, readFile } from 'node:fs/promises'
-import { createRequire } from 'node:module'
-import { dirname, isAbsolute } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { isAbsolute } from 'node:path'
 import { promisify } from 'node:util'
 import { CairnError } from '../errors/index.js'
 import type { Mount } from '../snapshot/types.js'
-import { findUpwards } from '../util/addon.js'
+import { sysAddon } from '../util/addon.js'
 
 const run = promisify(execFile)
 
@@ -26,22 +24,13 @@ interface SysAddon {
   constants: { MS_RDONLY: number; MS_REMOUNT: number; MS_BIND: number; MS_REC: number; MNT_DETACH: number; EINVAL: number; ENOENT: number }
 }
 
-const ADDON = 'native/sys/build/Release/cairn_sys.node'
 let addon: SysAddon | null | undefined
 
 /** The mount addon, when it was built and loads here. */
 export function mountAddon(): SysAddon | undefined {
   if (addon === undefined) {
-    addon = null
-    const path = process.env['CAIRN_MOUNT'] === 'mount8' ? undefined : findUpwards(ADDON, dirname(fileURLToPath(import.meta.url)))
-    if (path !== undefined) {
-      try {
-        const m = createRequire(import.meta.url)(path) as Partial<SysAddon>
-        if (typeof m.mount === 'function' && typeof m.umount2 === 'function' && m.constants) addon = m as SysAddon
-      } catch {
-        // an addon built for another platform: mount(8) it is
-      }
-    }
+    const m = process.env['CAIRN_MOUNT'] === 'mount8' ? undefined : (sysAddon() as Partial<SysAddon> | undefined)
+    addon = m && typeof m.mount === 'function' && typeof m.umount2 === 'function' && m.constants ? m as SysAddon : null
   }
   return addon ?? undefined
 }

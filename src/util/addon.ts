@@ -4,7 +4,9 @@
  * build/cli/, and the package's native/ folder is some levels up from either.
  */
 import { existsSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 /** `rel` (a path inside the package, e.g. `native/build/Release/x.node`) found upwards from `from`. */
 export function findUpwards(rel: string, from: string): string | undefined {
@@ -17,4 +19,27 @@ export function findUpwards(rel: string, from: string): string | undefined {
     dir = up
   }
   return undefined
+}
+
+const SYS_ADDON = 'native/sys/build/Release/cairn_sys.node'
+let sys: Record<string, unknown> | null | undefined
+
+/**
+ * The system-call addon (native/sys/: mount, umount2, xattrs) as it loaded, once; undefined when
+ * it was not built or does not load here. Callers check for the functions they use: an addon
+ * built by an older version has fewer.
+ */
+export function sysAddon(): Record<string, unknown> | undefined {
+  if (sys === undefined) {
+    sys = null
+    const path = findUpwards(SYS_ADDON, dirname(fileURLToPath(import.meta.url)))
+    if (path !== undefined) {
+      try {
+        sys = createRequire(import.meta.url)(path) as Record<string, unknown>
+      } catch {
+        // an addon built for another platform: the callers' fallbacks
+      }
+    }
+  }
+  return sys ?? undefined
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { mkdir, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { readXattrTree, setXattrs } from '../../src/layer/sys.js'
+import { readXattrsOf, readXattrTree, setXattrs, xattrsNative } from '../../src/layer/sys.js'
 import { tempDir } from './helpers.js'
 
 describe('xattr tools', () => {
@@ -39,5 +39,44 @@ describe('xattr tools', () => {
     assert.deepEqual([...(tree.get(join(dir, 'file'))?.keys() ?? [])].sort(), ['user.a', 'user.b'])
     assert.deepEqual([...(tree.get(join(dir, 'other'))?.keys() ?? [])].sort(), ['user.c', 'user.d'])
     assert.equal(tree.has(join(dir, 'link')), false, 'the symlink target was not touched either')
+  })
+})
+
+describe('xattrs read through the addon', () => {
+  it('reads what getfattr reads: every name, binary values, symlinks not followed, nothing for bare files', async (t) => {
+    assert.equal(xattrsNative(), true, 'the addon (native/sys/) is built and has the xattr calls')
+    const dir = await tempDir(t)
+    await mkdir(join(dir, 'a/b c'), { recursive: true })
+    await writeFile(join(dir, 'a/b c/ünï\nfile'), 'x')
+    await writeFile(join(dir, 'a/bare'), 'x')
+    await symlink('/nonexistent', join(dir, 'a/dangling'))
+    await symlink('b c/ünï\nfile', join(dir, 'a/link'))
+    const values = new Map<string, Buffer>([
+      ['user.binary', Buffer.from([0, 1, 0x0a, 0xff])],
+      ['user.empty', Buffer.alloc(0)],
+      ['trusted.overlay.opaque', Buffer.from('y')],
+      ['user.big', Buffer.alloc(3_000, 0xcd)],
+    ])
+    assert.deepEqual(await setXattrs([
+      { path: join(dir, 'a/b c/ünï\nfile'), xattrs: values },
+      { path: join(dir, 'a/b c'), xattrs: new Map([['trusted.overlay.opaque', Buffer.from('y')]]) },
+      { path: dir, xattrs: new Map([['user.root', Buffer.from('r')]]) },
+    ]), [])
+    const native = await readXattrTree(dir)
+    const paths = [dir, join(dir, 'a'), join(dir, 'a/b c'), join(dir, 'a/b c/ünï\nfile'), join(dir, 'a/bare'), join(dir, 'a/link')]
+    const nativeOf = await readXattrsOf(paths, '^trusted\\.overlay\\.')
+    process.env['CAIRN_XATTR'] = 'getfattr'
+    try {
+      assert.equal(xattrsNative(), false)
+      assert.deepEqual(native, await readXattrTree(dir))
+      assert.deepEqual(nativeOf, await readXattrsOf(paths, '^trusted\\.overlay\\.'))
+    } finally {
+      delete process.env['CAIRN_XATTR']
+    }
+    assert.deepEqual(native.get(join(dir, 'a/b c/ünï\nfile')), values)
+    assert.deepEqual([...native.keys()].sort(), [dir, join(dir, 'a/b c'), join(dir, 'a/b c/ünï\nfile')].sort())
+    assert.deepEqual([...nativeOf.keys()].sort(), [join(dir, 'a/b c'), join(dir, 'a/b c/ünï\nfile')].sort())
+    await assert.rejects(readXattrTree(join(dir, 'missing')), /getfattr failed on .*missing: .*No such file or directory/)
+    await assert.rejects(readXattrsOf([join(dir, 'missing')]), /getfattr failed on .*missing: .*No such file or directory/)
   })
 })
