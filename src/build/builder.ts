@@ -101,7 +101,7 @@ interface State {
 /** How a step's layer reaches its snapshot while it is stored: the tar passed through `tee`, or each entry given to `apply`. */
 interface Unpacker {
   tee: (tar: Readable) => Readable
-  apply: ((header: TarHeaderInit, body?: Uint8Array | Readable) => Promise<void>) | undefined
+  apply: ((header: TarHeaderInit, body?: Uint8Array | Readable | { copyFrom: string }) => Promise<void>) | undefined
 }
 
 /** What a step changes, before it is run or found in the cache. */
@@ -721,7 +721,7 @@ class Builder {
       const { dir, whiteouts } = await snap.applyDir(key)
       const writer: LayerWriter | undefined = mode === 'entries' ? await layerWriter(dir, { whiteouts, signal: this.signal }) : undefined
       if (writer) applying = Promise.resolve()
-      const apply = writer ? (header: TarHeaderInit, body?: Uint8Array | Readable): Promise<void> => writer.entry(header, body) : undefined
+      const apply = writer ? (header: TarHeaderInit, body?: Uint8Array | Readable | { copyFrom: string }): Promise<void> => writer.entry(header, body) : undefined
       const res = await fn({ apply, tee: (tar) => {
         if (mode === 'entries') return tar
         const toStore = new PassThrough({ highWaterMark: 1 << 20 })

@@ -353,11 +353,11 @@ export interface CopyLayerOptions {
   /** Sees each entry's header as it is written (sizes are added up from them). */
   onEntry?: (h: TarHeaderInit) => void
   /**
-   * Also gets every entry, before the tar does, with a body of its own (a file's content read
-   * again from its source when it is too large to hold): the layer unpacked as it is made.
-   * Not with archives (ADD of a local tar), whose entries can be read once only.
+   * Also gets every entry, with a body of its own (a file's content, or, for a file too large to
+   * hold, its source to copy from: the kernel copies it while the tar reads it): the layer
+   * unpacked as it is made. Not with archives (ADD of a local tar), whose entries can be read once only.
    */
-  apply?: (header: TarHeaderInit, body?: Uint8Array | Readable) => Promise<void>
+  apply?: (header: TarHeaderInit, body?: Uint8Array | Readable | { copyFrom: string }) => Promise<void>
 }
 
 /** A layer entry, and the file its body comes from (for `apply`'s own read of a large one). */
@@ -460,12 +460,21 @@ export function copyLayer(sources: readonly Source[], opts: CopyLayerOptions): R
   async function* observed(): AsyncGenerator<TarEntryInput, void, undefined> {
     for await (const e of entries()) {
       opts.onEntry?.(e.header)
+      // a large file is copied into the tree by the kernel while the tar reads it: both are
+      // done before the next entry
+      let copying: Promise<unknown> | undefined
       if (opts.apply) {
         if (e.body === undefined || e.body instanceof Uint8Array) await opts.apply(e.header, e.body)
-        else if (e.host !== undefined) await opts.apply(e.header, createReadStream(e.host, { highWaterMark: 1 << 20 }))
-        else throw new CairnError('NOT_SUPPORTED', `${e.header.path}: an archive's entry cannot be unpacked as it is written`)
+        else if (e.host !== undefined) {
+          copying = opts.apply(e.header, { copyFrom: e.host }).then(() => undefined, (err: unknown) => ({ err }))
+        } else throw new CairnError('NOT_SUPPORTED', `${e.header.path}: an archive's entry cannot be unpacked as it is written`)
       }
-      yield { header: e.header, ...(e.body !== undefined ? { body: e.body } : {}) }
+      try {
+        yield { header: e.header, ...(e.body !== undefined ? { body: e.body } : {}) }
+      } finally {
+        const failed = (await copying) as { err: unknown } | undefined
+        if (failed) throw failed.err
+      }
     }
   }
   return writeTar(observed(), opts.signal ? { signal: opts.signal } : {})

@@ -28,10 +28,11 @@ import {
   readdirSync,
   rmSync,
   symlinkSync,
+  utimesSync,
   writeSync,
   type Stats,
 } from 'node:fs'
-import { lstat, realpath } from 'node:fs/promises'
+import { copyFile, lstat, realpath } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { CairnError, isErrno, throwIfAborted } from '../errors/index.js'
@@ -195,7 +196,7 @@ class Applier {
     }
   }
 
-  async entry(h: TarHeader, body: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array>): Promise<void> {
+  async entry(h: TarHeader, body: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array>, copyFrom?: string): Promise<void> {
     const components = entryComponents(h.path)
     const base = components.at(-1)
     if (components.some((c, i) => c.startsWith(WHITEOUT_META_PREFIX) && !(c === WHITEOUT_OPAQUE && i === components.length - 1))) {
@@ -220,7 +221,8 @@ class Applier {
 
     switch (h.type) {
       case 'file':
-        await this.file(h, body, target)
+        if (copyFrom !== undefined) await this.copiedFile(h, copyFrom, target)
+        else await this.file(h, body, target)
         break
       case 'directory':
         if (existing?.isDirectory()) this.mergedDirs.add(target)
@@ -268,6 +270,24 @@ class Applier {
     } finally {
       closeSync(fd)
     }
+    this.size += h.size
+  }
+
+  /**
+   * A file copied by the kernel from another one (copy_file_range(2) through libuv, off this
+   * thread), then given the entry's owner, mode and times, as `file` does. The copy refuses a
+   * target that exists, a symlink included (O_CREAT|O_EXCL); a source whose size is not the
+   * entry's (changed meanwhile) is refused.
+   */
+  private async copiedFile(h: TarHeader, source: string, target: string): Promise<void> {
+    await copyFile(source, target, constants.COPYFILE_EXCL)
+    const st = lstatSync(target)
+    if (!st.isFile() || st.size !== h.size) {
+      throw new CairnError('CONFLICT', `${source} changed while it was being copied (${st.size} bytes, ${h.size} expected)`)
+    }
+    if (this.sameOwner) lchownSync(target, h.uid, h.gid)
+    chmodSync(target, h.mode) // after chown, which clears setuid/setgid
+    utimesSync(target, seconds(h), seconds(h))
     this.size += h.size
   }
 
@@ -383,8 +403,11 @@ class Applier {
 
 /** Writes a layer's entries one by one, as `applyLayer` does with those of a tar. */
 export interface LayerWriter {
-  /** One entry; `body`: a file's content (its header's size in bytes). */
-  entry(header: TarHeader | TarHeaderInit, body?: Uint8Array | AsyncIterable<Buffer | Uint8Array>): Promise<void>
+  /**
+   * One entry; `body`: a file's content (its header's size in bytes), or the file to copy it
+   * from (`copyFrom`: copied by the kernel, for large files).
+   */
+  entry(header: TarHeader | TarHeaderInit, body?: Uint8Array | AsyncIterable<Buffer | Uint8Array> | { copyFrom: string }): Promise<void>
   /** Directory modes and mtimes, pending xattrs: call once, after the last entry. */
   finish(): Promise<ApplyResult>
 }
@@ -404,7 +427,8 @@ export async function layerWriter(targetDir: string, opts: ApplyOptions = {}): P
       throwIfAborted(opts.signal)
       // a body of bytes gives the size a header may leave out (as a tar writer would)
       const h = tarHeader(body instanceof Uint8Array && header.size === undefined ? { ...header, size: body.length } : header)
-      await applier.entry(h, body === undefined ? [] : body instanceof Uint8Array ? [body] : body)
+      if (body !== undefined && 'copyFrom' in body) await applier.entry(h, [], body.copyFrom)
+      else await applier.entry(h, body === undefined ? [] : body instanceof Uint8Array ? [body] : body)
     },
     async finish() {
       await applier.finish()

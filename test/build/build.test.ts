@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'
 import { execFileSync } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
 import { closeSync, mkdirSync, openSync, readFileSync, symlinkSync, writeFileSync, existsSync, ftruncateSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { Cairn } from '../../src/index.js'
@@ -276,8 +277,13 @@ describe('cairn build', { concurrency: false }, () => {
     if (!(await requireContainers(t)) || !cs) return
     const ctx = context('trees', {
       Dockerfile: [
+        'FROM busybox AS gen',
+        'RUN head -c 3000000 /dev/urandom > /gen.bin && chmod 604 /gen.bin',
         'FROM busybox',
         'COPY tree/ /srv/',
+        // files over 1 MiB are copied into the step's tree by the kernel, beside the tar
+        'COPY --chmod=640 --chown=12:34 tree/big.bin /srv/big2',
+        'COPY --from=gen /gen.bin /srv/',
         'RUN rm /bin/vi /srv/sub/b && rm -rf /srv/gone && mkdir -p /srv/new/deep && echo n > /srv/new/deep/n && chmod 700 /srv/new && ln -s /srv/a /srv/link',
         'RUN rm -rf /srv/new && mkdir /srv/new && echo again > /srv/new/x && echo more >> /srv/a',
         'COPY tree/sub/ /srv/sub2/',
@@ -285,6 +291,8 @@ describe('cairn build', { concurrency: false }, () => {
       ].join('\n'),
       'tree/a': 'a\n', 'tree/sub/b': 'b\n', 'tree/sub/c': 'c\n', 'tree/gone/g': 'g\n',
     })
+    const big = randomBytes(3 << 20)
+    writeFileSync(`${ctx}/tree/big.bin`, big)
     await cs.cliOk(['build', '-q', '--network', 'none', '-t', 'trees:1', ctx])
     // every path with its type, mode, owner and size, files with mtime and content (what the
     // containers' own init files and the folders holding them say is left out)
@@ -293,6 +301,10 @@ describe('cairn build', { concurrency: false }, () => {
       + 'if [ -f "$f" ] && [ ! -L "$f" ]; then echo "$(stat -c "%n %F %a %u:%g %s %Y" "$f") $(md5sum < "$f")"; else stat -c "%n %F %a %u:%g" "$f"; fi; done'
     const built = (await cs.cliOk(['run', '--rm', '--network', 'none', 'trees:1', 'sh', '-c', listing])).stdout
     assert.match(built, /^\/srv\/new\/x regular file /m)
+    const md5 = createHash('md5').update(big).digest('hex')
+    assert.match(built, new RegExp(`^/srv/big\\.bin regular file 644 0:0 ${big.length} \\d+ ${md5}  -$`, 'm'))
+    assert.match(built, new RegExp(`^/srv/big2 regular file 640 12:34 ${big.length} \\d+ ${md5}  -$`, 'm'))
+    assert.match(built, /^\/srv\/gen\.bin regular file 604 0:0 3000000 \d+ [0-9a-f]{32}  -$/m)
     assert.doesNotMatch(built, /^\/bin\/vi |^\/srv\/gone|^\/srv\/new\/deep|^\/srv\/sub\/b /m)
     await cs.cliOk(['save', '-o', `${dir}/trees.tar`, 'trees:1'])
     const fresh = await containerStore('overlay')
