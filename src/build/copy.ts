@@ -469,12 +469,14 @@ export function copyLayer(sources: readonly Source[], opts: CopyLayerOptions): R
           copying = opts.apply(e.header, { copyFrom: e.host }).then(() => undefined, (err: unknown) => ({ err }))
         } else throw new CairnError('NOT_SUPPORTED', `${e.header.path}: an archive's entry cannot be unpacked as it is written`)
       }
+      let failed: { err: unknown } | undefined
       try {
         yield { header: e.header, ...(e.body !== undefined ? { body: e.body } : {}) }
       } finally {
-        const failed = (await copying) as { err: unknown } | undefined
-        if (failed) throw failed.err
+        // also when the tar stops early: no copy goes on into a tree being removed
+        failed = (await copying) as { err: unknown } | undefined
       }
+      if (failed) throw failed.err
     }
   }
   return writeTar(observed(), opts.signal ? { signal: opts.signal } : {})
