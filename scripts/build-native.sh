@@ -1,6 +1,7 @@
 #!/bin/sh
 # Builds Cairn's Node-API addons with node-gyp: native/sys/ (the mount and umount2 system calls,
-# instead of a mount(8) process per mount) and native/ (gzip members made by libdeflate).
+# instead of a mount(8) process per mount, and xattr reads instead of getfattr processes) and
+# native/ (gzip members made by libdeflate).
 # Run by `npm ci` / `npm install` (the package's install script), by scripts/ensure-deps.sh, and by
 # scripts/node-line.sh for another Node.js line (`sh scripts/build-native.sh DIR`).
 #
@@ -55,7 +56,7 @@ build() {
   fi
 }
 
-build native/sys "mounts use mount(8)"
+build native/sys "mounts use mount(8), xattrs are read with getfattr"
 if printf '#include <libdeflate.h>\n' | ${CC:-cc} -E -x c - >/dev/null 2>&1; then
   build native "gzip uses zlib"
 else
