@@ -214,8 +214,8 @@ static napi_value do_xattrs(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* nftw(3) has no argument for its callback: the walk's state, for the one walk on this thread. */
-static struct {
+/* nftw(3) has no argument for its callback: the walk's state, one per thread (worker threads may walk at once). */
+static _Thread_local struct {
   napi_env env;
   napi_value out;
   uint32_t n;

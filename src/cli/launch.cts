@@ -19,9 +19,9 @@ import vm = require('node:vm')
 import nodeModule = require('node:module')
 
 // libuv's pool (4 threads unless told) runs file I/O and gzip blocks: a thread per core and one
-// more for compression, and two for I/O (src/layer/pgzip.ts). Read once, at the pool's first use,
-// which is later than this.
-if (process.env['UV_THREADPOOL_SIZE'] === undefined) process.env['UV_THREADPOOL_SIZE'] = String(Math.max(4, os.availableParallelism() + 3))
+// more for compression (at most 8, MAX_COMPRESSION_SLOTS in src/layer/pgzip.ts), and two for I/O.
+// Read once, at the pool's first use, which is later than this.
+if (process.env['UV_THREADPOOL_SIZE'] === undefined) process.env['UV_THREADPOOL_SIZE'] = String(Math.max(4, Math.min(os.availableParallelism() + 1, 8) + 2))
 
 const bundle = fs.realpathSync(path.resolve(process.argv[2] ?? ''))
 // the bundle sees itself as the script that runs, and its own arguments after it

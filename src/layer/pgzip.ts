@@ -7,7 +7,7 @@
  * the level and the implementation: deterministic.
  *
  * Every parallel gzip of the process shares one budget of blocks being compressed (one per core and
- * one more, so that a core is never idle while the main thread hashes and sends, and always two of
+ * one more, at most eight, so that a core is never idle while the main thread hashes and sends, and always two of
  * libuv's pool threads left for file I/O), so that layers compressed at the same time share the
  * cores instead of queueing file reads and writes behind compression. Each stream keeps twice as
  * many blocks in flight and two more, so that a compression slot never waits for the main thread to
@@ -21,10 +21,22 @@ import { gzipBackend, type GzipBackend } from './deflate.js'
 
 const PGZIP_BLOCK = 1 << 20
 
-/** At most this many blocks compress at once in this process. */
+/**
+ * At most this many blocks compress at once, whatever the cores: each slot holds a block in and
+ * one out, and each stream twice its slots (below), so memory grows with the slots; eight cores
+ * of libdeflate (about 1 GB/s) outrun the networks a push goes over, and a push of a 1 GB layer
+ * stays under 150 MB on any machine.
+ */
+export const MAX_COMPRESSION_SLOTS = 8
+
+/** Blocks compressing at once in a process (cores + 1, two of libuv's threads left for I/O), and each stream's blocks in flight. */
+export function compressionBudget(cores: number, pool: number): { slots: number; window: number } {
+  const slots = Math.max(1, Math.min(cores + 1, pool - 2, MAX_COMPRESSION_SLOTS))
+  return { slots, window: Math.min(2 * slots + 2, slots + 8) }
+}
+
 function compressionSlots(): number {
-  const pool = Number(process.env['UV_THREADPOOL_SIZE']) || 4
-  return Math.max(1, Math.min(availableParallelism() + 1, pool - 2))
+  return compressionBudget(availableParallelism(), Number(process.env['UV_THREADPOOL_SIZE']) || 4).slots
 }
 
 /** A FIFO counting semaphore. */
@@ -54,7 +66,7 @@ export interface ParallelGzipOptions {
   /** Compression level (default: the implementation's match for zlib's 6, see deflate.ts). */
   level?: number
   blockSize?: number
-  /** Blocks of this stream in flight at once (default: twice the compression slots, and two). */
+  /** Blocks of this stream in flight at once (default: twice the compression slots and two, at most the slots and eight). */
   parallelism?: number
   /** The implementation (default: gzipBackend()). */
   backend?: GzipBackend
@@ -66,7 +78,7 @@ export function parallelGzip(opts: ParallelGzipOptions = {}): Transform {
   const blockSize = opts.blockSize ?? PGZIP_BLOCK
   slots ??= new Slots(compressionSlots())
   const shared = slots
-  const window = Math.max(1, opts.parallelism ?? 2 * shared.size + 2)
+  const window = Math.max(1, opts.parallelism ?? Math.min(2 * shared.size + 2, shared.size + 8))
   let pending: Buffer[] = []
   let pendingLength = 0
   const inFlight: Promise<Buffer>[] = []

@@ -322,3 +322,18 @@ test('sweepDownloads: abandoned partials go after a week, private copies after a
     await cleanup()
   }
 })
+
+test('parallel gzip: compression slots follow the cores up to a cap, and so does the memory a stream holds', async () => {
+  const { compressionBudget, MAX_COMPRESSION_SLOTS } = await import('../../src/layer/pgzip.js')
+  // this machine's shape: 2 cores, the pool the command sizes (cores + 3)
+  assert.deepEqual(compressionBudget(2, 5), { slots: 3, window: 8 })
+  assert.deepEqual(compressionBudget(1, 4), { slots: 2, window: 6 })
+  // libuv's default pool of 4 keeps two threads for file I/O
+  assert.deepEqual(compressionBudget(16, 4), { slots: 2, window: 6 })
+  // many cores: at most MAX_COMPRESSION_SLOTS blocks compress, at most 8 more wait, whatever the pool
+  for (const cores of [8, 16, 64, 256]) {
+    const b = compressionBudget(cores, cores + 3)
+    assert.equal(b.slots, MAX_COMPRESSION_SLOTS)
+    assert.equal(b.window, MAX_COMPRESSION_SLOTS + 8)
+  }
+})
