@@ -375,7 +375,7 @@ class Builder {
   /** What builds killed half-way left: their read-only mounts and unfinished snapshots. */
   private async sweep(): Promise<void> {
     const snap = await this.snap()
-    for (const s of await snap.list()) {
+    for (const s of await snap.list({ prefix: 'build-' })) {
       if (!/^build-(view|unpack)-/.test(s.name)) continue
       const pid = Number(s.labels['cairn.build.pid'] ?? s.labels['cairn.unpack.pid'] ?? 0)
       if (pid > 0 && processAlive(pid)) continue

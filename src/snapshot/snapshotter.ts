@@ -74,7 +74,13 @@ export class FsSnapshotter implements Snapshotter {
     return r ? this.info(r) : undefined
   }
 
-  async list(): Promise<SnapshotInfo[]> {
+  async list(opts: { prefix?: string } = {}): Promise<SnapshotInfo[]> {
+    if (opts.prefix !== undefined) {
+      // a range of the primary key (driver, key): no scan of every snapshot's row
+      const rows = this.db.prepare('SELECT * FROM snapshots WHERE driver = ? AND key >= ? AND key < ? ORDER BY created, key')
+        .all(this.driver, opts.prefix, `${opts.prefix}\uffff`) as Row[]
+      return rows.filter((r) => r.key.startsWith(opts.prefix as string)).map((r) => this.info(r))
+    }
     return (this.db.prepare('SELECT * FROM snapshots WHERE driver = ? ORDER BY created, key').all(this.driver) as Row[]).map((r) => this.info(r))
   }
 

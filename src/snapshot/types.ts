@@ -62,7 +62,8 @@ export interface Snapshotter {
   stat(key: string): Promise<SnapshotInfo>
   /** undefined when there is no such snapshot. */
   tryStat(key: string): Promise<SnapshotInfo | undefined>
-  list(): Promise<SnapshotInfo[]>
+  /** Every snapshot, oldest first; with `prefix`, those whose key starts with it. */
+  list(opts?: { prefix?: string }): Promise<SnapshotInfo[]>
   usage(key: string): Promise<Usage>
   /**
    * The folder that holds only what an active snapshot changed (overlay: its upperdir, with

@@ -118,6 +118,11 @@ for (const driver of ['overlay', 'native'] as StorageDriver[]) {
         assert.equal(changes, undefined)
       }
       await assert.rejects(snap.remove('base'), /parent/)
+      // by prefix: only the keys that start with it, none that merely sort near it
+      assert.deepEqual((await snap.list({ prefix: 'c' })).map((s) => s.name).sort(), ['c1', 'c2'])
+      assert.deepEqual((await snap.list({ prefix: 'c1' })).map((s) => s.name), ['c1'])
+      assert.deepEqual(await snap.list({ prefix: 'c3' }), [])
+      assert.deepEqual((await snap.list({ prefix: '' })).length, (await snap.list()).length)
       for (const m of [c1, c2, view]) await unmount(m)
       await snap.remove('c1')
       await snap.remove('c2')
