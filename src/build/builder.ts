@@ -35,7 +35,7 @@ import type { Credentials } from '../remote/credentials.js'
 import { saveImages } from '../api/save.js'
 import { BuildCache, cacheKey, FileHashes } from './cache.js'
 import { openContext, type BuildContext } from './context.js'
-import { checksumSources, copyLayer, isLocalArchive, resolveChown, resolveSources, type HashMemo, type Source, type SourceRoot } from './copy.js'
+import { checksumSources, copyLayer, isLocalArchive, resolveChown, resolveSources, type HashMemo, type Source, type SourceRoot, type TreeEntry } from './copy.js'
 import { parseDockerfile, parseDuration, type CommandForm, type Dockerfile, type Instruction, type Stage } from './dockerfile.js'
 import type { BuildEvent, BuildListener, StepRef } from './events.js'
 import { MonitorStandby, runStep, type BuildNetwork } from './run.js'
@@ -1034,9 +1034,11 @@ class Builder {
     }
     const needsRoot = local.length > 0 && root.kind === 'image'
     let checksum = ''
+    // the trees the checksum read are the ones the layer copies (the context is not walked twice)
+    const trees = new Map<string, TreeEntry[]>()
     if (root.kind === 'context' && local.length > 0) {
       const sources = resolveSources(root, local)
-      checksum = checksumSources(root, sources, this.memo)
+      checksum = checksumSources(root, sources, this.memo, trees)
     }
     const layerSources = (rootDir: string | undefined): Source[] => {
       const r = rootDir !== undefined ? { ...root, dir: rootDir } : root
@@ -1071,7 +1073,7 @@ class Builder {
                   ...(rootfs !== undefined ? { rootfs } : {}),
                   ...(chown ? { chown } : {}), ...(chmod !== undefined ? { chmod } : {}),
                   ...(ts !== undefined ? { timestamp: ts } : {}), signal: sig, onEntry,
-                  ...(apply ? { apply } : {}),
+                  ...(apply ? { apply } : {}), ...(root.kind === 'context' ? { trees } : {}),
                 })
                 await pipeline(tar, out)
               }

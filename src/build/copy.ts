@@ -240,11 +240,12 @@ function fileHash(host: string, st: Stats, memo: HashMemo): string {
  * by its tree as the file system shows it (names, modes, inodes, sizes, times): a build that
  * finds a tree as an earlier build left it takes that part without a file's checksum looked up.
  */
-export function checksumSources(root: SourceRoot, sources: readonly Source[], memo: HashMemo): string {
+export function checksumSources(root: SourceRoot, sources: readonly Source[], memo: HashMemo, trees?: Map<string, TreeEntry[]>): string {
   const h = createHash('sha256')
   for (const src of sources) {
     h.update(`source ${src.rel}\n`)
     const tree = sourceTree(root, src)
+    trees?.set(src.host, tree)
     const seen = createHash('sha256')
     for (const { rel, st } of tree) seen.update(`${rel}\0${st.mode}:${st.uid}:${st.gid}:${st.rdev}:${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}\n`)
     const treeKey = `${src.host}\0tree:${seen.digest('hex')}`
@@ -352,6 +353,8 @@ export interface CopyLayerOptions {
   signal?: AbortSignal
   /** Sees each entry's header as it is written (sizes are added up from them). */
   onEntry?: (h: TarHeaderInit) => void
+  /** The sources' trees as `checksumSources` read them, by host path: not read again. */
+  trees?: ReadonlyMap<string, TreeEntry[]>
   /**
    * Also gets every entry, with a body of its own (a file's content, or, for a file too large to
    * hold, its source to copy from: the kernel copies it while the tar reads it): the layer
@@ -437,7 +440,7 @@ export function copyLayer(sources: readonly Source[], opts: CopyLayerOptions): R
         continue
       }
       const base = src.st.isDirectory() ? dirRel : fileName !== undefined ? (dirRel === '' ? fileName : `${dirRel}/${fileName}`) : (dirRel === '' ? posix.basename(src.rel || src.host) : `${dirRel}/${posix.basename(src.rel || src.host)}`)
-      for (const e of sourceTree(opts.root, src)) {
+      for (const e of opts.trees?.get(src.host) ?? sourceTree(opts.root, src)) {
         const path = e.rel === '' ? base : base === '' ? e.rel : `${base}/${e.rel}`
         if (path === '' || (e.rel === '' && src.st.isDirectory())) continue // the destination folder itself: written above
         const st = e.st
