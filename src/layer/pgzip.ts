@@ -7,12 +7,12 @@
  * the level and the implementation: deterministic.
  *
  * Every parallel gzip of the process shares one budget of blocks being compressed (one per core and
- * one more, at most eight, so that a core is never idle while the main thread hashes and sends, and always two of
- * libuv's pool threads left for file I/O), so that layers compressed at the same time share the
- * cores instead of queueing file reads and writes behind compression. Each stream keeps twice as
- * many blocks in flight and two more, so that a compression slot never waits for the main thread to
- * hand it a block: on two cores, 3 slots and 8 blocks push a 200 MiB layer in about 0.9× the time
- * of 2 and 3 (bench/README.md, "push/pull"). The CLI sizes libuv's pool to the cores (src/cli/launch.cts);
+ * one more, at most eight, so that a core is never idle while the main thread hashes and sends,
+ * and always two of libuv's pool threads left for file I/O), so that layers compressed at the
+ * same time share the cores instead of queueing file reads and writes behind compression. Each
+ * stream keeps twice as many blocks in flight and two more (at most eight more), so that a
+ * compression slot never waits for the main thread to hand it a block: on two cores, 3 slots and
+ * 8 blocks push a 200 MiB layer in about 0.9× the time of 2 and 3 (bench/README.md, "push/pull"). The CLI sizes libuv's pool to the cores (src/cli/launch.cts);
  * a program using the library may set UV_THREADPOOL_SIZE itself.
  */
 import { Transform, type TransformCallback } from 'node:stream'
@@ -22,17 +22,22 @@ import { gzipBackend, type GzipBackend } from './deflate.js'
 const PGZIP_BLOCK = 1 << 20
 
 /**
- * At most this many blocks compress at once, whatever the cores: each slot holds a block in and
- * one out, and each stream twice its slots (below), so memory grows with the slots; eight cores
- * of libdeflate (about 1 GB/s) outrun the networks a push goes over, and a push of a 1 GB layer
- * stays under 150 MB on any machine.
+ * At most this many blocks compress at once, whatever the cores: each block in flight is a block
+ * in and a member out, so memory grows with the slots, and eight cores of libdeflate (about
+ * 1 GB/s) outrun the networks a push goes over. Two cores' figures are in bench/README.md
+ * ("memory"); a larger machine holds at most 8 more blocks per stream than they do.
  */
 export const MAX_COMPRESSION_SLOTS = 8
+
+/** A stream's blocks in flight for `slots` compressing at once. */
+function windowFor(slots: number): number {
+  return Math.min(2 * slots + 2, slots + 8)
+}
 
 /** Blocks compressing at once in a process (cores + 1, two of libuv's threads left for I/O), and each stream's blocks in flight. */
 export function compressionBudget(cores: number, pool: number): { slots: number; window: number } {
   const slots = Math.max(1, Math.min(cores + 1, pool - 2, MAX_COMPRESSION_SLOTS))
-  return { slots, window: Math.min(2 * slots + 2, slots + 8) }
+  return { slots, window: windowFor(slots) }
 }
 
 function compressionSlots(): number {
@@ -78,7 +83,7 @@ export function parallelGzip(opts: ParallelGzipOptions = {}): Transform {
   const blockSize = opts.blockSize ?? PGZIP_BLOCK
   slots ??= new Slots(compressionSlots())
   const shared = slots
-  const window = Math.max(1, opts.parallelism ?? Math.min(2 * shared.size + 2, shared.size + 8))
+  const window = Math.max(1, opts.parallelism ?? windowFor(shared.size))
   let pending: Buffer[] = []
   let pendingLength = 0
   const inFlight: Promise<Buffer>[] = []
