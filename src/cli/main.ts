@@ -41,6 +41,9 @@ const NEEDS: Record<string, ModuleName[]> = {
   ...Object.fromEntries(CONTAINER_VERBS.map((v) => [v, ['containers'] as ModuleName[]])),
 }
 
+/** Commands that read layers from a registry or an archive (pull, load, and run, create and build, which may pull). */
+const STREAMING = new Set(['pull', 'load', 'run', 'create', 'build', 'image', 'container'])
+
 /** The command word of a command line (skipping global options and their values). */
 function commandWord(argv: readonly string[]): string | undefined {
   for (let i = 0; i < argv.length; i++) {
@@ -114,7 +117,10 @@ if (isMain) {
       process.exit(70)
     }
   })
-  main(process.argv.slice(2)).then(
+  // a command that streams layers keeps the buffers they pass through collected (util/reclaim.ts)
+  const word = commandWord(process.argv.slice(2))
+  const ready = word !== undefined && STREAMING.has(word) ? import('../util/reclaim.js').then((m) => m.collectWhileStreaming()) : Promise.resolve()
+  ready.then(() => main(process.argv.slice(2))).then(
     (code) => {
       settled = true
       process.exitCode = code

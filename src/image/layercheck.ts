@@ -3,8 +3,9 @@
  * its diffID (of the uncompressed tar) and sizes, while checking that the tar is well formed
  * and that no entry climbs out of the root. Nothing is written.
  */
-import { PassThrough, type Readable } from 'node:stream'
+import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream'
 import { byteCounter, pipeAll } from '../util/stream.js'
+import { noteStreamed } from '../util/reclaim.js'
 import { CairnError } from '../errors/index.js'
 import { type DiffId, type Digest, HashingStream } from '../oci/digest.js'
 import type { Compression } from '../oci/mediatype.js'
@@ -35,9 +36,16 @@ export async function examineLayer(source: Readable, opts: { signal?: AbortSigna
   const parse = async (): Promise<void> => {
     const sniffed = await sniffCompression(tee, opts.signal ? { signal: opts.signal } : {})
     compression = sniffed.compression
-    const plainDone = pipeAll(compression === 'none' ? [sniffed.stream, diff] : [sniffed.stream, decompressor(compression), diff], opts.signal)
+    // the uncompressed bytes, counted for the process's collections (util/reclaim.ts)
+    const tap = new Transform({
+      transform(chunk: Buffer, _enc, cb: TransformCallback) {
+        noteStreamed(chunk.length)
+        cb(null, chunk)
+      },
+    })
+    const plainDone = pipeAll(compression === 'none' ? [sniffed.stream, diff, tap] : [sniffed.stream, decompressor(compression), diff, tap], opts.signal)
     plainDone.catch(() => undefined)
-    for await (const entry of readTar(diff, opts.signal ? { signal: opts.signal } : {})) {
+    for await (const entry of readTar(tap, opts.signal ? { signal: opts.signal } : {})) {
       const h = entry.header
       entryComponents(h.path)
       if (h.type === 'hardlink') entryComponents(h.linkname)

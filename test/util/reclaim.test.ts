@@ -3,18 +3,21 @@ import { constants, PerformanceObserver, type PerformanceEntry } from 'node:perf
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { getHeapSpaceStatistics } from 'node:v8'
-import { keepYoungGenerationSmall, noteReceived, RECLAIM_EVERY } from '../../src/util/reclaim.js'
+import { collectWhileStreaming, COLLECT_EVERY, keepYoungGenerationSmall, noteReceived, noteStreamed, RECLAIM_EVERY } from '../../src/util/reclaim.js'
 
-/** The young-generation collections V8 reports while `fn` runs. */
-async function minorGcsDuring(fn: () => void): Promise<number> {
+/** The collections of a kind V8 reports while `fn` runs (and shortly after: some are run asynchronously). */
+async function gcsDuring(fn: () => void, kind: number = constants.NODE_PERFORMANCE_GC_MINOR): Promise<number> {
   const seen: PerformanceEntry[] = []
   const obs = new PerformanceObserver((list) => seen.push(...list.getEntries()))
   obs.observe({ entryTypes: ['gc'] })
   fn()
   await sleep(50)
   obs.disconnect()
-  return seen.filter((e) => (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR).length
+  return seen.filter((e) => (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === kind).length
 }
+
+const minorGcsDuring = (fn: () => void): Promise<number> => gcsDuring(fn)
+const majorGcsDuring = (fn: () => void): Promise<number> => gcsDuring(fn, constants.NODE_PERFORMANCE_GC_MAJOR)
 
 test('noteReceived collects the young generation once per RECLAIM_EVERY bytes, not before', async () => {
   noteReceived(RECLAIM_EVERY) // whatever was counted before: a clean start
@@ -36,4 +39,19 @@ test('keepYoungGenerationSmall: the young generation no longer grows under alloc
   }
   assert.ok(keep.length >= 0)
   assert.ok(newSpace() <= Math.max(start, 4 << 20), `new space grew from ${start} to ${newSpace()} bytes`)
+})
+
+test('noteStreamed: nothing unless asked for; then a full collection once per COLLECT_EVERY bytes', async () => {
+  assert.equal(await majorGcsDuring(() => noteStreamed(4 * COLLECT_EVERY)), 0, 'off by default (the library)')
+  collectWhileStreaming()
+  try {
+    noteStreamed(COLLECT_EVERY) // whatever was counted before: a clean start
+    await sleep(50)
+    assert.equal(await majorGcsDuring(() => noteStreamed(COLLECT_EVERY / 2)), 0)
+    assert.ok(await majorGcsDuring(() => {
+      for (let i = 0; i < 2; i++) noteStreamed(COLLECT_EVERY / 2)
+    }) >= 1)
+  } finally {
+    collectWhileStreaming(false)
+  }
 })
