@@ -12,8 +12,9 @@
  * same time share the cores instead of queueing file reads and writes behind compression. Each
  * stream keeps twice as many blocks in flight and two more (at most eight more), so that a
  * compression slot never waits for the main thread to hand it a block: on two cores, 3 slots and
- * 8 blocks push a 200 MiB layer in about 0.9× the time of 2 and 3 (bench/README.md, "push/pull"). The CLI sizes libuv's pool to the cores (src/cli/launch.cts);
- * a program using the library may set UV_THREADPOOL_SIZE itself.
+ * 8 blocks push a 200 MiB layer in about 0.9× the time of 2 and 3 (bench/README.md, "push/pull").
+ * The CLI sizes libuv's pool to the cores (src/cli/launch.cts); a program using the library may
+ * set UV_THREADPOOL_SIZE itself.
  */
 import { Transform, type TransformCallback } from 'node:stream'
 import { availableParallelism } from 'node:os'
