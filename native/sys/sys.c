@@ -20,6 +20,12 @@
  * Without them each read was a getfattr(1) process: a fork of the whole Node.js process, 10 to
  * 20 ms of the event loop per commit of a container or build step.
  *
+ * lstatDir(dir) gives a folder's entries, each lstat(2)-ed (fstatat, AT_SYMLINK_NOFOLLOW), in one
+ * call: { names, stats } where stats holds STAT_FIELDS numbers per name (mode, uid, gid, rdev,
+ * dev, ino, size, mtimeMs, ctimeMs, computed as Node's fs.Stats computes them), in readdir's order;
+ * an entry gone between readdir and its lstat is left out. A build's checksum of its context
+ * reads every file's metadata; through fs.readdirSync and fs.lstatSync, some 5 µs per file.
+ *
  * Plain Node-API C: one build loads in every Node.js from 18 on.
  */
 #define _GNU_SOURCE
@@ -33,6 +39,7 @@
 #include <sys/mount.h>
 #include <sys/xattr.h>
 #include <ftw.h>
+#include <dirent.h>
 
 #define MAX_ARG 8192
 
@@ -273,6 +280,95 @@ static napi_value do_xattr_tree(napi_env env, napi_callback_info info) {
   return walk.out;
 }
 
+#define STAT_FIELDS 9
+
+static double ms_of(struct timespec t) {
+  /* as Node's msFromTimeSpec: sec * 1e3 + nsec / 1e6, in doubles */
+  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+static napi_value do_lstat_dir(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  char *path = NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || !string_arg(env, argv[0], &path) || path == NULL) {
+    napi_throw_type_error(env, NULL, "lstatDir(dir): dir is a string");
+    free(path);
+    return NULL;
+  }
+  DIR *d = opendir(path);
+  if (d == NULL) {
+    int err = errno;
+    char call[MAX_ARG + 16];
+    snprintf(call, sizeof call, "scandir %s", path);
+    free(path);
+    return throw_errno(env, call, err);
+  }
+  int fd = dirfd(d);
+  size_t cap = 64, n = 0;
+  double *stats = malloc(cap * STAT_FIELDS * sizeof(double));
+  napi_value names;
+  napi_create_array(env, &names);
+  int err = 0;
+  for (;;) {
+    errno = 0;
+    struct dirent *e = readdir(d);
+    if (e == NULL) {
+      err = errno;
+      break;
+    }
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    struct stat st;
+    if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) continue; /* gone meanwhile */
+      err = errno;
+      break;
+    }
+    if (n == cap) {
+      cap *= 2;
+      double *more = realloc(stats, cap * STAT_FIELDS * sizeof(double));
+      if (more == NULL) {
+        err = ENOMEM;
+        break;
+      }
+      stats = more;
+    }
+    double *f = stats + n * STAT_FIELDS;
+    f[0] = (double)st.st_mode;
+    f[1] = (double)st.st_uid;
+    f[2] = (double)st.st_gid;
+    f[3] = (double)st.st_rdev;
+    f[4] = (double)st.st_dev;
+    f[5] = (double)st.st_ino;
+    f[6] = (double)st.st_size;
+    f[7] = ms_of(st.st_mtim);
+    f[8] = ms_of(st.st_ctim);
+    napi_value name;
+    napi_create_string_utf8(env, e->d_name, NAPI_AUTO_LENGTH, &name);
+    napi_set_element(env, names, (uint32_t)n, name);
+    n++;
+  }
+  closedir(d);
+  if (err != 0) {
+    free(stats);
+    char call[MAX_ARG + 16];
+    snprintf(call, sizeof call, "scandir %s", path);
+    free(path);
+    return throw_errno(env, call, err);
+  }
+  free(path);
+  napi_value buffer, array, result;
+  void *data = NULL;
+  napi_create_arraybuffer(env, n * STAT_FIELDS * sizeof(double), &data, &buffer);
+  if (n > 0) memcpy(data, stats, n * STAT_FIELDS * sizeof(double));
+  free(stats);
+  napi_create_typedarray(env, napi_float64_array, n * STAT_FIELDS, buffer, 0, &array);
+  napi_create_object(env, &result);
+  napi_set_named_property(env, result, "names", names);
+  napi_set_named_property(env, result, "stats", array);
+  return result;
+}
+
 static void set_constant(napi_env env, napi_value obj, const char *name, int64_t v) {
   napi_value n;
   napi_create_int64(env, v, &n);
@@ -289,6 +385,8 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "xattrs", fn);
   napi_create_function(env, "xattrTree", NAPI_AUTO_LENGTH, do_xattr_tree, NULL, &fn);
   napi_set_named_property(env, exports, "xattrTree", fn);
+  napi_create_function(env, "lstatDir", NAPI_AUTO_LENGTH, do_lstat_dir, NULL, &fn);
+  napi_set_named_property(env, exports, "lstatDir", fn);
   napi_create_object(env, &constants);
   set_constant(env, constants, "MS_RDONLY", MS_RDONLY);
   set_constant(env, constants, "MS_REMOUNT", MS_REMOUNT);

@@ -14,6 +14,7 @@ import { writeTar, readTar, type TarEntryInput, type TarHeaderInit } from '../la
 import { decompressStream } from '../layer/compression.js'
 import { resolveInRoot } from '../layer/path.js'
 import { sortByUtf8 } from '../util/sort.js'
+import { sysAddon } from '../util/addon.js'
 import { parseGroup, parsePasswd } from '../runtime/user.js'
 
 /** Where COPY reads from: the context (with its ignore rules) or another image's tree. */
@@ -42,7 +43,71 @@ export interface TreeEntry {
   /** Path relative to the source (`''` for the source itself). */
   rel: string
   host: string
-  st: Stats
+  st: EntryStats
+}
+
+/** What a tree's walk keeps of an entry's lstat (fs.Stats has it all). */
+export type EntryStats = Pick<Stats, 'mode' | 'uid' | 'gid' | 'rdev' | 'dev' | 'ino' | 'size' | 'mtimeMs' | 'ctimeMs' | 'isDirectory' | 'isFile' | 'isSymbolicLink' | 'isSocket' | 'isFIFO'>
+
+/** An lstat from the addon's `lstatDir`: its numbers, the file type from the mode as fs.Stats reads it. */
+class DirEntryStats implements EntryStats {
+  constructor(
+    readonly mode: number, readonly uid: number, readonly gid: number, readonly rdev: number, readonly dev: number,
+    readonly ino: number, readonly size: number, readonly mtimeMs: number, readonly ctimeMs: number,
+  ) {}
+
+  private is(type: number): boolean {
+    return (this.mode & constants.S_IFMT) === type
+  }
+
+  isDirectory(): boolean {
+    return this.is(constants.S_IFDIR)
+  }
+
+  isFile(): boolean {
+    return this.is(constants.S_IFREG)
+  }
+
+  isSymbolicLink(): boolean {
+    return this.is(constants.S_IFLNK)
+  }
+
+  isSocket(): boolean {
+    return this.is(constants.S_IFSOCK)
+  }
+
+  isFIFO(): boolean {
+    return this.is(constants.S_IFIFO)
+  }
+}
+
+/** native/sys/sys.c's `lstatDir`: a folder's names and their lstat numbers (STAT_FIELDS each), in one call. */
+interface StatDirAddon {
+  lstatDir(dir: string): { names: string[]; stats: Float64Array }
+}
+
+const STAT_FIELDS = 9
+let statDirAddon: StatDirAddon | null | undefined
+
+/**
+ * A folder's entries with their lstat: one call to the addon where it has `lstatDir` (a build's
+ * checksum of its context reads every file's metadata, some 5 µs a file through
+ * fs.readdirSync and fs.lstatSync), else Node's fs (`CAIRN_STATDIR=fs` chooses it anyway). An
+ * entry gone between the listing and its lstat is left out by the addon.
+ */
+function dirEntries(dir: string): { name: string; st: EntryStats }[] {
+  if (statDirAddon === undefined) {
+    const m = sysAddon() as Partial<StatDirAddon> | undefined
+    statDirAddon = typeof m?.lstatDir === 'function' ? m as StatDirAddon : null
+  }
+  if (statDirAddon && process.env['CAIRN_STATDIR'] !== 'fs') {
+    const { names, stats: f } = statDirAddon.lstatDir(dir)
+    return names.map((name, i) => {
+      const o = i * STAT_FIELDS
+      return { name, st: new DirEntryStats(f[o] as number, f[o + 1] as number, f[o + 2] as number, f[o + 3] as number, f[o + 4] as number, f[o + 5] as number, f[o + 6] as number, f[o + 7] as number, f[o + 8] as number) }
+    })
+  }
+  return readdirSync(dir).map((name) => ({ name, st: lstatSync(`${dir}/${name}`) }))
 }
 
 const GLOB = /[*?[]/
@@ -180,11 +245,10 @@ function sourceTree(root: SourceRoot, src: Source): TreeEntry[] {
   if (!src.st.isDirectory()) return [{ rel: '', host: src.host, st: src.st }]
   const out: TreeEntry[] = [{ rel: '', host: src.host, st: src.st }]
   const walk = (hostDir: string, relDir: string): void => {
-    for (const name of sortByUtf8(readdirSync(hostDir), (x) => x)) {
+    for (const { name, st } of sortByUtf8(dirEntries(hostDir), (x) => x.name)) {
       const host = `${hostDir}/${name}`
       const rel = relDir === '' ? name : `${relDir}/${name}`
       const ctxRel = src.rel === '' ? rel : `${src.rel}/${rel}`
-      const st = lstatSync(host)
       const excluded = root.ignored?.(ctxRel) ?? false
       if (st.isDirectory()) {
         if (excluded && !root.hasExceptions) continue
@@ -213,7 +277,7 @@ export interface HashMemo {
   set(key: string, digest: string): void
 }
 
-function fileHash(host: string, st: Stats, memo: HashMemo): string {
+function fileHash(host: string, st: EntryStats, memo: HashMemo): string {
   const k = `${host}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`
   const known = memo.get(k)
   if (known) return known
@@ -415,8 +479,8 @@ export function copyLayer(sources: readonly Source[], opts: CopyLayerOptions): R
   // the folder the sources land in, resolved through the image's symlinks
   const dirRel = intoDir ? realDest(opts.rootfs, destAbs) : realDest(opts.rootfs, posix.dirname(destAbs))
   const fileName = intoDir ? undefined : posix.basename(destAbs)
-  const owner = (st: Stats): Owner => opts.chown ?? (opts.rootKind === 'image' ? { uid: st.uid, gid: st.gid } : { uid: 0, gid: 0 })
-  const mode = (st: Stats): number => (opts.chmod !== undefined ? opts.chmod : st.mode & 0o7777)
+  const owner = (st: EntryStats): Owner => opts.chown ?? (opts.rootKind === 'image' ? { uid: st.uid, gid: st.gid } : { uid: 0, gid: 0 })
+  const mode = (st: EntryStats): number => (opts.chmod !== undefined ? opts.chmod : st.mode & 0o7777)
 
   async function* entries(): AsyncGenerator<CopyEntry, void, undefined> {
     const written = new Set<string>()

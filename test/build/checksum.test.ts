@@ -5,10 +5,12 @@
  * changes nothing; the memo is asked key by key until a build reads many files.
  */
 import assert from 'node:assert/strict'
-import { mkdirSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { mkdirSync, renameSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
 import { FileHashes } from '../../src/build/cache.js'
-import { checksumSources, resolveSources, type HashMemo, type SourceRoot } from '../../src/build/copy.js'
+import { checksumSources, resolveSources, type HashMemo, type SourceRoot, type TreeEntry } from '../../src/build/copy.js'
+import { sysAddon } from '../../src/util/addon.js'
 import { ImageStore } from '../../src/image/store.js'
 import { tempDir } from '../helpers/cairn.js'
 
@@ -22,6 +24,50 @@ class CountingMemo extends Map<string, string> implements HashMemo {
 }
 
 describe('checksumSources', () => {
+  it('reads a tree through the addon as Node\'s fs reads it: names, order, every lstat field, the types, what .dockerignore leaves out', async (t) => {
+    assert.equal(typeof sysAddon()?.['lstatDir'], 'function', 'the addon (native/sys/) is built and has lstatDir')
+    const { dir, cleanup } = await tempDir('cairn-checksum-')
+    t.after(cleanup)
+    const names = ['a', 'B', 'ünï', '\u{1F600}x', '\uFFFDy', 'with space', 'new\nline', 'z']
+    for (const [i, n] of names.entries()) {
+      mkdirSync(`${dir}/src/${n}/deep`, { recursive: true })
+      writeFileSync(`${dir}/src/${n}/f${i}`, `file ${i}\n`)
+      writeFileSync(`${dir}/src/${n}/deep/${n}`, '')
+    }
+    mkdirSync(`${dir}/src/empty`)
+    mkdirSync(`${dir}/src/skipped/inner`, { recursive: true })
+    writeFileSync(`${dir}/src/skipped/inner/x`, 'x')
+    symlinkSync('/nonexistent', `${dir}/src/dangling`)
+    symlinkSync('a', `${dir}/src/link`)
+    execFileSync('mkfifo', [`${dir}/src/fifo`])
+    const root: SourceRoot = { dir, kind: 'context', ignored: (rel) => rel.startsWith('src/skipped'), hasExceptions: false }
+    const read = (): { sum: string; tree: TreeEntry[] } => {
+      const trees = new Map<string, TreeEntry[]>()
+      const sum = checksumSources(root, resolveSources(root, ['src']), new Map(), trees)
+      return { sum, tree: [...trees.values()].flat() }
+    }
+    const fields = (e: TreeEntry): unknown[] => {
+      const st = e.st
+      return [e.rel, e.host, st.mode, st.uid, st.gid, st.rdev, st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs,
+        st.isDirectory(), st.isFile(), st.isSymbolicLink(), st.isSocket(), st.isFIFO()]
+    }
+    const native = read()
+    process.env['CAIRN_STATDIR'] = 'fs'
+    let viaFs: { sum: string; tree: TreeEntry[] }
+    try {
+      viaFs = read()
+    } finally {
+      delete process.env['CAIRN_STATDIR']
+    }
+    assert.equal(native.sum, viaFs.sum)
+    assert.deepEqual(native.tree.map(fields), viaFs.tree.map(fields))
+    const rels = native.tree.map((e) => e.rel)
+    assert.ok(rels.includes('fifo') && rels.includes('dangling') && rels.includes('empty'))
+    assert.ok(!rels.some((r) => r.startsWith('skipped')), '.dockerignore\'s exclusions are not walked')
+    // UTF-8 byte order: U+FFFD sorts before U+1F600 (in UTF-16 the surrogate pair sorts first)
+    assert.ok(rels.indexOf('\uFFFDy') < rels.indexOf('\u{1F600}x'))
+  })
+
   it('memoizes a tree whole, sees contents, not mtimes', async (t) => {
     const { dir, cleanup } = await tempDir('cairn-checksum-')
     t.after(cleanup)
