@@ -27,23 +27,13 @@ import { startDistribution, type Distribution } from '../test/helpers/distributi
 import { debianRootfs } from '../test/helpers/rootfs.js'
 import { unmountUnder } from '../test/helpers/system.js'
 import { removeAllContainers } from '../test/container/helpers.js'
-import { exec, median, everyRunAndMachine, runMain, type Cmd, publishReport } from './lib.js'
+import { BIG_CHANGE, exec, measured, median, everyRunAndMachine, runMain, type Cmd, publishReport } from './lib.js'
 
 const PROJECT = fileURLToPath(new URL('../../', import.meta.url))
 const CAIRN_CLI = process.env['CAIRN_CLI'] ?? join(PROJECT, 'bin/cairn')
 const DEFAULT_OUT = join(PROJECT, 'bench/results/commit.md')
 const IMAGE = 'bench-debian:1'
 const CHANGE = 'mkdir /data && cp -a /usr/share /data/share && cp -a /usr/lib /data/lib && head -c 20000000 /dev/urandom > /data/big && sync'
-/** ~1 GB of change: four 200 MB files and 2,000 files of 100 KB. */
-const BIG_CHANGE = 'mkdir -p /big/small && for i in 1 2 3 4; do head -c 200000000 /dev/urandom > /big/f$i; done && cd /big/small && seq 1 2000 | xargs -n 100 sh -c \'for f; do head -c 100000 /dev/urandom > "$f"; done\' sh && sync'
-
-/** Runs a command under GNU time: wall seconds and peak resident memory (MiB). */
-async function measured(c: Cmd): Promise<{ wallS: number; maxRssMiB: number }> {
-  const r = await exec({ cmd: '/usr/bin/time', args: ['-f', 'CAIRN-BENCH %M %e', c.cmd, ...c.args], ...(c.env ? { env: c.env } : {}) })
-  const m = /CAIRN-BENCH (\d+) ([\d.]+)/.exec(r.stderr)
-  if (!m) throw new Error(`no GNU time output from ${c.cmd}: ${r.stderr.slice(-500)}`)
-  return { wallS: r.wallS, maxRssMiB: Number(m[1]) / 1024 }
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { iterations: { type: 'string', default: '3' }, out: { type: 'string', default: DEFAULT_OUT } } })

@@ -33,6 +33,17 @@ export async function exec(c: Cmd, allowFail = false): Promise<{ code: number | 
   return { code, stdout, stderr, wallS }
 }
 
+/** Runs a command under GNU time: wall seconds and peak resident memory (MiB). */
+export async function measured(c: Cmd): Promise<{ wallS: number; maxRssMiB: number }> {
+  const r = await exec({ cmd: '/usr/bin/time', args: ['-f', 'CAIRN-BENCH %M %e', c.cmd, ...c.args], ...(c.env ? { env: c.env } : {}) })
+  const m = /CAIRN-BENCH (\d+) ([\d.]+)/.exec(r.stderr)
+  if (!m) throw new Error(`no GNU time output from ${c.cmd}: ${r.stderr.slice(-500)}`)
+  return { wallS: r.wallS, maxRssMiB: Number(m[1]) / 1024 }
+}
+
+/** A container's ~1 GB change (a shell command): four 200 MB files and 2,000 files of 100 KB, random bytes. */
+export const BIG_CHANGE = 'mkdir -p /big/small && for i in 1 2 3 4; do head -c 200000000 /dev/urandom > /big/f$i; done && cd /big/small && seq 1 2000 | xargs -n 100 sh -c \'for f; do head -c 100000 /dev/urandom > "$f"; done\' sh && sync'
+
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b)
   const m = Math.floor(s.length / 2)
