@@ -58,6 +58,21 @@ static bool string_arg(napi_env env, napi_value v, char **out) {
   return true;
 }
 
+/*
+ * The one string argument of a call taking a path (in *out, to be freed); false, with a TypeError
+ * thrown saying `usage`, when there is none.
+ */
+static bool path_arg(napi_env env, napi_callback_info info, const char *usage, char **out) {
+  size_t argc = 1;
+  napi_value argv[1];
+  *out = NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= 1 && string_arg(env, argv[0], out) && *out != NULL) return true;
+  free(*out);
+  *out = NULL;
+  napi_throw_type_error(env, NULL, usage);
+  return false;
+}
+
 static napi_value throw_errno(napi_env env, const char *call, int err) {
   char msg[256];
   snprintf(msg, sizeof msg, "%s: %s", call, strerror(err));
@@ -205,15 +220,9 @@ static int read_xattrs(napi_env env, const char *path, napi_value *out) {
 }
 
 static napi_value do_xattrs(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  char *path = NULL;
+  char *path;
   napi_value result = NULL;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || !string_arg(env, argv[0], &path) || path == NULL) {
-    napi_throw_type_error(env, NULL, "xattrs(path): path is a string");
-    free(path);
-    return NULL;
-  }
+  if (!path_arg(env, info, "xattrs(path): path is a string", &path)) return NULL;
   int err = read_xattrs(env, path, &result);
   free(path);
   if (err != 0) return throw_errno(env, "llistxattr", err);
@@ -256,14 +265,8 @@ static int walk_one(const char *path, const struct stat *st, int type, struct FT
 }
 
 static napi_value do_xattr_tree(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  char *root = NULL;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || !string_arg(env, argv[0], &root) || root == NULL) {
-    napi_throw_type_error(env, NULL, "xattrTree(root): root is a string");
-    free(root);
-    return NULL;
-  }
+  char *root;
+  if (!path_arg(env, info, "xattrTree(root): root is a string", &root)) return NULL;
   walk.env = env;
   walk.n = 0;
   walk.err = 0;
@@ -272,11 +275,7 @@ static napi_value do_xattr_tree(napi_env env, napi_callback_info info) {
   int rc = nftw(root, walk_one, 64, FTW_PHYS);
   free(root);
   if (rc == -1 && walk.err == 0) return throw_errno(env, "nftw", errno);
-  if (walk.err != 0) {
-    char call[MAX_ARG + 32];
-    snprintf(call, sizeof call, "%s", walk.failed);
-    return throw_errno(env, call, walk.err);
-  }
+  if (walk.err != 0) return throw_errno(env, walk.failed, walk.err);
   return walk.out;
 }
 
@@ -287,26 +286,26 @@ static double ms_of(struct timespec t) {
   return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
+/* The error of lstatDir: `scandir DIR: …`, as Node's fs names it. */
+static napi_value throw_scandir(napi_env env, char *path, int err) {
+  char call[MAX_ARG + 16];
+  snprintf(call, sizeof call, "scandir %s", path);
+  free(path);
+  return throw_errno(env, call, err);
+}
+
 static napi_value do_lstat_dir(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  char *path = NULL;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || !string_arg(env, argv[0], &path) || path == NULL) {
-    napi_throw_type_error(env, NULL, "lstatDir(dir): dir is a string");
-    free(path);
-    return NULL;
-  }
+  char *path;
+  if (!path_arg(env, info, "lstatDir(dir): dir is a string", &path)) return NULL;
   DIR *d = opendir(path);
-  if (d == NULL) {
-    int err = errno;
-    char call[MAX_ARG + 16];
-    snprintf(call, sizeof call, "scandir %s", path);
-    free(path);
-    return throw_errno(env, call, err);
-  }
+  if (d == NULL) return throw_scandir(env, path, errno);
   int fd = dirfd(d);
   size_t cap = 64, n = 0;
   double *stats = malloc(cap * STAT_FIELDS * sizeof(double));
+  if (stats == NULL) {
+    closedir(d);
+    return throw_scandir(env, path, ENOMEM);
+  }
   napi_value names;
   napi_create_array(env, &names);
   int err = 0;
@@ -351,10 +350,7 @@ static napi_value do_lstat_dir(napi_env env, napi_callback_info info) {
   closedir(d);
   if (err != 0) {
     free(stats);
-    char call[MAX_ARG + 16];
-    snprintf(call, sizeof call, "scandir %s", path);
-    free(path);
-    return throw_errno(env, call, err);
+    return throw_scandir(env, path, err);
   }
   free(path);
   napi_value buffer, array, result;
