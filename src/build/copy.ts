@@ -14,7 +14,7 @@ import { writeTar, readTar, type TarEntryInput, type TarHeaderInit } from '../la
 import { decompressStream } from '../layer/compression.js'
 import { resolveInRoot } from '../layer/path.js'
 import { sortByUtf8 } from '../util/sort.js'
-import { sysAddon } from '../util/addon.js'
+import { sysAddonWith } from '../util/addon.js'
 import { parseGroup, parsePasswd } from '../runtime/user.js'
 
 /** Where COPY reads from: the context (with its ignore rules) or another image's tree. */
@@ -87,7 +87,6 @@ interface StatDirAddon {
 }
 
 const STAT_FIELDS = 9
-let statDirAddon: StatDirAddon | null | undefined
 
 /**
  * A folder's entries with their lstat: one call to the addon where it has `lstatDir` (a build's
@@ -96,12 +95,9 @@ let statDirAddon: StatDirAddon | null | undefined
  * entry gone between the listing and its lstat is left out by the addon.
  */
 function dirEntries(dir: string): { name: string; st: EntryStats }[] {
-  if (statDirAddon === undefined) {
-    const m = sysAddon() as Partial<StatDirAddon> | undefined
-    statDirAddon = typeof m?.lstatDir === 'function' ? m as StatDirAddon : null
-  }
-  if (statDirAddon && process.env['CAIRN_STATDIR'] !== 'fs') {
-    const { names, stats: f } = statDirAddon.lstatDir(dir)
+  const sys = process.env['CAIRN_STATDIR'] === 'fs' ? undefined : sysAddonWith<StatDirAddon>('lstatDir')
+  if (sys) {
+    const { names, stats: f } = sys.lstatDir(dir)
     return names.map((name, i) => {
       const o = i * STAT_FIELDS
       return { name, st: new DirEntryStats(f[o] as number, f[o + 1] as number, f[o + 2] as number, f[o + 3] as number, f[o + 4] as number, f[o + 5] as number, f[o + 6] as number, f[o + 7] as number, f[o + 8] as number) }

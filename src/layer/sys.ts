@@ -18,7 +18,7 @@
  */
 import { spawn } from 'node:child_process'
 import { CairnError } from '../errors/index.js'
-import { sysAddon } from '../util/addon.js'
+import { sysAddonWith } from '../util/addon.js'
 
 type XattrPairs = [name: string, value: Buffer][]
 
@@ -28,15 +28,8 @@ interface XattrAddon {
   xattrTree(root: string): [path: string, pairs: XattrPairs][]
 }
 
-let xattrAddon: XattrAddon | null | undefined
-
 function nativeXattrs(): XattrAddon | undefined {
-  if (process.env['CAIRN_XATTR'] === 'getfattr') return undefined
-  if (xattrAddon === undefined) {
-    const m = sysAddon() as Partial<XattrAddon> | undefined
-    xattrAddon = m && typeof m.xattrs === 'function' && typeof m.xattrTree === 'function' ? m as XattrAddon : null
-  }
-  return xattrAddon ?? undefined
+  return process.env['CAIRN_XATTR'] === 'getfattr' ? undefined : sysAddonWith<XattrAddon>('xattrs', 'xattrTree')
 }
 
 /** Whether xattrs are read through the addon (else with getfattr). */

@@ -13,7 +13,7 @@ import { isAbsolute } from 'node:path'
 import { promisify } from 'node:util'
 import { CairnError } from '../errors/index.js'
 import type { Mount } from '../snapshot/types.js'
-import { sysAddon } from '../util/addon.js'
+import { sysAddonWith } from '../util/addon.js'
 
 const run = promisify(execFile)
 
@@ -29,8 +29,8 @@ let addon: SysAddon | null | undefined
 /** The mount addon, when it was built and loads here. */
 export function mountAddon(): SysAddon | undefined {
   if (addon === undefined) {
-    const m = process.env['CAIRN_MOUNT'] === 'mount8' ? undefined : (sysAddon() as Partial<SysAddon> | undefined)
-    addon = m && typeof m.mount === 'function' && typeof m.umount2 === 'function' && m.constants ? m as SysAddon : null
+    const m = process.env['CAIRN_MOUNT'] === 'mount8' ? undefined : sysAddonWith<SysAddon>('mount', 'umount2')
+    addon = m?.constants ? m : null
   }
   return addon ?? undefined
 }

@@ -43,3 +43,9 @@ export function sysAddon(): Record<string, unknown> | undefined {
   }
   return sys ?? undefined
 }
+
+/** The system-call addon when it has every function named (one built by an older version has fewer). */
+export function sysAddonWith<T>(...functions: string[]): T | undefined {
+  const m = sysAddon()
+  return m && functions.every((f) => typeof m[f] === 'function') ? m as T : undefined
+}
