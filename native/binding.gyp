@@ -3,7 +3,7 @@
     {
       "target_name": "cairn_deflate",
       "sources": ["deflate.c"],
-      "libraries": ["-ldeflate"],
+      "libraries": ["-ldeflate", "-lm"],
       "cflags": ["-O2", "-Wall", "-Wextra"]
     }
   ]

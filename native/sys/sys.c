@@ -40,6 +40,7 @@
 #include <sys/xattr.h>
 #include <ftw.h>
 #include <dirent.h>
+#include <fcntl.h>
 
 #define MAX_ARG 8192
 
@@ -365,6 +366,73 @@ static napi_value do_lstat_dir(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * syncFileRange(fd, offset, length) -> Promise<void>: sync_file_range(2) with SYNC_FILE_RANGE_WRITE,
+ * which starts the write-out of that range's dirty pages without waiting for it to finish. It may
+ * still wait for the device's queue, so it runs on libuv's pool, not on the event loop. A blob being
+ * written asks for this as it goes, so that the fsync at its end waits for the last pieces only, not
+ * for the whole file (a 90 MB layer's fsync took 100 ms of idle cores at the end of a push).
+ */
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  int fd;
+  int64_t offset, length;
+  int err;
+} range_job_t;
+
+static void range_execute(napi_env env, void *data) {
+  (void)env;
+  range_job_t *j = data;
+  j->err = sync_file_range(j->fd, j->offset, j->length, SYNC_FILE_RANGE_WRITE) == 0 ? 0 : errno;
+}
+
+static void range_complete(napi_env env, napi_status status, void *data) {
+  range_job_t *j = data;
+  napi_value result;
+  if (status == napi_ok && j->err == 0) {
+    napi_get_undefined(env, &result);
+    napi_resolve_deferred(env, j->deferred, result);
+  } else {
+    char msg[256];
+    napi_value message, code;
+    snprintf(msg, sizeof msg, "sync_file_range: %s", j->err != 0 ? strerror(j->err) : "cancelled");
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, NULL, message, &result);
+    napi_create_int32(env, j->err, &code);
+    napi_set_named_property(env, result, "errno", code);
+    napi_reject_deferred(env, j->deferred, result);
+  }
+  napi_delete_async_work(env, j->work);
+  free(j);
+}
+
+static napi_value do_sync_file_range(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], promise, name;
+  int32_t fd;
+  int64_t offset, length;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int64(env, argv[1], &offset) != napi_ok ||
+      napi_get_value_int64(env, argv[2], &length) != napi_ok || offset < 0 || length < 0) {
+    napi_throw_type_error(env, NULL, "syncFileRange(fd, offset, length): numbers, offset and length not negative");
+    return NULL;
+  }
+  range_job_t *j = calloc(1, sizeof *j);
+  if (j == NULL) return throw_errno(env, "syncFileRange", ENOMEM);
+  j->fd = fd;
+  j->offset = offset;
+  j->length = length;
+  napi_create_string_utf8(env, "cairn:syncFileRange", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok ||
+      napi_create_async_work(env, NULL, name, range_execute, range_complete, j, &j->work) != napi_ok ||
+      napi_queue_async_work(env, j->work) != napi_ok) {
+    free(j);
+    return throw_errno(env, "syncFileRange", ENOMEM);
+  }
+  return promise;
+}
+
 static void set_constant(napi_env env, napi_value obj, const char *name, int64_t v) {
   napi_value n;
   napi_create_int64(env, v, &n);
@@ -383,6 +451,8 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "xattrTree", fn);
   napi_create_function(env, "lstatDir", NAPI_AUTO_LENGTH, do_lstat_dir, NULL, &fn);
   napi_set_named_property(env, exports, "lstatDir", fn);
+  napi_create_function(env, "syncFileRange", NAPI_AUTO_LENGTH, do_sync_file_range, NULL, &fn);
+  napi_set_named_property(env, exports, "syncFileRange", fn);
   napi_create_object(env, &constants);
   set_constant(env, constants, "MS_RDONLY", MS_RDONLY);
   set_constant(env, constants, "MS_REMOUNT", MS_REMOUNT);

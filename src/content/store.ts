@@ -22,6 +22,7 @@ import type { FileHandle } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { CairnError, isErrno, throwIfAborted } from '../errors/index.js'
 import { type Digest, type DigestAlgorithm, HashingStream, isDigest, parseDigest } from '../oci/digest.js'
+import { sysAddonWith } from '../util/addon.js'
 import { processAlive, randomName, unlinkIfExists } from '../util/fs.js'
 import { byteCounter, pipeAll } from '../util/stream.js'
 import { Leases } from './lease.js'
@@ -367,10 +368,31 @@ export interface StagedBlob extends BlobInfo {
   tmpPath: string
 }
 
-/** Writes to an open file and fsyncs it before reporting 'finish'; the caller closes the handle. */
+/** Bytes written to a blob between two requests to start their write-out (see FileSink). */
+const WRITEBACK_EVERY = 8 << 20
+
+interface WritebackAddon {
+  syncFileRange(fd: number, offset: number, length: number): Promise<void>
+}
+
+/**
+ * Writes to an open file and fsyncs it before reporting 'finish'; the caller closes the handle.
+ *
+ * Every 8 MiB written, the write-out of those bytes is started (sync_file_range(2) through Cairn's
+ * system-call addon; it does not wait for the disk), so that the final fsync waits for the last
+ * few MiB only: otherwise the kernel holds the whole blob until that fsync, which then writes it
+ * all while the cores wait (a 90 MB blob: some 100 ms at the end of a push, a pull or an import).
+ * Without the addon the fsync does all of it, as before.
+ */
 class FileSink extends Writable {
+  private static addon: WritebackAddon | null | undefined
+  private written = 0
+  private started = 0
+  private starting: Promise<void> | undefined
+
   constructor(private readonly fh: FileHandle) {
     super({ highWaterMark: WRITE_HWM })
+    FileSink.addon ??= sysAddonWith<WritebackAddon>('syncFileRange') ?? null
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -382,13 +404,16 @@ class FileSink extends Writable {
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    this.fh.sync().then(() => cb(), cb)
+    // the handle stays open until the last write-out request has returned
+    Promise.resolve(this.starting).then(() => this.fh.sync()).then(() => cb(), cb)
   }
 
   private async writeAll(buffers: Buffer[]): Promise<void> {
     let pending = buffers
     while (pending.length > 0) {
       const { bytesWritten } = await this.fh.writev(pending)
+      this.written += bytesWritten
+      if (this.written - this.started >= WRITEBACK_EVERY) this.startWriteback()
       let skip = bytesWritten
       const rest: Buffer[] = []
       for (const b of pending) {
@@ -401,6 +426,15 @@ class FileSink extends Writable {
       }
       pending = rest
     }
+  }
+
+  private startWriteback(): void {
+    const addon = FileSink.addon
+    if (!addon || this.starting) return
+    const from = this.started
+    this.started = this.written
+    // only a hint: the final fsync writes (and reports) whatever this did not
+    this.starting = addon.syncFileRange(this.fh.fd, from, this.written - from).catch(() => undefined).finally(() => (this.starting = undefined))
   }
 }
 

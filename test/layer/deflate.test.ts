@@ -82,6 +82,32 @@ describe('fast deflate', () => {
     }
   })
 
+  it('stores incompressible blocks as they are, and only those: within 1% of zlib -6 either way', async () => {
+    const lib = gzipBackend()
+    const block = 1 << 20
+    const random = randomBytes(block)
+    // stored: deflate's stored blocks cost 5 bytes per 64 KiB, the member 18
+    const stored = await lib.gzip(random)
+    assert.ok(stored.length <= block + 5 * Math.ceil(block / 65_535) + 18, `random bytes took ${stored.length} bytes`)
+    assert.ok(gunzipSync(stored).equals(random))
+    // random at first sight (every byte as frequent as the others, in every 4 KiB) but not: a random
+    // 24 KiB repeated, where zlib -6 saves nearly everything; bytes from 200 values (order-0
+    // entropy 7.6 bits); random 1 KiB pieces with a run of zeros between them; random bytes with a
+    // few bytes repeated from the 1 KiB before every 200. Each must come out within 1% of zlib -6.
+    const piece = randomBytes(24 << 10)
+    const repeated = Buffer.concat(Array.from({ length: Math.ceil(block / piece.length) }, () => piece)).subarray(0, block)
+    const narrow = Buffer.from(randomBytes(block).map((b) => b % 200))
+    const withZeros = Buffer.concat(Array.from({ length: block / 1200 + 1 }, () => Buffer.concat([randomBytes(1024), Buffer.alloc(176)]))).subarray(0, block)
+    const echoes = randomBytes(block)
+    for (let i = 1024; i + 8 <= block; i += 200) echoes.copy(echoes, i, i - 1000, i - 992)
+    for (const [what, data] of [['repeated', repeated], ['200 values', narrow], ['zero runs', withZeros], ['short echoes', echoes]] as const) {
+      const ours = (await lib.gzip(data)).length
+      const zlib6 = gzipSync(data, { level: 6 }).length
+      assert.ok(ours <= zlib6 * 1.01, `${what}: ${ours} bytes, zlib -6 ${zlib6}: more than 1% larger`)
+      assert.ok(gunzipSync(await lib.gzip(data)).equals(data))
+    }
+  })
+
   it('takes less CPU than zlib on binaries', async () => {
     const binary = readFileSync(process.execPath).subarray(0, 16 << 20)
     // CPU time on the pool threads counts in the process's usage; a loaded machine inflates both alike

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict'
-import { mkdir, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, open, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { readXattrsOf, readXattrTree, setXattrs, xattrsNative } from '../../src/layer/sys.js'
+import { sysAddonWith } from '../../src/util/addon.js'
 import { tempDir } from './helpers.js'
 
 describe('xattr tools', () => {
@@ -78,5 +79,25 @@ describe('xattrs read through the addon', () => {
     assert.deepEqual([...nativeOf.keys()].sort(), [join(dir, 'a/b c'), join(dir, 'a/b c/ünï\nfile')].sort())
     await assert.rejects(readXattrTree(join(dir, 'missing')), /getfattr failed on .*missing: .*No such file or directory/)
     await assert.rejects(readXattrsOf([join(dir, 'missing')]), /getfattr failed on .*missing: .*No such file or directory/)
+  })
+})
+
+describe('write-out hint (syncFileRange)', () => {
+  it('starts the write-out of a range off the event loop, and reports a bad descriptor', async (t) => {
+    const sys = sysAddonWith<{ syncFileRange(fd: number, offset: number, length: number): Promise<void> }>('syncFileRange')
+    assert.ok(sys, 'the addon (native/sys/) is built and has syncFileRange')
+    const file = join(await tempDir(t), 'blob')
+    const fh = await open(file, 'w')
+    try {
+      await fh.write(Buffer.alloc(3 << 20, 7))
+      const pending = sys.syncFileRange(fh.fd, 0, 3 << 20)
+      assert.ok(pending instanceof Promise, 'a promise: the call runs on libuv\'s pool')
+      await pending
+      await sys.syncFileRange(fh.fd, 1 << 20, 0) // 0: to the end of the file
+    } finally {
+      await fh.close()
+    }
+    await assert.rejects(sys.syncFileRange(fh.fd, 0, 1), (err: Error & { errno?: number }) => err.errno === 9 && /sync_file_range: Bad file descriptor/.test(err.message))
+    assert.throws(() => sys.syncFileRange(-1, -5, 1), TypeError)
   })
 })
