@@ -101,6 +101,10 @@ export class Transport {
         // parsing of a whole CA bundle (some 50 ms with NODE_EXTRA_CA_CERTS set to the system's)
         const extra = verify ? extraCertificates(this.env) : []
         if (verify && (material.ca.length > 0 || extra.length > 0)) opts.ca = [...rootCertificates, ...extra, ...material.ca]
+        // nor Node.js's own roots, which it loads into every TLS context given no `ca` (15 ms of the
+        // first HTTPS attempt at a loopback registry); the configured CAs still serve a client
+        // certificate's chain
+        if (!verify) opts.ca = material.ca
         if (material.cert !== undefined && material.key !== undefined) {
           opts.cert = material.cert
           opts.key = material.key

@@ -289,6 +289,34 @@ test('certs.d: a client certificate from <certs-dir>/<host:port>/ is presented o
   }
 })
 
+test('a loopback registry over HTTPS with a certificate nobody signed: its TLS context, given no CA, still connects', async (t) => {
+  const { access } = await import('node:fs/promises')
+  if (!(await access('/usr/bin/openssl').then(() => true, () => false))) {
+    t.skip('no openssl to make certificates')
+    return
+  }
+  const { execFileSync } = await import('node:child_process')
+  const { createServer: createHttpsServer } = await import('node:https')
+  const { dir, cleanup } = await tempDir('cairn-tls-')
+  try {
+    execFileSync('/usr/bin/openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=somewhere.else',
+      '-keyout', 'key.pem', '-out', 'cert.pem'], { cwd: dir, stdio: 'ignore' })
+    const server = createHttpsServer({ key: await readFile(`${dir}/key.pem`), cert: await readFile(`${dir}/cert.pem`) }, (_req, res) => res.end('hello'))
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const port = (server.address() as AddressInfo).port
+    const transport = new Transport({ ...defaultRemoteConfig(), certsDir: `${dir}/none` }, {})
+    try {
+      const res = await transport.request({ method: 'GET', url: new URL(`https://127.0.0.1:${port}/v2/`) })
+      assert.equal(await res.text(), 'hello')
+    } finally {
+      transport.close()
+      server.close()
+    }
+  } finally {
+    await cleanup()
+  }
+})
+
 test('sweepDownloads: abandoned partials go after a week, private copies after an hour, dead locks at once; live ones stay', async () => {
   const { dir, cleanup } = await tempDir('cairn-sweep-')
   try {
