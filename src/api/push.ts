@@ -292,18 +292,6 @@ class Pusher {
     const sig = signal ? { signal } : {}
     // the store's side first: once the upload has started, nothing may fail before it is fed
     const ingest = await this.store.content.ingest()
-    let session: UploadSession | undefined
-    try {
-      const r = await this.repo.startUpload(sig)
-      if (!r.mounted) session = { location: r.location, offset: r.offset }
-    } catch (err) {
-      if (signal?.aborted || hasCode(err, 'ABORTED')) {
-        await ingest.abort()
-        throw err
-      }
-      // no upload now: compress, then push the usual way (which reports the error if it persists)
-    }
-    if (!session) return this.compress(image, plain, want, mediaType, { ingest })
     const toRegistry = new PassThrough({ highWaterMark: 1 << 20 })
     let alive = true
     let waiting: (() => void) | undefined
@@ -312,21 +300,11 @@ class Pusher {
       waiting = undefined
       w?.()
     }
-    let opened = false
-    let sent = 0
-    const uploaded: Promise<UploadSession | undefined> = this.repo.uploadChunk(session, {
-      open: () => {
-        // a stream cannot be sent twice (a redirected PATCH): that upload fails, the push goes on
-        if (opened) throw new CairnError('UNKNOWN', 'a streamed upload cannot be repeated')
-        opened = true
-        return toRegistry
-      },
-    }, { ...sig, onBodyBytes: (n) => (sent = n) }).catch(() => {
+    const stopUpload = (): void => {
       alive = false
       toRegistry.destroy()
       release()
-      return undefined
-    })
+    }
     // every compressed chunk goes to the store and, while the upload lives, to the registry
     const tee = new Transform({
       transform(chunk: Buffer, _enc, cb): void {
@@ -340,16 +318,48 @@ class Pusher {
         cb()
       },
     })
-    // the upload is finished with the digest as soon as the last byte is hashed, while the kept
-    // copy is still being synced to disk and recorded (that sync took 40-80 ms for a 90 MB layer)
+    // compression starts at once, while the upload is being opened (the registry's first answers,
+    // and a token's, take round trips): the bytes it makes meanwhile wait in toRegistry, and past
+    // its 1 MiB and the compressor's blocks in flight, the compressor waits for the upload
     const compressing = this.compress(image, plain, want, mediaType, { ingest, tee })
     compressing.catch(() => undefined)
+    let session: UploadSession | undefined
+    try {
+      const r = await this.repo.startUpload(sig)
+      if (!r.mounted) session = { location: r.location, offset: r.offset }
+    } catch (err) {
+      if (signal?.aborted || hasCode(err, 'ABORTED')) {
+        stopUpload()
+        await compressing.catch(() => undefined)
+        throw err
+      }
+      // no upload now: compress, then push the usual way (which reports the error if it persists)
+    }
+    if (!session) {
+      stopUpload()
+      return compressing
+    }
+    let opened = false
+    let sent = 0
+    const uploaded: Promise<UploadSession | undefined> = this.repo.uploadChunk(session, {
+      open: () => {
+        // a stream cannot be sent twice (a redirected PATCH): that upload fails, the push goes on
+        if (opened) throw new CairnError('UNKNOWN', 'a streamed upload cannot be repeated')
+        opened = true
+        return toRegistry
+      },
+    }, { ...sig, onBodyBytes: (n) => (sent = n) }).catch(() => {
+      stopUpload()
+      return undefined
+    })
+    const opening = session
     const failed = async (err: unknown): Promise<never> => {
-      alive = false
-      toRegistry.destroy()
-      await this.repo.cancelUpload(session, signal).catch(() => undefined)
+      stopUpload()
+      await this.repo.cancelUpload(opening, signal).catch(() => undefined)
       throw err
     }
+    // the upload is finished with the digest as soon as the last byte is hashed, while the kept
+    // copy is still being synced to disk and recorded (that sync took 40-80 ms for a 90 MB layer)
     let hashed: { digest: Digest; size: number }
     try {
       hashed = await Promise.race([ingest.hashed, compressing])
