@@ -79,7 +79,7 @@ async function main(): Promise<void> {
     await writeFile(text, Buffer.concat(readdirSync(tsDir).sort().filter((f) => statSync(join(tsDir, f)).isFile()).map((f) => readFileSync(join(tsDir, f)))))
     const inputs = [{ name: 'Debian minbase tar', file: debian }, { name: 'TypeScript lib/ (JavaScript text)', file: text }]
     const tools: { name: string; run: (file: string) => Promise<Sample> }[] = [
-      { name: `cairn (libdeflate ${lib.version}, level 4, 5 or 7 by block, parallel)`, run: (f) => inProcess(f, () => parallelGzip({ backend: lib })) },
+      { name: `cairn (libdeflate ${lib.version}, level 4, 5 or 7 by block, stored where incompressible, parallel)`, run: (f) => inProcess(f, () => parallelGzip({ backend: lib })) },
       { name: 'cairn fallback (zlib -6, parallel)', run: (f) => inProcess(f, () => parallelGzip({ backend: zlibBackend })) },
       { name: 'zlib -6, one stream (reference)', run: (f) => inProcess(f, () => createGzip({ level: 6 })) },
       { name: `pigz -6 -p ${cpus().length}`, run: (f) => tool(f, 'pigz', ['-6', '-c', '-p', String(cpus().length)]) },
