@@ -1,6 +1,6 @@
 /*
- * cairn_sys: the mount(2) and umount2(2) system calls, and the reading of extended attributes
- * (llistxattr(2), lgetxattr(2)), which Node.js does not have.
+ * cairn_sys: the mount(2) and umount2(2) system calls, the reading of extended attributes
+ * (llistxattr(2), lgetxattr(2)) and sync_file_range(2), which Node.js does not have.
  *
  * Without them every mount and unmount is a mount(8) or umount(8) process, and starting a process
  * from Node.js forks the whole Node.js process first: some 10 to 20 ms of the event loop's time
