@@ -424,11 +424,23 @@ static napi_value do_sync_file_range(napi_env env, napi_callback_info info) {
   j->offset = offset;
   j->length = length;
   napi_create_string_utf8(env, "cairn:syncFileRange", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok ||
-      napi_create_async_work(env, NULL, name, range_execute, range_complete, j, &j->work) != napi_ok ||
-      napi_queue_async_work(env, j->work) != napi_ok) {
+  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok) {
     free(j);
     return throw_errno(env, "syncFileRange", ENOMEM);
+  }
+  if (napi_create_async_work(env, NULL, name, range_execute, range_complete, j, &j->work) != napi_ok) {
+    j->work = NULL;
+  } else if (napi_queue_async_work(env, j->work) != napi_ok) {
+    napi_delete_async_work(env, j->work);
+    j->work = NULL;
+  }
+  if (j->work == NULL) {
+    /* the promise is the caller's: it is rejected, not left pending */
+    napi_value message, error;
+    napi_create_string_utf8(env, "syncFileRange: could not queue the call", NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, NULL, message, &error);
+    napi_reject_deferred(env, j->deferred, error);
+    free(j);
   }
   return promise;
 }

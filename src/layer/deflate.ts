@@ -6,8 +6,8 @@
  * (pgzip.ts); at its level 4 for binaries, 5 for text mixed with binary and 7 for text, and stored
  * as it is where the block is incompressible (chosen per block: native/deflate.c) it makes layers
  * within 1% of what zlib's level 6 makes (0.6% smaller on a Debian root, 0.3% larger on JavaScript)
- * with half its CPU (bench/README.md, "gzip"). Both run on
- * libuv's thread pool, so the event loop (hashing, writing, sending) goes on while blocks compress.
+ * with half its CPU (bench/README.md, "gzip"). Both run on libuv's thread pool, so the event loop
+ * (hashing, writing, sending) goes on while blocks compress.
  *
  * The bytes depend on the implementation: a layer compressed where the addon could not be built
  * differs from the same layer compressed with it (both are valid gzip, and either is kept once made,
