@@ -101,3 +101,19 @@ describe('write-out hint (syncFileRange)', () => {
     assert.throws(() => sys.syncFileRange(-1, -5, 1), TypeError)
   })
 })
+
+describe('read-ahead hint (willNeed)', () => {
+  it('asks for files off the event loop, passes over what it cannot open, and refuses what is not a list of paths', async (t) => {
+    const sys = sysAddonWith<{ willNeed(paths: unknown): Promise<void> }>('willNeed')
+    assert.ok(sys, 'the addon (native/sys/) is built and has willNeed')
+    const dir = await tempDir(t)
+    await writeFile(join(dir, 'a'), Buffer.alloc(100_000, 1))
+    await symlink('a', join(dir, 'link'))
+    const pending = sys.willNeed([join(dir, 'a'), join(dir, 'missing'), join(dir, 'link'), dir])
+    assert.ok(pending instanceof Promise)
+    assert.equal(await pending, undefined)
+    assert.equal(await sys.willNeed([]), undefined)
+    assert.throws(() => sys.willNeed('not a list'), TypeError)
+    assert.throws(() => sys.willNeed([join(dir, 'a'), 42]), TypeError)
+  })
+})
