@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { extraCertificates } from '../../src/remote/config.js'
@@ -50,6 +50,13 @@ test('the code cache: written per command word, and a damaged one is replaced, n
     const r = await cairnOk(root, ['history', 'cached:1'])
     assert.match(r.stdout, /^IMAGE +CREATED +CREATED BY +SIZE +COMMENT\n/)
     assert.ok(!readFileSync(file).equals(garbage), 'a rejected cache is replaced')
+    // the run that writes a cache keeps every function's bytecode with a V8 flag of its own, set back
+    // before the cache is made: a cache carrying that flag's hash would be refused (and written
+    // again) at every later start
+    const written = readFileSync(file)
+    const mtime = statSync(file).mtimeMs
+    await cairnOk(root, ['history', 'cached:1'])
+    assert.ok(readFileSync(file).equals(written) && statSync(file).mtimeMs === mtime, 'the cache written is accepted next time, not written again')
   } finally {
     await cleanup()
   }
