@@ -290,7 +290,10 @@ describe('confinement and limits, beside Docker', { concurrency: false }, () => 
       await sleep(100)
     }
     assert.equal(readFileSync(`${pidsDir}/pids.max`, 'utf8').trim(), '64')
-    assert.ok(most <= 64 && most > 10, `the bomb filled its 64 processes and no more (${most})`)
+    // the kernel counts the forks the limit refused: the bomb reached it even when it collapsed
+    // between two samples (on a busy machine it can grow and fall back before the first one)
+    const refused = Number(/^max (\d+)$/m.exec(readFileSync(`${pidsDir}/pids.events`, 'utf8'))?.[1] ?? 0)
+    assert.ok(most <= 64 && (most > 10 || refused > 0), `the bomb filled its 64 processes and no more (at most ${most} seen, ${refused} forks refused)`)
     // the host is not harmed: it starts processes as usual
     assert.equal((await runOk('/bin/sh', ['-c', 'echo forked'])).stdout.trim(), 'forked')
     assert.match((await cliOk(['stats', '--no-stream', '--format', '{{.PIDs}}', 'bomb'])).stdout.trim(), /^(6[0-4]|[1-5]\d)$/)
