@@ -369,6 +369,25 @@ static napi_value do_lstat_dir(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * A promise for a job run on libuv's pool: `execute` there, then `complete` on the event loop, which
+ * settles *deferred. NULL when no promise could be made (the caller frees the job and throws); when
+ * the work could not be queued, *work is NULL and the caller settles the promise itself.
+ */
+static napi_value start_job(napi_env env, const char *name, napi_async_execute_callback execute, napi_async_complete_callback complete,
+                            void *job, napi_deferred *deferred, napi_async_work *work) {
+  napi_value promise, resource;
+  if (napi_create_promise(env, deferred, &promise) != napi_ok) return NULL;
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource);
+  if (napi_create_async_work(env, NULL, resource, execute, complete, job, work) != napi_ok) {
+    *work = NULL;
+  } else if (napi_queue_async_work(env, *work) != napi_ok) {
+    napi_delete_async_work(env, *work);
+    *work = NULL;
+  }
+  return promise;
+}
+
+/*
  * syncFileRange(fd, offset, length) -> Promise<void>: sync_file_range(2) with SYNC_FILE_RANGE_WRITE,
  * which starts the write-out of that range's dirty pages without waiting for it to finish. It may
  * still wait for the device's queue, so it runs on libuv's pool, not on the event loop. A blob being
@@ -411,7 +430,7 @@ static void range_complete(napi_env env, napi_status status, void *data) {
 
 static napi_value do_sync_file_range(napi_env env, napi_callback_info info) {
   size_t argc = 3;
-  napi_value argv[3], promise, name;
+  napi_value argv[3];
   int32_t fd;
   int64_t offset, length;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
@@ -425,16 +444,10 @@ static napi_value do_sync_file_range(napi_env env, napi_callback_info info) {
   j->fd = fd;
   j->offset = offset;
   j->length = length;
-  napi_create_string_utf8(env, "cairn:syncFileRange", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok) {
+  napi_value promise = start_job(env, "cairn:syncFileRange", range_execute, range_complete, j, &j->deferred, &j->work);
+  if (promise == NULL) {
     free(j);
     return throw_errno(env, "syncFileRange", ENOMEM);
-  }
-  if (napi_create_async_work(env, NULL, name, range_execute, range_complete, j, &j->work) != napi_ok) {
-    j->work = NULL;
-  } else if (napi_queue_async_work(env, j->work) != napi_ok) {
-    napi_delete_async_work(env, j->work);
-    j->work = NULL;
   }
   if (j->work == NULL) {
     /* the promise is the caller's: it is rejected, not left pending */
@@ -492,7 +505,7 @@ static void hint_complete(napi_env env, napi_status status, void *data) {
 
 static napi_value do_will_need(napi_env env, napi_callback_info info) {
   size_t argc = 1;
-  napi_value argv[1], promise, name;
+  napi_value argv[1];
   bool is_array = false;
   uint32_t n = 0;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
@@ -516,16 +529,10 @@ static napi_value do_will_need(napi_env env, napi_callback_info info) {
     }
     j->paths[j->count++] = path;
   }
-  napi_create_string_utf8(env, "cairn:willNeed", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok) {
+  napi_value promise = start_job(env, "cairn:willNeed", hint_execute, hint_complete, j, &j->deferred, &j->work);
+  if (promise == NULL) {
     free_hint_job(j);
     return throw_errno(env, "willNeed", ENOMEM);
-  }
-  if (napi_create_async_work(env, NULL, name, hint_execute, hint_complete, j, &j->work) != napi_ok) {
-    j->work = NULL;
-  } else if (napi_queue_async_work(env, j->work) != napi_ok) {
-    napi_delete_async_work(env, j->work);
-    j->work = NULL;
   }
   if (j->work == NULL) {
     /* only a hint: the promise resolves, nothing was asked for */
