@@ -1,10 +1,12 @@
 /** The registry client's pure parts and its HTTP plumbing, on in-test servers. */
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { createServer, type IncomingMessage } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { TLSSocket } from 'node:tls'
-import { chmod, lstat, mkdir, readFile, symlink, writeFile } from 'node:fs/promises'
+import { access, chmod, lstat, mkdir, readFile, symlink, writeFile } from 'node:fs/promises'
 import { mergeScopes, parseChallenges } from '../../src/remote/auth.js'
 import { parseRange } from '../../src/remote/client.js'
 import { apiHost, credentialKey, defaultRemoteConfig, isInsecure, normalizeServer } from '../../src/remote/config.js'
@@ -238,19 +240,27 @@ test('parallel gzip: deterministic members that any gunzip reads back', async ()
   assert.ok(gunzipSync(await buffer(Readable.from([]).pipe(parallelGzip()))).equals(Buffer.alloc(0)))
 })
 
-test('certs.d: a client certificate from <certs-dir>/<host:port>/ is presented over HTTPS', async (t) => {
-  const { access } = await import('node:fs/promises')
+/**
+ * Runs `fn` in a scratch folder with `ssl(...args)`, openssl(1) run there; the test is skipped where
+ * openssl is missing.
+ */
+async function withOpenssl(t: TestContext, fn: (dir: string, ssl: (...args: string[]) => void) => Promise<void>): Promise<void> {
   if (!(await access('/usr/bin/openssl').then(() => true, () => false))) {
     t.skip('no openssl to make certificates')
     return
   }
-  const { execFileSync } = await import('node:child_process')
-  const { createServer: createHttpsServer } = await import('node:https')
   const { dir, cleanup } = await tempDir('cairn-tls-')
-  const ssl = (...args: string[]): void => {
-    execFileSync('/usr/bin/openssl', args, { cwd: dir, stdio: 'ignore' })
-  }
   try {
+    await fn(dir, (...args) => {
+      execFileSync('/usr/bin/openssl', args, { cwd: dir, stdio: 'ignore' })
+    })
+  } finally {
+    await cleanup()
+  }
+}
+
+test('certs.d: a client certificate from <certs-dir>/<host:port>/ is presented over HTTPS', async (t) => {
+  await withOpenssl(t, async (dir, ssl) => {
     ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=cairn test CA')
     ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1')
     await writeFile(`${dir}/san.ext`, 'subjectAltName=IP:127.0.0.1\n')
@@ -284,23 +294,12 @@ test('certs.d: a client certificate from <certs-dir>/<host:port>/ is presented o
       bare.close()
       server.close()
     }
-  } finally {
-    await cleanup()
-  }
+  })
 })
 
 test('a loopback registry over HTTPS with a certificate nobody signed: its TLS context, given no CA, still connects', async (t) => {
-  const { access } = await import('node:fs/promises')
-  if (!(await access('/usr/bin/openssl').then(() => true, () => false))) {
-    t.skip('no openssl to make certificates')
-    return
-  }
-  const { execFileSync } = await import('node:child_process')
-  const { createServer: createHttpsServer } = await import('node:https')
-  const { dir, cleanup } = await tempDir('cairn-tls-')
-  try {
-    execFileSync('/usr/bin/openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=somewhere.else',
-      '-keyout', 'key.pem', '-out', 'cert.pem'], { cwd: dir, stdio: 'ignore' })
+  await withOpenssl(t, async (dir, ssl) => {
+    ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=somewhere.else', '-keyout', 'key.pem', '-out', 'cert.pem')
     const server = createHttpsServer({ key: await readFile(`${dir}/key.pem`), cert: await readFile(`${dir}/cert.pem`) }, (_req, res) => res.end('hello'))
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
     const port = (server.address() as AddressInfo).port
@@ -312,9 +311,7 @@ test('a loopback registry over HTTPS with a certificate nobody signed: its TLS c
       transport.close()
       server.close()
     }
-  } finally {
-    await cleanup()
-  }
+  })
 })
 
 test('sweepDownloads: abandoned partials go after a week, private copies after an hour, dead locks at once; live ones stay', async () => {
