@@ -28,7 +28,6 @@ import {
   readdirSync,
   rmSync,
   symlinkSync,
-  utimesSync,
   writeSync,
   type Stats,
 } from 'node:fs'
@@ -285,9 +284,7 @@ class Applier {
     if (!st.isFile() || st.size !== h.size) {
       throw new CairnError('CONFLICT', `${source} changed while it was being copied (${st.size} bytes, ${h.size} expected)`)
     }
-    if (this.sameOwner) lchownSync(target, h.uid, h.gid)
-    chmodSync(target, h.mode) // after chown, which clears setuid/setgid
-    utimesSync(target, seconds(h), seconds(h))
+    this.nodeMeta(h, target)
     this.size += h.size
   }
 
@@ -302,7 +299,7 @@ class Applier {
     }
   }
 
-  /** Ownership, mode and mtime of a device or FIFO just created at `target` (never a symlink). */
+  /** Ownership, mode (after chown, which clears setuid/setgid) and mtime of a device, FIFO or copied file just created at `target` (never a symlink). */
   private nodeMeta(h: TarHeader, target: string): void {
     if (this.sameOwner) lchownSync(target, h.uid, h.gid)
     chmodSync(target, h.mode)
