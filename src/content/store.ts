@@ -385,14 +385,12 @@ interface WritebackAddon {
  * Without the addon the fsync does all of it, as before.
  */
 class FileSink extends Writable {
-  private static addon: WritebackAddon | null | undefined
   private written = 0
   private started = 0
   private starting: Promise<void> | undefined
 
   constructor(private readonly fh: FileHandle) {
     super({ highWaterMark: WRITE_HWM })
-    FileSink.addon ??= sysAddonWith<WritebackAddon>('syncFileRange') ?? null
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -429,7 +427,7 @@ class FileSink extends Writable {
   }
 
   private startWriteback(): void {
-    const addon = FileSink.addon
+    const addon = sysAddonWith<WritebackAddon>('syncFileRange')
     if (!addon || this.starting) return
     const from = this.started
     this.started = this.written
