@@ -5,6 +5,10 @@
  * container is removed (unless `commit` made it a snapshot of its own, it goes with the
  * container); whatever happens, no container is left.
  *
+ * Its writable layer is mounted `volatile` (no syncs): what counts of it is the layer committed
+ * into the content store, which is synced there; stopping it then does not wait for the host's
+ * file system to be flushed.
+ *
  * Network: `default` is the default bridge, as with Docker; `host` and `none` as they say.
  */
 import { Writable } from 'node:stream'
@@ -61,7 +65,7 @@ export async function runStep<T>(store: ImageStore, input: RunStepInput, commit:
   const monitor = input.monitor?.usable === true ? input.monitor : MonitorStandby.start()
   if (monitor !== input.monitor) input.monitor?.dismiss()
   const spec = await engine.create({
-    image: input.image, command: input.argv, entrypoint: [], env: input.env, network: engineNetwork(input.network),
+    image: input.image, command: input.argv, entrypoint: [], env: input.env, network: engineNetwork(input.network), volatileRootfs: true,
     ...(input.volumes && input.volumes.length > 0 ? { mounts: input.volumes.map(parseVolumeFlag) } : {}),
   }).catch((err: unknown) => {
     monitor.dismiss()

@@ -185,4 +185,10 @@ export interface CreateOptions extends OperationOptions, ResourceLimits, Securit
   sysctls?: Record<string, string>
   /** `--init`: a small init (tini) runs as PID 1 and the command under it, reaping zombies and passing signals. */
   init?: boolean
+  /**
+   * Its writable layer mounted without syncs (overlay's `volatile`): stopping it does not flush
+   * the host's file system, and what it wrote may be lost on a crash. For containers whose
+   * changes are committed elsewhere, as a build's RUN steps are.
+   */
+  volatileRootfs?: boolean
 }

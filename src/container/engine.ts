@@ -441,7 +441,7 @@ export class ContainerEngine {
       for (let attempt = 0; ; attempt++) {
         spec.initKey = await this.initLayer(snap, id, top)
         try {
-          await snap.prepare(keys.key, spec.initKey, { labels: { 'cairn.container': id } })
+          await snap.prepare(keys.key, spec.initKey, { labels: { 'cairn.container': id }, volatile: opts.volatileRootfs === true })
           break
         } catch (err) {
           if (attempt > 2 || (await snap.tryStat(spec.initKey))?.kind === 'committed') throw err
@@ -503,7 +503,10 @@ export class ContainerEngine {
     const tmp = `${name}-tmp-${id}`
     const target = this.paths(id).rootfs
     try {
-      const mounts = await snap.prepare(tmp, parent, { labels: { 'cairn.container': id } })
+      // a few empty files and folders (mount points, which the runtime makes itself when they
+      // are missing): unmounting must not wait for the host's whole file system to be flushed,
+      // as a plain overlay's unmount does
+      const mounts = await snap.prepare(tmp, parent, { labels: { 'cairn.container': id }, volatile: true })
       await mountAll(mounts, target)
       try {
         populateInitLayer(target)

@@ -13,6 +13,7 @@
  */
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { release } from 'node:os'
 import { lstat, mkdir, readdir, rename, rm, symlink } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import { CairnError } from '../errors/index.js'
@@ -20,6 +21,15 @@ import type { DB } from '../metadata/db.js'
 import type { Mount, SnapshotInfo, SnapshotKind, Snapshotter, StorageDriver, Usage } from './types.js'
 
 const run = promisify(execFile)
+
+/** The label of a snapshot prepared `volatile`. */
+const VOLATILE_LABEL = 'cairn.volatile'
+
+/** overlay's `volatile` option: Linux 5.10 and later. */
+export function volatileSupported(kernel = release()): boolean {
+  const [major = 0, minor = 0] = kernel.split('.').map((n) => Number.parseInt(n, 10))
+  return major > 5 || (major === 5 && minor >= 10)
+}
 
 interface Row {
   driver: string
@@ -103,8 +113,8 @@ export class FsSnapshotter implements Snapshotter {
 
   // ---------------------------------------------------------------- lifecycle
 
-  async prepare(key: string, parent?: string, opts: { labels?: Record<string, string> } = {}): Promise<Mount[]> {
-    return this.create('active', key, parent, opts.labels ?? {})
+  async prepare(key: string, parent?: string, opts: { labels?: Record<string, string>; volatile?: boolean } = {}): Promise<Mount[]> {
+    return this.create('active', key, parent, { ...opts.labels, ...(opts.volatile === true ? { [VOLATILE_LABEL]: 'true' } : {}) })
   }
 
   async view(key: string, parent?: string, opts: { labels?: Record<string, string> } = {}): Promise<Mount[]> {
@@ -155,11 +165,16 @@ export class FsSnapshotter implements Snapshotter {
     const lowers = r.parent ? this.chain(r.parent) : []
     if (r.kind === 'active') {
       if (lowers.length === 0) return [{ type: 'bind', source: `${this.dir(r)}/fs`, options: ['rw', 'rbind'] }]
+      const volatile = (JSON.parse(r.labels) as Record<string, string>)[VOLATILE_LABEL] === 'true' && volatileSupported()
+      // a volatile mount leaves work/incompat/volatile in its workdir, and overlay refuses to
+      // mount the folders again while that is there: it goes (the tree was unmounted cleanly,
+      // or, after a crash, is one whose writes did not need to survive it)
+      if (volatile) await rm(`${this.dir(r)}/work/work/incompat`, { recursive: true, force: true })
       return [{
         type: 'overlay',
         source: 'overlay',
         cwd: this.home,
-        options: ['index=off', `lowerdir=${(await this.links(lowers)).join(':')}`, `upperdir=${r.id}/fs`, `workdir=${r.id}/work`],
+        options: ['index=off', `lowerdir=${(await this.links(lowers)).join(':')}`, `upperdir=${r.id}/fs`, `workdir=${r.id}/work`, ...(volatile ? ['volatile'] : [])],
       }]
     }
     const stack = r.kind === 'view' ? lowers : [r, ...lowers]
@@ -208,6 +223,7 @@ export class FsSnapshotter implements Snapshotter {
     this.db.transaction(() => {
       if (this.row(name)) throw new CairnError('CONFLICT', `snapshot ${name} already exists`)
       const labels = { ...(reparent ? {} : (JSON.parse(r.labels) as Record<string, string>)), ...(opts.labels ?? {}) }
+      delete labels[VOLATILE_LABEL] // a committed snapshot is never mounted writable
       const parent = reparent ? (opts.parent ?? null) : r.parent
       this.db.prepare("UPDATE snapshots SET key = ?, kind = 'committed', labels = ?, parent = ? WHERE driver = ? AND key = ?").run(name, JSON.stringify(labels), parent, this.driver, key)
     }).immediate()

@@ -44,8 +44,13 @@ export type StorageDriver = (typeof StorageDrivers)[keyof typeof StorageDrivers]
 
 export interface Snapshotter {
   readonly driver: StorageDriver
-  /** A writable snapshot on top of the committed `parent` (or empty). */
-  prepare(key: string, parent?: string, opts?: { labels?: Record<string, string> }): Promise<Mount[]>
+  /**
+   * A writable snapshot on top of the committed `parent` (or empty). `volatile` (overlay): it is
+   * always mounted without syncs (overlay's `volatile`, Linux 5.10 and later; ignored before), so
+   * that unmounting it does not flush the whole file system under it. For a tree whose writes
+   * need not survive a crash: what is kept of it is written elsewhere, or it is made again.
+   */
+  prepare(key: string, parent?: string, opts?: { labels?: Record<string, string>; volatile?: boolean }): Promise<Mount[]>
   /** A read-only snapshot of the committed `parent`. */
   view(key: string, parent?: string, opts?: { labels?: Record<string, string> }): Promise<Mount[]>
   /** The mounts of an existing active or view snapshot. */

@@ -287,8 +287,57 @@ test('the overlay driver describes mounts without needing root', async () => {
     const [v] = await snap.view('v', 'l1')
     assert.deepEqual(v?.type, 'bind', 'a one-layer view is a read-only bind')
     assert.ok(v?.options.includes('ro'))
-
+    assert.ok(!m?.options.includes('volatile'), 'a writable snapshot syncs on unmount unless it was asked not to')
   } finally {
+    cairn.close()
+    await cleanup()
+  }
+})
+
+test('overlay has volatile mounts from Linux 5.10', async () => {
+  const { volatileSupported } = await import('../../src/snapshot/snapshotter.js')
+  assert.equal(volatileSupported('5.10.0-23-amd64'), true)
+  assert.equal(volatileSupported('6.1.0'), true)
+  assert.equal(volatileSupported('5.4.0-150-generic'), false)
+  assert.equal(volatileSupported('4.19.0'), false)
+  assert.equal(volatileSupported('garbage'), false)
+})
+
+test('a snapshot prepared volatile is mounted without syncs, again after an unmount, and committed as any other', async (t) => {
+  if (!requireRoot(t, 'mounts')) return
+  if (!(await overlaySupported())) return t.skip('no overlayfs')
+  const { volatileSupported } = await import('../../src/snapshot/snapshotter.js')
+  if (!volatileSupported()) return t.skip('a kernel before 5.10 has no volatile overlay mounts')
+  const { dir, cleanup } = await tempDir()
+  const cairn = await Cairn.open({ root: `${dir}/store` })
+  const target = `${dir}/mnt`
+  mkdirSync(target)
+  try {
+    const { FsSnapshotter } = await import('../../src/snapshot/snapshotter.js')
+    const snap = new FsSnapshotter(cairn.store.db, cairn.store.root, 'overlay')
+    const base = await snap.prepare('base-key')
+    await mountAll(base, target)
+    writeFileSync(`${target}/below`, 'below')
+    await unmount(target)
+    await snap.commit('base', 'base-key')
+    const mounts = await snap.prepare('scratch', 'base', { labels: { mine: 'yes' }, volatile: true })
+    assert.ok(mounts[0]?.options.includes('volatile'))
+    assert.equal((await snap.stat('scratch')).labels['mine'], 'yes')
+    for (const round of [1, 2]) {
+      // overlay refuses a second mount of folders a volatile mount used, unless they are cleared
+      await mountAll(await snap.mounts('scratch'), target)
+      writeFileSync(`${target}/round${round}`, String(round))
+      assert.equal(readFileSync(`${target}/below`, 'utf8'), 'below')
+      await unmount(target)
+    }
+    await snap.commit('top', 'scratch')
+    assert.deepEqual((await snap.stat('top')).labels, { mine: 'yes' }, 'a committed snapshot is never mounted writable: the mark goes')
+    await snap.view('v', 'top')
+    await mountAll(await snap.mounts('v'), target)
+    assert.deepEqual(readdirSync(target).sort(), ['below', 'round1', 'round2'])
+    await unmount(target)
+  } finally {
+    await unmount(target).catch(() => undefined)
     cairn.close()
     await cleanup()
   }
