@@ -1,7 +1,7 @@
 /*
  * cairn_sys: the mount(2) and umount2(2) system calls, the reading of extended attributes
- * (llistxattr(2), lgetxattr(2)), sync_file_range(2) and posix_fadvise(2), which Node.js does not
- * have.
+ * (llistxattr(2), lgetxattr(2)), sync_file_range(2), posix_fadvise(2) and writes through O_DIRECT,
+ * which Node.js does not have.
  *
  * Without them every mount and unmount is a mount(8) or umount(8) process, and starting a process
  * from Node.js forks the whole Node.js process first: some 10 to 20 ms of the event loop's time
@@ -42,6 +42,7 @@
 #include <ftw.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #define MAX_ARG 8192
@@ -544,6 +545,211 @@ static napi_value do_will_need(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+/*
+ * writeAt(fd, position, buffers, direct) -> Promise<boolean>: the buffers written one after the
+ * other from `position` (pwrite(2), short writes continued), on libuv's pool.
+ *
+ * With `direct` the file is switched to O_DIRECT (fcntl(2)) and the bytes go from an aligned buffer
+ * of this addon straight to the device, past the page cache: `position` and the length must then
+ * be multiples of DIRECT_ALIGN, the length at most DIRECT_MAX. The promise resolves true. Where the
+ * file system refuses O_DIRECT the bytes are written through the page cache and it resolves false.
+ * Without `direct`, a file switched before is switched back, and any position and length do.
+ *
+ * Why: a blob written into the store is read back rarely and soon synced anyway, and putting it in
+ * the page cache costs more than writing it. Every page of it must be allocated first, and on a
+ * virtual machine whose free memory goes back to the host, as on the machines this runs on, the
+ * first touch of such a page is a fault in the host: 96 MB written took 200 ms of system time that
+ * way, against 10 ms through O_DIRECT, which wrote it at 2 GB/s. The aligned buffers are reused
+ * (at most DIRECT_SPARES kept), so their pages are touched once.
+ */
+#define DIRECT_ALIGN 4096
+#define DIRECT_MAX (1 << 20)
+#define DIRECT_SPARES 4
+
+static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *spares[DIRECT_SPARES];
+static int spare_count = 0;
+
+static void *take_aligned(void) {
+  void *p = NULL;
+  pthread_mutex_lock(&spare_lock);
+  if (spare_count > 0) p = spares[--spare_count];
+  pthread_mutex_unlock(&spare_lock);
+  if (p == NULL && posix_memalign(&p, DIRECT_ALIGN, DIRECT_MAX) != 0) p = NULL;
+  return p;
+}
+
+static void give_aligned(void *p) {
+  pthread_mutex_lock(&spare_lock);
+  if (spare_count < DIRECT_SPARES) {
+    spares[spare_count++] = p;
+    p = NULL;
+  }
+  pthread_mutex_unlock(&spare_lock);
+  free(p);
+}
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  int fd;
+  int64_t position;
+  bool direct;
+  bool went_direct;
+  uint32_t count;
+  napi_ref *refs;
+  const uint8_t **data;
+  size_t *lengths;
+  int err;
+} write_job_t;
+
+static void free_write_job(napi_env env, write_job_t *j) {
+  for (uint32_t i = 0; i < j->count; i++) if (j->refs[i] != NULL) napi_delete_reference(env, j->refs[i]);
+  free(j->refs);
+  free(j->data);
+  free(j->lengths);
+  free(j);
+}
+
+/* All of [p, p + n) written at *pos; 0 or an errno. */
+static int pwrite_all(int fd, const uint8_t *p, size_t n, int64_t *pos) {
+  while (n > 0) {
+    ssize_t w = pwrite(fd, p, n, *pos);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (w == 0) return EIO;
+    p += w;
+    n -= (size_t)w;
+    *pos += w;
+  }
+  return 0;
+}
+
+static void write_execute(napi_env env, void *data) {
+  (void)env;
+  write_job_t *j = data;
+  int flags = fcntl(j->fd, F_GETFL);
+  if (flags < 0) {
+    j->err = errno;
+    return;
+  }
+  void *aligned = NULL;
+  if (j->direct) {
+    if ((flags & O_DIRECT) != 0 || fcntl(j->fd, F_SETFL, flags | O_DIRECT) == 0) aligned = take_aligned();
+    /* refused (EINVAL: the file system has no O_DIRECT) or no memory: through the page cache */
+    if (aligned == NULL && (flags & O_DIRECT) != 0 && fcntl(j->fd, F_SETFL, flags & ~O_DIRECT) != 0) {
+      j->err = errno;
+      return;
+    }
+  } else if ((flags & O_DIRECT) != 0 && fcntl(j->fd, F_SETFL, flags & ~O_DIRECT) != 0) {
+    j->err = errno;
+    return;
+  }
+  int64_t pos = j->position;
+  if (aligned != NULL) {
+    size_t n = 0;
+    for (uint32_t i = 0; i < j->count; i++) {
+      memcpy((uint8_t *)aligned + n, j->data[i], j->lengths[i]);
+      n += j->lengths[i];
+    }
+    j->err = pwrite_all(j->fd, aligned, n, &pos);
+    give_aligned(aligned);
+    j->went_direct = j->err == 0;
+    return;
+  }
+  for (uint32_t i = 0; i < j->count && j->err == 0; i++) j->err = pwrite_all(j->fd, j->data[i], j->lengths[i], &pos);
+}
+
+static void write_complete(napi_env env, napi_status status, void *data) {
+  write_job_t *j = data;
+  napi_value result;
+  if (status == napi_ok && j->err == 0) {
+    napi_get_boolean(env, j->went_direct, &result);
+    napi_resolve_deferred(env, j->deferred, result);
+  } else {
+    char msg[256];
+    napi_value message, code;
+    snprintf(msg, sizeof msg, "write: %s", j->err != 0 ? strerror(j->err) : "cancelled");
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, NULL, message, &result);
+    napi_create_int32(env, j->err, &code);
+    napi_set_named_property(env, result, "errno", code);
+    napi_reject_deferred(env, j->deferred, result);
+  }
+  napi_delete_async_work(env, j->work);
+  free_write_job(env, j);
+}
+
+static napi_value do_write_at(napi_env env, napi_callback_info info) {
+  static const char *usage = "writeAt(fd, position, buffers, direct): a number, a position not negative, an array of Uint8Arrays, a boolean; "
+                             "direct: position and length multiples of 4096, length at most 1 MiB";
+  size_t argc = 4;
+  napi_value argv[4];
+  int32_t fd;
+  int64_t position;
+  bool is_array = false, direct = false;
+  uint32_t n = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int64(env, argv[1], &position) != napi_ok || position < 0 ||
+      napi_is_array(env, argv[2], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[2], &n) != napi_ok ||
+      napi_get_value_bool(env, argv[3], &direct) != napi_ok) {
+    napi_throw_type_error(env, NULL, usage);
+    return NULL;
+  }
+  write_job_t *j = calloc(1, sizeof *j);
+  if (j == NULL || (n > 0 && ((j->refs = calloc(n, sizeof(napi_ref))) == NULL || (j->data = calloc(n, sizeof(uint8_t *))) == NULL ||
+                              (j->lengths = calloc(n, sizeof(size_t))) == NULL))) {
+    if (j != NULL) free_write_job(env, j);
+    return throw_errno(env, "writeAt", ENOMEM);
+  }
+  j->fd = fd;
+  j->position = position;
+  j->direct = direct;
+  size_t total = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    bool is_typed = false;
+    napi_typedarray_type type;
+    size_t length = 0;
+    void *bytes = NULL;
+    if (napi_get_element(env, argv[2], i, &v) != napi_ok || napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed ||
+        napi_get_typedarray_info(env, v, &type, &length, &bytes, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+      free_write_job(env, j);
+      napi_throw_type_error(env, NULL, usage);
+      return NULL;
+    }
+    /* the bytes stay where they are while the job holds their array */
+    if (napi_create_reference(env, v, 1, &j->refs[j->count]) != napi_ok) {
+      free_write_job(env, j);
+      return throw_errno(env, "writeAt", ENOMEM);
+    }
+    j->data[j->count] = bytes;
+    j->lengths[j->count] = length;
+    j->count++;
+    total += length;
+  }
+  if (direct && (position % DIRECT_ALIGN != 0 || total % DIRECT_ALIGN != 0 || total > DIRECT_MAX)) {
+    free_write_job(env, j);
+    napi_throw_type_error(env, NULL, usage);
+    return NULL;
+  }
+  napi_value promise = start_job(env, "cairn:writeAt", write_execute, write_complete, j, &j->deferred, &j->work);
+  if (promise == NULL) {
+    free_write_job(env, j);
+    return throw_errno(env, "writeAt", ENOMEM);
+  }
+  if (j->work == NULL) {
+    napi_value message, error;
+    napi_create_string_utf8(env, "writeAt: could not queue the call", NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, NULL, message, &error);
+    napi_reject_deferred(env, j->deferred, error);
+    free_write_job(env, j);
+  }
+  return promise;
+}
+
 static void set_constant(napi_env env, napi_value obj, const char *name, int64_t v) {
   napi_value n;
   napi_create_int64(env, v, &n);
@@ -566,6 +772,8 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "syncFileRange", fn);
   napi_create_function(env, "willNeed", NAPI_AUTO_LENGTH, do_will_need, NULL, &fn);
   napi_set_named_property(env, exports, "willNeed", fn);
+  napi_create_function(env, "writeAt", NAPI_AUTO_LENGTH, do_write_at, NULL, &fn);
+  napi_set_named_property(env, exports, "writeAt", fn);
   napi_create_object(env, &constants);
   set_constant(env, constants, "MS_RDONLY", MS_RDONLY);
   set_constant(env, constants, "MS_REMOUNT", MS_REMOUNT);

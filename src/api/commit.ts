@@ -41,6 +41,8 @@ export interface CommitOptions extends OperationOptions {
   squash?: boolean
   /** How the new layer is stored (default none: compressed at push). */
   compression?: Compression
+  /** The layer's blob will not be read back soon: written past the page cache (see ContentStore.ingest). */
+  direct?: boolean
   /** Seconds since the epoch: creation time, and mtimes clamped to it (SOURCE_DATE_EPOCH). */
   timestamp?: number
   /** Manifest family; default: the parent image's. */
@@ -124,6 +126,8 @@ export interface CommitImageInput {
   config: (parent: ImageConfig, diffId: DiffId | undefined) => ImageConfig
   /** How the new layer is stored (default none: compressed at push). */
   compression?: Compression
+  /** The layer's blob will not be read back soon: written past the page cache (see ContentStore.ingest). */
+  direct?: boolean
   /** Manifest family; default: the parent image's (docker from scratch). */
   format?: ManifestFormat
   reference?: Reference
@@ -160,6 +164,7 @@ export async function commitImage(store: ImageStore, input: CommitImageInput): P
   if (input.layer) {
     layer = await stageLayerTar(store.content, await input.layer(onEntry), {
       compression,
+      direct: input.direct === true,
       ...(input.signal ? { signal: input.signal } : {}),
       ...(input.onBytes ? { onBytes: input.onBytes } : {}),
     })

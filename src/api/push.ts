@@ -290,8 +290,9 @@ class Pusher {
   private async compressAndUpload(image: ImageRecord, plain: StoredLayer, want: Exclude<Compression, 'none'>, mediaType: string): Promise<{ digest: Digest; size: number; sent?: number }> {
     const signal = this.opts.signal
     const sig = signal ? { signal } : {}
-    // the store's side first: once the upload has started, nothing may fail before it is fed
-    const ingest = await this.store.content.ingest()
+    // the store's side first: once the upload has started, nothing may fail before it is fed;
+    // the copy kept is read again only by a later push elsewhere: past the page cache
+    const ingest = await this.store.content.ingest('sha256', { direct: true })
     const toRegistry = new PassThrough({ highWaterMark: 1 << 20 })
     let alive = true
     let waiting: (() => void) | undefined

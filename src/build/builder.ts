@@ -217,6 +217,12 @@ class Builder {
   private readonly runsLeft = new Map<number, number>()
   private readonly missed = new Set<number>()
   private readonly standbys: MonitorStandby[] = []
+  /**
+   * The stages whose layers make the result: the target and the stages it stands on (FROM).
+   * The others' layers are written past the page cache: they are read back only by a later
+   * build that copies from them, while the result's are read next by a push or a save.
+   */
+  private readonly resultStages = new Set<number>()
 
   constructor(
     private readonly store: ImageStore,
@@ -314,6 +320,11 @@ class Builder {
       needed.add(s)
     }
     visit(target)
+    for (let s: Stage | undefined = target; s !== undefined && !this.resultStages.has(s.index);) {
+      this.resultStages.add(s.index)
+      const base = this.stageNamed(this.baseName(s))
+      s = base && base.index < s.index && base.name !== undefined ? base : undefined
+    }
     return { target, needed: [...needed].sort((a, b) => a.index - b.index) }
   }
 
@@ -628,11 +639,13 @@ class Builder {
       return this.store.get(res.id) as ImageRecord
     }
     const parentDiffIds = state.config.rootfs.diff_ids
+    const direct = !this.resultStages.has(stage.index)
     if (layer.kind === 'tar') {
       const commit = (tar: (onEntry: (h: TarHeaderInit) => void) => Readable): Promise<{ id: ImageId; diffId?: DiffId }> => commitImage(this.store, {
         ...(state.image ? { parent: state.image } : {}),
         layer: async (onEntry) => tar(onEntry),
         keepEmptyLayer: true,
+        direct,
         config: makeConfig,
         alsoRecord,
         signal: this.signal,
@@ -670,6 +683,7 @@ class Builder {
           parent,
           layer: async (onEntry) => snapshotLayer(snapshotter, key, { signal: this.signal, onEntry }),
           keepEmptyLayer: true,
+          direct,
           config: makeConfig,
           alsoRecord,
           signal: this.signal,
@@ -681,6 +695,7 @@ class Builder {
         parent,
         layer: async (onEntry) => tee(await snapshotLayer(snapshotter, key, { signal: this.signal, onEntry, ...(ts !== undefined ? { timestamp: ts } : {}) })),
         keepEmptyLayer: true,
+        direct,
         config: makeConfig,
         alsoRecord,
         signal: this.signal,

@@ -22,9 +22,9 @@ export interface StagedLayer {
 export async function stageLayerTar(
   content: ContentStore,
   tar: Readable,
-  opts: { compression: Compression; signal?: AbortSignal; onBytes?: (uncompressed: number) => void },
+  opts: { compression: Compression; signal?: AbortSignal; onBytes?: (uncompressed: number) => void; direct?: boolean },
 ): Promise<StagedLayer> {
-  const ingest = await content.ingest()
+  const ingest = await content.ingest('sha256', { direct: opts.direct === true })
   // stored uncompressed, the blob is the tar: the store's own hash is the diffID (one pass, not two)
   const diff = opts.compression === 'none' ? undefined : new HashingStream()
   try {

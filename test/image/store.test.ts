@@ -1,10 +1,13 @@
 /** The image store and content store through the library API. */
 import { test, describe, beforeEach, afterEach } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, readdirSync, renameSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, renameSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import { Cairn, hasCode } from '../../src/index.js'
 import { ContentStore } from '../../src/content/store.js'
+import { sysAddon } from '../../src/util/addon.js'
 import { asDiffId, asImageId, digestOf } from '../../src/oci/digest.js'
 import { tarOf, tempDir } from '../helpers/cairn.js'
 import { buildManifest, serializeConfig, serializeManifest } from '../../src/image/manifest.js'
@@ -72,6 +75,61 @@ describe('content store', () => {
     await gone.abort()
     await assert.rejects(gone.hashed, (e) => hasCode(e, 'ABORTED'))
     assert.deepEqual(readdirSync(`${dir}/ingest`), [])
+  })
+
+  test('a blob of odd-sized pieces is written whole and in order, past the page cache in whole MiBs and its tail through it', async () => {
+    // pieces that straddle the 1 MiB chunks, one larger than a chunk, and a tail of a few bytes
+    const data = randomBytes((5 << 20) + 4099)
+    const cuts = [1, 4095, 1 << 20, (1 << 20) + 3, 3 << 20, (5 << 20) + 4098, data.length]
+    const pieces = cuts.map((c, i) => data.subarray(i === 0 ? 0 : cuts[i - 1], c))
+    const ing = await cs.ingest('sha256', { direct: true })
+    await pipeline(Readable.from(pieces), ing.stream)
+    const ok = await ing.stage()
+    cs.publishSync(ok)
+    assert.equal(ok.digest, digestOf(data))
+    assert.ok(readFileSync(cs.path(ok.digest)).equals(data), 'the stored bytes are the bytes written')
+    // and a blob smaller than a chunk (only a tail)
+    const small = await cs.write(Readable.from([Buffer.from('tiny')]))
+    assert.equal((await cs.readBytes(small.digest)).toString(), 'tiny')
+  })
+
+  test('where the file system refuses O_DIRECT, a blob goes through the page cache, in order', async (t) => {
+    const addon = sysAddon() as { writeAt: (fd: number, position: number, buffers: Uint8Array[], direct: boolean) => Promise<boolean> }
+    const real = addon.writeAt
+    let refused = 0
+    // as on such a file system: the addon writes through the page cache and says so
+    addon.writeAt = async (fd, position, buffers, direct) => {
+      if (direct) refused++
+      await real(fd, position, buffers, false)
+      return false
+    }
+    t.after(() => {
+      addon.writeAt = real
+    })
+    const data = randomBytes((3 << 20) + 777)
+    const ing = await cs.ingest('sha256', { direct: true })
+    // pieces arriving while the first direct write is in flight, then after it was refused
+    for (let at = 0; at < data.length; at += 300_000) {
+      ing.stream.write(data.subarray(at, at + 300_000))
+      if (at % 900_000 === 0) await new Promise((r) => setImmediate(r))
+    }
+    ing.stream.end()
+    const st = await ing.stage()
+    cs.publishSync(st)
+    assert.equal(st.digest, digestOf(data))
+    assert.ok(readFileSync(cs.path(st.digest)).equals(data))
+    assert.ok(refused >= 1 && refused <= 2, `O_DIRECT is asked for until the first refusal comes back (${refused})`)
+  })
+
+  test('a blob aborted while a write is in flight leaves nothing, and no write lands after its file is closed', async () => {
+    const ing = await cs.ingest('sha256', { direct: true })
+    for (let i = 0; i < 6; i++) ing.stream.write(randomBytes(1 << 20))
+    await new Promise((r) => setImmediate(r))
+    await ing.abort()
+    assert.deepEqual(readdirSync(`${dir}/ingest`), [])
+    // a file opened now may get the aborted one's descriptor number: nothing of the blob reaches it
+    const other = await cs.write(Readable.from([Buffer.alloc(100, 1)]))
+    assert.ok((await cs.readBytes(other.digest)).equals(Buffer.alloc(100, 1)))
   })
 })
 

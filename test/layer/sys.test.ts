@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import { mkdir, open, symlink, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { mkdir, open, readFile, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { readXattrsOf, readXattrTree, setXattrs, xattrsNative } from '../../src/layer/sys.js'
@@ -99,6 +100,38 @@ describe('write-out hint (syncFileRange)', () => {
     }
     await assert.rejects(sys.syncFileRange(fh.fd, 0, 1), (err: Error & { errno?: number }) => err.errno === 9 && /sync_file_range: Bad file descriptor/.test(err.message))
     assert.throws(() => sys.syncFileRange(-1, -5, 1), TypeError)
+  })
+})
+
+describe('writes past the page cache (writeAt)', () => {
+  /** The descriptor's O_DIRECT flag, as /proc reports it (octal flags). */
+  const directFlag = async (fd: number): Promise<boolean> => {
+    const flags = /flags:\s+([0-7]+)/.exec(await readFile(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1] ?? '0'
+    return (Number.parseInt(flags, 8) & 0o40000) !== 0
+  }
+
+  it('writes aligned pieces through O_DIRECT, a tail through the page cache, and refuses what O_DIRECT cannot take', async (t) => {
+    const sys = sysAddonWith<{ writeAt(fd: number, position: number, buffers: unknown, direct: unknown): Promise<boolean> }>('writeAt')
+    assert.ok(sys, 'the addon (native/sys/) is built and has writeAt')
+    const file = join(await tempDir(t), 'blob')
+    const fh = await open(file, 'w')
+    const data = randomBytes((1 << 20) + 10)
+    try {
+      const pending = sys.writeAt(fh.fd, 0, [data.subarray(0, 5000), data.subarray(5000, 1 << 20)], true)
+      assert.ok(pending instanceof Promise, 'a promise: the call runs on libuv\'s pool')
+      assert.equal(await pending, true, 'this file system takes O_DIRECT')
+      assert.equal(await directFlag(fh.fd), true)
+      assert.equal(await sys.writeAt(fh.fd, 1 << 20, [data.subarray(1 << 20)], false), false)
+      assert.equal(await directFlag(fh.fd), false, 'switched back for the tail')
+      assert.throws(() => sys.writeAt(fh.fd, 100, [data.subarray(0, 4096)], true), TypeError, 'a position off the alignment')
+      assert.throws(() => sys.writeAt(fh.fd, 0, [data.subarray(0, 100)], true), TypeError, 'a length off the alignment')
+      assert.throws(() => sys.writeAt(fh.fd, 0, [Buffer.alloc(2 << 20)], true), TypeError, 'more than 1 MiB at once')
+      assert.throws(() => sys.writeAt(fh.fd, 0, ['text'], false), TypeError)
+    } finally {
+      await fh.close()
+    }
+    assert.ok((await readFile(file)).equals(data))
+    await assert.rejects(sys.writeAt(fh.fd, 0, [data.subarray(0, 4096)], true), (err: Error & { errno?: number }) => err.errno === 9)
   })
 })
 
