@@ -146,6 +146,8 @@ class Pusher {
   private readonly chunkSize: number
   /** Layers pushed earlier in this run (another tag of the same repository). */
   private readonly done = new Map<Digest, PushedLayer>()
+  /** Compressed copies of pushed layers still being synced and recorded in the store. */
+  private readonly keeping: Promise<void>[] = []
 
   constructor(private readonly store: ImageStore, private readonly repo: Repository, private readonly opts: PushOptions, config: RemoteConfig) {
     this.knowledge = new RemoteKnowledge(store.db)
@@ -155,7 +157,6 @@ class Pusher {
   }
 
   async pushTag(image: ImageRecord, tag: string): Promise<PushedTag> {
-    const signal = this.opts.signal
     const manifest = await this.store.manifest(image)
     const configBytes = await this.store.content.readBytes(image.configDigest)
     const cfg = JSON.parse(configBytes.toString('utf8')) as ImageConfig
@@ -182,6 +183,25 @@ class Pusher {
       task.catch(() => undefined)
       pushing.set(diffId, task)
     }
+    // the compressed copies kept in the store are synced and recorded before the push ends
+    const kept = async (): Promise<void> => {
+      const keeping = this.keeping.splice(0)
+      await Promise.allSettled(keeping)
+      for (const k of keeping) await k
+    }
+    let pushed: PushedTag
+    try {
+      pushed = await this.sendTag(image, tag, manifest, configBytes, pairs, pushing)
+    } catch (err) {
+      await kept().catch(() => undefined)
+      throw err
+    }
+    await kept()
+    return pushed
+  }
+
+  private async sendTag(image: ImageRecord, tag: string, manifest: ImageManifest, configBytes: Buffer, pairs: { desc: Descriptor; diffId: DiffId }[], pushing: Map<DiffId, Promise<{ layer: PushedLayer; descriptor: Descriptor }>>): Promise<PushedTag> {
+    const signal = this.opts.signal
     const results = new Map<DiffId, { layer: PushedLayer; descriptor: Descriptor }>()
     for (const [d, p] of pushing) results.set(d, await p)
     // the config, then the manifest that names them all
@@ -213,9 +233,10 @@ class Pusher {
       const { plain, want, mediaType } = wanted.compress
       // as Docker does: the compressed bytes go to the registry as they are made (one streamed
       // PATCH), unless uploads are to be chunked; either way they are kept in the store
-      const made: { digest: Digest; size: number; sent?: number } = this.chunkSize <= 0 ? await this.compressAndUpload(image, plain, want, mediaType) : await this.compress(image, plain, want, mediaType)
+      const made: { digest: Digest; size: number; sent?: number; kept?: Promise<void> } = this.chunkSize <= 0 ? await this.compressAndUpload(image, plain, want, mediaType) : await this.compress(image, plain, want, mediaType)
       blob = { descriptor: { mediaType, digest: made.digest, size: made.size }, local: true }
       streamed = made.sent
+      if (made.kept) this.keeping.push(made.kept)
     } else {
       blob = wanted
     }
@@ -287,7 +308,7 @@ class Pusher {
    * refuses streamed bodies, a broken connection) the compression still completes, and `sent`
    * is undefined: the caller then pushes the stored blob the usual way (which can resume).
    */
-  private async compressAndUpload(image: ImageRecord, plain: StoredLayer, want: Exclude<Compression, 'none'>, mediaType: string): Promise<{ digest: Digest; size: number; sent?: number }> {
+  private async compressAndUpload(image: ImageRecord, plain: StoredLayer, want: Exclude<Compression, 'none'>, mediaType: string): Promise<{ digest: Digest; size: number; sent?: number; kept?: Promise<void> }> {
     const signal = this.opts.signal
     const sig = signal ? { signal } : {}
     // the store's side first: once the upload has started, nothing may fail before it is fed;
@@ -388,10 +409,15 @@ class Pusher {
         }
       }
     }
-    if (!finished) await this.repo.cancelUpload(last ?? session, signal).catch(() => undefined)
-    // the kept copy's digest is the one sent: both are the ingest's hash
-    const made = await compressing
-    return finished ? { ...made, sent } : made
+    if (!finished) {
+      await this.repo.cancelUpload(last ?? session, signal).catch(() => undefined)
+      return compressing
+    }
+    // the kept copy's digest is the one sent (both are the ingest's hash); its sync and record go
+    // on while the config and the manifest are sent, and are waited for before the push ends
+    const kept = compressing.then(() => undefined)
+    kept.catch(() => undefined)
+    return { digest: hashed.digest, size: hashed.size, sent, kept }
   }
 
   /**
