@@ -27,6 +27,7 @@ import type { Credentials } from '../remote/credentials.js'
 import { limiter } from '../remote/limit.js'
 import { RemoteKnowledge } from '../remote/sources.js'
 import { uploadBlob } from '../remote/upload.js'
+import { noteStreamed } from '../util/reclaim.js'
 import { emit, type OperationOptions } from './events.js'
 import { recordImageEvent } from './system-events.js'
 
@@ -430,7 +431,13 @@ class Pusher {
     const signal = this.opts.signal
     const ingest = opts.ingest ?? (await this.store.content.ingest())
     const status = opts.tee ? 'Pushing' : 'Preparing'
-    const tap = byteCounter((n) => emit(this.opts, { id, status, current: n, total: plain.diffSize }))
+    let counted = 0
+    const tap = byteCounter((n) => {
+      // the layer's buffers (read, compressed) die at once: see util/reclaim.ts
+      noteStreamed(n - counted)
+      counted = n
+      emit(this.opts, { id, status, current: n, total: plain.diffSize })
+    })
     try {
       // gzip in blocks on every core (layer/pgzip.ts), zstd as the layer codec makes it
       const compressor = compressStream(want)

@@ -41,8 +41,8 @@ const NEEDS: Record<string, ModuleName[]> = {
   ...Object.fromEntries(CONTAINER_VERBS.map((v) => [v, ['containers'] as ModuleName[]])),
 }
 
-/** Commands that read layers from a registry or an archive (pull, load, and run, create and build, which may pull). */
-const STREAMING = new Set(['pull', 'load', 'run', 'create', 'build', 'image', 'container'])
+/** Commands that stream layers: read from a registry or an archive (pull, load, and run, create and build, which may pull), or compressed for one (push). */
+const STREAMING = new Set(['pull', 'push', 'load', 'run', 'create', 'build', 'image', 'container'])
 
 /** The command word of a command line (skipping global options and their values). */
 function commandWord(argv: readonly string[]): string | undefined {
