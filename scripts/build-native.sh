@@ -1,8 +1,8 @@
 #!/bin/sh
 # Builds Cairn's Node-API addons with node-gyp: native/sys/ (the mount and umount2 system calls,
 # instead of a mount(8) process per mount, xattr reads instead of getfattr processes, a folder's
-# lstats in one call, a blob's early write-out or O_DIRECT write, read-ahead hints) and native/ (gzip members made by
-# libdeflate).
+# lstats in one call, a blob's early write-out or O_DIRECT write, read-ahead hints) and native/
+# (gzip members made by libdeflate).
 # Run by `npm ci` / `npm install` (the package's install script), by scripts/ensure-deps.sh, and by
 # scripts/node-line.sh for another Node.js line (`sh scripts/build-native.sh DIR`).
 #

@@ -41,8 +41,6 @@ export interface CommitOptions extends OperationOptions {
   squash?: boolean
   /** How the new layer is stored (default none: compressed at push). */
   compression?: Compression
-  /** The layer's blob will not be read back soon: written past the page cache (see ContentStore.ingest). */
-  direct?: boolean
   /** Seconds since the epoch: creation time, and mtimes clamped to it (SOURCE_DATE_EPOCH). */
   timestamp?: number
   /** Manifest family; default: the parent image's. */
