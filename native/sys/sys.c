@@ -369,21 +369,57 @@ static napi_value do_lstat_dir(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* Rejects `deferred` with an Error saying `message`, with an `errno` property when `with_errno`. */
+static void reject_with(napi_env env, napi_deferred deferred, const char *message, bool with_errno, int err) {
+  napi_value text, error;
+  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &text);
+  napi_create_error(env, NULL, text, &error);
+  if (with_errno) {
+    napi_value code;
+    napi_create_int32(env, err, &code);
+    napi_set_named_property(env, error, "errno", code);
+  }
+  napi_reject_deferred(env, deferred, error);
+}
+
+/* A pool job's failure: `call: <strerror>` ("cancelled" when it never ran), its errno with it. */
+static void reject_job(napi_env env, napi_deferred deferred, const char *call, int err) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s", call, err != 0 ? strerror(err) : "cancelled");
+  reject_with(env, deferred, msg, true, err);
+}
+
 /*
  * A promise for a job run on libuv's pool: `execute` there, then `complete` on the event loop, which
- * settles *deferred. NULL when no promise could be made (the caller frees the job and throws); when
- * the work could not be queued, *work is NULL and the caller settles the promise itself.
+ * settles *deferred. NULL when no promise could be made (the caller frees the job and throws). When
+ * the work could not be queued, *work is NULL, the promise is settled here (resolved with undefined
+ * when `hint`: nothing was asked for; else rejected, `<call>: could not queue the call`), and the
+ * caller frees the job.
  */
-static napi_value start_job(napi_env env, const char *name, napi_async_execute_callback execute, napi_async_complete_callback complete,
-                            void *job, napi_deferred *deferred, napi_async_work *work) {
+static napi_value start_job(napi_env env, const char *call, napi_async_execute_callback execute, napi_async_complete_callback complete,
+                            void *job, bool hint, napi_deferred *deferred, napi_async_work *work) {
   napi_value promise, resource;
   if (napi_create_promise(env, deferred, &promise) != napi_ok) return NULL;
+  char name[64];
+  snprintf(name, sizeof name, "cairn:%s", call);
   napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource);
   if (napi_create_async_work(env, NULL, resource, execute, complete, job, work) != napi_ok) {
     *work = NULL;
   } else if (napi_queue_async_work(env, *work) != napi_ok) {
     napi_delete_async_work(env, *work);
     *work = NULL;
+  }
+  if (*work == NULL) {
+    /* the promise is the caller's: settled, never left pending */
+    if (hint) {
+      napi_value undefined;
+      napi_get_undefined(env, &undefined);
+      napi_resolve_deferred(env, *deferred, undefined);
+    } else {
+      char msg[128];
+      snprintf(msg, sizeof msg, "%s: could not queue the call", call);
+      reject_with(env, *deferred, msg, false, 0);
+    }
   }
   return promise;
 }
@@ -416,14 +452,7 @@ static void range_complete(napi_env env, napi_status status, void *data) {
     napi_get_undefined(env, &result);
     napi_resolve_deferred(env, j->deferred, result);
   } else {
-    char msg[256];
-    napi_value message, code;
-    snprintf(msg, sizeof msg, "sync_file_range: %s", j->err != 0 ? strerror(j->err) : "cancelled");
-    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, NULL, message, &result);
-    napi_create_int32(env, j->err, &code);
-    napi_set_named_property(env, result, "errno", code);
-    napi_reject_deferred(env, j->deferred, result);
+    reject_job(env, j->deferred, "sync_file_range", j->err);
   }
   napi_delete_async_work(env, j->work);
   free(j);
@@ -445,20 +474,9 @@ static napi_value do_sync_file_range(napi_env env, napi_callback_info info) {
   j->fd = fd;
   j->offset = offset;
   j->length = length;
-  napi_value promise = start_job(env, "cairn:syncFileRange", range_execute, range_complete, j, &j->deferred, &j->work);
-  if (promise == NULL) {
-    free(j);
-    return throw_errno(env, "syncFileRange", ENOMEM);
-  }
-  if (j->work == NULL) {
-    /* the promise is the caller's: it is rejected, not left pending */
-    napi_value message, error;
-    napi_create_string_utf8(env, "syncFileRange: could not queue the call", NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, NULL, message, &error);
-    napi_reject_deferred(env, j->deferred, error);
-    free(j);
-  }
-  return promise;
+  napi_value promise = start_job(env, "syncFileRange", range_execute, range_complete, j, false, &j->deferred, &j->work);
+  if (promise == NULL || j->work == NULL) free(j);
+  return promise != NULL ? promise : throw_errno(env, "syncFileRange", ENOMEM);
 }
 
 /*
@@ -530,19 +548,9 @@ static napi_value do_will_need(napi_env env, napi_callback_info info) {
     }
     j->paths[j->count++] = path;
   }
-  napi_value promise = start_job(env, "cairn:willNeed", hint_execute, hint_complete, j, &j->deferred, &j->work);
-  if (promise == NULL) {
-    free_hint_job(j);
-    return throw_errno(env, "willNeed", ENOMEM);
-  }
-  if (j->work == NULL) {
-    /* only a hint: the promise resolves, nothing was asked for */
-    napi_value undefined;
-    napi_get_undefined(env, &undefined);
-    napi_resolve_deferred(env, j->deferred, undefined);
-    free_hint_job(j);
-  }
-  return promise;
+  napi_value promise = start_job(env, "willNeed", hint_execute, hint_complete, j, true, &j->deferred, &j->work);
+  if (promise == NULL || j->work == NULL) free_hint_job(j);
+  return promise != NULL ? promise : throw_errno(env, "willNeed", ENOMEM);
 }
 
 /*
@@ -669,14 +677,7 @@ static void write_complete(napi_env env, napi_status status, void *data) {
     napi_get_boolean(env, j->went_direct, &result);
     napi_resolve_deferred(env, j->deferred, result);
   } else {
-    char msg[256];
-    napi_value message, code;
-    snprintf(msg, sizeof msg, "write: %s", j->err != 0 ? strerror(j->err) : "cancelled");
-    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, NULL, message, &result);
-    napi_create_int32(env, j->err, &code);
-    napi_set_named_property(env, result, "errno", code);
-    napi_reject_deferred(env, j->deferred, result);
+    reject_job(env, j->deferred, "write", j->err);
   }
   napi_delete_async_work(env, j->work);
   free_write_job(env, j);
@@ -735,19 +736,9 @@ static napi_value do_write_at(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, usage);
     return NULL;
   }
-  napi_value promise = start_job(env, "cairn:writeAt", write_execute, write_complete, j, &j->deferred, &j->work);
-  if (promise == NULL) {
-    free_write_job(env, j);
-    return throw_errno(env, "writeAt", ENOMEM);
-  }
-  if (j->work == NULL) {
-    napi_value message, error;
-    napi_create_string_utf8(env, "writeAt: could not queue the call", NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, NULL, message, &error);
-    napi_reject_deferred(env, j->deferred, error);
-    free_write_job(env, j);
-  }
-  return promise;
+  napi_value promise = start_job(env, "writeAt", write_execute, write_complete, j, false, &j->deferred, &j->work);
+  if (promise == NULL || j->work == NULL) free_write_job(env, j);
+  return promise != NULL ? promise : throw_errno(env, "writeAt", ENOMEM);
 }
 
 static void set_constant(napi_env env, napi_value obj, const char *name, int64_t v) {
