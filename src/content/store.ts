@@ -383,8 +383,11 @@ const WRITEBACK_EVERY = 8 << 20
 /** Bytes of a blob written at once past the page cache (the addon's largest O_DIRECT write). */
 const DIRECT_CHUNK = 1 << 20
 
-interface WriteAddon {
+interface WritebackAddon {
   syncFileRange(fd: number, offset: number, length: number): Promise<void>
+}
+
+interface DirectWriteAddon {
   writeAt(fd: number, position: number, buffers: Uint8Array[], direct: boolean): Promise<boolean>
 }
 
@@ -407,7 +410,8 @@ class FileSink extends Writable {
   private position = 0
   private started = 0
   private starting: Promise<void> | undefined
-  private readonly addon = sysAddonWith<WriteAddon>('syncFileRange', 'writeAt')
+  /** The addon's O_DIRECT writes, when this blob is to be written past the page cache. */
+  private readonly directWrites: DirectWriteAddon | undefined
   /** Whether to write past the page cache (until the file system refuses). */
   private direct: boolean
   /** Bytes not written yet (direct: less than a chunk), and the write in flight. */
@@ -418,7 +422,8 @@ class FileSink extends Writable {
 
   constructor(private readonly fh: FileHandle, direct: boolean) {
     super({ highWaterMark: WRITE_HWM })
-    this.direct = direct && this.addon !== undefined
+    this.directWrites = direct ? sysAddonWith<DirectWriteAddon>('writeAt') : undefined
+    this.direct = this.directWrites !== undefined
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -433,7 +438,7 @@ class FileSink extends Writable {
     this.drain()
       .then(async () => {
         // the last partial chunk, through the page cache (the addon switches the file back)
-        if (this.heldBytes > 0) await this.addon?.writeAt(this.fh.fd, this.position, this.take(this.heldBytes), false)
+        if (this.heldBytes > 0) await this.directWrites?.writeAt(this.fh.fd, this.position, this.take(this.heldBytes), false)
         await this.fh.sync()
       })
       .then(() => cb(), cb)
@@ -462,20 +467,19 @@ class FileSink extends Writable {
   }
 
   private async accept(buffers: Buffer[]): Promise<void> {
-    await this.settled()
-    // what is held goes first (held when a write in flight found that O_DIRECT is refused)
-    if (!this.goingDirect()) return this.writeAll(this.heldBytes > 0 ? [...this.take(this.heldBytes), ...buffers] : buffers)
     for (const b of buffers) {
       this.held.push(b)
       this.heldBytes += b.length
     }
-    while (this.goingDirect() && this.heldBytes >= DIRECT_CHUNK) {
+    for (;;) {
       await this.settled()
-      const chunk = this.take(DIRECT_CHUNK)
+      // through the page cache: all that is held (also what was held when a write in flight
+      // found that the file system refuses O_DIRECT)
+      if (!this.goingDirect()) return this.writeAll(this.take(this.heldBytes))
+      if (this.heldBytes < DIRECT_CHUNK) return
       const at = this.position
       this.position += DIRECT_CHUNK
-      // not awaited: the next chunk is gathered meanwhile
-      this.writing = (this.addon as WriteAddon).writeAt(this.fh.fd, at, chunk, true).then(
+      this.writing = (this.directWrites as DirectWriteAddon).writeAt(this.fh.fd, at, this.take(DIRECT_CHUNK), true).then(
         (wentDirect) => {
           if (!wentDirect) this.direct = false
         },
@@ -483,11 +487,8 @@ class FileSink extends Writable {
           this.failed ??= err instanceof Error ? err : new Error(String(err))
         },
       )
-    }
-    if (!this.goingDirect() && this.heldBytes > 0) {
-      // the file system refused O_DIRECT: the rest through the page cache
-      await this.settled()
-      await this.writeAll(this.take(this.heldBytes))
+      // not awaited: the next MiB gathers meanwhile
+      if (this.heldBytes < DIRECT_CHUNK) return
     }
   }
 
@@ -532,7 +533,7 @@ class FileSink extends Writable {
   }
 
   private startWriteback(): void {
-    const addon = this.addon ?? sysAddonWith<Pick<WriteAddon, 'syncFileRange'>>('syncFileRange')
+    const addon = sysAddonWith<WritebackAddon>('syncFileRange')
     if (!addon || this.starting) return
     const from = this.started
     this.started = this.position
