@@ -1391,16 +1391,18 @@ export class ContainerEngine {
       case ContainerStates.paused:
       case ContainerStates.restarting: {
         if (isAlive(row.shim_pid, row.shim_start)) return
-        if (row.owner_pid !== null && isAlive(row.owner_pid, row.owner_start)) {
-          // another command is recording the lost monitor's container: let it finish (briefly)
+        const claimedElsewhere = (row.owner_pid !== null && isAlive(row.owner_pid, row.owner_start)) || !this.rows.transition(row.id, [row.state], row.state, me, seenOwner)
+        if (claimedElsewhere) {
+          // another command is recording the lost monitor's container (it had claimed it before
+          // this look, or between this look and this claim): let it finish (briefly), so that
+          // what this command shows next is the end it records
           for (let i = 0; i < 100; i++) {
-            await sleep(50)
             const now = this.rows.get(row.id)
             if (!now || now.state !== row.state || now.owner_pid === null || !isAlive(now.owner_pid, now.owner_start)) break
+            await sleep(50)
           }
           return
         }
-        if (!this.rows.transition(row.id, [row.state], row.state, me, seenOwner)) return
         const p = this.paths(row.id)
         let rec: ExitRecord | undefined
         try {

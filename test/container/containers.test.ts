@@ -387,6 +387,22 @@ suite('container engine', undefined, true, (store) => {
       for (const n of ['later', 'victim', 'orphan']) assert.ok(!mountedRootfs(c, await idOf(c, n)), `${n} is unmounted`)
       await c.cliOk(['rm', 'later', 'victim', 'orphan'])
     })
+    test('a lost monitor seen by several commands at once: each shows the end the one that records it records', async (t) => {
+      const c = await store(t)
+      if (!c) return
+      for (let round = 0; round < 3; round++) {
+        const name = `lost${round}`
+        await c.cliOk(['run', '-d', '--name', name, '--network', 'none', 'busybox', 'sleep', '60'])
+        const r = row(c.root, name)
+        assert.ok(r?.shim_pid)
+        process.kill(r.shim_pid, 'SIGKILL')
+        await waitFor('the monitor to die', () => !isAlive(r.shim_pid as number))
+        // one of them claims the row and records the end; the others wait for it, not show it running
+        const seen = await Promise.all([1, 2, 3].map(async () => (await psAll(c)).find((p) => p.Names === name)?.Status ?? ''))
+        for (const status of seen) assert.match(status, /^Exited \(255\)/, seen.join(' | '))
+        await c.cliOk(['rm', name])
+      }
+    })
 })
 
 suite('container engine: nothing left behind', undefined, false, (store) => {
