@@ -31,7 +31,7 @@ import {
   writeSync,
   type Stats,
 } from 'node:fs'
-import { copyFile, lstat, realpath } from 'node:fs/promises'
+import { copyFile, lstat, opendir, realpath } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { CairnError, isErrno, throwIfAborted } from '../errors/index.js'
@@ -117,7 +117,12 @@ class Applier {
   private readonly pendingXattrs = new Map<string, { entry: string; xattrs: Map<string, Buffer> }>()
   private readonly privileged = process.getuid?.() === 0
 
-  constructor(private readonly root: string, private readonly opts: ApplyOptions) {}
+  /**
+   * @param fresh the root was empty when the layer began: nothing can be at a path this layer has
+   * not written, and an entry's target is not looked at first (a `COPY`'s new snapshot, a pulled
+   * layer's own folder). Creation still refuses what exists (O_EXCL, EEXIST).
+   */
+  constructor(private readonly root: string, private readonly opts: ApplyOptions, private readonly fresh = false) {}
 
   private get sameOwner(): boolean {
     return this.opts.sameOwner ?? this.privileged
@@ -215,7 +220,7 @@ class Applier {
       this.markWritten(target)
       return
     }
-    const existing = lstatOrNull(target)
+    const existing = this.fresh && !this.written.has(target) ? null : lstatOrNull(target)
     if (existing && !(existing.isDirectory() && h.type === 'directory')) this.remove(target, existing.isDirectory())
 
     switch (h.type) {
@@ -398,6 +403,16 @@ class Applier {
   }
 }
 
+/** Whether `dir` holds nothing (one entry read, not the whole listing). */
+async function isEmptyDir(dir: string): Promise<boolean> {
+  const d = await opendir(dir)
+  try {
+    return (await d.read()) === null
+  } finally {
+    await d.close()
+  }
+}
+
 /** Writes a layer's entries one by one, as `applyLayer` does with those of a tar. */
 export interface LayerWriter {
   /**
@@ -418,7 +433,7 @@ export async function layerWriter(targetDir: string, opts: ApplyOptions = {}): P
   const root = await realpath(targetDir)
   const st = await lstat(root)
   if (!st.isDirectory()) throw new CairnError('INVALID_ARGUMENT', `${targetDir} is not a directory`)
-  const applier = new Applier(root, opts)
+  const applier = new Applier(root, opts, await isEmptyDir(root))
   return {
     async entry(header, body) {
       throwIfAborted(opts.signal)
@@ -459,7 +474,7 @@ export async function applyLayer(
   const root = await realpath(targetDir)
   const st = await lstat(root)
   if (!st.isDirectory()) throw new CairnError('INVALID_ARGUMENT', `${targetDir} is not a directory`)
-  const applier = new Applier(root, opts)
+  const applier = new Applier(root, opts, await isEmptyDir(root))
   for await (const { header, body } of readTar(tar, opts.signal ? { signal: opts.signal } : {})) {
     throwIfAborted(opts.signal)
     await applier.entry(header, body)

@@ -105,6 +105,31 @@ describe('applyLayer', () => {
     assert.equal(Math.floor(m.mtimeMs / 1000), T)
   })
 
+  it('into an empty folder, a layer that names a path again replaces what it wrote there, through symlinks too', async (t) => {
+    const dir = await tempDir(t)
+    await apply([
+      { header: { path: 'f', type: 'file' }, body: 'first' },
+      { header: { path: 'f', type: 'file' }, body: 'second' },
+      { header: { path: 'd/', type: 'directory', mode: 0o700 } },
+      { header: { path: 'd/x', type: 'file' }, body: 'x' },
+      { header: { path: 'd', type: 'file' }, body: 'd is a file now' },
+      { header: { path: 'p/q/r', type: 'file' }, body: 'under made parents' },
+      { header: { path: 'p/q/', type: 'directory', mode: 0o711 } },
+      { header: { path: 'real/', type: 'directory' } },
+      { header: { path: 'real/t', type: 'file' }, body: 'old' },
+      { header: { path: 'link', type: 'symlink', linkname: 'real' } },
+      { header: { path: 'link/t', type: 'file' }, body: 'new, through the link' },
+      { header: { path: 's', type: 'symlink', linkname: 'nowhere' } },
+      { header: { path: 's/', type: 'directory' } },
+    ], dir)
+    assert.deepEqual(await listTree(dir), ['d', 'f', 'link', 'p', 'p/q', 'p/q/r', 'real', 'real/t', 's'])
+    assert.equal(await readFile(join(dir, 'f'), 'utf8'), 'second')
+    assert.equal(await readFile(join(dir, 'd'), 'utf8'), 'd is a file now')
+    assert.equal(await readFile(join(dir, 'real/t'), 'utf8'), 'new, through the link')
+    assert.equal((await lstat(join(dir, 'p/q'))).mode & 0o7777, 0o711)
+    assert.ok((await lstat(join(dir, 's'))).isDirectory())
+  })
+
   it('writes through symlinks of lower layers inside the root (merged /usr)', async (t) => {
     const dir = await tempDir(t)
     await apply([
