@@ -96,8 +96,9 @@ summary() {
   done
 }
 
-# netavark's shared firewall chains stay between containers (as Docker's do); if the suite made
-# them, they go at its end once no container uses them, so the machine is as it was
+# the default bridge, its rules and netavark's shared firewall chains stay between containers (as
+# Docker's do); if the suite made them, they go at its end once no container uses them, so the
+# machine is as it was
 netavark_chains_before=$( (iptables-save 2>/dev/null || true) | grep -c '^:NETAVARK' || true)
 # the parent cgroup of containers (`cairn` in each hierarchy, as Docker's `docker`): if the suite
 # made it, it goes at the end once empty (rmdir refuses a cgroup that still has members)

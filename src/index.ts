@@ -255,8 +255,8 @@ export class Cairn {
   }
 
   /** `cairn network rm`: refused while a running container is on it. */
-  removeNetwork(network: string): void {
-    removeNetwork(network, this.root)
+  async removeNetwork(network: string): Promise<void> {
+    await removeNetwork(network, this.root)
   }
 
   /** `cairn network prune`: the user networks no running container is on; their names. */

@@ -148,8 +148,8 @@ export function createNetwork(opts: CreateNetworkOptions & { driver?: string }, 
 }
 
 /** `docker network rm`: refused while a running container is on it (`journal`: as for create). */
-export function removeNetwork(nameOrId: string, journal?: string): NetworkDefinition {
-  const def = networks().remove(nameOrId)
+export async function removeNetwork(nameOrId: string, journal?: string): Promise<NetworkDefinition> {
+  const def = await networks().remove(nameOrId)
   if (journal !== undefined) recordEvent(journal, 'network', 'destroy', def.id, { name: def.name, type: def.driver })
   return def
 }
@@ -170,7 +170,7 @@ export async function pruneNetworks(opts: { filters?: FilterArgs } = {}, journal
     if (values(filters, 'label!').length > 0 && matchLabels({ label: values(filters, 'label!') }, 'label', def.labels)) continue
     if (cutoff !== undefined && Date.parse(def.created) >= cutoff) continue
     try {
-      m.remove(def.name)
+      await m.remove(def.name)
       if (journal !== undefined) recordEvent(journal, 'network', 'destroy', def.id, { name: def.name, type: def.driver })
       removed.push(def.name)
     } catch (err) {

@@ -89,7 +89,7 @@ export function registerNetworkCommands(program: Command): void {
       const a = await api()
       for (const n of names) {
         try {
-          a.removeNetwork(n, rootOf(cmd))
+          await a.removeNetwork(n, rootOf(cmd))
           process.stdout.write(`${n}\n`)
         } catch (err) {
           printError(err)

@@ -42,8 +42,8 @@ export async function create(x: Exchange): Promise<void> {
   x.send(201, { Id: n.Id, Warning: '' })
 }
 
-export function remove(x: Exchange): void {
-  removeNetwork(x.params['id'] ?? '')
+export async function remove(x: Exchange): Promise<void> {
+  await removeNetwork(x.params['id'] ?? '')
   x.send(204)
 }
 

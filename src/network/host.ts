@@ -3,7 +3,9 @@
  * network namespaces (`ip netns`), and the tools' locations.
  */
 import { execFile } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { existsSync, readFileSync, readlinkSync } from 'node:fs'
+import { basename } from 'node:path'
 import { promisify } from 'node:util'
 import { CairnError } from '../errors/index.js'
 import type { Subnet } from './cidr.js'
@@ -61,6 +63,56 @@ export async function deleteNetns(name: string): Promise<void> {
     await run('ip', ['netns', 'delete', name])
   } catch (err) {
     if (existsSync(netnsPath(name))) throw new CairnError('CONFLICT', `cannot remove network namespace ${name}: ${stderrOf(err)}`, { cause: err })
+  }
+}
+
+/**
+ * The link that keeps a bridge: one end of a veth pair made for nothing else, enslaved to the
+ * bridge (`BRIDGE-hold`, its peer `BRIDGE-holdp`; a hash of the name where that would pass
+ * Linux's 15 characters).
+ */
+export function bridgeHoldName(bridge: string): string {
+  return bridge.length <= 9 ? `${bridge}-hold` : `hold-${createHash('sha256').update(bridge).digest('hex').slice(0, 9)}`
+}
+
+/** Whether a network interface of this name exists on the host. */
+export function linkExists(name: string): boolean {
+  return existsSync(`/sys/class/net/${name}`)
+}
+
+/** Whether `bridge` has its hold link (see holdBridge). */
+export function bridgeHeld(bridge: string): boolean {
+  try {
+    return basename(readlinkSync(`/sys/class/net/${bridgeHoldName(bridge)}/master`)) === bridge
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Keeps `bridge` (which must exist) from being removed with its last container: netavark removes
+ * a bridge, and every firewall rule of its network, when no other link is attached to it, and
+ * makes them all again for the next container; a link of its own stays attached. One `ip -batch`
+ * (its -force goes on past a link that is there already, made by another command at the same time).
+ */
+export async function holdBridge(bridge: string): Promise<void> {
+  const hold = bridgeHoldName(bridge)
+  const script = `link add ${hold} type veth peer name ${hold}p\nlink set ${hold} master ${bridge}\n`
+  await new Promise<void>((resolve, reject) => {
+    const child = execFile('ip', ['-force', '-batch', '-'], (err) => (err && !bridgeHeld(bridge) ? reject(new CairnError('CONFLICT', `cannot hold bridge ${bridge}: ${stderrOf(err)}`, { cause: err })) : resolve()))
+    child.stdin?.on('error', () => undefined)
+    child.stdin?.end(script)
+  })
+}
+
+/** Removes the hold link of `bridge` (and its peer with it); a missing one is fine. */
+export async function releaseBridge(bridge: string): Promise<void> {
+  const hold = bridgeHoldName(bridge)
+  if (!linkExists(hold)) return
+  try {
+    await run('ip', ['link', 'del', hold])
+  } catch (err) {
+    if (linkExists(hold)) throw new CairnError('CONFLICT', `cannot remove link ${hold}: ${stderrOf(err)}`, { cause: err })
   }
 }
 

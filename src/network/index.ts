@@ -8,11 +8,11 @@
  */
 import { readFile } from 'node:fs/promises'
 import { CairnError } from '../errors/index.js'
-import type { ProcessIdentity } from '../util/proc.js'
+import { selfIdentity, type ProcessIdentity } from '../util/proc.js'
 import { hostsFile, resolvConfFile } from '../runtime/etc.js'
 import { loadNetworkConfig, type NetworkConfig } from './config.js'
 import { NetworkDefinitions, type CreateNetworkOptions } from './definitions.js'
-import { addNetns, deleteNetns } from './host.js'
+import { addNetns, bridgeHeld, deleteNetns, holdBridge, linkExists, releaseBridge } from './host.js'
 import { Leases } from './ipam.js'
 import { Netavark, netavarkNetwork, portMappings, type NetavarkOptions } from './netavark.js'
 import { reservePorts, type PortReservation } from './ports.js'
@@ -81,11 +81,17 @@ export class NetworkManager {
     return this.definitions.create(opts)
   }
 
-  /** Removes a user network; refused while a running container is attached to it. */
-  remove(nameOrId: string): NetworkDefinition {
+  /**
+   * Removes a user network, its bridge and its firewall rules; refused while a running container
+   * is attached to it.
+   */
+  async remove(nameOrId: string): Promise<NetworkDefinition> {
     if (nameOrId === 'host' || nameOrId === 'none') throw new CairnError('CONFLICT', `${nameOrId} is a pre-defined network and cannot be removed`)
     const def = this.get(nameOrId)
     if (def.name === DEFAULT_NETWORK) throw new CairnError('CONFLICT', `${def.name} is a pre-defined network and cannot be removed`)
+    // the plumbing first, while the network is still there to be told about (a container that
+    // starts on it meanwhile makes its bridge again, and the removal below is then refused)
+    if (this.leases.live(def.id).length === 0) await this.releasePlumbing(def)
     this.leases.exclusive(() => {
       const active = this.leases.live(def.id)
       if (active.length > 0) throw new CairnError('CONFLICT', `error while removing network: network ${def.name} id ${def.id} has active endpoints`)
@@ -186,6 +192,9 @@ export class NetworkManager {
       })
       attachment.dnsServers = [...new Set(defs.flatMap((def) => result[def.name]?.dns_server_ips ?? []))]
       await record(attachment)
+      // the bridges stay from now on, as Docker's do (see releasePlumbing); a hold that could not be
+      // made only costs the next start some time
+      for (const def of defs) if (!bridgeHeld(def.bridge)) await holdBridge(def.bridge).catch(() => undefined)
       const first = attachment.endpoints[0]
       return {
         attachment,
@@ -204,12 +213,56 @@ export class NetworkManager {
   }
 
   /**
-   * netavark's shared chains (empty but for their jumps once no container uses them) stay between
-   * containers, as Docker's and podman's do: making them again costs a dozen iptables calls per
-   * start. This removes them when no container on the host has a bridge network (`network prune`).
+   * What the default network leaves between containers, as Docker's docker0 and its rules stay:
+   * its bridge and firewall rules (see releasePlumbing), and netavark's shared chains (empty but
+   * for their jumps; making them again costs a dozen iptables calls). When no container on the
+   * host has a bridge network (`network prune`, the end of the test suite), this takes it all away.
    */
   async removeIdleChains(): Promise<void> {
-    if (this.leases.live().length === 0) await this.netavark.removeIdleChains()
+    if (this.leases.live().length > 0) return
+    await this.releasePlumbing(this.get(DEFAULT_NETWORK))
+    await this.netavark.removeIdleChains()
+  }
+
+  /**
+   * A network's bridge is held by a link of its own from its first container on (host.ts,
+   * holdBridge), so that it stays with its firewall rules between containers, as a Docker
+   * network's bridge stays while the network exists: netavark would otherwise remove the bridge
+   * and the rules with the last container and make them again for the next one (150 of the 180 ms
+   * of a `run --rm` container's network teardown). This takes them away: the hold, then the bridge
+   * and the rules by netavark's own teardown of an endpoint made for it.
+   */
+  private async releasePlumbing(def: NetworkDefinition): Promise<void> {
+    await releaseBridge(def.bridge)
+    if (linkExists(def.bridge)) await this.retireBridge(def)
+  }
+
+  /**
+   * Removes a bridge no container uses, and its network's firewall rules, the way netavark does
+   * after its last container: an endpoint is set up on it and torn down again (netavark's rules
+   * are its own; this never writes one).
+   */
+  private async retireBridge(def: NetworkDefinition): Promise<void> {
+    const id = `retire-${def.id.slice(0, 12)}-${process.pid}`
+    const ns = netnsName(id)
+    const options: NetavarkOptions = {
+      container_id: id,
+      container_name: id,
+      networks: { [def.name]: { static_ips: [this.leases.lease(def, id, selfIdentity())], aliases: [], interface_name: 'eth0' } },
+      network_info: { [def.name]: netavarkNetwork(def) },
+      port_mappings: [],
+    }
+    try {
+      const path = await addNetns(ns)
+      try {
+        await this.netavark.setup(path, options)
+      } finally {
+        await this.netavark.teardown(path, options)
+      }
+    } finally {
+      await deleteNetns(ns).catch(() => undefined)
+      this.leases.release(id)
+    }
   }
 
   /**

@@ -8,7 +8,7 @@
 import { after, before, describe, test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readdirSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -17,7 +17,8 @@ import { CLI } from '../helpers/cairn.js'
 import { containerStore, requireContainers, type ContainerStore } from '../container/helpers.js'
 import { loadNetworkConfig } from '../../src/network/config.js'
 import { contains, parseSubnet } from '../../src/network/cidr.js'
-import { netnsName } from '../../src/network/index.js'
+import { netnsName, NetworkManager } from '../../src/network/index.js'
+import { bridgeHeld, bridgeHoldName, linkExists } from '../../src/network/host.js'
 import { requireTools } from '../helpers/tools.js'
 import { freePort } from '../helpers/distribution.js'
 
@@ -314,6 +315,28 @@ describe('container networking', { concurrency: false }, () => {
     assert.match(files.stdout, /^nameserver 10\.9\.9\.9\nsearch corp\.test\noptions ndots:2\n$/m)
   })
 
+  test('a network\'s bridge stays, held, between its containers, with its rules; network rm takes them away', async (t) => {
+    const c = await ready(t)
+    if (!c) return
+    const name = await network(c)
+    const def = new NetworkManager(cfg).get(name)
+    const subnetRules = (): string[] => iptablesDump().split('\n').filter((l) => l.includes(def.subnet))
+    assert.ok(!linkExists(def.bridge), 'no bridge before its first container')
+    await c.cliOk(['run', '--rm', '--network', name, 'busybox', 'true'])
+    assert.ok(linkExists(def.bridge) && bridgeHeld(def.bridge), 'the bridge stays, held, after its last container')
+    assert.notDeepEqual(subnetRules(), [], 'and so do its rules')
+    const r = await c.cliOk(['run', '--rm', '--network', name, 'busybox', 'sh', '-c', `nc -w 5 ${inet.address} ${inet.port} </dev/null`])
+    assert.equal(r.stdout.trim(), '198.51.100.1', 'the next container goes out through them')
+    await c.cliOk(['network', 'rm', name])
+    assert.ok(!linkExists(def.bridge), 'no bridge once the network is removed')
+    assert.ok(!linkExists(bridgeHoldName(def.bridge)) && !linkExists(`${bridgeHoldName(def.bridge)}p`), 'no hold link')
+    assert.deepEqual(subnetRules(), [], 'no rule of its subnet')
+    assert.deepEqual(readdirSync('/run/netns').filter((n) => n.includes('retire')), [], 'no namespace of its own left')
+    // the default bridge is held the same way (other test files use it too: it stays)
+    await c.cliOk(['run', '--rm', 'busybox', 'true'])
+    assert.ok(bridgeHeld(cfg.bridgeName))
+  })
+
   test('containers started at once get distinct addresses', async (t) => {
     const c = await ready(t)
     if (!c) return
@@ -399,3 +422,4 @@ describe('container networking on the native driver', { concurrency: false }, ()
     assert.deepEqual(leftovers(id, port), [])
   })
 })
+
