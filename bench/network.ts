@@ -244,6 +244,8 @@ async function main(): Promise<void> {
     writeFileSync(values.out, md)
   } finally {
     await removeAllContainers(root).catch(() => undefined)
+    // the default bridge and its rules stay between containers: gone once idle, as they came
+    await new NetworkManager().removeIdleChains().catch(() => undefined)
     await rm(dirname(runtimeStateRoot(root, 'runc')), { recursive: true, force: true })
     await dockerd?.stop().catch((err: unknown) => process.stderr.write(`${String(err)}\n`))
     removeDockerChains(forwardPolicy)
