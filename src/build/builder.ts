@@ -38,7 +38,7 @@ import { openContext, type BuildContext } from './context.js'
 import { checksumSources, copyLayer, isLocalArchive, resolveChown, resolveSources, type HashMemo, type Source, type SourceRoot, type TreeEntry } from './copy.js'
 import { parseDockerfile, parseDuration, type CommandForm, type Dockerfile, type Instruction, type Stage } from './dockerfile.js'
 import type { BuildEvent, BuildListener, StepRef } from './events.js'
-import { MonitorStandby, runStep, type BuildNetwork } from './run.js'
+import { runStep, type BuildNetwork } from './run.js'
 import { envMap, expandWord, expandWords } from './shell.js'
 
 export interface BuildOptions {
@@ -210,14 +210,6 @@ class Builder {
   private total = 0
   private multiStage = false
   /**
-   * RUN steps not started yet, by stage; the stages where a step missed the cache (their later
-   * steps run too); and monitors started ahead for their RUN steps (a container's monitor takes
-   * a Node.js start, CPU that a stage found in the cache must not take from the others).
-   */
-  private readonly runsLeft = new Map<number, number>()
-  private readonly missed = new Set<number>()
-  private readonly standbys: MonitorStandby[] = []
-  /**
    * The stages whose layers make the result: the target and the stages it stands on (FROM).
    * The others' layers are written past the page cache: they are read back only by a later
    * build that copies from them, while the result's are read next by a push or a save.
@@ -337,12 +329,6 @@ class Builder {
     }
     this.emit({ type: 'context', ...(this.ctx.dir !== undefined ? { dir: this.ctx.dir } : {}) })
     this.checkSources(needed)
-    // RUN steps' monitors start ahead once steps run (from the first that misses the cache)
-    for (const s of needed) this.runsLeft.set(s.index, s.steps.filter((i) => i.kind === 'RUN').length)
-    if (this.opts.noCache) {
-      for (const s of needed) this.missed.add(s.index)
-      this.standbyAhead()
-    }
     await this.sweep()
     // every stage starts now: each waits for what it needs, the independent ones run at once
     // (startStage keeps each promise in this.results, awaited below)
@@ -356,31 +342,7 @@ class Builder {
       throw err
     } finally {
       await Promise.allSettled(this.results.values())
-      for (const m of this.standbys.splice(0)) m.dismiss()
     }
-  }
-
-  /**
-   * Keeps a monitor started ahead for the next RUN step of each stage that missed the cache (at
-   * most two: stages run side by side), so that it has loaded by the time the steps before it
-   * are done; a stage whose steps are all found in the cache gets none.
-   */
-  private standbyAhead(): void {
-    let wanted = 0
-    for (const s of this.missed) if ((this.runsLeft.get(s) ?? 0) > 0) wanted++
-    while (this.standbys.length < Math.min(wanted, 2)) this.standbys.push(MonitorStandby.start())
-  }
-
-  private runDone(stage: number): void {
-    this.runsLeft.set(stage, Math.max(0, (this.runsLeft.get(stage) ?? 0) - 1))
-  }
-
-  /** A monitor for a RUN step about to start (another is started ahead for the next one). */
-  private takeStandby(stage: number): MonitorStandby | undefined {
-    this.runDone(stage)
-    const m = this.standbys.shift()
-    this.standbyAhead()
-    return m
   }
 
   /** What builds killed half-way left: their read-only mounts and unfinished snapshots. */
@@ -582,12 +544,9 @@ class Builder {
           next.image = img
           next.config = await this.store.config(img)
           this.emit({ type: 'done', ref, id: img.id, cached: true, seconds: (performance.now() - t0) / 1000 })
-          if (ins.kind === 'RUN') this.runDone(stage.index)
           return next
         }
       }
-      this.missed.add(stage.index)
-      this.standbyAhead()
       // the cache row is written in the transaction that records the step's image
       const img = await this.execute(stage, ins, state, plan, ref, hit, (id) => this.cache.record(key, id, state.image?.id, ins.text))
       next.image = img
@@ -661,9 +620,7 @@ class Builder {
     const parent = await this.ensureImage(state)
     const ts = this.opts.timestamp
     let container = ''
-    const monitor = this.takeStandby(stage.index)
     const out = await runStep(this.store, {
-      ...(monitor ? { monitor } : {}),
       image: parent.id,
       argv: layer.argv,
       env: layer.env,

@@ -9,16 +9,17 @@
  * into the content store, which is synced there; stopping it then does not wait for the host's
  * file system to be flushed.
  *
+ * The container's monitor is this process (the engine's `monitorHere`): the container lives no
+ * longer than the build, and a monitor process of its own would cost a Node.js start per step.
+ *
  * Network: `default` is the default bridge, as with Docker; `host` and `none` as they say.
  */
 import { Writable } from 'node:stream'
 import { parseVolumeFlag } from '../api/flags.js'
 import { containerEngine } from '../api/containers.js'
-import { MonitorStandby } from '../container/standby.js'
+import { runMonitor } from '../container/monitor.js'
 import type { Snapshotter } from '../snapshot/types.js'
 import type { ImageStore } from '../image/store.js'
-
-export { MonitorStandby }
 
 export type BuildNetwork = 'default' | 'none' | 'host'
 
@@ -36,8 +37,6 @@ export interface RunStepInput {
   network: BuildNetwork
   /** `HOST:CTR[:ro]` binds (RUN --mount=type=cache|bind). */
   volumes?: string[]
-  /** A monitor started earlier (by the builder, ahead of the step); else one is started now. */
-  monitor?: MonitorStandby
   signal?: AbortSignal
   /** Called once the container exists, with its ID. */
   onContainer?: (id: string) => void
@@ -61,15 +60,9 @@ function sink(fn: ((d: Buffer) => void) | undefined): Writable {
 
 export async function runStep<T>(store: ImageStore, input: RunStepInput, commit: (snapshotter: Snapshotter, key: string) => Promise<T>): Promise<RunStepResult<T>> {
   const engine = containerEngine(store)
-  // the container's monitor loads while the container is made
-  const monitor = input.monitor?.usable === true ? input.monitor : MonitorStandby.start()
-  if (monitor !== input.monitor) input.monitor?.dismiss()
   const spec = await engine.create({
     image: input.image, command: input.argv, entrypoint: [], env: input.env, network: engineNetwork(input.network), volatileRootfs: true,
     ...(input.volumes && input.volumes.length > 0 ? { mounts: input.volumes.map(parseVolumeFlag) } : {}),
-  }).catch((err: unknown) => {
-    monitor.dismiss()
-    throw err
   })
   const onAbort = (): void => {
     void engine.kill(spec.id, 'KILL').catch(() => undefined)
@@ -78,7 +71,7 @@ export async function runStep<T>(store: ImageStore, input: RunStepInput, commit:
     input.onContainer?.(spec.id)
     const started = await engine.start(spec.id, {
       attach: [{ stdout: sink((d) => input.onOutput?.('stdout', d)), stderr: sink((d) => input.onOutput?.('stderr', d)) }],
-      monitor,
+      monitorHere: runMonitor,
     })
     input.signal?.addEventListener('abort', onAbort, { once: true })
     if (input.signal?.aborted) onAbort()

@@ -12,7 +12,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { hostname as osHostname } from 'node:os'
-import { mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
+import { appendFile, mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs'
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -56,6 +56,16 @@ export type ShimEvent =
   | { event: 'failed'; code: ErrorCode; message: string; exitCode: number }
   | { event: 'exited'; exitCode: number }
 
+/** How a monitor tells its starter how the start went (monitor.ts). */
+export interface MonitorChannel {
+  report: (e: ShimEvent) => void
+  /** Whether the process is the monitor's own (a SIGTERM to it goes to the runtime): false where the process does other work. */
+  ownsProcess: boolean
+}
+
+/** A monitor's work: monitor.ts's runMonitor (see StartOptions.monitorHere). */
+export type MonitorRun = (engine: ContainerEngine, args: ShimArgs, channel: MonitorChannel) => Promise<number>
+
 /** What a monitor is asked to do (its one argument, as JSON). */
 export interface ShimArgs {
   root: string
@@ -78,6 +88,13 @@ export interface StartOptions {
   monitor?: MonitorStandby
   /** Started again by its restart policy (not by its user): its restart count and manual stop stay. */
   policyRestart?: boolean
+  /**
+   * Monitors the container in this process instead of one of its own (monitor.ts's runMonitor,
+   * passed in: the engine does not load its monitor), for a container that lives no longer than
+   * this process, a build step's: no Node.js process to start for it. Should this process die
+   * first, the next command repairs the container as one whose monitor died (it is stopped).
+   */
+  monitorHere?: MonitorRun
 }
 
 export interface StartedContainer {
@@ -755,26 +772,32 @@ export class ContainerEngine {
     }
     const spec = await this.readSpec(id)
     const args: ShimArgs = { root: this.root, id, attachFirst: callers.length }
-    let child: ChildProcess
-    const standby = opts.monitor
-    const fits = standby?.usable === true
-    if (!fits) standby?.dismiss()
-    // a monitor's own stderr (a crash, say) goes to its log
-    const shimErr = openSync(this.paths(id).shimLog, 'a', 0o600)
-    try {
-      child = fits ? standby.take(args) : spawn(process.execPath, [...SHIM, JSON.stringify(args)], {
-        detached: true,
-        stdio: ['ignore', 'ignore', shimErr, 'pipe'],
-        cwd: '/',
-        env: monitorEnv(process.env),
-      })
-    } catch (err) {
-      this.rows.transition(id, [ContainerStates.starting], row.started_at === null ? ContainerStates.created : ContainerStates.exited, null)
-      throw err
-    } finally {
-      closeSync(shimErr)
+    let child: ChildProcess | undefined
+    let events: ShimEvents
+    if (opts.monitorHere) {
+      opts.monitor?.dismiss()
+      events = this.monitorInProcess(opts.monitorHere, args)
+    } else {
+      const standby = opts.monitor
+      const fits = standby?.usable === true
+      if (!fits) standby?.dismiss()
+      // a monitor's own stderr (a crash, say) goes to its log
+      const shimErr = openSync(this.paths(id).shimLog, 'a', 0o600)
+      try {
+        child = fits ? standby.take(args) : spawn(process.execPath, [...SHIM, JSON.stringify(args)], {
+          detached: true,
+          stdio: ['ignore', 'ignore', shimErr, 'pipe'],
+          cwd: '/',
+          env: monitorEnv(process.env),
+        })
+      } catch (err) {
+        this.rows.transition(id, [ContainerStates.starting], row.started_at === null ? ContainerStates.created : ContainerStates.exited, null)
+        throw err
+      } finally {
+        closeSync(shimErr)
+      }
+      events = shimEvents(child)
     }
-    const events = shimEvents(child)
     let first = await events.next()
     const attached: Attached[] = []
     if (first.event === 'ready') {
@@ -795,7 +818,7 @@ export class ContainerEngine {
       await events.closed
       const shimLog = await readFile(this.paths(id).shimLog, 'utf8').catch(() => '')
       await this.reconcile()
-      const how = child.exitCode !== null ? `exit code ${child.exitCode}` : `signal ${String(child.signalCode)}`
+      const how = child === undefined ? 'in this process' : child.exitCode !== null ? `exit code ${child.exitCode}` : `signal ${String(child.signalCode)}`
       throw new CairnError('CONFLICT', `the monitor of container ${id.slice(0, 12)} ended (${how}) before the container started${shimLog ? `: ${shimLog.trim().split('\n').slice(-3).join(' | ')}` : ''}`)
     }
     let detached = false
@@ -803,7 +826,7 @@ export class ContainerEngine {
       if (detached) return
       detached = true
       events.detach()
-      child.unref()
+      child?.unref()
     }
     return {
       id,
@@ -823,6 +846,55 @@ export class ContainerEngine {
       },
       detach,
     }
+  }
+
+  /**
+   * A monitor run in this process (StartOptions.monitorHere), its events through a queue. Should
+   * it fail in a way of its own (a monitor process would have died), the failure goes to its log,
+   * and what it left is stopped and recorded as a lost monitor's container is.
+   */
+  private monitorInProcess(run: MonitorRun, args: ShimArgs): ShimEvents {
+    const queue: ShimEvent[] = []
+    const waiters: ((e: ShimEvent | { event: 'closed' }) => void)[] = []
+    let ended = false
+    const flush = (): void => {
+      while (waiters.length > 0 && (queue.length > 0 || ended)) {
+        const w = waiters.shift() as (e: ShimEvent | { event: 'closed' }) => void
+        w(queue.shift() ?? { event: 'closed' })
+      }
+    }
+    const closed = run(this, args, { report: (e) => { queue.push(e); flush() }, ownsProcess: false }).then(
+      () => undefined,
+      async (err: unknown) => {
+        await appendFile(this.paths(args.id).shimLog, `${new Date().toISOString()} monitor failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`).catch(() => undefined)
+        await this.endAbandoned(args.id).catch(() => undefined)
+      },
+    ).then(() => {
+      ended = true
+      flush()
+    })
+    return {
+      next: () => new Promise((resolve) => {
+        waiters.push(resolve)
+        flush()
+      }),
+      closed,
+      detach: () => undefined,
+    }
+  }
+
+  /** Stops and records a container its (in-process) monitor gave up on, as a lost monitor's. */
+  private async endAbandoned(id: string): Promise<void> {
+    const row = this.rows.get(id)
+    if (!row) return
+    const rt = this.runtimeOf(row)
+    await rt.kill(id, 'KILL', { all: true }).catch(() => undefined)
+    await rt.delete(id, { force: true }).catch(() => undefined)
+    await this.detachNetwork(id).catch(() => undefined)
+    await unmount(this.paths(id).rootfs).catch(() => undefined)
+    this.rows.transition(id, [ContainerStates.starting, ContainerStates.running, ContainerStates.paused, ContainerStates.restarting], row.started_at === null && row.state === ContainerStates.starting ? ContainerStates.created : ContainerStates.exited, null, undefined, {
+      exit_code: LOST_EXIT_CODE, finished_at: Date.now(), pid: 0, shim_pid: null, shim_start: null,
+    })
   }
 
   /** The exit code once attached sessions end (a dropped connection: read from the row), undefined when one detached. */
@@ -1517,7 +1589,14 @@ function signalNumber(s: string): number {
 }
 
 /** Reads the monitor's events from fd 3. */
-function shimEvents(child: ChildProcess): { next: () => Promise<ShimEvent | { event: 'closed' }>; closed: Promise<void>; detach: () => void } {
+/** A monitor's events, in order; `closed` once it is done. */
+interface ShimEvents {
+  next: () => Promise<ShimEvent | { event: 'closed' }>
+  closed: Promise<void>
+  detach: () => void
+}
+
+function shimEvents(child: ChildProcess): ShimEvents {
   const pipe = child.stdio[3] as Readable | null | undefined
   const queue: ShimEvent[] = []
   const waiters: ((e: ShimEvent | { event: 'closed' }) => void)[] = []

@@ -25,7 +25,7 @@ import { runtimeMessage } from '../runtime/runtime.js'
 import { JsonLogWriter, type LogStream } from './logs.js'
 import { selfIdentity } from './rows.js'
 import { ContainerStates } from './types.js'
-import { containerAttributes, restartDecision, type ContainerEngine, type ShimArgs, type ShimEvent } from './engine.js'
+import { containerAttributes, restartDecision, type ContainerEngine, type MonitorChannel, type ShimArgs } from './engine.js'
 import { AttachServer } from './attach.js'
 import { spawnProcess, type ChildIO } from './stdio.js'
 import { HealthMonitor } from './health.js'
@@ -58,14 +58,20 @@ type RunOutcome =
   /** `oomKilled`: the kernel's OOM killer ended this run (Docker's State.OOMKilled). */
   | { kind: 'exited'; exitCode: number; ranMs: number; oomKilled: boolean }
 
-export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promise<number> {
-  const report = (e: ShimEvent): void => {
+/** A monitor of its own: it tells its starter in JSON lines on fd 3. */
+const FD3: MonitorChannel = {
+  report: (e) => {
     try {
       writeSync(3, `${JSON.stringify(e)}\n`)
     } catch {
       // the starter is gone (detached, or killed): nobody to tell
     }
-  }
+  },
+  ownsProcess: true,
+}
+
+export async function runMonitor(engine: ContainerEngine, args: ShimArgs, channel: MonitorChannel = FD3): Promise<number> {
+  const report = channel.report
   const id = args.id
   const p = engine.paths(id)
   const log = async (line: string): Promise<void> => {
@@ -82,7 +88,7 @@ export async function runMonitor(engine: ContainerEngine, args: ShimArgs): Promi
   let attach: AttachServer | undefined
   // the runtime of the current run (a polite TERM to the monitor goes to it; the runtime passes it on)
   const current: { child: ChildIO | undefined } = { child: undefined }
-  process.on('SIGTERM', () => current.child?.kill('SIGTERM'))
+  if (channel.ownsProcess) process.on('SIGTERM', () => current.child?.kill('SIGTERM'))
 
   /** One run: prepare, run the runtime in the foreground, health checks while it runs. */
   const runOnce = async (first: boolean): Promise<RunOutcome> => {

@@ -4,6 +4,10 @@ import assert from 'node:assert/strict'
 import { PassThrough, Readable } from 'node:stream'
 import { text } from 'node:stream/consumers'
 import { Cairn, hasCode } from '../../src/index.js'
+import { containerEngine } from '../../src/api/containers.js'
+import type { MonitorRun } from '../../src/container/engine.js'
+import { runMonitor } from '../../src/container/monitor.js'
+import { ImageStore } from '../../src/image/store.js'
 import { containerStore, requireContainers, type ContainerStore } from './helpers.js'
 
 describe('containers through the library', () => {
@@ -54,6 +58,36 @@ describe('containers through the library', () => {
       assert.deepEqual(await cairn.ps({ all: true }), [])
     } finally {
       cairn.close()
+    }
+  })
+
+  test('a monitor in this process (a build step\'s): the output, the exit, no process of its own; one that fails leaves the container startable', async (t) => {
+    if (!(await requireContainers(t)) || !s) return
+    const store = await ImageStore.open(s.root)
+    try {
+      const engine = containerEngine(store)
+      const spec = await engine.create({ image: 'busybox', command: ['sh', '-c', 'echo here; exit 3'], network: 'none' })
+      const out = new PassThrough()
+      const started = await engine.start(spec.id, { attach: [{ stdout: out, stderr: new PassThrough() }], monitorHere: runMonitor })
+      const row = engine.rows.get(spec.id)
+      assert.equal(row?.shim_pid, process.pid, 'this process monitors it')
+      assert.equal((await started.wait()) ?? (await engine.waitExit(spec.id)), 3)
+      out.end()
+      assert.equal(await text(out), 'here\n')
+      assert.equal(await engine.waitExit(spec.id), 3)
+      await engine.remove(spec.id, { force: true })
+
+      const other = await engine.create({ image: 'busybox', command: ['true'], network: 'none' })
+      const failing: MonitorRun = async () => {
+        throw new Error('monitor broke')
+      }
+      await assert.rejects(engine.start(other.id, { monitorHere: failing }), /ended \(in this process\) before the container started/)
+      assert.equal(engine.rows.get(other.id)?.state, 'created', 'not left starting')
+      const again = await engine.start(other.id, { monitorHere: runMonitor })
+      assert.equal((await again.wait()) ?? (await engine.waitExit(other.id)), 0)
+      await engine.remove(other.id, { force: true })
+    } finally {
+      store.close()
     }
   })
 })
