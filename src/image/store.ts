@@ -356,6 +356,8 @@ export class ImageStore {
   private setTag(ref: Reference, imageId: ImageId): ImageId | undefined {
     const name = formatReference({ domain: ref.domain, path: ref.path, tag: ref.tag ?? 'latest' })
     const prev = this.db.prepare('SELECT image_id FROM tags WHERE name = ?').get(name) as { image_id: string } | undefined
+    // a name kept where it was is not written again (a rebuild that changed nothing writes nothing)
+    if (prev?.image_id === imageId) return asImageId(prev.image_id)
     this.db.prepare('INSERT INTO tags (name, image_id, updated) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id, updated = excluded.updated')
       .run(name, imageId, Date.now())
     return prev && asImageId(prev.image_id)

@@ -166,6 +166,18 @@ describe('image store', () => {
     return res.id
   }
 
+  test('a name tagged again on the image it names is not written again; moved, it is', async () => {
+    const base = await cairn.import(Readable.from([await tarOf({ base: 'b' })]), { reference: 'base:1' })
+    const other = await cairn.import(Readable.from([await tarOf({ other: 'o' })]))
+    const changes = (): number => (cairn.store.db.prepare('SELECT total_changes() AS n').get() as { n: number }).n
+    const before = changes()
+    assert.equal(cairn.store.tag(parseReference('base:1'), asImageId(base.id)), base.id)
+    assert.equal(changes(), before, 'no row written')
+    assert.equal(cairn.store.tag(parseReference('base:1'), asImageId(other.id)), base.id)
+    assert.equal(changes(), before + 1)
+    assert.equal(cairn.store.get(asImageId(other.id))?.tags.length, 1)
+  })
+
   test('a parent with a child image cannot be deleted, even with -f; the child can, and prunes the untagged parent', async () => {
     const base = await cairn.import(Readable.from([await tarOf({ base: 'b' })]), { reference: 'base:1' })
     const kid = await child(base.id, 'kid', 'kid:1')
