@@ -68,6 +68,10 @@ function runWithCache(): void {
   }
   const source = fs.readFileSync(bundle, 'utf8').replace(/^#!.*/, '')
   const script = new vm.Script(nodeModule.wrap(source), cachedData ? { filename: bundle, cachedData } : { filename: bundle })
+  // CAIRN_DEBUG: says what became of the cache (the test of this file asks)
+  if (process.env['CAIRN_DEBUG'] !== undefined && process.env['CAIRN_DEBUG'] !== '') {
+    process.stderr.write(`cairn: code cache ${path.basename(cacheFile)}: ${cachedData === undefined ? 'none' : script.cachedDataRejected === true ? 'rejected' : 'accepted'}\n`)
+  }
   if (cachedData === undefined || script.cachedDataRejected === true) {
     // the cache is made as this command exits, from the code it ran: V8 would by then have dropped
     // the bytecode of functions that ran only at the start (the bundle's module bodies) in its
