@@ -30,15 +30,13 @@ import type { Snapshotter } from '../snapshot/types.js'
 import { mountAll, overlaySupported, unmount } from '../mount/index.js'
 import { applyLayer, layerWriter, type LayerWriter } from '../layer/apply.js'
 import { commitImage } from '../api/commit.js'
-import { pullImage } from '../api/pull.js'
 import type { Credentials } from '../remote/credentials.js'
-import { saveImages } from '../api/save.js'
 import { BuildCache, cacheKey, FileHashes } from './cache.js'
 import { openContext, type BuildContext } from './context.js'
 import { checksumSources, copyLayer, isLocalArchive, resolveChown, resolveSources, type HashMemo, type Source, type SourceRoot, type TreeEntry } from './copy.js'
 import { parseDockerfile, parseDuration, type CommandForm, type Dockerfile, type Instruction, type Stage } from './dockerfile.js'
 import type { BuildEvent, BuildListener, StepRef } from './events.js'
-import { runStep, type BuildNetwork } from './run.js'
+import type { BuildNetwork } from './run.js'
 import { envMap, expandWord, expandWords } from './shell.js'
 
 export interface BuildOptions {
@@ -467,6 +465,7 @@ class Builder {
     const known = this.opts.pull ? undefined : this.store.tryResolve(name)
     if (known) return known
     const credentials = this.opts.registryCredentials?.[parseReference(name).domain]
+    const { pullImage } = await import('../api/pull.js')
     const pulled = await pullImage(this.store, name, {
       signal: this.signal,
       ...(credentials ? { credentials } : {}),
@@ -620,6 +619,7 @@ class Builder {
     const parent = await this.ensureImage(state)
     const ts = this.opts.timestamp
     let container = ''
+    const { runStep } = await import('./run.js')
     const out = await runStep(this.store, {
       image: parent.id,
       argv: layer.argv,
@@ -1088,6 +1088,7 @@ class Builder {
       this.emit({ type: 'exporting', status: `exporting to ${this.opts.output.type} image format` })
       const { dest } = this.opts.output
       const format = this.opts.output.type
+      const { saveImages } = await import('../api/save.js')
       if (typeof dest === 'string') {
         const tmp = `${dest}.${randomName('tmp-')}`
         try {
