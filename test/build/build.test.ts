@@ -8,14 +8,14 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { closeSync, mkdirSync, openSync, readFileSync, symlinkSync, writeFileSync, existsSync, ftruncateSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { Cairn } from '../../src/index.js'
 import type { BuildEvent } from '../../src/build/events.js'
 import { hasCode } from '../../src/errors/index.js'
-import { tempDir } from '../helpers/cairn.js'
+import { CLI, tempDir } from '../helpers/cairn.js'
 import { containerDirs, containerStore, requireContainers, type ContainerStore } from '../container/helpers.js'
 
 function count(s: string, re: RegExp): number {
@@ -149,6 +149,32 @@ describe('cairn build', { concurrency: false }, () => {
     writeFileSync(`${ctx}/Dockerfile`, 'FROM busybox\nCOPY x /x\nRUN echo "fixed"\n')
     const fixed = await cs.cliOk(['build', '--progress', 'plain', ctx])
     assert.ok(fixed.stdout.split(/^Step /m)[2]?.includes('Using cache'))
+  })
+
+  test('a build killed during a RUN: the next command stops its container, the next build\'s first RUN step removes it', async (t) => {
+    if (!(await requireContainers(t)) || !cs) return
+    // the step's text shows ru''nning (not the word its output has)
+    const ctx = context('killed', { Dockerfile: 'FROM busybox\nRUN echo ru\'\'nning-now && sleep 60\n' })
+    const child = spawn(CLI, ['--root', cs.root, 'build', '--progress', 'plain', '--no-cache', ctx], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the RUN step did not start: ${out}`)), 30_000)
+      child.stdout.on('data', (b: Buffer) => {
+        out += b.toString()
+        if (out.includes('running-now')) {
+          clearTimeout(timer)
+          resolve()
+        }
+      })
+    })
+    child.kill('SIGKILL')
+    await new Promise((resolve) => child.once('close', resolve))
+    const left = (await cs.cliOk(['ps', '-a', '--format', '{{.Status}}'])).stdout
+    assert.match(left, /^Exited \(255\)/, 'the next command stopped and recorded it')
+    const ctx2 = context('after-kill', { Dockerfile: 'FROM busybox\nRUN echo again\n' })
+    await cs.cliOk(['build', '--progress', 'plain', '--no-cache', ctx2])
+    assert.equal((await cs.cliOk(['ps', '-aq'])).stdout, '', 'the next build removed it')
+    assert.deepEqual(containerDirs(cs.root), [])
   })
 
   test('bad input is refused before anything runs, in Docker\'s words', async (t) => {
