@@ -77,7 +77,7 @@ async function sweepLeftovers(engine: ContainerEngine, store: ImageStore): Promi
   await engine.reconcile()
   for (const row of engine.rows.inStates([ContainerStates.created, ContainerStates.exited])) {
     const spec = await engine.readSpec(row.id).catch(() => undefined)
-    const pid = Number(spec?.config.Labels?.[BUILD_PID_LABEL] ?? 0)
+    const pid = Number(spec?.config.Labels[BUILD_PID_LABEL] ?? 0)
     if (pid <= 0 || processAlive(pid)) continue
     await engine.remove(row.id, { force: true, volumes: true }).catch(() => undefined)
   }
