@@ -1588,7 +1588,6 @@ function signalNumber(s: string): number {
   return SIGNALS[s.replace(/^SIG/, '')] ?? 0
 }
 
-/** Reads the monitor's events from fd 3. */
 /** A monitor's events, in order; `closed` once it is done. */
 interface ShimEvents {
   next: () => Promise<ShimEvent | { event: 'closed' }>
@@ -1596,6 +1595,7 @@ interface ShimEvents {
   detach: () => void
 }
 
+/** Reads the monitor's events from fd 3. */
 function shimEvents(child: ChildProcess): ShimEvents {
   const pipe = child.stdio[3] as Readable | null | undefined
   const queue: ShimEvent[] = []
