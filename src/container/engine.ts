@@ -854,33 +854,15 @@ export class ContainerEngine {
    * and what it left is stopped and recorded as a lost monitor's container is.
    */
   private monitorInProcess(run: MonitorRun, args: ShimArgs): ShimEvents {
-    const queue: ShimEvent[] = []
-    const waiters: ((e: ShimEvent | { event: 'closed' }) => void)[] = []
-    let ended = false
-    const flush = (): void => {
-      while (waiters.length > 0 && (queue.length > 0 || ended)) {
-        const w = waiters.shift() as (e: ShimEvent | { event: 'closed' }) => void
-        w(queue.shift() ?? { event: 'closed' })
-      }
-    }
-    const closed = run(this, args, { report: (e) => { queue.push(e); flush() }, ownsProcess: false }).then(
+    const events = eventQueue()
+    const closed = run(this, args, { report: events.push, ownsProcess: false }).then(
       () => undefined,
       async (err: unknown) => {
         await appendFile(this.paths(args.id).shimLog, `${new Date().toISOString()} monitor failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`).catch(() => undefined)
         await this.endAbandoned(args.id).catch(() => undefined)
       },
-    ).then(() => {
-      ended = true
-      flush()
-    })
-    return {
-      next: () => new Promise((resolve) => {
-        waiters.push(resolve)
-        flush()
-      }),
-      closed,
-      detach: () => undefined,
-    }
+    ).then(events.end)
+    return { next: events.next, closed, detach: () => undefined }
   }
 
   /** Stops and records a container its (in-process) monitor gave up on, as a lost monitor's. */
@@ -1595,9 +1577,8 @@ interface ShimEvents {
   detach: () => void
 }
 
-/** Reads the monitor's events from fd 3. */
-function shimEvents(child: ChildProcess): ShimEvents {
-  const pipe = child.stdio[3] as Readable | null | undefined
+/** A monitor's events as they come, each handed to the next caller of `next`; once ended, `closed`. */
+function eventQueue(): { push: (e: ShimEvent) => void; end: () => void; next: ShimEvents['next'] } {
   const queue: ShimEvent[] = []
   const waiters: ((e: ShimEvent | { event: 'closed' }) => void)[] = []
   let ended = false
@@ -1607,30 +1588,45 @@ function shimEvents(child: ChildProcess): ShimEvents {
       w(queue.shift() ?? { event: 'closed' })
     }
   }
-  pipe?.on('data', lineReader((line) => {
-    try {
-      queue.push(JSON.parse(line) as ShimEvent)
-    } catch {
-      // not ours
-    }
-  }, flush))
-  pipe?.on('error', () => undefined)
-  const closed = new Promise<void>((resolve) => {
-    child.once('close', () => {
+  return {
+    push: (e) => {
+      queue.push(e)
+      flush()
+    },
+    end: () => {
       ended = true
       flush()
-      resolve()
-    })
-  })
-  child.once('error', () => {
-    ended = true
-    flush()
-  })
-  return {
+    },
     next: () => new Promise((resolve) => {
       waiters.push(resolve)
       flush()
     }),
+  }
+}
+
+/** Reads the monitor's events from fd 3. */
+function shimEvents(child: ChildProcess): ShimEvents {
+  const pipe = child.stdio[3] as Readable | null | undefined
+  const events = eventQueue()
+  pipe?.on('data', lineReader((line) => {
+    let e: ShimEvent
+    try {
+      e = JSON.parse(line) as ShimEvent
+    } catch {
+      return // not ours
+    }
+    events.push(e)
+  }))
+  pipe?.on('error', () => undefined)
+  const closed = new Promise<void>((resolve) => {
+    child.once('close', () => {
+      events.end()
+      resolve()
+    })
+  })
+  child.once('error', events.end)
+  return {
+    next: events.next,
     closed,
     detach: () => {
       pipe?.removeAllListeners('data')

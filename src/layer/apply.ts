@@ -413,6 +413,15 @@ async function isEmptyDir(dir: string): Promise<boolean> {
   }
 }
 
+/** An applier onto `targetDir` (resolved; it must be a directory), knowing whether it starts empty. */
+async function openApplier(targetDir: string, opts: ApplyOptions): Promise<Applier> {
+  throwIfAborted(opts.signal)
+  const root = await realpath(targetDir)
+  const st = await lstat(root)
+  if (!st.isDirectory()) throw new CairnError('INVALID_ARGUMENT', `${targetDir} is not a directory`)
+  return new Applier(root, opts, await isEmptyDir(root))
+}
+
 /** Writes a layer's entries one by one, as `applyLayer` does with those of a tar. */
 export interface LayerWriter {
   /**
@@ -429,11 +438,7 @@ export interface LayerWriter {
  * made): the same checks, the same result, without encoding and parsing the archive between.
  */
 export async function layerWriter(targetDir: string, opts: ApplyOptions = {}): Promise<LayerWriter> {
-  throwIfAborted(opts.signal)
-  const root = await realpath(targetDir)
-  const st = await lstat(root)
-  if (!st.isDirectory()) throw new CairnError('INVALID_ARGUMENT', `${targetDir} is not a directory`)
-  const applier = new Applier(root, opts, await isEmptyDir(root))
+  const applier = await openApplier(targetDir, opts)
   return {
     async entry(header, body) {
       throwIfAborted(opts.signal)
@@ -470,11 +475,7 @@ export async function applyLayer(
   targetDir: string,
   opts: ApplyOptions = {},
 ): Promise<ApplyResult> {
-  throwIfAborted(opts.signal)
-  const root = await realpath(targetDir)
-  const st = await lstat(root)
-  if (!st.isDirectory()) throw new CairnError('INVALID_ARGUMENT', `${targetDir} is not a directory`)
-  const applier = new Applier(root, opts, await isEmptyDir(root))
+  const applier = await openApplier(targetDir, opts)
   for await (const { header, body } of readTar(tar, opts.signal ? { signal: opts.signal } : {})) {
     throwIfAborted(opts.signal)
     await applier.entry(header, body)
